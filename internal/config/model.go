@@ -253,7 +253,7 @@ type Topology struct {
 	Spare   []string `json:"spare,omitempty" jsonschema_description:"Hot spares: device paths, or a disk name standing for its partition labelled zfs."`
 	Log     []Vdev   `json:"log,omitempty" jsonschema_description:"Separate intent log (SLOG) vdevs."`
 	Dedup   []Vdev   `json:"dedup,omitempty" jsonschema_description:"Deduplication table vdevs."`
-	Special []Vdev   `json:"special,omitempty" jsonschema_description:"Special allocation class vdevs (a single vdev is accepted too)."`
+	Special []Vdev   `json:"special,omitempty" decode:"oneOrMany" jsonschema_description:"Special allocation class vdevs (a single vdev is accepted too)."`
 	Cache   []string `json:"cache,omitempty" jsonschema_description:"L2ARC cache devices."`
 }
 
@@ -341,7 +341,7 @@ type BcachefsFilesystem struct {
 // BcachefsSubvolume is a subvolume of a bcachefs filesystem.
 type BcachefsSubvolume struct {
 	Name         string   `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Subvolume path inside the filesystem."`
-	MountOptions []string `json:"mountOptions,omitempty" defaultText:"[\"X-mount.mkdir\" \"X-mount.subdir=NAME\"]" jsonschema_description:"Mount options."`
+	MountOptions []string `json:"mountOptions,omitempty" jsonschema_description:"Extra mount options; X-mount.mkdir and X-mount.subdir=NAME are always put before them."`
 	Mountpoint   string   `json:"mountpoint,omitempty" jsonschema_description:"Mount point. Null leaves the subvolume unmounted."`
 }
 

@@ -1,0 +1,207 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// gptDisk wraps partitions (JSON) into a one-disk layout with a GPT.
+func gptDisk(partitions string) string {
+	return `{"disk":{"main":{"device":"/dev/sda","content":{"type":"gpt","partitions":` + partitions + `}}}}`
+}
+
+// onDisk wraps a content node (JSON) into a one-disk layout.
+func onDisk(content string) string {
+	return `{"disk":{"main":{"device":"/dev/sda","content":` + content + `}}}`
+}
+
+const (
+	ext4Root = `{"type":"filesystem","format":"ext4","mountpoint":"/"}`
+	p        = `disko.devices.disk.main.content.partitions`
+)
+
+// TestProblems checks the exact message and path of each kind of mistake, and that all
+// problems of a layout are reported in one pass.
+func TestProblems(t *testing.T) {
+	tests := []struct {
+		name, layout string
+		want         []string
+	}{
+		{"not JSON", `{"disk":`, []string{`disko.devices: is not valid JSON: unexpected EOF`}},
+		{"trailing data", `{} {}`, []string{`disko.devices: has trailing data after the JSON value`}},
+		{"empty layout", `{}`, []string{`disko.devices.disk: no disks are defined (did you forget to import your disk layout, or is it under disko.devices?)`}},
+		{"top level not a set", `[]`, []string{`disko.devices: must be an attribute set, not a list`}},
+		{"unknown top-level key with hint", `{"disks":{}}`, []string{
+			`disko.devices.disk: no disks are defined (did you forget to import your disk layout, or is it under disko.devices?)`,
+			`disko.devices.disks: unknown option (did you mean "disk"?)`}},
+		{"unknown key without hint", onDisk(`{"type":"filesystem","format":"ext4","zzzzzz":1}`), []string{
+			`disko.devices.disk.main.content.zzzzzz: unknown option (known options here: type, device, format, extraArgs, mountOptions, mountpoint, preCreateHook, postCreateHook, preMountHook, postMountHook, preUnmountHook, postUnmountHook)`}},
+		{"typo in option", onDisk(`{"type":"filesystem","format":"ext4","mountpoints":"/"}`), []string{
+			`disko.devices.disk.main.content.mountpoints: unknown option (did you mean "mountpoint"?)`}},
+		{"typo in case", onDisk(`{"type":"filesystem","format":"ext4","mountOption":["x"]}`), []string{
+			`disko.devices.disk.main.content.mountOption: unknown option (did you mean "mountOptions"?)`}},
+		{"internal keys ignored", onDisk(`{"type":"filesystem","format":"ext4","_index":1}`), nil},
+		{"disk device required", `{"disk":{"main":{}}}`, []string{`disko.devices.disk.main.device: is required`}},
+		{"disk device relative", `{"disk":{"main":{"device":"sda"}}}`, []string{`disko.devices.disk.main.device: "sda" is not a device path (for example /dev/sda or /dev/disk/by-id/...)`}},
+		{"disk device wrong kind", `{"disk":{"main":{"device":5}}}`, []string{`disko.devices.disk.main.device: must be a string, not the number 5`}},
+		{"destroy not a bool", `{"disk":{"main":{"device":"/dev/sda","destroy":"no"}}}`, []string{`disko.devices.disk.main.destroy: must be true or false, not the string "no"`}},
+		{"image size", `{"disk":{"main":{"device":"/dev/sda","imageSize":"2 GB"}}}`, []string{`disko.devices.disk.main.imageSize: "2 GB" is not a size (examples: 2G, 512M)`}},
+		{"content without type", onDisk(`{"format":"ext4"}`), []string{
+			`disko.devices.disk.main.content.type: is required here: one of bcachefs, btrfs, filesystem, gpt, luks, lvm_pv, mdraid, swap, table, zfs`}},
+		{"unknown content type with hint", onDisk(`{"type":"filesytem"}`), []string{
+			`disko.devices.disk.main.content.type: "filesytem" is not a known type (did you mean "filesystem"?)`}},
+		{"gpt in a partition", gptDisk(`{"a":{"size":"1G","content":{"type":"gpt"}}}`), []string{
+			p + `.a.content.type: "gpt" cannot be used here (a partition, logical volume or zvol cannot hold a partition table); allowed here: bcachefs, btrfs, filesystem, luks, lvm_pv, mdraid, swap, zfs`}},
+		{"table in an LV", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"type":"lvm_vg","lvs":{"x":{"size":"1G","content":{"type":"table"}}}}}}`, []string{
+			`disko.devices.lvm_vg.vg.lvs.x.content.type: "table" cannot be used here (a partition, logical volume or zvol cannot hold a partition table); allowed here: bcachefs, btrfs, filesystem, luks, lvm_pv, mdraid, swap, zfs`}},
+		{"filesystem as dataset", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"datasets":{"x":{"type":"filesystem"}}}}}`, []string{
+			`disko.devices.zpool.z.datasets.x.type: "filesystem" cannot be used here (a zpool's datasets are zfs_fs or zfs_volume); allowed here: zfs_fs, zfs_volume`}},
+		{"bad size unit", gptDisk(`{"ESP":{"size":"500X"}}`), []string{
+			p + `.ESP.size: "500X" is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100% (examples: 500M, 2G, 100%)`}},
+		{"percent other than 100 on gpt", gptDisk(`{"a":{"size":"50%"}}`), []string{
+			p + `.a.size: "50%" is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100% (examples: 500M, 2G, 100%)`}},
+		{"decimal size on gpt", gptDisk(`{"a":{"size":"1.5G"}}`), []string{
+			p + `.a.size: "1.5G" is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100% (examples: 500M, 2G, 100%)`}},
+		{"bad start", gptDisk(`{"a":{"size":"1G","start":"1 M"}}`), []string{
+			p + `.a.start: "1 M" is not a position sgdisk understands (examples: 0, 1M, 2048s)`}},
+		{"bad end", gptDisk(`{"a":{"end":"end"}}`), []string{
+			p + `.a.end: "end" is not a position sgdisk understands (examples: +500M, -10M, -0)`}},
+		{"two fillers", gptDisk(`{"a":{"size":"100%"},"b":{"size":"100%"}}`), []string{
+			p + `: partitions a, b all have size 100%, but only one can fill the rest of the disk`}},
+		{"bad type code", gptDisk(`{"a":{"size":"1G","type":"EFI"}}`), []string{
+			p + `.a.type: "EFI" is not a partition type: use a 4-digit sgdisk code such as EF00, EF02, 8300, 8200 or a type GUID`}},
+		{"bad partition uuid", gptDisk(`{"a":{"size":"1G","uuid":"1234"}}`), []string{
+			p + `.a.uuid: "1234" is not a UUID (example: 809b3a2b-828a-4730-95e1-75b6343e415a)`}},
+		{"label too long", gptDisk(`{"a":{"size":"1G","label":"0123456789012345678901234567890123456789"}}`), []string{
+			p + `.a.label: "0123456789012345678901234567890123456789" is 40 characters long; a GPT partition name holds at most 36`}},
+		{"duplicate label", gptDisk(`{"a":{"size":"1G","label":"x"},"b":{"size":"1G","label":"x"}}`), []string{
+			p + `.b.label: "x" is also the label of ` + p + `.a: by-partlabel links would collide`}},
+		{"attribute bit", gptDisk(`{"a":{"size":"1G","attributes":[64]}}`), []string{p + `.a.attributes[0]: 64 is not a GPT attribute bit (0 to 63)`}},
+		{"hybrid type byte", gptDisk(`{"a":{"size":"1G","hybrid":{"mbrPartitionType":"FAT"}}}`), []string{
+			p + `.a.hybrid.mbrPartitionType: "FAT" is not an MBR partition type byte (examples: 0x0c, 83)`}},
+		{"filesystem format required", onDisk(`{"type":"filesystem"}`), []string{`disko.devices.disk.main.content.format: is required`}},
+		{"filesystem format empty", onDisk(`{"type":"filesystem","format":""}`), []string{`disko.devices.disk.main.content.format: must not be empty (for example ext4, xfs, vfat, btrfs)`}},
+		{"relative mount point", onDisk(`{"type":"filesystem","format":"ext4","mountpoint":"home"}`), []string{
+			`disko.devices.disk.main.content.mountpoint: "home" is not an absolute mount point such as /home`}},
+		{"duplicate mount point", gptDisk(`{"a":{"size":"1G","content":` + ext4Root + `},"b":{"size":"1G","content":{"type":"filesystem","format":"xfs","mountpoint":"/"}}}`), []string{
+			p + `.b.content.mountpoint: "/" is also the mount point of ` + p + `.a.content.mountpoint`}},
+		{"duplicate mount point across types", `{"disk":{"main":{"device":"/dev/sda","content":{"type":"filesystem","format":"ext4","mountpoint":"/tmp"}}},"nodev":{"/tmp":{"fsType":"tmpfs"}}}`, []string{
+			`disko.devices.nodev."/tmp".mountpoint: "/tmp" is also the mount point of disko.devices.disk.main.content.mountpoint`}},
+		{"mount options not a list", onDisk(`{"type":"filesystem","format":"ext4","mountOptions":"noatime"}`), []string{
+			`disko.devices.disk.main.content.mountOptions: must be a list, not the string "noatime"`}},
+		{"discard policy enum", onDisk(`{"type":"swap","discardPolicy":"always"}`), []string{
+			`disko.devices.disk.main.content.discardPolicy: "always" is not one of "once", "pages", "both"`}},
+		{"random encryption and resume", onDisk(`{"type":"swap","randomEncryption":true,"resumeDevice":true}`), []string{
+			`disko.devices.disk.main.content.resumeDevice: cannot resume from a swap with randomEncryption: its key is new at every boot`}},
+		{"luks name required", onDisk(`{"type":"luks"}`), []string{`disko.devices.disk.main.content.name: is required`}},
+		{"luks relative password file", onDisk(`{"type":"luks","name":"c","passwordFile":"secret.key"}`), []string{
+			`disko.devices.disk.main.content.passwordFile: "secret.key" is not an absolute path`}},
+		{"luks without any key", onDisk(`{"type":"luks","name":"c","askPassword":false}`), []string{
+			`disko.devices.disk.main.content.askPassword: is false, but no passwordFile, keyFile or settings.keyFile is set: formatting would have no key (set one, or askPassword = true)`}},
+		{"luks gpt inside is fine", onDisk(`{"type":"luks","name":"c","content":{"type":"gpt","partitions":{"r":{"size":"100%","content":` + ext4Root + `}}}}`), nil},
+		{"lvm_pv names no vg", onDisk(`{"type":"lvm_pv","vg":"pool"}`), []string{
+			`disko.devices.disk.main.content.vg: "pool" names no entry of disko.devices.lvm_vg`}},
+		{"lvm_pv typo in vg", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"pol"}}},"lvm_vg":{"pool":{"type":"lvm_vg"}}}`, []string{
+			`disko.devices.disk.d.content.vg: "pol" names no entry of disko.devices.lvm_vg (did you mean "pool"?)`,
+			`disko.devices.lvm_vg.pool: no device is a member: add a content of type lvm_pv that names "pool"`}},
+		{"lv size", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"x":{"size":"lots"}}}}}`, []string{
+			`disko.devices.lvm_vg.vg.lvs.x.size: "lots" is not a size: use a number with an optional unit (10G, 512M) or a percentage (100%FREE, 50%VG)`}},
+		{"lv size required", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"x":{}}}}}`, []string{
+			`disko.devices.lvm_vg.vg.lvs.x.size: is required`}},
+		{"lvm type enum", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"x":{"size":"1G","lvm_type":"raid10"}}}}}`, []string{
+			`disko.devices.lvm_vg.vg.lvs.x.lvm_type: "raid10" is not one of "mirror", "raid0", "raid1", "raid4", "raid5", "raid6", "thin-pool", "thinlv" (did you mean "raid0"?)`}},
+		{"thinlv without pool", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"x":{"size":"1G","lvm_type":"thinlv"}}}}}`, []string{
+			`disko.devices.lvm_vg.vg.lvs.x.pool: is required for a thinlv: name the thin-pool LV it lives in`}},
+		{"thinlv in a plain lv", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"p":{"size":"1G"},"x":{"size":"1G","lvm_type":"thinlv","pool":"p"}}}}}`, []string{
+			`disko.devices.lvm_vg.vg.lvs.x.pool: "p" is not a logical volume of this group with lvm_type "thin-pool"`}},
+		{"two LVs take everything", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"a":{"size":"100%"},"b":{"size":"100%FREE"}}}}}`, []string{
+			`disko.devices.lvm_vg.vg.lvs: logical volumes a, b all take 100% of the free space; only the first created would get any`}},
+		{"vg without members", `{"disk":{"d":{"device":"/dev/sda"}},"lvm_vg":{"vg":{}}}`, []string{
+			`disko.devices.lvm_vg.vg: no device is a member: add a content of type lvm_pv that names "vg"`}},
+		{"mdraid names no array", onDisk(`{"type":"mdraid","name":"raid1"}`), []string{
+			`disko.devices.disk.main.content.name: "raid1" names no entry of disko.devices.mdadm`}},
+		{"mdadm level enum", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"level":3}}}`, []string{
+			`disko.devices.mdadm.r.level: "3" is not one of "0", "1", "4", "5", "6", "10"`}},
+		{"mdadm metadata enum", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"metadata":"0.90"}}}`, []string{
+			`disko.devices.mdadm.r.metadata: "0.90" is not one of "1", "1.0", "1.1", "1.2", "default", "ddf", "imsm"`}},
+		{"zfs names no pool", onDisk(`{"type":"zfs","pool":"zroot"}`), []string{
+			`disko.devices.disk.main.content.pool: "zroot" names no entry of disko.devices.zpool`}},
+		{"zpool mode enum", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mode":"raid5"}}}`, []string{
+			`disko.devices.zpool.z.mode: "raid5" is not one of "", "mirror", "raidz", "raidz1", "raidz2", "raidz3" (did you mean "raidz"?)`}},
+		{"zpool topology member unknown", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mode":{"topology":{"vdev":[{"members":["/dev/sda","other"]}]}}}}}`, []string{
+			`disko.devices.zpool.z.mode.topology.vdev[0].members[1]: "other" is not a device with a zfs content for pool "z" (members: /dev/sda)`}},
+		{"zpool topology member missing", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}},"e":{"device":"/dev/sdb","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mode":{"topology":{"vdev":[{"members":["/dev/sda"]}]}}}}}`, []string{
+			`disko.devices.zpool.z.mode.topology: /dev/sdb is a member of pool "z" but appears nowhere in its topology`}},
+		{"zpool topology shorthand and single special", `{"disk":{"a":{"device":"/dev/sda","content":{"type":"gpt","partitions":{"zfs":{"size":"100%","content":{"type":"zfs","pool":"z"}}}}},"b":{"device":"/dev/sdb","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mode":{"topology":{"vdev":[{"members":["a"]}],"special":{"members":["/dev/sdb"]}}}}}}`, nil},
+		{"zpool mode wrong kind", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mode":1}}}`, []string{
+			`disko.devices.zpool.z.mode: must be a mode string or {topology = ...}, not the number 1`}},
+		{"zvol size", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"datasets":{"v":{"type":"zfs_volume","size":"big"}}}}}`, []string{
+			`disko.devices.zpool.z.datasets.v.size: "big" is not a size (examples: 10M, 4G)`}},
+		{"dataset relative mount point", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"datasets":{"x":{"type":"zfs_fs","mountpoint":"x"}}}}}`, []string{
+			`disko.devices.zpool.z.datasets.x.mountpoint: "x" is not an absolute mount point such as /home`}},
+		{"bcachefs names no filesystem", onDisk(`{"type":"bcachefs","filesystem":"fs"}`), []string{
+			`disko.devices.disk.main.content.filesystem: "fs" names no entry of disko.devices.bcachefs_filesystems`}},
+		{"bcachefs uuid", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"bcachefs","filesystem":"fs"}}},"bcachefs_filesystems":{"fs":{"uuid":"nope"}}}`, []string{
+			`disko.devices.bcachefs_filesystems.fs.uuid: "nope" is not a UUID (example: 809b3a2b-828a-4730-95e1-75b6343e415a)`}},
+		{"btrfs swapfile size", onDisk(`{"type":"btrfs","swap":{"swapfile":{"size":"1.5G"}}}`), []string{
+			`disko.devices.disk.main.content.swap.swapfile.size: "1.5G" is not a swap file size: a whole number with a K, M, G, T or P suffix (examples: 512M, 4G)`}},
+		{"btrfs duplicate subvolume mount", onDisk(`{"type":"btrfs","subvolumes":{"/a":{"mountpoint":"/x"},"/b":{"mountpoint":"/x"}}}`), []string{
+			`disko.devices.disk.main.content.subvolumes."/b".mountpoint: "/x" is also the mount point of disko.devices.disk.main.content.subvolumes."/a".mountpoint`}},
+		{"table format enum", onDisk(`{"type":"table","format":"mbr"}`), []string{
+			`disko.devices.disk.main.content.format: "mbr" is not one of "gpt", "msdos"`}},
+		{"table logical in gpt", onDisk(`{"type":"table","format":"gpt","partitions":[{"part-type":"logical"}]}`), []string{
+			`disko.devices.disk.main.content.partitions[0].part-type: "logical" only exists in msdos tables; a gpt table has only primary partitions`}},
+		{"table part-type enum", onDisk(`{"type":"table","format":"msdos","partitions":[{"part-type":"primry"}]}`), []string{
+			`disko.devices.disk.main.content.partitions[0].part-type: "primry" is not one of "primary", "logical", "extended" (did you mean "primary"?)`}},
+		{"table logical without extended", onDisk(`{"type":"table","format":"msdos","partitions":[{"part-type":"logical"}]}`), []string{
+			`disko.devices.disk.main.content.partitions[0].part-type: a logical partition must follow an extended partition`}},
+		{"table too many primaries", onDisk(`{"type":"table","format":"msdos","partitions":[{},{},{},{},{}]}`), []string{
+			`disko.devices.disk.main.content.partitions: an msdos table holds at most 4 primary and extended partitions, this one has 5 (use logical partitions inside an extended one)`}},
+		{"table bad position", onDisk(`{"type":"table","partitions":[{"start":"one"}]}`), []string{
+			`disko.devices.disk.main.content.partitions[0].start: "one" is not a position parted understands (examples: 1MiB, 0%, 50%)`}},
+		{"table device naming", `{"disk":{"main":{"device":"/dev/weird","content":{"type":"table","partitions":[{}]}}}}`, []string{
+			`disko.devices.disk.main.content.partitions[0]: cannot name partition 1 of "/dev/weird": a legacy table needs a device named like /dev/sdX, /dev/vdX, /dev/nvmeXnY, /dev/mmcblkX, /dev/loopX, /dev/md/X or /dev/disk/by-*/X (or set the partition's device)`}},
+		{"nodev fsType required", `{"disk":{"d":{"device":"/dev/sda"}},"nodev":{"/tmp":{}}}`, []string{`disko.devices.nodev."/tmp".fsType: is required`}},
+		{"attribute names with spaces are quoted", `{"disk":{"my disk":{"device":"x"}}}`, []string{`disko.devices.disk."my disk".device: "x" is not a device path (for example /dev/sda or /dev/disk/by-id/...)`}},
+		{"several problems in one pass", gptDisk(`{"ESP":{"size":"500X","type":"EF0"},"root":{"size":"100%","content":{"type":"filesystem","mountpoint":"/"}}}`), []string{
+			p + `.ESP.size: "500X" is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100% (examples: 500M, 2G, 100%)`,
+			p + `.ESP.type: "EF0" is not a partition type: use a 4-digit sgdisk code such as EF00, EF02, 8300, 8200 or a type GUID`,
+			p + `.root.content.format: is required`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load([]byte(tt.layout), LoadOptions{})
+			var got []string
+			if err != nil {
+				var probs Problems
+				if !errors.As(err, &probs) {
+					t.Fatalf("error is not Problems: %v", err)
+				}
+				for _, pr := range probs {
+					got = append(got, pr.String())
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("problems:\n got: %q\nwant: %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDiskOverride(t *testing.T) {
+	layout := gptDisk(`{"root":{"size":"100%","content":` + ext4Root + `}}`)
+	d, err := Load([]byte(layout), LoadOptions{DiskDevices: map[string]string{"main": "/dev/loop7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpt := d.Disk["main"].Content.(*GPT)
+	if d.Disk["main"].Device != "/dev/loop7" || gpt.Device != "/dev/loop7" {
+		t.Errorf("override not applied: disk %q, gpt %q", d.Disk["main"].Device, gpt.Device)
+	}
+	_, err = Load([]byte(layout), LoadOptions{DiskDevices: map[string]string{"mian": "/dev/loop7"}})
+	want := `disko.devices.disk: --disk mian=/dev/loop7 names no disk of this layout (did you mean "main"?)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}

@@ -1,0 +1,398 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Validation checks what the decoder cannot: value formats, cross-references between
+// nodes, and layouts that disko accepts but that can only fail once disks are being
+// written. Every check reports at the option path and keeps going.
+
+var (
+	gptSize       = regexp.MustCompile(`^(100%|[0-9]+[KMGTP]?)$`)
+	sgdiskPos     = regexp.MustCompile(`^[+-]?[0-9]+[KMGTPs]?$`)
+	partedPos     = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?(%|s|B|kB|MB|GB|TB|KiB|MiB|GiB|TiB|k|K|M|G|T)?$`)
+	lvSize        = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?[bBsSkKmMgGtTpPeE]?|[0-9]+%(FREE|VG|PVS|ORIGIN)?)$`)
+	zvolSize      = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?[KMGTPE]?$`)
+	imageSize     = regexp.MustCompile(`^[0-9]+[KMGTP]?$`)
+	swapfileSize  = regexp.MustCompile(`^[0-9]+[KMGTP]$`)
+	gptTypeCode   = regexp.MustCompile(`^[0-9A-Fa-f]{4}$`)
+	guid          = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+	mbrTypeByte   = regexp.MustCompile(`^(0x)?[0-9A-Fa-f]{1,2}$`)
+	sizeExamples  = "(examples: 500M, 2G, 100%)"
+	deviceExample = "(for example /dev/sda or /dev/disk/by-id/...)"
+)
+
+// validator carries what the checks of one layout share.
+type validator struct {
+	d     *Devices
+	probs *Problems
+	// mounts maps each mount point to the option path that first claimed it.
+	mounts map[string]string
+	// labels maps each GPT partition label to the option path that first claimed it.
+	labels map[string]string
+	// members lists, per aggregate kind and name, the devices that declared membership.
+	members map[string]map[string][]string
+}
+
+func validate(d *Devices, probs *Problems) {
+	v := &validator{d: d, probs: probs, mounts: map[string]string{}, labels: map[string]string{},
+		members: map[string]map[string][]string{"lvm_vg": {}, "mdadm": {}, "zpool": {}, "bcachefs_filesystems": {}}}
+	if len(d.Disk) == 0 {
+		probs.add(RootPath+".disk", "no disks are defined (did you forget to import your disk layout, or is it under disko.devices?)")
+	}
+	for _, key := range sortedMapKeys(d.Disk) {
+		disk := d.Disk[key]
+		path := attrPath(RootPath+".disk", key)
+		v.absolute(path+".device", disk.Device, "a device path "+deviceExample)
+		if !imageSize.MatchString(disk.ImageSize) {
+			v.add(path+".imageSize", "%q is not a size (examples: 2G, 512M)", disk.ImageSize)
+		}
+		v.content(path+".content", disk.Content)
+	}
+	for _, key := range sortedMapKeys(d.MDADM) {
+		v.content(attrPath(RootPath+".mdadm", key)+".content", d.MDADM[key].Content)
+	}
+	for _, key := range sortedMapKeys(d.LVMVG) {
+		v.lvmVG(attrPath(RootPath+".lvm_vg", key), d.LVMVG[key])
+	}
+	for _, key := range sortedMapKeys(d.Zpool) {
+		v.zpool(attrPath(RootPath+".zpool", key), d.Zpool[key])
+	}
+	for _, key := range sortedMapKeys(d.BcachefsFilesystems) {
+		fs := d.BcachefsFilesystems[key]
+		path := attrPath(RootPath+".bcachefs_filesystems", key)
+		v.uuid(path+".uuid", fs.UUID)
+		v.optionalAbsolute(path+".passwordFile", fs.PasswordFile)
+		v.mountpoint(path+".mountpoint", fs.Mountpoint)
+		for _, sv := range sortedMapKeys(fs.Subvolumes) {
+			v.mountpoint(attrPath(path+".subvolumes", sv)+".mountpoint", fs.Subvolumes[sv].Mountpoint)
+		}
+	}
+	for _, key := range sortedMapKeys(d.Nodev) {
+		v.mountpoint(attrPath(RootPath+".nodev", key)+".mountpoint", d.Nodev[key].Mountpoint)
+	}
+	v.references()
+}
+
+func (v *validator) add(path, format string, args ...any) { v.probs.add(path, format, args...) }
+
+// content checks a content node and everything below it.
+func (v *validator) content(path string, node Node) {
+	switch n := node.(type) {
+	case *GPT:
+		v.gpt(path, n)
+	case *Table:
+		v.table(path, n)
+	case *Filesystem:
+		if n.Format == "" {
+			v.add(path+".format", "must not be empty (for example ext4, xfs, vfat, btrfs)")
+		}
+		v.mountpoint(path+".mountpoint", n.Mountpoint)
+	case *Swap:
+		if n.RandomEncryption && n.ResumeDevice {
+			v.add(path+".resumeDevice", "cannot resume from a swap with randomEncryption: its key is new at every boot")
+		}
+	case *LUKS:
+		v.luks(path, n)
+	case *LVMPV:
+		v.member("lvm_vg", n.VG, path+".vg", n.Device)
+	case *MDRaid:
+		v.member("mdadm", n.Name, path+".name", n.Device)
+	case *ZFS:
+		v.member("zpool", n.Pool, path+".pool", n.Device)
+	case *Bcachefs:
+		v.member("bcachefs_filesystems", n.Filesystem, path+".filesystem", n.Device)
+	case *BTRFS:
+		v.mountpoint(path+".mountpoint", n.Mountpoint)
+		v.swapfiles(path+".swap", n.Swap)
+		for _, key := range sortedMapKeys(n.Subvolumes) {
+			sv := n.Subvolumes[key]
+			svPath := attrPath(path+".subvolumes", key)
+			v.mountpoint(svPath+".mountpoint", sv.Mountpoint)
+			v.swapfiles(svPath+".swap", sv.Swap)
+		}
+	}
+}
+
+func (v *validator) gpt(path string, g *GPT) {
+	var fillers []string
+	for _, key := range sortedMapKeys(g.Partitions) {
+		p := g.Partitions[key]
+		pPath := attrPath(path+".partitions", key)
+		sizeOK := gptSize.MatchString(p.Size)
+		if !sizeOK {
+			v.add(pPath+".size", "%q is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100%% %s", p.Size, sizeExamples)
+		}
+		if p.Size == "100%" {
+			fillers = append(fillers, key)
+		}
+		if !sgdiskPos.MatchString(p.Start) {
+			v.add(pPath+".start", "%q is not a position sgdisk understands (examples: 0, 1M, 2048s)", p.Start)
+		}
+		if sizeOK && !sgdiskPos.MatchString(p.End) {
+			v.add(pPath+".end", "%q is not a position sgdisk understands (examples: +500M, -10M, -0)", p.End)
+		}
+		if !gptTypeCode.MatchString(p.Type) && !guid.MatchString(p.Type) {
+			v.add(pPath+".type", "%q is not a partition type: use a 4-digit sgdisk code such as EF00, EF02, 8300, 8200 or a type GUID", p.Type)
+		}
+		if p.UUID != "" {
+			v.uuid(pPath+".uuid", p.UUID)
+		}
+		if n := len([]rune(p.Label)); n > 36 {
+			v.add(pPath+".label", "%q is %d characters long; a GPT partition name holds at most 36", p.Label, n)
+		} else if first, dup := v.labels[p.Label]; dup {
+			v.add(pPath+".label", "%q is also the label of %s: by-partlabel links would collide", p.Label, first)
+		} else {
+			v.labels[p.Label] = pPath
+		}
+		for i, bit := range p.Attributes {
+			if bit < 0 || bit > 63 {
+				v.add(indexPath(pPath+".attributes", i), "%d is not a GPT attribute bit (0 to 63)", bit)
+			}
+		}
+		if p.Hybrid != nil && p.Hybrid.MBRPartitionType != "" && !mbrTypeByte.MatchString(p.Hybrid.MBRPartitionType) {
+			v.add(pPath+".hybrid.mbrPartitionType", "%q is not an MBR partition type byte (examples: 0x0c, 83)", p.Hybrid.MBRPartitionType)
+		}
+		v.content(pPath+".content", p.Content)
+	}
+	if len(fillers) > 1 {
+		v.add(path+".partitions", "partitions %s all have size 100%%, but only one can fill the rest of the disk", strings.Join(fillers, ", "))
+	}
+}
+
+func (v *validator) table(path string, t *Table) {
+	primaries, extended := 0, 0
+	for i, p := range t.Partitions {
+		pPath := indexPath(path+".partitions", i)
+		if !partedPos.MatchString(p.Start) {
+			v.add(pPath+".start", "%q is not a position parted understands (examples: 1MiB, 0%%, 50%%)", p.Start)
+		}
+		if !partedPos.MatchString(p.End) {
+			v.add(pPath+".end", "%q is not a position parted understands (examples: 512MiB, 100%%)", p.End)
+		}
+		switch {
+		case t.Format == "gpt" && p.PartType != "primary":
+			v.add(pPath+".part-type", "%q only exists in msdos tables; a gpt table has only primary partitions", p.PartType)
+		case p.PartType == "extended":
+			extended++
+			primaries++
+		case p.PartType == "primary":
+			primaries++
+		case p.PartType == "logical" && extended == 0:
+			v.add(pPath+".part-type", "a logical partition must follow an extended partition")
+		}
+		v.content(pPath+".content", p.Content)
+	}
+	if t.Format == "msdos" && primaries > 4 {
+		v.add(path+".partitions", "an msdos table holds at most 4 primary and extended partitions, this one has %d (use logical partitions inside an extended one)", primaries)
+	}
+	if extended > 1 {
+		v.add(path+".partitions", "an msdos table holds at most one extended partition, this one has %d", extended)
+	}
+}
+
+func (v *validator) luks(path string, l *LUKS) {
+	v.optionalAbsolute(path+".passwordFile", l.PasswordFile)
+	v.optionalAbsolute(path+".keyFile", l.KeyFile)
+	if kf, ok := l.Settings["keyFile"].(string); ok {
+		v.optionalAbsolute(path+".settings.keyFile", kf)
+	}
+	for i, f := range l.AdditionalKeyFiles {
+		v.absolute(indexPath(path+".additionalKeyFiles", i), f, "an absolute path")
+	}
+	_, settingsKey := l.Settings["keyFile"]
+	if l.AskPassword != nil && !*l.AskPassword && l.KeyFile == "" && l.PasswordFile == "" && !settingsKey {
+		v.add(path+".askPassword", "is false, but no passwordFile, keyFile or settings.keyFile is set: formatting would have no key (set one, or askPassword = true)")
+	}
+	v.content(path+".content", l.Content)
+}
+
+func (v *validator) lvmVG(path string, vg *LVMVG) {
+	var fillers []string
+	for _, key := range sortedMapKeys(vg.LVs) {
+		lv := vg.LVs[key]
+		lvPath := attrPath(path+".lvs", key)
+		if !lvSize.MatchString(lv.Size) {
+			v.add(lvPath+".size", "%q is not a size: use a number with an optional unit (10G, 512M) or a percentage (100%%FREE, 50%%VG)", lv.Size)
+		}
+		if (lv.Size == "100%" || lv.Size == "100%FREE") && lv.LVMType != "thinlv" {
+			fillers = append(fillers, key)
+		}
+		switch {
+		case lv.LVMType == "thinlv" && lv.Pool == "":
+			v.add(lvPath+".pool", "is required for a thinlv: name the thin-pool LV it lives in")
+		case lv.LVMType == "thinlv":
+			if pool, ok := vg.LVs[lv.Pool]; !ok || pool.LVMType != "thin-pool" {
+				v.add(lvPath+".pool", "%q is not a logical volume of this group with lvm_type \"thin-pool\"", lv.Pool)
+			}
+		case lv.Pool != "":
+			v.add(lvPath+".pool", "is only used with lvm_type \"thinlv\"")
+		}
+		v.content(lvPath+".content", lv.Content)
+	}
+	if len(fillers) > 1 {
+		v.add(path+".lvs", "logical volumes %s all take 100%% of the free space; only the first created would get any", strings.Join(fillers, ", "))
+	}
+}
+
+func (v *validator) zpool(path string, pool *Zpool) {
+	v.mountpoint(path+".mountpoint", pool.Mountpoint)
+	for _, key := range sortedMapKeys(pool.Datasets) {
+		dsPath := attrPath(path+".datasets", key)
+		switch ds := pool.Datasets[key].(type) {
+		case *ZFSFS:
+			if ds.Options["mountpoint"] != "none" && ds.Options["canmount"] != "off" {
+				v.mountpoint(dsPath+".mountpoint", ds.Mountpoint)
+			}
+		case *ZFSVolume:
+			if !zvolSize.MatchString(ds.Size) {
+				v.add(dsPath+".size", "%q is not a size (examples: 10M, 4G)", ds.Size)
+			}
+			v.content(dsPath+".content", ds.Content)
+		}
+	}
+}
+
+func (v *validator) swapfiles(path string, files map[string]*Swapfile) {
+	for _, key := range sortedMapKeys(files) {
+		if f := files[key]; !swapfileSize.MatchString(f.Size) {
+			v.add(attrPath(path, key)+".size", "%q is not a swap file size: a whole number with a K, M, G, T or P suffix (examples: 512M, 4G)", f.Size)
+		}
+	}
+}
+
+// member records that device declared membership of an aggregate.
+func (v *validator) member(kind, name, path, device string) {
+	if name == "" {
+		v.add(path, "must name an entry of %s", kind)
+		return
+	}
+	v.members[kind][name] = append(v.members[kind][name], device)
+	if _, ok := v.aggregates(kind)[name]; !ok {
+		msg := fmt.Sprintf("%q names no entry of disko.devices.%s", name, kind)
+		if s := suggest(name, v.aggregateNames(kind)); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		} else if names := v.aggregateNames(kind); len(names) > 0 {
+			msg += " (defined: " + strings.Join(names, ", ") + ")"
+		}
+		v.add(path, "%s", msg)
+	}
+}
+
+func (v *validator) aggregates(kind string) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range v.aggregateNames(kind) {
+		out[n] = true
+	}
+	return out
+}
+
+func (v *validator) aggregateNames(kind string) []string {
+	switch kind {
+	case "lvm_vg":
+		return sortedMapKeys(v.d.LVMVG)
+	case "mdadm":
+		return sortedMapKeys(v.d.MDADM)
+	case "zpool":
+		return sortedMapKeys(v.d.Zpool)
+	default:
+		return sortedMapKeys(v.d.BcachefsFilesystems)
+	}
+}
+
+// references checks that every aggregate has members, and that a zpool topology names
+// exactly the devices that declared membership (disko only finds out when formatting).
+func (v *validator) references() {
+	for _, kind := range []string{"lvm_vg", "mdadm", "zpool", "bcachefs_filesystems"} {
+		member := map[string]string{"lvm_vg": "lvm_pv", "mdadm": "mdraid", "zpool": "zfs", "bcachefs_filesystems": "bcachefs"}[kind]
+		for _, name := range v.aggregateNames(kind) {
+			if len(v.members[kind][name]) == 0 {
+				v.add(attrPath(RootPath+"."+kind, name), "no device is a member: add a content of type %s that names %q", member, name)
+			}
+		}
+	}
+	for _, name := range sortedMapKeys(v.d.Zpool) {
+		topo := v.d.Zpool[name].Mode.Topology
+		if topo == nil {
+			continue
+		}
+		path := attrPath(RootPath+".zpool", name) + ".mode.topology"
+		declared := v.members["zpool"][name]
+		var named []string
+		check := func(p, member string) {
+			dev := v.topologyMember(member)
+			named = append(named, dev)
+			if !slices.Contains(declared, dev) {
+				v.add(p, "%q is not a device with a zfs content for pool %q (members: %s)", member, name, strings.Join(declared, ", "))
+			}
+		}
+		for group, vdevs := range map[string][]Vdev{"vdev": topo.Vdev, "log": topo.Log, "dedup": topo.Dedup, "special": topo.Special} {
+			for i, vd := range vdevs {
+				for j, m := range vd.Members {
+					check(indexPath(indexPath(path+"."+group, i)+".members", j), m)
+				}
+			}
+		}
+		for group, devs := range map[string][]string{"spare": topo.Spare, "cache": topo.Cache} {
+			for i, m := range devs {
+				check(indexPath(path+"."+group, i), m)
+			}
+		}
+		for _, dev := range declared {
+			if !slices.Contains(named, dev) {
+				v.add(path, "%s is a member of pool %q but appears nowhere in its topology", dev, name)
+			}
+		}
+	}
+}
+
+// topologyMember expands disko's shorthand: a disk name stands for its partition labelled
+// zfs.
+func (v *validator) topologyMember(member string) string {
+	if strings.HasPrefix(member, "/") {
+		return member
+	}
+	return "/dev/disk/by-partlabel/disk-" + member + "-zfs"
+}
+
+func (v *validator) mountpoint(path, mp string) {
+	if mp == "" {
+		return
+	}
+	if !v.absolute(path, mp, "an absolute mount point such as /home") {
+		return
+	}
+	clean := strings.TrimSuffix(mp, "/")
+	if clean == "" {
+		clean = "/"
+	}
+	if first, dup := v.mounts[clean]; dup {
+		v.add(path, "%q is also the mount point of %s", mp, first)
+		return
+	}
+	v.mounts[clean] = path
+}
+
+func (v *validator) optionalAbsolute(path, value string) {
+	if value != "" {
+		v.absolute(path, value, "an absolute path")
+	}
+}
+
+func (v *validator) absolute(path, value, what string) bool {
+	if !strings.HasPrefix(value, "/") || strings.ContainsAny(value, "\x00\n") {
+		v.add(path, "%q is not %s", value, what)
+		return false
+	}
+	return true
+}
+
+func (v *validator) uuid(path, value string) {
+	if !guid.MatchString(value) {
+		v.add(path, "%q is not a UUID (example: 809b3a2b-828a-4730-95e1-75b6343e415a)", value)
+	}
+}
