@@ -1,0 +1,41 @@
+# The Go binaries as a Nix package. Imported (not callPackage'd) so the
+# module, the flake and non-flake users build the very same derivation.
+{
+  pkgs,
+  # Which cmd/ directories to build; both by default.
+  commands ? [
+    "disko-compile"
+    "anywhere"
+  ],
+  pname ? "diskoanywhere",
+  # Run `go test` on the built packages. Off for the packages: the tests need
+  # root, loop devices, Nix and qemu (.ci/run runs them).
+  doCheck ? false,
+}:
+let
+  pure = import ./lib.nix;
+  root = ../.;
+  goVersion = pure.goVersion (builtins.readFile (root + "/go.mod"));
+  # nixpkgs' builder for the Go release go.mod asks for; the default one
+  # when this nixpkgs has no versioned builder for it.
+  buildGoModule = pkgs.${pure.goModuleBuilderName goVersion} or pkgs.buildGoModule;
+in
+buildGoModule {
+  inherit pname doCheck;
+  inherit (pure) version;
+  src = builtins.path {
+    path = root;
+    name = "diskoanywhere-source";
+    filter = pure.sourceFilter (toString root);
+  };
+  vendorHash = import ./vendor-hash.nix;
+  subPackages = map (c: "cmd/${c}") commands;
+  ldflags = [
+    "-s"
+    "-w"
+  ];
+  meta = {
+    description = "Declarative disk layouts compiled to scripts and NixOS config (disko-compatible), and remote NixOS installs over SSH";
+    mainProgram = builtins.head commands;
+  };
+}
