@@ -3,6 +3,9 @@ package nixos
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -205,4 +208,73 @@ func TestSubset(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSubsetCatchesEveryChange changes, one at a time, every value of every expected file
+// of the corpus (and drops every key and list element) and checks that the comparison
+// reports it: the corpus test cannot pass by comparing too little.
+func TestSubsetCatchesEveryChange(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(corpusDir, "expected", "*.nixos.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no expected files under %s: %v", corpusDir, err)
+	}
+	count := 0
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := decodeJSON(t, data)
+		for _, m := range mutations(want) {
+			count++
+			if diffs := subset(want, m.value, additions); len(diffs) == 0 {
+				t.Errorf("%s: %s went unnoticed", filepath.Base(file), m.what)
+			}
+		}
+	}
+	t.Logf("%d mutations of %d files, all reported", count, len(files))
+}
+
+type mutation struct {
+	what  string
+	value any
+}
+
+// mutations returns copies of v with one change each: every leaf altered, every
+// non-empty list shortened, every key of a non-empty set removed.
+func mutations(v any) []mutation {
+	var out []mutation
+	switch v := v.(type) {
+	case map[string]any:
+		for _, k := range sortedKeys(v) {
+			without := maps.Clone(v)
+			delete(without, k)
+			out = append(out, mutation{"removing " + k, without})
+			for _, m := range mutations(v[k]) {
+				changed := maps.Clone(v)
+				changed[k] = m.value
+				out = append(out, mutation{k + ": " + m.what, changed})
+			}
+		}
+	case []any:
+		if len(v) > 0 {
+			out = append(out, mutation{"dropping the last element", slices.Clone(v[:len(v)-1])})
+		}
+		for i := range v {
+			for _, m := range mutations(v[i]) {
+				changed := slices.Clone(v)
+				changed[i] = m.value
+				out = append(out, mutation{fmt.Sprintf("[%d]: %s", i, m.what), changed})
+			}
+		}
+	case string:
+		out = append(out, mutation{"changing " + v, v + "X"})
+	case bool:
+		out = append(out, mutation{"negating", !v})
+	case json.Number:
+		out = append(out, mutation{"changing " + v.String(), json.Number(v.String() + "1")})
+	case nil:
+		out = append(out, mutation{"setting null", "X"})
+	}
+	return out
 }

@@ -6,11 +6,19 @@
 // installed with disko keeps booting after switching: same device paths, fsTypes and
 // options, the same list order where NixOS keeps order (kernel modules, GRUB devices), and
 // the same three top-level options disko's NixOS module sets (fileSystems, boot and
-// swapDevices, always all three, as disko's module does). Nothing is added on top of what
-// disko emits: NixOS already infers filesystem support from fileSystems' fsTypes and
-// neededForBoot for /, /nix, /var and friends, and additions that change boot behaviour
-// (a ZFS entry in boot.supportedFilesystems makes NixOS demand networking.hostId) would
-// break configurations that build with disko.
+// swapDevices, always all three, as disko's module does).
+//
+// Nothing is added on top of what disko emits, on purpose:
+//   - neededForBoot only where disko sets it (bcachefs): NixOS already mounts /, /nix,
+//     /nix/store, /var, /var/lib, /var/lib/nixos, /var/log, /etc and /usr in the initrd
+//     (nixos/lib/utils.nix, pathsNeededForBoot), and marking any
+//     other mount would move it into the initrd and change how its failure is handled;
+//   - no boot.supportedFilesystems: NixOS derives it from the fileSystems' fsTypes, and a
+//     "zfs" entry for a pool without mounts would make NixOS demand networking.hostId
+//     from configurations that build with disko;
+//   - no boot.zfs.extraPools, mdadm.conf or crypttab: disko leaves them to the user and
+//     a user switching from disko has them in the configuration already (a second
+//     definition would duplicate list entries).
 //
 // Where NixOS would merge two definitions (two nodes mounted at one path, two LUKS
 // containers of one name, two resume devices) the result is an error naming both option

@@ -1,0 +1,33 @@
+# NixOS configuration implied by a disko layout, written by `disko-compile nixos-config --nix`.
+# Import it as a module: imports = [ ./this-file.nix ];
+{
+  boot = {
+    initrd = {
+      luks = {
+        devices = {
+          crypted = {
+            allowDiscards = true;
+            device = "/dev/disk/by-partlabel/disk-main-luks";
+          };
+        };
+      };
+    };
+  };
+  fileSystems = {
+    "/" = {
+      device = "/dev/mapper/crypted";
+      fsType = "ext4";
+      options = [
+        "defaults"
+      ];
+    };
+    "/boot" = {
+      device = "/dev/disk/by-partlabel/disk-main-ESP";
+      fsType = "vfat";
+      options = [
+        "umask=0077"
+      ];
+    };
+  };
+  swapDevices = [ ];
+}

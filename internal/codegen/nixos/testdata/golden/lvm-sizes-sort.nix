@@ -1,0 +1,35 @@
+# NixOS configuration implied by a disko layout, written by `disko-compile nixos-config --nix`.
+# Import it as a module: imports = [ ./this-file.nix ];
+{
+  boot = {
+    initrd = {
+      kernelModules = [
+        "dm-snapshot"
+      ];
+    };
+  };
+  fileSystems = {
+    "/" = {
+      device = "/dev/pool/root";
+      fsType = "ext4";
+      options = [
+        "defaults"
+      ];
+    };
+    "/boot" = {
+      device = "/dev/disk/by-partlabel/disk-one-boot";
+      fsType = "vfat";
+      options = [
+        "umask=0077"
+      ];
+    };
+    "/home" = {
+      device = "/dev/pool/home";
+      fsType = "ext4";
+      options = [
+        "defaults"
+      ];
+    };
+  };
+  swapDevices = [ ];
+}
