@@ -1,0 +1,1 @@
+{ disko.enableConfig = false; }

@@ -1,0 +1,3 @@
+# Missing closing braces: a Nix syntax error.
+{
+  disko.devices = {

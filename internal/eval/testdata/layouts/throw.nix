@@ -1,0 +1,3 @@
+{
+  disko.devices.disk.main.device = throw "no disk configured for this host";
+}
