@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The decoder walks the JSON tree and the Go types side by side, by reflection, instead of
@@ -74,6 +75,10 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(obj))
 		for _, key := range sortedKeys(obj) {
+			if key == "" {
+				probs.add(path, "has an entry with an empty name")
+				continue
+			}
 			elem := reflect.New(v.Type().Elem()).Elem()
 			decodeValue(probs, attrPath(path, key), obj[key], elem, reflect.StructField{})
 			m.SetMapIndex(reflect.ValueOf(key), elem)
@@ -193,8 +198,13 @@ func decodeNode(probs *Problems, path string, raw any, v reflect.Value) {
 	v.Set(node)
 }
 
+var allowedCache sync.Map
+
 // AllowedTypes lists, sorted, the `type` values whose Go types implement slot.
 func AllowedTypes(slot reflect.Type) []string {
+	if cached, ok := allowedCache.Load(slot); ok {
+		return cached.([]string)
+	}
 	var out []string
 	for kind, mk := range NodeTypes {
 		if reflect.TypeOf(mk()).Implements(slot) {
@@ -202,6 +212,7 @@ func AllowedTypes(slot reflect.Type) []string {
 		}
 	}
 	sort.Strings(out)
+	allowedCache.Store(slot, out)
 	return out
 }
 
@@ -243,13 +254,26 @@ type field struct {
 	required bool
 }
 
+// fieldCache holds jsonFields per struct type: reflection over tags is the decoder's main
+// cost otherwise.
+var fieldCache sync.Map
+
 // jsonFields lists the options of a struct type in declaration order.
 func jsonFields(t reflect.Type) []field {
+	if cached, ok := fieldCache.Load(t); ok {
+		return cached.([]field)
+	}
+	out := collectFields(t)
+	fieldCache.Store(t, out)
+	return out
+}
+
+func collectFields(t reflect.Type) []field {
 	var out []field
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if f.Anonymous {
-			for _, inner := range jsonFields(f.Type) {
+			for _, inner := range collectFields(f.Type) {
 				inner.index = append([]int{i}, inner.index...)
 				out = append(out, inner)
 			}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,15 +49,23 @@ func (ps Problems) outside(earlier Problems) Problems {
 	return out
 }
 
-// nixIdent matches attribute names Nix accepts without quotes.
-var nixIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
-
 // attrPath appends an attribute name to an option path, quoted as Nix would need it.
 func attrPath(path, name string) string {
-	if nixIdent.MatchString(name) {
+	if isNixIdent(name) {
 		return path + "." + name
 	}
 	return path + "." + strconv.Quote(name)
+}
+
+// isNixIdent reports whether Nix accepts name as an attribute name without quotes.
+func isNixIdent(name string) bool {
+	for i, c := range name {
+		letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '\'' || c == '-')) {
+			return false
+		}
+	}
+	return name != ""
 }
 
 // indexPath appends a list position to an option path.

@@ -1,0 +1,72 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// corpusSeeds returns the JSON that Nix yields for each layout of the shared corpus,
+// committed under testdata/corpus (TestCorpusJSONCurrent keeps it in step with Nix).
+func corpusSeeds(t testing.TB) map[string][]byte {
+	files, err := filepath.Glob("testdata/corpus/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no corpus JSON under testdata/corpus: %v", err)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(f)] = data
+	}
+	return out
+}
+
+func TestCorpusLoads(t *testing.T) {
+	for name, data := range corpusSeeds(t) {
+		if _, err := Load(data, LoadOptions{}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// FuzzLoad checks (inputs it found are kept as regression cases in testdata/fuzz/FuzzLoad) that no input makes decoding or validation panic, and that a layout that
+// loads is reported consistently: no problems, every device path filled in.
+func FuzzLoad(f *testing.F) {
+	for _, data := range corpusSeeds(f) {
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := Load(data, LoadOptions{})
+		if err != nil {
+			if _, ok := err.(Problems); !ok {
+				t.Fatalf("error is not Problems: %T %v", err, err)
+			}
+			return
+		}
+		for name, disk := range d.Disk {
+			if disk.Device == "" || disk.Name == "" {
+				t.Fatalf("disk %s loaded without device or name", name)
+			}
+		}
+	})
+}
+
+// BenchmarkLoadLargest measures decode + defaults + validation of the largest corpus
+// layout, without Nix. Target: well under 1 ms.
+func BenchmarkLoadLargest(b *testing.B) {
+	var largest []byte
+	for _, data := range corpusSeeds(b) {
+		if len(data) > len(largest) {
+			largest = data
+		}
+	}
+	b.SetBytes(int64(len(largest)))
+	for b.Loop() {
+		if _, err := Load(largest, LoadOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
