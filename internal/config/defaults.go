@@ -214,7 +214,7 @@ func GPTOrder(g *GPT) []string {
 
 func gptPriority(p *GPTPartition) int {
 	switch {
-	case strings.EqualFold(p.Type, "EF02"):
+	case p.Type == "EF02": // exactly as disko compares it; ef02 keeps priority 1000 there too
 		return 100
 	case p.Size == "100%":
 		return 9001
