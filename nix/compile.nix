@@ -27,7 +27,7 @@ let
     names:
     builtins.filter (p: p != null && (p.meta.available or true)) (map (n: pkgs.${n} or null) names);
   tools = resolve (pure.toolsFor devices);
-  destroyTools = resolve (pure.toolsFor devices ++ pure.destroyTools);
+  destroyTools = resolve (pure.destroyToolsFor devices);
 
   destroying = [
     "destroy.sh"
@@ -56,7 +56,7 @@ let
     passAsFile = [ "layout" ];
     toolsPath = pure.binPath tools;
     destroyToolsPath = pure.binPath destroyTools;
-    shell = pkgs.runtimeShell;
+    storeShell = pkgs.runtimeShell;
     scriptFiles = map (m: m.file) pure.modes;
     destroyFiles = destroying;
     inherit checkScripts;
@@ -87,7 +87,7 @@ let
         '#!'*bash*) ;;
         *) echo "deps/$f: expected a bash shebang, found: $first" >&2; exit 1 ;;
       esac
-      { echo "#!$shell"; tail -n +2 deps/"$f"; } > "$out/deps/$f"
+      { echo "#!$storeShell"; tail -n +2 deps/"$f"; } > "$out/deps/$f"
       chmod 0555 "$out/deps/$f" "$out/nodeps/$f"
     done
     disko-compile nixos-config "$out/layout.json" > "$out/nixos-config.json"
@@ -104,12 +104,13 @@ let
     variant: m:
     pkgs.runCommand m.bin {
       meta.mainProgram = m.bin;
-      src = "${compiled}/${pure.scriptFile variant m}";
-      inherit (m) bin;
+      # (not `src`/`bin`: stdenv gives those names a meaning)
+      script = "${compiled}/${pure.scriptFile variant m}";
+      binName = m.bin;
     } ''
       mkdir -p "$out/bin"
-      cp "$src" "$out/bin/$bin"
-      chmod 0555 "$out/bin/$bin"
+      cp "$script" "$out/bin/$binName"
+      chmod 0555 "$out/bin/$binName"
     '';
 
   byAttr = variant: builtins.listToAttrs (map (m: { name = m.attr; value = binScript variant m; }) pure.modes);
@@ -125,9 +126,10 @@ let
     pkgs.runCommand l.name {
       interpreter = if variant == "deps" then pkgs.runtimeShell else "/usr/bin/env bash";
       exe = "${targets.${l.target}}/bin/${modeByAttr.${l.target}.bin}";
-      args = builtins.concatStringsSep " " l.args;
+      # not `args`: that attribute is the builder's argv
+      wrapperArgs = builtins.concatStringsSep " " l.args;
     } ''
-      { echo "#!$interpreter"; echo "exec $exe $args \"\$@\""; } > "$out"
+      { echo "#!$interpreter"; echo "exec $exe $wrapperArgs \"\$@\""; } > "$out"
       chmod 0555 "$out"
     '';
 
@@ -162,7 +164,7 @@ let
         "layout"
         "generated"
       ];
-      hint = pure.regenerateHint (baseNameOf (toString file));
+      hint = pure.regenerateHint (pure.storeBaseName file);
     } ''
       cp "$layoutPath" layout.json
       disko-compile nixos-config layout.json > current.raw.json

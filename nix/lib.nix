@@ -7,16 +7,12 @@
 # these functions together.
 let
   inherit (builtins)
-    all
-    any
     attrNames
-    concatLists
     concatMap
     concatStringsSep
     elem
     filter
     foldl'
-    genericClosure
     head
     isAttrs
     isFunction
@@ -29,7 +25,6 @@ let
     match
     substring
     stringLength
-    tail
     typeOf
     ;
 
@@ -358,6 +353,8 @@ rec {
     in
     sort (unique (baseTools ++ fromTypes ++ fromFormats));
 
+  destroyToolsFor = layout: sort (unique (toolsFor layout ++ destroyTools));
+
   # lib.makeBinPath without nixpkgs: the `bin` output of multi-output packages
   # (util-linux, e2fsprogs, lvm2 keep their binaries there), as lib.getBin does.
   binDir =
@@ -422,6 +419,17 @@ rec {
           ];
     in
     generated: current: go [ ] generated current;
+
+  # The file name a user knows: "disk-config.generated.nix" for
+  # /nix/store/<hash>-source/disk-config.generated.nix or
+  # /nix/store/<hash>-disk-config.generated.nix.
+  storeBaseName =
+    file:
+    let
+      base = baseNameOf (toString file);
+      m = match "[0-9a-z]{32}-(.*)" base;
+    in
+    if m == null then base else head m;
 
   # How to bring a stale generated file up to date; printed by the check.
   regenerateHint =

@@ -1,0 +1,26 @@
+# Structure test of nix/flake.nix with STAND-IN inputs (stand-in-nixpkgs.nix):
+# which outputs exist per system and what the packages are built from. It
+# does not evaluate nixpkgs, the module or any derivation.
+let
+  outputs = import ../../../nix/flake.nix {
+    self = outputs;
+    nixpkgs = import ./stand-in-nixpkgs.nix;
+  };
+  names = builtins.mapAttrs (_: builtins.attrNames);
+  pkg = p: {
+    inherit (p.args) pname subPackages doCheck;
+    mainProgram = p.args.meta.mainProgram;
+    vendorHashIsPinned = p.args.vendorHash == import ../../../nix/vendor-hash.nix;
+  };
+in
+{
+  top = builtins.attrNames outputs;
+  packages = names outputs.packages;
+  apps = names outputs.apps;
+  checks = names outputs.checks;
+  devShells = names outputs.devShells;
+  nixosModules = builtins.mapAttrs (_: toString) outputs.nixosModules;
+  lib = builtins.attrNames outputs.lib;
+  appPrograms = builtins.mapAttrs (_: a: a.program) outputs.apps.x86_64-linux;
+  packageArgs = builtins.mapAttrs (_: pkg) outputs.packages.x86_64-linux;
+}
