@@ -21,6 +21,12 @@ in
   devShells = names outputs.devShells;
   nixosModules = builtins.mapAttrs (_: toString) outputs.nixosModules;
   lib = builtins.attrNames outputs.lib;
+  # lib.compile with the stand-in package set: names only, nothing is built.
+  compileScripts = builtins.attrNames
+    (outputs.lib.compile {
+      pkgs = import ./stand-in-pkgs.nix { };
+      devices = import ../../../examples/disk-config-simple.nix;
+    }).scripts;
   appPrograms = builtins.mapAttrs (_: a: a.program) outputs.apps.x86_64-linux;
   packageArgs = builtins.mapAttrs (_: pkg) outputs.packages.x86_64-linux;
 }
