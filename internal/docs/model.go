@@ -58,7 +58,9 @@ type optionDoc struct {
 	defaultText string   // a computed default, in words
 	required    bool
 	nullable    bool // null means the same as leaving the option out
-	val         *valueType
+	// discriminator is the `type` of a typed node: its one value picks the Go type.
+	discriminator bool
+	val           *valueType
 }
 
 type valueKind int
@@ -238,11 +240,15 @@ func (m *model) option(owner *typeDoc, f reflect.StructField) (*optionDoc, error
 	// The decoder turns null into the Go zero value. That is the same as leaving the option
 	// out exactly when the option has no declared default and is not required (a computed
 	// default is filled in from the zero value), so only then is null offered.
-	discriminator := owner != nil && owner.kind != "" && o.name == "type"
-	if discriminator && owner.node {
-		o.required = true // the decoder picks a slot's Go type by it
+	o.discriminator = owner != nil && owner.kind != "" && o.name == "type"
+	if o.discriminator {
+		if len(o.enum) != 1 || o.enum[0] != owner.kind {
+			return nil, fmt.Errorf("%s.type: its jsonschema tag must declare exactly enum=%s", owner.t.Name(), owner.kind)
+		}
+		// The decoder picks a slot's Go type by it; top-level entries default it.
+		o.required = owner.node
 	}
-	o.nullable = !o.required && len(o.defaults) == 0 && !discriminator
+	o.nullable = !o.required && len(o.defaults) == 0 && !o.discriminator
 	return o, nil
 }
 
