@@ -1,0 +1,72 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Poll intervals of the wait loops.
+const (
+	waitGonePoll = 500 * time.Millisecond
+	waitGoneDial = 2 * time.Second
+	waitUpPoll   = time.Second
+)
+
+// WaitGone waits until addr (host:port) stops accepting TCP connections, as
+// a machine does while it reboots or kexecs. Its error names the address and
+// says that it is still answering.
+func WaitGone(ctx context.Context, addr string) error {
+	start := time.Now()
+	for {
+		d := net.Dialer{Timeout: waitGoneDial}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for %s to go down: %w (it still accepted connections after %s)",
+				addr, ctx.Err(), time.Since(start).Round(time.Second))
+		}
+		if err != nil {
+			return nil
+		}
+		conn.Close()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to go down: %w (it still accepted connections after %s)",
+				addr, ctx.Err(), time.Since(start).Round(time.Second))
+		case <-time.After(waitGonePoll):
+		}
+	}
+}
+
+// WaitUp dials t until it answers SSH and authenticates, then returns the
+// client. Set o.ExpectHostKey to insist on the key seen before a reboot; a
+// wrong host key fails at once instead of being retried. Its error names
+// the address and the last attempt's failure.
+func WaitUp(ctx context.Context, t Target, o Options) (*Client, error) {
+	cfg, err := Resolve(t, o)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	var last error
+	for attempt := 1; ; attempt++ {
+		c, err := DialConfig(ctx, cfg, o)
+		if err == nil {
+			return c, nil
+		}
+		var hke *HostKeyError
+		if errors.As(err, &hke) {
+			return nil, fmt.Errorf("waiting for ssh on %s: %w", cfg.Addr(), err)
+		}
+		last = err
+		o.logger().Debug("not up yet", "host", cfg.Addr(), "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for ssh on %s: %w after %s and %d attempts (last: %v)",
+				cfg.Addr(), ctx.Err(), time.Since(start).Round(time.Second), attempt, last)
+		case <-time.After(waitUpPoll):
+		}
+	}
+}
