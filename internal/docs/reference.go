@@ -19,7 +19,7 @@ func (m *model) reference() (*document, error) {
 	if err := m.typeSections(d); err != nil {
 		return nil, err
 	}
-	if err := workedExamples(d); err != nil {
+	if err := writeWorkedExamples(d); err != nil {
 		return nil, err
 	}
 	return d, d.err
