@@ -2,8 +2,10 @@ package docs
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // The formats of the options reference, as `disko-compile docs --format` names them.
@@ -16,13 +18,22 @@ const (
 var Formats = []string{FormatMarkdown, FormatHTML}
 
 // Markdown returns the options reference as GitHub-flavoured Markdown (docs/options.md).
-func Markdown() ([]byte, error) { return Render(FormatMarkdown) }
+func Markdown() ([]byte, error) { return renderFormat(FormatMarkdown) }
 
 // HTML returns the options reference as one self-contained HTML page (docs/options.html).
-func HTML() ([]byte, error) { return Render(FormatHTML) }
+func HTML() ([]byte, error) { return renderFormat(FormatHTML) }
 
-// Render returns the options reference in one of Formats.
-func Render(format string) ([]byte, error) {
+// Render returns the options reference in one of Formats, as the files of a docs
+// directory keyed by name (one file, FileName(format), for both formats today).
+func Render(format string) (map[string][]byte, error) {
+	data, err := renderFormat(format)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{FileName(format): data}, nil
+}
+
+func renderFormat(format string) ([]byte, error) {
 	if format != FormatMarkdown && format != FormatHTML {
 		return nil, fmt.Errorf("docs: unknown format %q (use %s or %s)", format, FormatMarkdown, FormatHTML)
 	}
@@ -48,19 +59,23 @@ func FileName(format string) string {
 	return "options.md"
 }
 
-// WriteDir renders the reference in format and writes it into dir (created if needed) as
-// FileName(format); it returns the path written. `disko-compile docs --out DIR` uses it.
-func WriteDir(dir, format string) (string, error) {
-	data, err := Render(format)
+// WriteDir renders the reference in format and writes its files into dir (created if
+// needed); it returns the paths written. `disko-compile docs --out DIR` does the same.
+func WriteDir(dir, format string) ([]string, error) {
+	files, err := Render(format)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("docs: creating %s: %w", dir, err)
+		return nil, fmt.Errorf("docs: creating %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, FileName(format))
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return "", fmt.Errorf("docs: writing %s: %w", path, err)
+	var paths []string
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, files[name], 0o644); err != nil {
+			return nil, fmt.Errorf("docs: writing %s: %w", path, err)
+		}
+		paths = append(paths, path)
 	}
-	return path, nil
+	return paths, nil
 }
