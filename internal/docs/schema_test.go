@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -219,5 +220,42 @@ func TestExamplesMatchSchema(t *testing.T) {
 				t.Errorf("the example does not match the schema of %s: %v", of.Name(), err)
 			}
 		})
+	}
+}
+
+// TestSchemaObjectsAreClosed checks that every object with named options rejects other
+// keys, so that a typo is an error in the editor too.
+func TestSchemaObjectsAreClosed(t *testing.T) {
+	data, err := Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root any
+	if err := json.Unmarshal(data, &root); err != nil {
+		t.Fatal(err)
+	}
+	objects := 0
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if _, ok := v["properties"]; ok {
+				objects++
+				if v["additionalProperties"] != false {
+					t.Errorf("%s has properties but does not reject other keys", path)
+				}
+			}
+			for k, child := range v {
+				walk(path+"/"+k, child)
+			}
+		case []any:
+			for i, child := range v {
+				walk(path+"/"+strconv.Itoa(i), child)
+			}
+		}
+	}
+	walk("#", root)
+	if objects < 30 {
+		t.Errorf("only %d objects with properties in the schema", objects)
 	}
 }
