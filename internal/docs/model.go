@@ -248,8 +248,13 @@ func (m *model) option(owner *typeDoc, f reflect.StructField) (*optionDoc, error
 		// The decoder picks a slot's Go type by it; top-level entries default it.
 		o.required = owner.node
 	}
-	o.nullable = !o.required && len(o.defaults) == 0 && !o.discriminator
+	o.nullable = !o.required && len(o.defaults) == 0 && !o.discriminator && !hasDecodeWord(f, "notNull")
 	return o, nil
+}
+
+// hasDecodeWord reads the decode tag, which tells the decoder how to read a value.
+func hasDecodeWord(f reflect.StructField, word string) bool {
+	return slices.Contains(strings.Split(f.Tag.Get("decode"), ","), word)
 }
 
 func ownerName(td *typeDoc) string {
@@ -287,7 +292,7 @@ func (m *model) valueOf(t reflect.Type, f reflect.StructField) (*valueType, erro
 		if err != nil {
 			return nil, err
 		}
-		return &valueType{kind: vList, elem: elem, oneOrMany: f.Tag.Get("decode") == "oneOrMany"}, nil
+		return &valueType{kind: vList, elem: elem, oneOrMany: hasDecodeWord(f, "oneOrMany")}, nil
 	case reflect.Map:
 		if t.Key().Kind() != reflect.String {
 			return nil, fmt.Errorf("map key %s is not a string", t.Key())
