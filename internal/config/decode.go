@@ -157,11 +157,16 @@ func decodeStruct(probs *Problems, path string, obj map[string]any, v reflect.Va
 		raw, present := obj[f.name]
 		fieldPath := attrPath(path, f.name)
 		switch {
-		case present:
+		case present && raw == nil && f.field.Tag.Get("decode") == "notNull":
+			probs.add(fieldPath, "must not be null (null would leave this entry without any effect: remove the entry instead)")
+		case present && raw == nil && f.required:
+			probs.add(fieldPath, "is required and must not be null")
+		case present && raw != nil:
 			decodeValue(probs, fieldPath, raw, fv, f.field)
 		case f.required:
 			probs.add(fieldPath, "is required")
 		default:
+			// Absent, or null on an option that has a default: the default applies.
 			setTagDefault(fv, f.field)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Computed defaults: the options whose default depends on other options or on where the
@@ -38,9 +39,7 @@ func applyDefaults(d *Devices, probs *Problems) {
 		if md.Name == "" {
 			md.Name = key
 		}
-		if md.Device == "" {
-			md.Device = "/dev/md/" + md.Name
-		}
+		md.Device = computedDevice(probs, attrPath(RootPath+".mdadm", key)+".device", md.Device, "/dev/md/"+md.Name)
 		defaultContent(probs, attrPath(RootPath+".mdadm", key)+".content", md.Content, md.Device, owner{"mdadm", md.Name})
 	}
 	for _, key := range sortedMapKeys(d.LVMVG) {
@@ -56,10 +55,8 @@ func applyDefaults(d *Devices, probs *Problems) {
 			if lv.Priority == nil {
 				lv.Priority = ptr(lvPriority(lv))
 			}
-			if lv.Device == "" {
-				lv.Device = "/dev/" + vg.Name + "/" + lv.Name
-			}
 			lvPath := attrPath(attrPath(RootPath+".lvm_vg", key)+".lvs", lvKey)
+			lv.Device = computedDevice(probs, lvPath+".device", lv.Device, "/dev/"+vg.Name+"/"+lv.Name)
 			defaultContent(probs, lvPath+".content", lv.Content, lv.Device, owner{"lvm_vg", vg.Name})
 		}
 	}
@@ -79,9 +76,7 @@ func applyDefaults(d *Devices, probs *Problems) {
 				if ds.Name == "" {
 					ds.Name = dsKey
 				}
-				if ds.Device == "" {
-					ds.Device = "/dev/zvol/" + pool.Name + "/" + ds.Name
-				}
+				ds.Device = computedDevice(probs, dsPath+".device", ds.Device, "/dev/zvol/"+pool.Name+"/"+ds.Name)
 				defaultContent(probs, dsPath+".content", ds.Content, ds.Device, owner{"zfs_volume", ds.Name})
 			}
 		}
@@ -109,6 +104,16 @@ func applyDefaults(d *Devices, probs *Problems) {
 			nd.Device = nodevDevice(nd.FSType)
 		}
 	}
+}
+
+// computedDevice returns the device path a node must have; disko has no option to set it,
+// so a different value (a layout written for this tool by hand) is a problem rather than
+// silently a second name for the same device.
+func computedDevice(probs *Problems, path, set, computed string) string {
+	if set != "" && set != computed {
+		probs.add(path, "is computed as %q and cannot be set to %q", computed, set)
+	}
+	return computed
 }
 
 // defaultContent fills the computed defaults of a content node that sits on device.
@@ -213,11 +218,11 @@ func GPTOrder(g *GPT) []string {
 }
 
 func gptPriority(p *GPTPartition) int {
-	switch {
-	case p.Type == "EF02": // exactly as disko compares it; ef02 keeps priority 1000 there too
-		return 100
+	switch { // in disko's order: a filler is last even when it is a BIOS boot partition
 	case p.Size == "100%":
 		return 9001
+	case p.Type == "EF02": // exactly as disko compares it; ef02 keeps priority 1000 there too
+		return 100
 	default:
 		return 1000
 	}
@@ -244,16 +249,28 @@ func gptLabel(label string) string {
 	return hex.EncodeToString(sum[:])[:36]
 }
 
-// UdevEscape escapes a string the way udev escapes it in /dev/disk/by-* symlink names.
+// UdevEscape escapes a string the way udev escapes it in /dev/disk/by-* symlink names:
+// valid UTF-8 beyond ASCII is kept, other bytes outside 0-9A-Za-z#+-.:=@_/ become \xhh.
+// disko's version differs in ways that name links udev never creates (upper-case hex
+// without padding, a comma left as is); here the link that exists on the machine wins.
 func UdevEscape(s string) string {
 	var b strings.Builder
-	for _, c := range []byte(s) {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			if r, size := utf8.DecodeRuneInString(s[i:]); r != utf8.RuneError {
+				b.WriteString(s[i : i+size])
+				i += size
+				continue
+			}
+		}
 		switch {
 		case c >= '0' && c <= '9', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', strings.IndexByte("#+-.:=@_/", c) >= 0:
 			b.WriteByte(c)
 		default:
 			fmt.Fprintf(&b, `\x%02x`, c)
 		}
+		i++
 	}
 	return b.String()
 }
@@ -292,28 +309,32 @@ func TableNumbers(t *Table) []int {
 	return numbers
 }
 
+// Patterns of disko's deviceNumbering, tried in this order.
 var (
-	plainDisk    = regexp.MustCompile(`^/dev/([shv]|xv)d[a-z]+$`)
-	pSuffixDisk  = regexp.MustCompile(`^/dev/(nvme|mmcblk|loop)[^/]*[0-9]$|^/dev/md/.*[0-9]$`)
-	dashPartDisk = regexp.MustCompile(`^/dev/(disk|zvol)/`)
-	appendDisk   = regexp.MustCompile(`^/dev/(md|mapper)/`)
+	appendNumber = regexp.MustCompile(`^/dev/([vs]|xvd).+$`)
+	dashPart     = regexp.MustCompile(`^/dev/(disk|zvol)/.+$`)
+	pNumber      = regexp.MustCompile(`^/dev/((nvme|mmcblk).+|md/.*[0-9])$`)
+	mdOrMapper   = regexp.MustCompile(`^/dev/(md|mapper)/.+$`)
+	loopDevice   = regexp.MustCompile(`^/dev/loop[0-9]+$`)
 )
 
-// partitionDevice names partition number n of device in kernel numbering (disko's
-// deviceNumbering).
+// partitionDevice names partition number n of device in kernel numbering, as disko's
+// deviceNumbering does.
 func partitionDevice(device string, n int) (string, error) {
 	num := strconv.Itoa(n)
 	switch {
-	case plainDisk.MatchString(device):
+	case appendNumber.MatchString(device):
 		return device + num, nil
-	case pSuffixDisk.MatchString(device):
-		return device + "p" + num, nil
-	case dashPartDisk.MatchString(device):
+	case dashPart.MatchString(device):
 		return device + "-part" + num, nil
-	case appendDisk.MatchString(device):
+	case pNumber.MatchString(device):
+		return device + "p" + num, nil
+	case mdOrMapper.MatchString(device):
 		return device + num, nil
+	case loopDevice.MatchString(device):
+		return device + "p" + num, nil
 	default:
-		return "", fmt.Errorf("cannot name partition %d of %q: a legacy table needs a device named like /dev/sdX, /dev/vdX, /dev/nvmeXnY, /dev/mmcblkX, /dev/loopX, /dev/md/X or /dev/disk/by-*/X (or set the partition's device)", n, device)
+		return "", fmt.Errorf("cannot name partition %d of %q: a legacy table needs a device named like /dev/sdX, /dev/vdX, /dev/xvdX, /dev/nvmeXnY, /dev/mmcblkX, /dev/loopX, /dev/md/X, /dev/mapper/X or /dev/disk/by-*/X (or set the partition's device)", n, device)
 	}
 }
 

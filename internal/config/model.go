@@ -120,14 +120,14 @@ type Table struct {
 
 // TablePartition is one entry of a legacy table.
 type TablePartition struct {
-	Name     string        `json:"name,omitempty" jsonschema_description:"GPT partition name (gpt format only)."`
+	Name     string        `json:"name,omitempty" jsonschema_description:"GPT partition name; required in a gpt-format table, unused in msdos."`
 	PartType string        `json:"part-type" jsonschema:"enum=primary,enum=logical,enum=extended,default=primary" jsonschema_description:"MBR partition kind (msdos format only)."`
 	FSType   string        `json:"fs-type,omitempty" jsonschema:"enum=bcachefs,enum=btrfs,enum=ext2,enum=ext3,enum=ext4,enum=fat16,enum=fat32,enum=hfs,enum=hfs+,enum=linux-swap,enum=ntfs,enum=reiserfs,enum=udf,enum=xfs" jsonschema_description:"Filesystem type hint written into the table by parted; it does not format anything."`
 	Start    string        `json:"start" jsonschema:"default=0%" jsonschema_description:"Start in parted units (1MiB, 50%, ...)."`
 	End      string        `json:"end" jsonschema:"default=100%" jsonschema_description:"End in parted units (1GiB, 100%, ...)."`
 	Flags    []string      `json:"flags,omitempty" jsonschema_description:"parted flags to set, for example bios_grub or esp."`
 	Bootable bool          `json:"bootable" jsonschema:"default=false" jsonschema_description:"Set the boot flag."`
-	Device   string        `json:"device,omitempty" defaultText:"the disk's device with the partition number, in kernel naming (sda1, nvme0n1p1, by-id/...-part1)" jsonschema_description:"Device path of the partition, as its content sees it."`
+	Device   string        `json:"device,omitempty" defaultText:"the disk's device with the partition number, in kernel naming (sda1, nvme0n1p1, by-id/...-part1)" jsonschema_description:"Device path of the partition, as its content sees it. Setting it is an extension of this tool (disko always computes it), for devices whose partitions the kernel names in another way."`
 	Content  PartitionNode `json:"content,omitempty" jsonschema_description:"What the partition holds. Null leaves it unformatted."`
 }
 
@@ -196,7 +196,7 @@ type LV struct {
 	Pool      string        `json:"pool,omitempty" jsonschema_description:"Thin pool (another LV of this group with lvm_type thin-pool) that a thinlv lives in."`
 	ExtraArgs []string      `json:"extraArgs,omitempty" jsonschema_description:"Extra arguments to lvcreate."`
 	Priority  *int          `json:"priority,omitempty" defaultText:"1000; 501 for a thin-pool; 251 more when size contains 100%" jsonschema_description:"Creation order: lower first, ties broken by name."`
-	Device    string        `json:"device,omitempty" defaultText:"/dev/VG/LV" jsonschema_description:"Device path of the logical volume, as its content sees it."`
+	Device    string        `json:"device,omitempty" defaultText:"/dev/VG/LV" jsonschema_description:"Device path of the logical volume, as its content sees it. Computed: it cannot be set to anything else."`
 	Content   PartitionNode `json:"content,omitempty" jsonschema_description:"What the logical volume holds. Null leaves it unformatted."`
 }
 
@@ -215,7 +215,7 @@ type MDADM struct {
 	Level     int        `json:"level" jsonschema:"enum=0,enum=1,enum=4,enum=5,enum=6,enum=10,default=1" jsonschema_description:"RAID level."`
 	Metadata  string     `json:"metadata" jsonschema:"enum=1,enum=1.0,enum=1.1,enum=1.2,enum=default,enum=ddf,enum=imsm,default=default" jsonschema_description:"Superblock format. Use 1.0 for an ESP on RAID1 so that firmware sees a plain FAT filesystem."`
 	ExtraArgs []string   `json:"extraArgs,omitempty" jsonschema_description:"Extra arguments to mdadm --create, for example [\"--assume-clean\"]."`
-	Device    string     `json:"device,omitempty" defaultText:"/dev/md/NAME" jsonschema_description:"Device path of the array, as its content sees it."`
+	Device    string     `json:"device,omitempty" defaultText:"/dev/md/NAME" jsonschema_description:"Device path of the array, as its content sees it. Computed: it cannot be set to anything else."`
 	Content   DeviceNode `json:"content,omitempty" jsonschema_description:"What the array holds, a GPT included."`
 	Hooks
 }
@@ -249,6 +249,7 @@ type ZpoolMode struct {
 
 // Topology is an explicit ZFS vdev layout.
 type Topology struct {
+	Type    string   `json:"type" jsonschema:"enum=topology,default=topology" jsonschema_description:"Always \"topology\"."`
 	Vdev    []Vdev   `json:"vdev,omitempty" jsonschema_description:"Data vdevs."`
 	Spare   []string `json:"spare,omitempty" jsonschema_description:"Hot spares: device paths, or a disk name standing for its partition labelled zfs."`
 	Log     []Vdev   `json:"log,omitempty" jsonschema_description:"Separate intent log (SLOG) vdevs."`
@@ -260,7 +261,7 @@ type Topology struct {
 // Vdev is one virtual device of a pool topology.
 type Vdev struct {
 	Mode    string   `json:"mode" jsonschema:"enum=,enum=mirror,enum=raidz,enum=raidz1,enum=raidz2,enum=raidz3,default=" jsonschema_description:"Redundancy of this vdev; \"\" stripes its members."`
-	Members []string `json:"members" jsonschema_description:"Member devices: absolute paths, or a disk name standing for /dev/disk/by-partlabel/disk-NAME-zfs."`
+	Members []string `json:"members" jsonschema:"required" jsonschema_description:"Member devices: absolute paths, or a disk name standing for /dev/disk/by-partlabel/disk-NAME-zfs."`
 }
 
 // ZFSFS is a ZFS filesystem dataset.
@@ -281,7 +282,7 @@ type ZFSVolume struct {
 	Options      map[string]string `json:"options,omitempty" jsonschema_description:"ZFS properties (zfs create -o), for example volblocksize or compression."`
 	ExtraArgs    []string          `json:"extraArgs,omitempty" jsonschema_description:"Extra arguments to zfs create."`
 	MountOptions []string          `json:"mountOptions" jsonschema:"default=defaults" jsonschema_description:"Unused; kept for compatibility with disko."`
-	Device       string            `json:"device,omitempty" defaultText:"/dev/zvol/POOL/NAME" jsonschema_description:"Device path of the volume, as its content sees it."`
+	Device       string            `json:"device,omitempty" defaultText:"/dev/zvol/POOL/NAME" jsonschema_description:"Device path of the volume, as its content sees it. Computed: it cannot be set to anything else."`
 	Content      PartitionNode     `json:"content,omitempty" jsonschema_description:"What the volume holds."`
 	Hooks
 }
@@ -300,6 +301,7 @@ type BTRFS struct {
 
 // Subvolume is a btrfs subvolume.
 type Subvolume struct {
+	Type         string               `json:"type" jsonschema:"enum=btrfs_subvol,default=btrfs_subvol" jsonschema_description:"Always \"btrfs_subvol\"."`
 	Name         string               `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Subvolume path inside the filesystem."`
 	ExtraArgs    []string             `json:"extraArgs,omitempty" jsonschema_description:"Extra arguments to btrfs subvolume create."`
 	MountOptions []string             `json:"mountOptions" jsonschema:"default=defaults" jsonschema_description:"Mount options (subvol=NAME is added)."`
@@ -340,6 +342,7 @@ type BcachefsFilesystem struct {
 
 // BcachefsSubvolume is a subvolume of a bcachefs filesystem.
 type BcachefsSubvolume struct {
+	Type         string   `json:"type" jsonschema:"enum=bcachefs_subvolume,default=bcachefs_subvolume" jsonschema_description:"Always \"bcachefs_subvolume\"."`
 	Name         string   `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Subvolume path inside the filesystem."`
 	MountOptions []string `json:"mountOptions,omitempty" jsonschema_description:"Extra mount options; X-mount.mkdir and X-mount.subdir=NAME are always put before them."`
 	Mountpoint   string   `json:"mountpoint,omitempty" jsonschema_description:"Mount point. Null leaves the subvolume unmounted."`
@@ -350,7 +353,7 @@ type Nodev struct {
 	Type         string   `json:"type" jsonschema:"enum=nodev,default=nodev" jsonschema_description:"Always \"nodev\"."`
 	FSType       string   `json:"fsType" jsonschema:"required" jsonschema_description:"Filesystem type: tmpfs, ramfs, proc, sysfs, or none for a bind mount."`
 	Device       string   `json:"device,omitempty" defaultText:"fsType for proc, sysfs, tmpfs, ramfs, devtmpfs and devpts; else none" jsonschema_description:"Source of the mount."`
-	Mountpoint   string   `json:"mountpoint,omitempty" defaultText:"the attribute name" jsonschema_description:"Absolute mount point."`
+	Mountpoint   string   `json:"mountpoint,omitempty" decode:"notNull" defaultText:"the attribute name" jsonschema_description:"Absolute mount point."`
 	MountOptions []string `json:"mountOptions" jsonschema:"default=defaults" jsonschema_description:"Mount options; with bind, the source is taken inside the root mount point."`
 	Hooks
 }

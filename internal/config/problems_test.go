@@ -74,12 +74,12 @@ func TestProblems(t *testing.T) {
 		{"bad partition uuid", gptDisk(`{"a":{"size":"1G","uuid":"1234"}}`), []string{
 			p + `.a.uuid: "1234" is not a UUID (example: 809b3a2b-828a-4730-95e1-75b6343e415a)`}},
 		{"label too long", gptDisk(`{"a":{"size":"1G","label":"0123456789012345678901234567890123456789"}}`), []string{
-			p + `.a.label: "0123456789012345678901234567890123456789" is 40 characters long; a GPT partition name holds at most 36`}},
+			p + `.a.label: "0123456789012345678901234567890123456789" is 40 characters long; a GPT partition name holds at most 36 (sgdisk would cut it, and the partition would not be found by its label)`}},
 		{"duplicate label", gptDisk(`{"a":{"size":"1G","label":"x"},"b":{"size":"1G","label":"x"}}`), []string{
-			p + `.b.label: "x" is also the label of ` + p + `.a: by-partlabel links would collide`}},
+			p + `.b.label: "x" is also the label of ` + p + `.a: both partitions are addressed by it, and by-partlabel links would collide`}},
+		{"duplicate label not used for addressing", gptDisk(`{"a":{"size":"1G","label":"x","uuid":"809b3a2b-828a-4730-95e1-75b6343e415a"},"b":{"size":"1G","label":"x","uuid":"809b3a2b-828a-4730-95e1-75b6343e415b"}}`), nil},
 		{"attribute bit", gptDisk(`{"a":{"size":"1G","attributes":[64]}}`), []string{p + `.a.attributes[0]: 64 is not a GPT attribute bit (0 to 63)`}},
-		{"hybrid type byte", gptDisk(`{"a":{"size":"1G","hybrid":{"mbrPartitionType":"FAT"}}}`), []string{
-			p + `.a.hybrid.mbrPartitionType: "FAT" is not an MBR partition type byte (examples: 0x0c, 83)`}},
+		{"sgdisk units as sgdisk reads them", gptDisk(`{"a":{"start":"1MiB","end":"+512m"},"b":{"end":"+2048S"},"c":{"size":"100%","type":"EF02"},"d":{"size":"1M","type":"EF02"}}`), nil},
 		{"filesystem format required", onDisk(`{"type":"filesystem"}`), []string{`disko.devices.disk.main.content.format: is required`}},
 		{"filesystem format empty", onDisk(`{"type":"filesystem","format":""}`), []string{`disko.devices.disk.main.content.format: must not be empty (for example ext4, xfs, vfat, btrfs)`}},
 		{"relative mount point", onDisk(`{"type":"filesystem","format":"ext4","mountpoint":"home"}`), []string{
@@ -97,8 +97,7 @@ func TestProblems(t *testing.T) {
 		{"luks name required", onDisk(`{"type":"luks"}`), []string{`disko.devices.disk.main.content.name: is required`}},
 		{"luks relative password file", onDisk(`{"type":"luks","name":"c","passwordFile":"secret.key"}`), []string{
 			`disko.devices.disk.main.content.passwordFile: "secret.key" is not an absolute path`}},
-		{"luks without any key", onDisk(`{"type":"luks","name":"c","askPassword":false}`), []string{
-			`disko.devices.disk.main.content.askPassword: is false, but no passwordFile, keyFile or settings.keyFile is set: formatting would have no key (set one, or askPassword = true)`}},
+		{"luks key through extra args, relative initrd key file", onDisk(`{"type":"luks","name":"c","askPassword":false,"extraFormatArgs":["--key-file=/tmp/k"],"settings":{"keyFile":"key"}}`), nil},
 		{"luks gpt inside is fine", onDisk(`{"type":"luks","name":"c","content":{"type":"gpt","partitions":{"r":{"size":"100%","content":` + ext4Root + `}}}}`), nil},
 		{"lvm_pv names no vg", onDisk(`{"type":"lvm_pv","vg":"pool"}`), []string{
 			`disko.devices.disk.main.content.vg: "pool" names no entry of disko.devices.lvm_vg`}},
@@ -113,6 +112,7 @@ func TestProblems(t *testing.T) {
 			`disko.devices.lvm_vg.vg.lvs.x.lvm_type: "raid10" is not one of "mirror", "raid0", "raid1", "raid4", "raid5", "raid6", "thin-pool", "thinlv" (did you mean "raid0"?)`}},
 		{"thinlv without pool", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"x":{"size":"1G","lvm_type":"thinlv"}}}}}`, []string{
 			`disko.devices.lvm_vg.vg.lvs.x.pool: is required for a thinlv: name the thin-pool LV it lives in`}},
+		{"sizes as lvm reads them, pool on a thin pool", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"p":{"size":"50%PV","lvm_type":"thin-pool","pool":"p"},"a":{"size":"10GiB"},"b":{"size":"100%free"}}}}}`, nil},
 		{"thinlv in a plain lv", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"p":{"size":"1G"},"x":{"size":"1G","lvm_type":"thinlv","pool":"p"}}}}}`, []string{
 			`disko.devices.lvm_vg.vg.lvs.x.pool: "p" is not a logical volume of this group with lvm_type "thin-pool"`}},
 		{"two LVs take everything", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"lvm_pv","vg":"vg"}}},"lvm_vg":{"vg":{"lvs":{"a":{"size":"100%"},"b":{"size":"100%FREE"}}}}}`, []string{
@@ -133,7 +133,8 @@ func TestProblems(t *testing.T) {
 			`disko.devices.zpool.z.mode.topology.vdev[0].members[1]: "other" is not a device with a zfs content for pool "z" (members: /dev/sda)`}},
 		{"zpool topology member missing", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}},"e":{"device":"/dev/sdb","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mode":{"topology":{"vdev":[{"members":["/dev/sda"]}]}}}}}`, []string{
 			`disko.devices.zpool.z.mode.topology: /dev/sdb is a member of pool "z" but appears nowhere in its topology`}},
-		{"zpool topology shorthand and single special", `{"disk":{"a":{"device":"/dev/sda","content":{"type":"gpt","partitions":{"zfs":{"size":"100%","content":{"type":"zfs","pool":"z"}}}}},"b":{"device":"/dev/sdb","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mode":{"topology":{"vdev":[{"members":["a"]}],"special":{"members":["/dev/sdb"]}}}}}}`, nil},
+		{"zpool topology shorthand and single special", `{"disk":{"a":{"device":"/dev/sda","content":{"type":"gpt","partitions":{"zfs":{"size":"100%","content":{"type":"zfs","pool":"z"}}}}},"b":{"device":"/dev/sdb","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mode":{"topology":{"type":"topology","vdev":[{"members":["a"]}],"special":{"members":["/dev/sdb"]}}}}}}`, nil},
+		{"zpool root not mounted frees its mount point", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mountpoint":"/","rootFsOptions":{"canmount":"off"},"datasets":{"root":{"type":"zfs_fs","mountpoint":"/"},"v":{"type":"zfs_volume","size":"10g"}}}}}`, nil},
 		{"zpool mode wrong kind", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"mode":1}}}`, []string{
 			`disko.devices.zpool.z.mode: must be a mode string or {topology = ...}, not the number 1`}},
 		{"zvol size", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"zfs","pool":"z"}}},"zpool":{"z":{"datasets":{"v":{"type":"zfs_volume","size":"big"}}}}}`, []string{
@@ -150,18 +151,29 @@ func TestProblems(t *testing.T) {
 			`disko.devices.disk.main.content.subvolumes."/b".mountpoint: "/x" is also the mount point of disko.devices.disk.main.content.subvolumes."/a".mountpoint`}},
 		{"table format enum", onDisk(`{"type":"table","format":"mbr"}`), []string{
 			`disko.devices.disk.main.content.format: "mbr" is not one of "gpt", "msdos"`}},
-		{"table logical in gpt", onDisk(`{"type":"table","format":"gpt","partitions":[{"part-type":"logical"}]}`), []string{
-			`disko.devices.disk.main.content.partitions[0].part-type: "logical" only exists in msdos tables; a gpt table has only primary partitions`}},
+		{"table gpt partition needs a name", onDisk(`{"type":"table","format":"gpt","partitions":[{"part-type":"logical"}]}`), []string{
+			`disko.devices.disk.main.content.partitions[0].name: is required in a gpt-format table (parted names every GPT partition)`}},
+		{"table positions as parted reads them", onDisk(`{"type":"table","format":"msdos","partitions":[{"start":"1mib","end":"10cyl"},{"start":"1GB","end":"-1s"}]}`), nil},
 		{"table part-type enum", onDisk(`{"type":"table","format":"msdos","partitions":[{"part-type":"primry"}]}`), []string{
 			`disko.devices.disk.main.content.partitions[0].part-type: "primry" is not one of "primary", "logical", "extended" (did you mean "primary"?)`}},
 		{"table logical without extended", onDisk(`{"type":"table","format":"msdos","partitions":[{"part-type":"logical"}]}`), []string{
 			`disko.devices.disk.main.content.partitions[0].part-type: a logical partition must follow an extended partition`}},
 		{"table too many primaries", onDisk(`{"type":"table","format":"msdos","partitions":[{},{},{},{},{}]}`), []string{
 			`disko.devices.disk.main.content.partitions: an msdos table holds at most 4 primary and extended partitions, this one has 5 (use logical partitions inside an extended one)`}},
-		{"table bad position", onDisk(`{"type":"table","partitions":[{"start":"one"}]}`), []string{
+		{"table bad position", onDisk(`{"type":"table","partitions":[{"name":"a","start":"one"}]}`), []string{
 			`disko.devices.disk.main.content.partitions[0].start: "one" is not a position parted understands (examples: 1MiB, 0%, 50%)`}},
-		{"table device naming", `{"disk":{"main":{"device":"/dev/weird","content":{"type":"table","partitions":[{}]}}}}`, []string{
-			`disko.devices.disk.main.content.partitions[0]: cannot name partition 1 of "/dev/weird": a legacy table needs a device named like /dev/sdX, /dev/vdX, /dev/nvmeXnY, /dev/mmcblkX, /dev/loopX, /dev/md/X or /dev/disk/by-*/X (or set the partition's device)`}},
+		{"table device naming", `{"disk":{"main":{"device":"/dev/weird","content":{"type":"table","partitions":[{"name":"a"}]}}}}`, []string{
+			`disko.devices.disk.main.content.partitions[0]: cannot name partition 1 of "/dev/weird": a legacy table needs a device named like /dev/sdX, /dev/vdX, /dev/xvdX, /dev/nvmeXnY, /dev/mmcblkX, /dev/loopX, /dev/md/X, /dev/mapper/X or /dev/disk/by-*/X (or set the partition's device)`}},
+		{"null takes the default", `{"disk":{"main":{"device":"/dev/sda","destroy":null}}}`, nil},
+		{"null on a required option", `{"disk":{"main":{"device":null}}}`, []string{`disko.devices.disk.main.device: is required and must not be null`}},
+		{"nodev without mount point", `{"nodev":{"/tmp":{"fsType":"tmpfs","mountpoint":null}}}`, []string{
+			`disko.devices.nodev."/tmp".mountpoint: must not be null (null would leave this entry without any effect: remove the entry instead)`}},
+		{"nodev only", `{"nodev":{"/tmp":{"fsType":"tmpfs"}}}`, nil},
+		{"computed device cannot be set", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"device":"/dev/md0"}}}`, []string{
+			`disko.devices.mdadm.r.device: is computed as "/dev/md/r" and cannot be set to "/dev/md0"`}},
+		{"computed device may be restated", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"device":"/dev/md/r"}}}`, nil},
+		{"empty swap option", onDisk(`{"type":"swap","mountOptions":[""]}`), []string{`disko.devices.disk.main.content.mountOptions[0]: must not be empty`}},
+		{"subvolume types", onDisk(`{"type":"btrfs","subvolumes":{"/a":{"type":"btrfs_subvol"}}}`), nil},
 		{"nodev fsType required", `{"disk":{"d":{"device":"/dev/sda"}},"nodev":{"/tmp":{}}}`, []string{`disko.devices.nodev."/tmp".fsType: is required`}},
 		{"attribute names with spaces are quoted", `{"disk":{"my disk":{"device":"x"}}}`, []string{`disko.devices.disk."my disk".device: "x" is not a device path (for example /dev/sda or /dev/disk/by-id/...)`}},
 		{"several problems in one pass", gptDisk(`{"ESP":{"size":"500X","type":"EF0"},"root":{"size":"100%","content":{"type":"filesystem","mountpoint":"/"}}}`), []string{

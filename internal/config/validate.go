@@ -12,16 +12,21 @@ import (
 // written. Every check reports at the option path and keeps going.
 
 var (
-	gptSize       = regexp.MustCompile(`^(100%|[0-9]+[KMGTP]?)$`)
-	sgdiskPos     = regexp.MustCompile(`^[+-]?[0-9]+[KMGTPs]?$`)
-	partedPos     = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?(%|s|B|kB|MB|GB|TB|KiB|MiB|GiB|TiB|k|K|M|G|T)?$`)
-	lvSize        = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?[bBsSkKmMgGtTpPeE]?|[0-9]+%(FREE|VG|PVS|ORIGIN)?)$`)
-	zvolSize      = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?[KMGTPE]?$`)
+	gptSize = regexp.MustCompile(`^(100%|[0-9]+[KMGTP]?)$`)
+	// What sgdisk reads: whole numbers, a unit letter with an optional B or iB, or sectors
+	// (decimals are refused: sgdisk silently reads +1.5G as one sector).
+	sgdiskPos = regexp.MustCompile(`(?i)^[+-]?[0-9]+([KMGTP](i?B)?|s)?$`)
+	// What parted reads: a number with a unit (B, s, kB..TB, KiB..TiB, %, cyl, chs).
+	partedPos = regexp.MustCompile(`(?i)^-?[0-9]+(\.[0-9]+)?(%|s|b|[kmgt]i?b|[kmgt]|cyl|chs)?$`)
+	// What lvcreate reads: -L sizes (the first unit letter counts) and -l percentages with
+	// lvm's abbreviations of VG, LV, PVS, FREE and ORIGIN.
+	lvSize = regexp.MustCompile(`(?i)^([0-9]+(\.[0-9]+)?([bskmgtpe][a-z]*)?|[0-9]+(\.[0-9]+)?%(v|vg|l|lv|p|pv|pvs|f|fr|fre|free|o|or|ori|orig|origi|origin)?)$`)
+	// What zfs create -V reads: a number with an optional unit and B or iB.
+	zvolSize      = regexp.MustCompile(`(?i)^[0-9]+(\.[0-9]+)?([bkmgtpez](i?b)?)?$`)
 	imageSize     = regexp.MustCompile(`^[0-9]+[KMGTP]?$`)
 	swapfileSize  = regexp.MustCompile(`^[0-9]+[KMGTP]$`)
 	gptTypeCode   = regexp.MustCompile(`^[0-9A-Fa-f]{4}$`)
 	guid          = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
-	mbrTypeByte   = regexp.MustCompile(`^(0x)?[0-9A-Fa-f]{1,2}$`)
 	sizeExamples  = "(examples: 500M, 2G, 100%)"
 	deviceExample = "(for example /dev/sda or /dev/disk/by-id/...)"
 )
@@ -41,7 +46,7 @@ type validator struct {
 func validate(d *Devices, probs *Problems) {
 	v := &validator{d: d, probs: probs, mounts: map[string]string{}, labels: map[string]string{},
 		members: map[string]map[string][]string{"lvm_vg": {}, "mdadm": {}, "zpool": {}, "bcachefs_filesystems": {}}}
-	if len(d.Disk) == 0 {
+	if len(d.Disk)+len(d.MDADM)+len(d.Zpool)+len(d.LVMVG)+len(d.Nodev)+len(d.BcachefsFilesystems) == 0 {
 		probs.add(RootPath+".disk", "no disks are defined (did you forget to import your disk layout, or is it under disko.devices?)")
 	}
 	for _, key := range sortedMapKeys(d.Disk) {
@@ -93,6 +98,7 @@ func (v *validator) content(path string, node Node) {
 		}
 		v.mountpoint(path+".mountpoint", n.Mountpoint)
 	case *Swap:
+		v.nonEmpty(path+".mountOptions", n.MountOptions)
 		if n.RandomEncryption && n.ResumeDevice {
 			v.add(path+".resumeDevice", "cannot resume from a swap with randomEncryption: its key is new at every boot")
 		}
@@ -143,19 +149,18 @@ func (v *validator) gpt(path string, g *GPT) {
 			v.uuid(pPath+".uuid", p.UUID)
 		}
 		if n := len([]rune(p.Label)); n > 36 {
-			v.add(pPath+".label", "%q is %d characters long; a GPT partition name holds at most 36", p.Label, n)
-		} else if first, dup := v.labels[p.Label]; dup {
-			v.add(pPath+".label", "%q is also the label of %s: by-partlabel links would collide", p.Label, first)
-		} else {
-			v.labels[p.Label] = pPath
+			v.add(pPath+".label", "%q is %d characters long; a GPT partition name holds at most 36 (sgdisk would cut it, and the partition would not be found by its label)", p.Label, n)
+		} else if strings.HasPrefix(p.Device, "/dev/disk/by-partlabel/") {
+			if first, dup := v.labels[p.Label]; dup {
+				v.add(pPath+".label", "%q is also the label of %s: both partitions are addressed by it, and by-partlabel links would collide", p.Label, first)
+			} else {
+				v.labels[p.Label] = pPath
+			}
 		}
 		for i, bit := range p.Attributes {
 			if bit < 0 || bit > 63 {
 				v.add(indexPath(pPath+".attributes", i), "%d is not a GPT attribute bit (0 to 63)", bit)
 			}
-		}
-		if p.Hybrid != nil && p.Hybrid.MBRPartitionType != "" && !mbrTypeByte.MatchString(p.Hybrid.MBRPartitionType) {
-			v.add(pPath+".hybrid.mbrPartitionType", "%q is not an MBR partition type byte (examples: 0x0c, 83)", p.Hybrid.MBRPartitionType)
 		}
 		v.content(pPath+".content", p.Content)
 	}
@@ -175,8 +180,10 @@ func (v *validator) table(path string, t *Table) {
 			v.add(pPath+".end", "%q is not a position parted understands (examples: 512MiB, 100%%)", p.End)
 		}
 		switch {
-		case t.Format == "gpt" && p.PartType != "primary":
-			v.add(pPath+".part-type", "%q only exists in msdos tables; a gpt table has only primary partitions", p.PartType)
+		case t.Format == "gpt":
+			if p.Name == "" {
+				v.add(pPath+".name", "is required in a gpt-format table (parted names every GPT partition)")
+			}
 		case p.PartType == "extended":
 			extended++
 			primaries++
@@ -198,15 +205,8 @@ func (v *validator) table(path string, t *Table) {
 func (v *validator) luks(path string, l *LUKS) {
 	v.optionalAbsolute(path+".passwordFile", l.PasswordFile)
 	v.optionalAbsolute(path+".keyFile", l.KeyFile)
-	if kf, ok := l.Settings["keyFile"].(string); ok {
-		v.optionalAbsolute(path+".settings.keyFile", kf)
-	}
 	for i, f := range l.AdditionalKeyFiles {
 		v.absolute(indexPath(path+".additionalKeyFiles", i), f, "an absolute path")
-	}
-	_, settingsKey := l.Settings["keyFile"]
-	if l.AskPassword != nil && !*l.AskPassword && l.KeyFile == "" && l.PasswordFile == "" && !settingsKey {
-		v.add(path+".askPassword", "is false, but no passwordFile, keyFile or settings.keyFile is set: formatting would have no key (set one, or askPassword = true)")
 	}
 	v.content(path+".content", l.Content)
 }
@@ -219,7 +219,7 @@ func (v *validator) lvmVG(path string, vg *LVMVG) {
 		if !lvSize.MatchString(lv.Size) {
 			v.add(lvPath+".size", "%q is not a size: use a number with an optional unit (10G, 512M) or a percentage (100%%FREE, 50%%VG)", lv.Size)
 		}
-		if (lv.Size == "100%" || lv.Size == "100%FREE") && lv.LVMType != "thinlv" {
+		if (lv.Size == "100%" || strings.EqualFold(lv.Size, "100%FREE")) && lv.LVMType != "thinlv" {
 			fillers = append(fillers, key)
 		}
 		switch {
@@ -229,8 +229,6 @@ func (v *validator) lvmVG(path string, vg *LVMVG) {
 			if pool, ok := vg.LVs[lv.Pool]; !ok || pool.LVMType != "thin-pool" {
 				v.add(lvPath+".pool", "%q is not a logical volume of this group with lvm_type \"thin-pool\"", lv.Pool)
 			}
-		case lv.Pool != "":
-			v.add(lvPath+".pool", "is only used with lvm_type \"thinlv\"")
 		}
 		v.content(lvPath+".content", lv.Content)
 	}
@@ -240,14 +238,12 @@ func (v *validator) lvmVG(path string, vg *LVMVG) {
 }
 
 func (v *validator) zpool(path string, pool *Zpool) {
-	v.mountpoint(path+".mountpoint", pool.Mountpoint)
+	v.datasetMountpoint(path+".mountpoint", pool.Mountpoint, pool.RootFsOptions)
 	for _, key := range sortedMapKeys(pool.Datasets) {
 		dsPath := attrPath(path+".datasets", key)
 		switch ds := pool.Datasets[key].(type) {
 		case *ZFSFS:
-			if ds.Options["mountpoint"] != "none" && ds.Options["canmount"] != "off" {
-				v.mountpoint(dsPath+".mountpoint", ds.Mountpoint)
-			}
+			v.datasetMountpoint(dsPath+".mountpoint", ds.Mountpoint, ds.Options)
 		case *ZFSVolume:
 			if !zvolSize.MatchString(ds.Size) {
 				v.add(dsPath+".size", "%q is not a size (examples: 10M, 4G)", ds.Size)
@@ -257,10 +253,32 @@ func (v *validator) zpool(path string, pool *Zpool) {
 	}
 }
 
+// datasetMountpoint checks a ZFS dataset's mount point; one that ZFS will not mount
+// (mountpoint=none or canmount=off) claims no mount point.
+func (v *validator) datasetMountpoint(path, mp string, options map[string]string) {
+	if options["mountpoint"] != "none" && options["canmount"] != "off" {
+		v.mountpoint(path, mp)
+	} else if mp != "" {
+		v.absolute(path, mp, "an absolute mount point such as /home")
+	}
+}
+
 func (v *validator) swapfiles(path string, files map[string]*Swapfile) {
 	for _, key := range sortedMapKeys(files) {
-		if f := files[key]; !swapfileSize.MatchString(f.Size) {
+		f := files[key]
+		if !swapfileSize.MatchString(f.Size) {
 			v.add(attrPath(path, key)+".size", "%q is not a swap file size: a whole number with a K, M, G, T or P suffix (examples: 512M, 4G)", f.Size)
+		}
+		v.nonEmpty(attrPath(path, key)+".options", f.Options)
+	}
+}
+
+// nonEmpty reports empty strings in an option list where the tool would read them as a
+// missing argument (swapon --options).
+func (v *validator) nonEmpty(path string, list []string) {
+	for i, item := range list {
+		if item == "" {
+			v.add(indexPath(path, i), "must not be empty")
 		}
 	}
 }
