@@ -252,6 +252,10 @@ func (m *model) option(owner *typeDoc, f reflect.StructField) (*optionDoc, error
 	return o, nil
 }
 
+// constant tells a `type` option with one accepted value: the tag of a typed node, or one
+// of disko's internal tags (btrfs_subvol, topology).
+func (o *optionDoc) constant() bool { return o.name == "type" && len(o.enum) == 1 }
+
 // hasDecodeWord reads the decode tag, which tells the decoder how to read a value.
 func hasDecodeWord(f reflect.StructField, word string) bool {
 	return slices.Contains(strings.Split(f.Tag.Get("decode"), ","), word)

@@ -253,8 +253,8 @@ func optionRow(o *optionDoc) []string {
 
 // typeText says what values an option takes, accepted values included.
 func typeText(o *optionDoc) string {
-	if o.discriminator {
-		return code(nixString(o.enum[0]))
+	if o.constant() {
+		return code(literal(o.val, o.enum[0]))
 	}
 	s := valueText(o.val)
 	if len(o.enum) > 0 && o.val.kind != vMode {

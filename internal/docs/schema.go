@@ -152,8 +152,8 @@ func (m *model) modeSchema(v *valueType) *jsonschema.Schema {
 // cannot know: the `type` discriminator, slots inside attribute sets, one-or-many lists,
 // computed defaults and null.
 func (m *model) property(td *typeDoc, o *optionDoc, p *jsonschema.Schema) *jsonschema.Schema {
-	if o.name == "type" && td.kind != "" {
-		p.Const = td.kind
+	if o.constant() {
+		p.Const = p.Enum[0]
 		p.Enum = nil
 		return p
 	}
