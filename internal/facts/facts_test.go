@@ -141,6 +141,7 @@ func TestGatherFromRealTarget(t *testing.T) {
 		{"root", testtarget.Options{}, remote.MethodRoot, false},
 		{"sudo nopasswd", testtarget.Options{User: "alice"}, remote.MethodSudo, false},
 		{"sudo with password", testtarget.Options{User: "bob", Password: "pw"}, remote.MethodSudo, true},
+		{"doas nopass", testtarget.Options{User: "olga", Doas: true}, remote.MethodDoas, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tt := testtarget.Start(t, tc.opts)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -222,6 +223,7 @@ func TestSudo(t *testing.T) {
 		prompt       bool
 		wantErr      string
 		wantPassword bool
+		method       remote.Method
 	}{
 		{name: "nopasswd", target: testtarget.Options{User: "alice"}},
 		{name: "password from env", target: testtarget.Options{User: "bob", Password: password}, sudoPassword: password, wantPassword: true},
@@ -229,11 +231,22 @@ func TestSudo(t *testing.T) {
 		{name: "wrong password", target: testtarget.Options{User: "bob", Password: password}, sudoPassword: "nope", wantErr: "incorrect password"},
 		{name: "no password given", target: testtarget.Options{User: "bob", Password: password}, wantErr: "set SUDO_PASSWORD"},
 		{name: "not in sudoers", target: testtarget.Options{User: "dave", Password: password, NoSudo: true}, sudoPassword: password, wantErr: "may not run sudo"},
+		{name: "doas nopass", target: testtarget.Options{User: "olga", Doas: true}, method: remote.MethodDoas},
+		// sudo is installed too and wins when both want a password, since
+		// sudo can read it from stdin.
+		{name: "doas with password", target: testtarget.Options{User: "olga", Password: password, Doas: true}, wantErr: "sudo on"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tt := testtarget.Start(t, tc.target)
 			o := options(t, tt)
 			o.SudoPassword = tc.sudoPassword
+			var logs bytes.Buffer
+			o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			t.Cleanup(func() {
+				if strings.Contains(logs.String(), "horse") {
+					t.Errorf("the password appears in the debug log:\n%s", logs.String())
+				}
+			})
 			if tc.prompt {
 				o.SudoPasswordPrompt = func(user, host string) (string, error) {
 					if user != tt.User || host != tt.Addr() {
@@ -256,8 +269,11 @@ func TestSudo(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Root() = %v", err)
 			}
-			if p := root.Privilege(); p.Method != remote.MethodSudo || p.NeedsPassword != tc.wantPassword {
-				t.Errorf("Privilege() = %+v, want sudo with NeedsPassword=%v", p, tc.wantPassword)
+			if tc.method == "" {
+				tc.method = remote.MethodSudo
+			}
+			if p := root.Privilege(); p.Method != tc.method || p.NeedsPassword != tc.wantPassword {
+				t.Errorf("Privilege() = %+v, want %s with NeedsPassword=%v", p, tc.method, tc.wantPassword)
 			}
 
 			// While a root command runs, no process's argv holds the password.

@@ -48,6 +48,9 @@ type Options struct {
 	// else after typing Password (which is also the login password).
 	NoSudo   bool
 	Password string
+	// Doas gives the user root through doas (`permit [nopass]`, following
+	// Password) instead of sudo; the test is skipped if doas is missing.
+	Doas bool
 
 	// LogLevel is sshd's LogLevel (default VERBOSE).
 	LogLevel string
@@ -128,6 +131,11 @@ func Start(t testing.TB, o Options) *Target {
 	Require(t, !o.Loopback)
 	if o.User == "" {
 		o.User = "root"
+	}
+	if o.Doas {
+		if _, err := exec.LookPath("doas"); err != nil {
+			t.Skipf("testtarget: doas is not installed (apt-get install opendoas): %v", err)
+		}
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = "VERBOSE"
@@ -369,7 +377,16 @@ func (tt *Target) writeEtc() error {
 				return err
 			}
 		}
-		if !tt.opts.NoSudo {
+		if tt.opts.Doas {
+			rule := fmt.Sprintf("permit nopass %s as root\n", tt.User)
+			if tt.Password != "" {
+				rule = fmt.Sprintf("permit %s as root\n", tt.User)
+			}
+			if err := os.WriteFile(filepath.Join(upper, "doas.conf"), []byte(rule), 0o600); err != nil {
+				return err
+			}
+		}
+		if !tt.opts.NoSudo && !tt.opts.Doas {
 			tag := ""
 			if tt.Password == "" {
 				tag = "NOPASSWD: "
