@@ -237,9 +237,10 @@ func (m *model) option(owner *typeDoc, f reflect.StructField) (*optionDoc, error
 		// A mode string accepts what the decoder accepts; it reads the vdev modes.
 		o.enum = val.modeEnum
 	}
-	// The decoder turns null into the Go zero value. That is the same as leaving the option
-	// out exactly when the option has no declared default and is not required (a computed
-	// default is filled in from the zero value), so only then is null offered.
+	// null is offered where leaving the option out is itself "nothing" (no declared default:
+	// disko's nullOr options such as mountpoint, uuid, content, and computed defaults, which
+	// are filled in from nothing), not where it stands for a value (destroy = true): there
+	// disko rejects null, although the decoder reads it as the default.
 	o.discriminator = owner != nil && owner.kind != "" && o.name == "type"
 	if o.discriminator {
 		if len(o.enum) != 1 || o.enum[0] != owner.kind {
