@@ -160,7 +160,7 @@ echo "end lsblk"
 func Parse(out []byte) (*Facts, error) {
 	kv, blocks := split(out)
 	if kv["kernel"] == "" {
-		return nil, fmt.Errorf("the fact script printed no kernel name; is the login shell a POSIX sh? output begins %q", head(out))
+		return nil, fmt.Errorf("the fact script printed no kernel name (output begins %q)", head(out))
 	}
 	f := &Facts{
 		Kernel:        kv["kernel"],

@@ -279,7 +279,7 @@ func (e *ExitError) Error() string {
 	return s
 }
 
-// Run runs cmd with the login user's shell, streaming stdin, stdout and
+// Run runs cmd with /bin/sh as the login user, streaming stdin, stdout and
 // stderr (nil means none / discard). A failed command returns *ExitError.
 // When ctx ends, the remote command is sent SIGTERM and the session closed.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -311,10 +311,12 @@ func (c *Client) run(ctx context.Context, shown, cmd string, stdin io.Reader, st
 	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, sniff
 	c.log.Debug("run", "host", c.cfg.Addr(), "cmd", shown)
 	start := time.Now()
-	// The login shell sshd starts is a process group leader (setsid); it
-	// reports its PID so that a cancelled command can be killed, since
-	// sshd ignores "signal" requests for root sessions.
-	if err := sess.Start(pidPrefix + cmd); err != nil {
+	// sshd hands the command to the login shell, which may be fish or zsh:
+	// replace it with /bin/sh at once (same PID, a process group leader
+	// thanks to sshd's setsid). It reports its PID so that a cancelled
+	// command can be killed, since sshd ignores "signal" requests for root
+	// sessions.
+	if err := sess.Start("exec /bin/sh -c " + Quote(pidPrefix+cmd)); err != nil {
 		return fmt.Errorf("starting %s on %s: %w", shown, c.cfg.Addr(), err)
 	}
 	done := make(chan error, 1)
@@ -351,7 +353,7 @@ func (c *Client) run(ctx context.Context, shown, cmd string, stdin io.Reader, st
 	return fmt.Errorf("running %s on %s: %w", shown, c.cfg.Addr(), err)
 }
 
-// pidPrefix makes the remote login shell print its PID on stderr first.
+// pidPrefix makes the remote shell print its PID on stderr first.
 const pidPrefix = "printf '" + pidMarker + "%s\\n' \"$$\" >&2\n"
 
 const pidMarker = "\x1eanywhere-pid:"
@@ -372,7 +374,7 @@ func (c *Client) killGroup(pgid int, wrap func(string, io.Reader) (string, io.Re
 	}
 	sess.Stdin = stdin
 	done := make(chan error, 1)
-	go func() { done <- sess.Run(cmd) }()
+	go func() { done <- sess.Run("exec /bin/sh -c " + Quote(cmd)) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

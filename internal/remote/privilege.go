@@ -185,7 +185,7 @@ func (s *Shell) Privilege() Privilege { return s.priv }
 // IsRoot reports whether commands run as root.
 func (s *Shell) IsRoot() bool { return s.root || s.priv.UID == 0 }
 
-// wrap turns cmd into the command line sent to the login shell, and stdin
+// wrap turns cmd into the command line run by /bin/sh, and stdin
 // into what it reads (the sudo password first, when one is needed).
 func (s *Shell) wrap(cmd string, stdin io.Reader) (string, io.Reader) {
 	if !s.root || s.priv.Method == MethodRoot {

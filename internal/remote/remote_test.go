@@ -536,6 +536,34 @@ func TestSSHConfigAlias(t *testing.T) {
 	}
 }
 
+// TestNonPOSIXLoginShell gives the user a login shell that only accepts
+// `exec /bin/sh -c '…'` (as fish or csh would choke on POSIX scripts): every
+// command, including privilege detection, uploads and facts-style scripts,
+// must reach /bin/sh that way.
+func TestNonPOSIXLoginShell(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	shell := filepath.Join(dir, "strictshell")
+	script := "#!/bin/sh\ncase \"$2\" in\n\"exec /bin/sh -c '\"*) eval \"$2\";;\n*) echo \"strictshell: cannot parse: $2\" >&2; exit 127;;\nesac\n"
+	if err := os.WriteFile(shell, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tt := testtarget.Start(t, testtarget.Options{User: "hana", Shell: shell})
+	c := dial(t, tt, options(t, tt))
+	if got := output(t, c, "x=$(id -un); echo \"$x\"\nif true; then echo two-lines; fi"); got != "hana\ntwo-lines" {
+		t.Errorf("multi-line POSIX script = %q", got)
+	}
+	root, err := c.Root(ctxT(t, 10*time.Second))
+	if err != nil {
+		t.Fatalf("Root() = %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "f")
+	if err := root.Upload(ctxT(t, 10*time.Second), strings.NewReader("data"), p, 0o600, 0, 0); err != nil {
+		t.Errorf("Upload = %v", err)
+	}
+}
+
 func mustRead(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)

@@ -48,6 +48,8 @@ type Options struct {
 	// else after typing Password (which is also the login password).
 	NoSudo   bool
 	Password string
+	// Shell is the throwaway user's login shell (default /bin/sh).
+	Shell string
 	// Doas gives the user root through doas (`permit [nopass]`, following
 	// Password) instead of sudo; the test is skipped if doas is missing.
 	Doas bool
@@ -353,6 +355,10 @@ func (tt *Target) writeEtc() error {
 			return err
 		}
 		tt.UID, tt.GID = uid, uid
+		shell := tt.opts.Shell
+		if shell == "" {
+			shell = "/bin/sh"
+		}
 		home := filepath.Join(tt.Dir, "home", tt.User)
 		if err := os.MkdirAll(home, 0o755); err != nil {
 			return err
@@ -361,7 +367,7 @@ func (tt *Target) writeEtc() error {
 			return err
 		}
 		appends := map[string]string{
-			"passwd": fmt.Sprintf("%s:x:%d:%d:testtarget:%s:/bin/sh\n", tt.User, uid, uid, home),
+			"passwd": fmt.Sprintf("%s:x:%d:%d:testtarget:%s:%s\n", tt.User, uid, uid, home, shell),
 			"group":  fmt.Sprintf("%s:x:%d:\n", tt.User, uid),
 			"shadow": fmt.Sprintf("%s:*:19000:0:99999:7:::\n", tt.User),
 		}
