@@ -1,0 +1,288 @@
+package codegen
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+)
+
+// Partition tables. A GPT is written with one sfdisk call per disk. disko runs one
+// `sgdisk --new` per partition, and sgdisk sleeps a second on every write; sfdisk can say
+// everything disko's sgdisk calls say (start, size, type GUID, name, GUID, attribute bits)
+// except "where sgdisk would put it", which disko_gpt (runtime.sh) computes with sgdisk's
+// own rules, because sizes relative to the disk's end (-10M, 100%) need the disk's size at
+// run time. What stays with sgdisk: a hybrid MBR (`sgdisk -h`, once, after a fresh write),
+// which sfdisk cannot build.
+//
+// The decision table for a disk that is not blank (the format script never destroys):
+//
+//	disk holds                                      format does
+//	nothing (blkid: no signature)                   write the whole table
+//	this layout's GPT (numbers and names match)     keep it; add partitions the layout gained
+//	a GPT with other names or extra partitions      refuse, naming what it found
+//	anything else (a filesystem, an MBR, ...)       refuse, naming what it found
+//
+// New partitions have old signatures at their offsets wiped (they are new, so the data
+// there belonged to no partition). The legacy `table` type (MBR) is written by one parted
+// run, whose units and percentages sfdisk does not share; its tables are recognised by a
+// disk identifier derived from the layout.
+
+var sgdiskPos = regexp.MustCompile(`^([+-]?)([0-9]+)([KMGTPs]?)$`)
+
+// posSpec translates an sgdisk position (start or end) to disko_gpt_value's syntax:
+// "0" for sgdisk's default, else SIGN:VALUE:UNITBYTES (0 unit bytes = sectors).
+func posSpec(s string) (string, error) {
+	m := sgdiskPos.FindStringSubmatch(s)
+	if m == nil {
+		return "", fmt.Errorf("%q is not a position sgdisk understands (examples: 0, 1M, +500M, -10M, 2048s)", s)
+	}
+	v, err := strconv.ParseUint(m[2], 10, 62)
+	if err != nil {
+		return "", fmt.Errorf("%q is too large", s)
+	}
+	if v == 0 { // sgdisk takes any zero value as "the default"
+		return "0", nil
+	}
+	unit := map[string]uint64{"": 0, "s": 0, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}[m[3]]
+	if unit > 0 && v > (1<<62)/unit {
+		return "", fmt.Errorf("%q is too large", s)
+	}
+	sign := m[1]
+	if sign == "" {
+		sign = "="
+	}
+	return fmt.Sprintf("%s:%d:%d", sign, v, unit), nil
+}
+
+// typeGUID is the partition type GUID for an sgdisk code or a GUID.
+func typeGUID(t string) (string, bool) {
+	if len(t) == 4 {
+		g, ok := sgdiskTypes[strings.ToUpper(t)]
+		return g, ok
+	}
+	return strings.ToUpper(t), guidRe.MatchString(t)
+}
+
+var guidRe = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+
+// sfdiskAttrs is sfdisk's spelling of GPT attribute bits. sfdisk has names for bits 0 to 2
+// and numbers for the type-specific bits 48 to 63; bits 3 to 47 are reserved by UEFI
+// ("must be zero"), and sfdisk cannot set them.
+func sfdiskAttrs(bits []int) (string, error) {
+	bits = slices.Clone(bits)
+	slices.Sort(bits)
+	bits = slices.Compact(bits)
+	var names, guid []string
+	for _, b := range bits {
+		switch {
+		case b == 0:
+			names = append(names, "RequiredPartition")
+		case b == 1:
+			names = append(names, "NoBlockIOProtocol")
+		case b == 2:
+			names = append(names, "LegacyBIOSBootable")
+		case b >= 48 && b <= 63:
+			guid = append(guid, strconv.Itoa(b))
+		default:
+			return "", fmt.Errorf("bit %d is reserved by UEFI and cannot be set (use 0, 1, 2 or 48 to 63)", b)
+		}
+	}
+	if len(guid) > 0 {
+		names = append(names, "GUID:"+strings.Join(guid, ","))
+	}
+	if len(names) == 0 {
+		return "-", nil
+	}
+	return strings.Join(names, ","), nil
+}
+
+// sfdiskName writes a partition name for an sfdisk script: every byte that is not plainly
+// safe becomes \xHH, which sfdisk decodes. The result has no spaces, quotes or backslash
+// sequences other than \xHH, so it can sit inside the script's double quotes.
+func sfdiskName(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:+@/=", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return b.String()
+}
+
+func (g *gen) createGPT(w *writer, p optPath, n *config.GPT, dev sh) error {
+	order := config.GPTOrder(n)
+	var specs []sh
+	var hybrid []int
+	for i, key := range order {
+		part := n.Partitions[key]
+		pp := p.field("partitions").attr(key)
+		start, err := posSpec(part.Start)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pp.field("start"), err)
+		}
+		end, err := posSpec(part.End)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pp.field("end"), err)
+		}
+		guid, ok := typeGUID(part.Type)
+		if !ok {
+			return fmt.Errorf("%s: %q is not a partition type sgdisk knows (run sgdisk -L) nor a type GUID", pp.field("type"), part.Type)
+		}
+		uuid := "-"
+		if part.UUID != "" {
+			if !guidRe.MatchString(part.UUID) {
+				return fmt.Errorf("%s: %q is not a GUID", pp.field("uuid"), part.UUID)
+			}
+			uuid = strings.ToUpper(part.UUID)
+		}
+		attrs, err := sfdiskAttrs(part.Attributes)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pp.field("attributes"), err)
+		}
+		align := 0
+		if part.Alignment != nil {
+			align = *part.Alignment
+		}
+		if align < 0 {
+			return fmt.Errorf("%s: %d is not an alignment", pp.field("alignment"), align)
+		}
+		specs = append(specs, Q(fmt.Sprintf("%d %s %s %d %s %s %s %s %s", i+1, start, end, align, guid, uuid, attrs,
+			base64.StdEncoding.EncodeToString([]byte(part.Label)), sfdiskName(part.Label))))
+		if part.Hybrid != nil {
+			hybrid = append(hybrid, i+1)
+		}
+	}
+	w.linef("disko_gpt %s %s \\", dev, p.q())
+	w.indent += 2
+	for i, s := range specs {
+		if i < len(specs)-1 {
+			w.linef("%s \\", s)
+		} else {
+			w.linef("%s", s)
+		}
+	}
+	w.indent -= 2
+	if len(hybrid) > 0 {
+		g.hybridMBR(w, n, order, hybrid, dev)
+	}
+	vars := make([]sh, len(order))
+	for i, key := range order {
+		part := n.Partitions[key]
+		w.comment(p.field("partitions").attr(key))
+		vars[i] = g.waitDev(w, part.Device, dev, i+1, usesDevice(part.Content))
+	}
+	for i, key := range order {
+		if c := n.Partitions[key].Content; c != nil {
+			if err := g.create(w, c, vars[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hybridMBR builds disko's hybrid MBR after a fresh table: `sgdisk -h` with the hybrid
+// partitions (and the 0xEE entry last unless efiGptPartitionFirst), then their MBR type
+// and boot flag with sfdisk, numbered as disko numbers them.
+func (g *gen) hybridMBR(w *writer, n *config.GPT, order []string, hybrid []int, dev sh) {
+	nums := make([]string, len(hybrid))
+	for i, h := range hybrid {
+		nums[i] = strconv.Itoa(h)
+	}
+	arg := strings.Join(nums, ":")
+	if !n.EFIGPTPartitionFirst {
+		arg += ":EE"
+	}
+	w.block(`if [ -n "$disko_fresh" ]; then`, "fi", func() {
+		w.linef("sgdisk -h %s %s >/dev/null", Q(arg), dev)
+		for _, h := range hybrid {
+			hy := n.Partitions[order[h-1]].Hybrid
+			if hy.MBRPartitionType != "" {
+				w.linef("sfdisk --quiet --no-tell-kernel --label-nested dos --part-type %s %s %s", dev, sh(strconv.Itoa(h)), Q(hy.MBRPartitionType))
+			}
+			if hy.MBRBootableFlag {
+				w.linef("sfdisk --quiet --no-tell-kernel --label-nested dos --activate %s %s", dev, sh(strconv.Itoa(h)))
+			}
+		}
+	})
+}
+
+// createTable writes the legacy table with one parted run: mklabel, then mkpart and the
+// flags of every partition, in order.
+func (g *gen) createTable(w *writer, p optPath, n *config.Table, dev sh) error {
+	numbers := config.TableNumbers(n)
+	args := []string{"mklabel", n.Format}
+	for i, part := range n.Partitions {
+		if n.Format == "gpt" {
+			// disko escapes the name as udev would, because parted splits its arguments
+			// at spaces again.
+			args = append(args, "mkpart", config.UdevEscape(part.Name))
+		} else {
+			args = append(args, "mkpart", part.PartType)
+		}
+		if part.FSType != "" {
+			args = append(args, part.FSType)
+		}
+		args = append(args, part.Start, part.End)
+		num := strconv.Itoa(numbers[i])
+		if part.Bootable {
+			args = append(args, "set", num, "boot", "on")
+		}
+		for _, f := range part.Flags {
+			args = append(args, "set", num, f, "on")
+		}
+	}
+	sum := sha256.Sum256([]byte(p))
+	id := "0x" + hex.EncodeToString(sum[:4])
+	if n.Format == "gpt" {
+		h := strings.ToUpper(hex.EncodeToString(sum[:16]))
+		id = h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	}
+	w.linef("disko_table %s %s %s %s %s", dev, p.q(), Q(n.Format), Q(id), words(args))
+	vars := make([]sh, len(n.Partitions))
+	for i, part := range n.Partitions {
+		w.comment(p.field("partitions").index(i))
+		vars[i] = g.waitDev(w, part.Device, dev, numbers[i], usesDevice(part.Content))
+	}
+	for i, part := range n.Partitions {
+		if part.Content != nil {
+			if err := g.create(w, part.Content, vars[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// waitDev waits for partition n of the table on parent to appear as path (see disko_dev)
+// and, when keep is set, keeps its node in a variable, whose quoted reference it returns.
+func (g *gen) waitDev(w *writer, path string, parent sh, n int, keep bool) sh {
+	if !keep {
+		w.linef("disko_dev %s %s %s >/dev/null", Q(path), parent, sh(strconv.Itoa(n)))
+		return ""
+	}
+	v := g.newVar()
+	w.linef("%s=$(disko_dev %s %s %s)", sh(v), Q(path), parent, sh(strconv.Itoa(n)))
+	return sh(`"$` + v + `"`)
+}
+
+// usesDevice reports whether creating node reads its device. Members of aggregates do
+// not (the aggregate finds them itself), nor does a randomly encrypted swap.
+func usesDevice(node config.Node) bool {
+	switch n := node.(type) {
+	case nil, *config.MDRaid, *config.ZFS, *config.Bcachefs:
+		return false
+	case *config.Swap:
+		return !n.RandomEncryption
+	}
+	return true
+}

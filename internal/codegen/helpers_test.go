@@ -1,0 +1,5 @@
+package codegen
+
+import "context"
+
+func contextBackground() context.Context { return context.Background() }

@@ -1,0 +1,114 @@
+package codegen
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+)
+
+// LVM. A physical volume is made with pvcreate on a blank device. The volume group is
+// created from the members the model names (disko collects them in a temporary
+// directory at run time), then its logical volumes in order of priority, then their
+// contents. Mounting activates this group only (disko activates every group on the
+// machine), unmounting deactivates it.
+
+func (g *gen) createLVMPV(w *writer, p optPath, n *config.LVMPV, dev sh) {
+	w.block("if disko_want "+dev+" LVM2_member "+p.q()+"; then", "fi", func() {
+		w.linef("pvcreate %s", dev)
+	})
+}
+
+// lvOrder is the creation order of a group's logical volumes: priority, then name.
+func lvOrder(vg *config.LVMVG) []string {
+	keys := sortedKeys(vg.LVs)
+	slices.SortStableFunc(keys, func(a, b string) int { return prio(vg.LVs[a].Priority) - prio(vg.LVs[b].Priority) })
+	return keys
+}
+
+func prio(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func (g *gen) createLVMVG(w *writer, u *unit, vg *config.LVMVG) error {
+	modules := []string{"dm-snapshot"}
+	for _, key := range lvOrder(vg) {
+		if t := vg.LVs[key].LVMType; t != "" && t != "thinlv" && !slices.Contains(modules, "dm-"+t) {
+			modules = append(modules, "dm-"+t)
+		}
+	}
+	// Kernels with these built in (or without modules at all) make modprobe fail; lvcreate
+	// then says which device-mapper target is missing.
+	w.linef("modprobe -a -q %s 2>/dev/null || :", words(modules))
+	members := g.memberVars(w, memberKey{"lvm_vg", u.name})
+	w.block("if ! vgs "+Q(vg.Name)+" >/dev/null 2>&1; then", "fi", func() {
+		w.linef("vgcreate %s %s", Q(vg.Name), sh(strings.Join(members, " ")))
+	})
+	for _, key := range lvOrder(vg) {
+		lv := vg.LVs[key]
+		w.comment(u.path.field("lvs").attr(key))
+		flag, size := "-L", lv.Size
+		switch {
+		case lv.LVMType == "thinlv":
+			flag = "-V"
+		case strings.Contains(lv.Size, "%"):
+			flag = "-l"
+			if strings.HasSuffix(size, "%") {
+				size += "FREE"
+			}
+		}
+		var extra sh
+		if lv.LVMType == "thinlv" {
+			extra += "--thinpool=" + Q(lv.Pool) + " "
+		} else if lv.LVMType != "" {
+			extra += "--type=" + Q(lv.LVMType) + " "
+		}
+		w.block("if ! lvs "+Q(vg.Name+"/"+lv.Name)+" >/dev/null 2>&1; then", "fi", func() {
+			w.linef("lvcreate --yes %s %s -n %s %s%s%s", sh(flag), Q(size), Q(lv.Name), extra, splitThen(lv.ExtraArgs), Q(vg.Name))
+		})
+	}
+	for _, key := range lvOrder(vg) {
+		lv := vg.LVs[key]
+		if lv.Content == nil {
+			continue
+		}
+		v := g.newVar()
+		w.linef("%s=$(disko_dev %s)", sh(v), Q(lv.Device))
+		if err := g.create(w, lv.Content, sh(`"$`+v+`"`)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *gen) mountLVMVG(u *unit, vg *config.LVMVG, owners []*hooked) {
+	g.addAction(&action{phase: phaseDev, owners: owners,
+		mount: g.text(func(w *writer) {
+			w.comment(u.path)
+			w.linef("vgchange -a y %s >/dev/null", Q(vg.Name))
+		}),
+		unmount: g.text(func(w *writer) {
+			w.comment(u.path)
+			w.block("if vgs "+Q(vg.Name)+" >/dev/null 2>&1; then", "fi", func() {
+				w.linef("vgchange -a n %s >/dev/null", Q(vg.Name))
+			})
+		})})
+	for _, key := range lvOrder(vg) {
+		if c := vg.LVs[key].Content; c != nil {
+			g.mounts(c, owners)
+		}
+	}
+}
+
+// memberVars resolves the devices of an aggregate's members, in creation order, and
+// returns the quoted variables.
+func (g *gen) memberVars(w *writer, k memberKey) []string {
+	var out []string
+	for _, m := range g.members[k] {
+		out = append(out, string(g.resolve(w, g.info[m].ref)))
+	}
+	return out
+}

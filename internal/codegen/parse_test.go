@@ -1,0 +1,82 @@
+package codegen
+
+import (
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// shellcheckExclusions are the shellcheck warnings the generated scripts may trigger, each
+// with the reason it does not apply.
+// It is empty: where a warning is a false positive (the variables a hook reads through
+// eval), the generated script says so with a directive comment at that spot.
+var shellcheckExclusions = map[string]string{}
+
+// runtimeStub stands in for the runtime library when shellcheck reads a generated
+// script: the library is byte for byte the same in every script (checkScript asserts it)
+// and is checked once on its own by TestRuntimeShellcheck; shellcheck takes half a second
+// per copy of it. The stub declares what generated code reads from the library.
+const runtimeStub = "# shellcheck disable=SC2034 # the stub declares what generated code may read\ndisko_fresh=''\n"
+
+// checkScript parses a script with mvdan.cc/sh (bash dialect) and runs shellcheck on it.
+func checkScript(t *testing.T, name string, script []byte) {
+	t.Helper()
+	if _, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(bytes.NewReader(script), name); err != nil {
+		t.Errorf("%s does not parse: %v", name, err)
+	}
+	if !bytes.Contains(script, []byte(runtime)) {
+		t.Fatalf("%s does not hold the runtime library verbatim", name)
+	}
+	shellcheck(t, name, bytes.Replace(script, []byte(runtime), []byte(runtimeStub), 1))
+}
+
+func shellcheck(t *testing.T, name string, script []byte) {
+	t.Helper()
+	sc, err := exec.LookPath("shellcheck")
+	if err != nil {
+		return
+	}
+	args := []string{"--shell=bash"}
+	if len(shellcheckExclusions) > 0 {
+		var exclude []string
+		for code := range shellcheckExclusions {
+			exclude = append(exclude, code)
+		}
+		args = append(args, "--exclude="+strings.Join(exclude, ","))
+	}
+	cmd := exec.Command(sc, append(args, "-")...)
+	cmd.Stdin = bytes.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("shellcheck %s: %v\n%s", name, err, out)
+	}
+}
+
+// TestRuntimeShellcheck checks the runtime library that every script embeds.
+func TestRuntimeShellcheck(t *testing.T) {
+	if _, err := exec.LookPath("shellcheck"); err != nil {
+		t.Skip("shellcheck is not installed (Debian: shellcheck)")
+	}
+	shellcheck(t, "runtime.sh", []byte("#!/usr/bin/env bash\n"+runtime))
+}
+
+// TestScriptsParse checks every script of every corpus layout.
+func TestScriptsParse(t *testing.T) {
+	if _, err := exec.LookPath("shellcheck"); err != nil {
+		t.Log("shellcheck is not installed (Debian: shellcheck): only the mvdan.cc/sh parse runs")
+	}
+	for name, d := range loadCorpus(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, err := Generate(d, Options{PathDirs: "/nix/store/x-util-linux/bin:/nix/store/y-e2fsprogs/bin"})
+			if err != nil {
+				t.Fatalf("Generate: %v", err)
+			}
+			for file, script := range s.Files() {
+				checkScript(t, name+"/"+file, script)
+			}
+		})
+	}
+}

@@ -1,0 +1,108 @@
+package codegen
+
+import (
+	"strconv"
+	"strings"
+)
+
+// sh is a fragment of shell text that the generator wrote itself: a literal command, a
+// variable reference, or the output of Q. Keeping it a distinct type means a user value
+// (a plain string) cannot reach the script text without going through Q: the writer's
+// methods only take sh.
+type sh string
+
+// Q quotes s as one shell word whose value is exactly s. It is the only way a value that
+// came from the layout enters a generated script.
+//
+// Words made only of characters that no shell treats specially are left bare, so that the
+// scripts stay readable (`mkfs.ext4`, `/dev/sda`, `size=2G`); everything else is put in
+// single quotes, inside which bash interprets nothing. A single quote inside the value
+// closes the quotes, is written escaped, and reopens them:
+//
+//	it's  ->  'it'\''s'
+//
+// Newlines, `$(...)`, backticks, globs and non-ASCII bytes are all literal inside single
+// quotes.
+func Q(s string) sh {
+	if s != "" && strings.IndexFunc(s, unsafeRune) < 0 {
+		return sh(s)
+	}
+	return sh("'" + strings.ReplaceAll(s, "'", `'\''`) + "'")
+}
+
+// unsafeRune reports whether c needs quoting anywhere in a word. The safe set excludes
+// everything with a meaning to bash in some position: whitespace, quotes, $ ` \ ! & ; | < >
+// ( ) { } [ ] * ? ~ # and every byte outside printable ASCII. `=` is safe because the
+// generator never puts a quoted value first on a command line, where `a=b` would be an
+// assignment.
+func unsafeRune(c rune) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return false
+	case strings.ContainsRune("@%+=:,./_-", c):
+		return false
+	}
+	return true
+}
+
+// qKey quotes s in single quotes even when it would be safe bare: the subscript of an
+// associative array assignment, where bash's and other parsers' rules differ (a bare
+// `[com.sun:auto-snapshot]` reads as arithmetic to some).
+func qKey(s string) sh {
+	return sh("'" + strings.ReplaceAll(s, "'", `'\''`) + "'")
+}
+
+// words quotes every element of list as its own word and joins them with spaces.
+func words(list []string) sh {
+	var b strings.Builder
+	for i, s := range list {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(string(Q(s)))
+	}
+	return sh(b.String())
+}
+
+// splitWords quotes list the way disko passes it where disko writes `${toString list}`:
+// the elements are joined with spaces and split again at whitespace, so ["-d raid1"]
+// gives the two arguments -d and raid1 (disko's luks-btrfs-raid example depends on this).
+// Each resulting word is quoted: nothing is expanded, globbed or executed.
+func splitWords(list []string) sh {
+	return words(strings.Fields(strings.Join(list, " ")))
+}
+
+// optPath is a Nix option path such as disko.devices.disk.main.content. It names the
+// node a script section belongs to, in comments and in messages.
+type optPath string
+
+// attr appends an attribute name, quoted as Nix would need it ("my disk"). strconv.Quote
+// escapes newlines and every other control character, so a path can never end a shell
+// comment early.
+func (p optPath) attr(name string) optPath {
+	if isNixIdent(name) {
+		return p + optPath("."+name)
+	}
+	return p + optPath("."+strconv.Quote(name))
+}
+
+// field appends a fixed option name written by the generator.
+func (p optPath) field(name string) optPath { return p + optPath("."+name) }
+
+// index appends a list position.
+func (p optPath) index(i int) optPath { return p + optPath("["+strconv.Itoa(i)+"]") }
+
+// q quotes the path for use as a shell word (it only ever holds escaped characters, but
+// a quoted name such as "a b" still needs quotes).
+func (p optPath) q() sh { return Q(string(p)) }
+
+// isNixIdent reports whether Nix accepts name as an attribute name without quotes.
+func isNixIdent(name string) bool {
+	for i, c := range name {
+		letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '\'' || c == '-')) {
+			return false
+		}
+	}
+	return name != ""
+}

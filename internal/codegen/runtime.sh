@@ -1,0 +1,668 @@
+# --- runtime: the functions every generated script shares (internal/codegen/runtime.sh) ---
+# Arguments are data, never code: every caller passes quoted words, and everything read
+# from disks (labels, names) is printed with %q.
+
+: "${DISKO_DEVICE_TIMEOUT:=30}"
+
+disko_log() { printf 'disko: %s\n' "$*" >&2; }
+
+disko_die() {
+  printf 'disko: error: %s\n' "$*" >&2
+  exit 1
+}
+
+# udev is running when its control socket answers. Without udev (containers, this
+# project's test machines) nothing creates /dev/disk/by-* links, so devices are found
+# through sysfs and blkid instead (see disko_dev).
+disko_udev=
+if [ -S /run/udev/control ] && udevadm control --ping >/dev/null 2>&1; then
+  disko_udev=1
+fi
+
+# disko_part_node DISK N: the kernel's node for partition N of the resolved node DISK,
+# read from sysfs (a partition is a child directory of its disk with a `partition` file).
+# Prints nothing when the kernel does not know the partition (yet).
+disko_part_node() {
+  local k=${1##*/} p n
+  for p in /sys/class/block/"$k"/"$k"*/partition; do
+    [ -r "$p" ] || continue
+    read -r n <"$p" || continue
+    if [ "$n" = "$2" ]; then
+      p=${p%/partition}
+      [ -b "/dev/${p##*/}" ] && printf '/dev/%s\n' "${p##*/}"
+      return 0
+    fi
+  done
+}
+
+# disko_tag_node PATH: for /dev/disk/by-{partlabel,partuuid,uuid,label}/X, the one device
+# blkid finds with that tag (X is unescaped the way udev escapes it: \x20 -> space).
+# Prints nothing when none is found; fails when several carry the same tag, because then
+# no link could say which one is meant.
+disko_tag_node() {
+  local key val found
+  case $1 in
+  /dev/disk/by-partlabel/*) key=PARTLABEL ;;
+  /dev/disk/by-partuuid/*) key=PARTUUID ;;
+  /dev/disk/by-uuid/*) key=UUID ;;
+  /dev/disk/by-label/*) key=LABEL ;;
+  *) return 0 ;;
+  esac
+  printf -v val '%b' "${1##*/}"
+  found=$(blkid -c /dev/null -o device -t "$key=$val" 2>/dev/null) || return 0
+  case $found in
+  *$'\n'*) disko_die "$(printf 'several devices carry %s=%q: %s' "$key" "$val" "${found//$'\n'/ }")" ;;
+  esac
+  printf '%s\n' "$found"
+}
+
+# disko_dev PATH [PARENT N]: prints the device node PATH names, waiting up to
+# $DISKO_DEVICE_TIMEOUT seconds for it to appear. With PARENT (a resolved node) and N,
+# PATH is partition N of PARENT: the node is taken from sysfs, and when udev runs, the
+# function also waits until PATH is a link to that very node (so a stale link, or another
+# disk's partition with the same label, is never used). Without udev there are no links;
+# the sysfs node (or, for a tag path without a parent, blkid) is the answer.
+disko_dev() {
+  local path=$1 parent=${2:-} n=${3:-} deadline node want
+  deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
+  while :; do
+    want=
+    if [ -n "$parent" ]; then
+      want=$(disko_part_node "$parent" "$n")
+    fi
+    if [ -n "$disko_udev" ] || [ -z "$parent" ]; then
+      if [ -e "$path" ]; then
+        node=$(readlink -f -- "$path")
+        if [ -z "$parent" ] || [ "$node" = "$want" ]; then
+          printf '%s\n' "$node"
+          return 0
+        fi
+      elif [ -z "$disko_udev" ]; then
+        node=$(disko_tag_node "$path")
+        if [ -n "$node" ]; then
+          printf '%s\n' "$node"
+          return 0
+        fi
+      fi
+    elif [ -n "$want" ]; then
+      printf '%s\n' "$want"
+      return 0
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      if [ -n "$parent" ]; then
+        disko_die "$(printf 'timed out after %ss waiting for %q (partition %s of %q, kernel node: %q, udev running: %s); set DISKO_DEVICE_TIMEOUT to wait longer' \
+          "$DISKO_DEVICE_TIMEOUT" "$path" "$n" "$parent" "${want:-none}" "${disko_udev:-no}")"
+      fi
+      disko_die "$(printf 'timed out after %ss waiting for %q (udev running: %s); set DISKO_DEVICE_TIMEOUT to wait longer' \
+        "$DISKO_DEVICE_TIMEOUT" "$path" "${disko_udev:-no}")"
+    fi
+    sleep 0.02
+  done
+}
+
+# disko_dev_now PATH [PARENT N]: like disko_dev, without waiting; fails when the device
+# is not there. Unmounting uses it: a device that is gone has nothing mounted.
+disko_dev_now() {
+  DISKO_DEVICE_TIMEOUT=0 disko_dev "$@" 2>/dev/null
+}
+
+# disko_blkid DEV: blkid's low-level probe of DEV into disko_type, disko_pttype,
+# disko_label and disko_uuid (empty when not found); disko_odd holds blkid's words when it
+# cannot tell what DEV holds (several signatures).
+disko_blkid() {
+  local out rc=0 line
+  disko_type='' disko_pttype='' disko_label='' disko_uuid='' disko_odd=''
+  out=$(blkid -p -o export -- "$1" 2>&1) || rc=$?
+  case $rc in
+  0) ;;
+  2) return 0 ;;
+  *)
+    disko_odd=${out//$'\n'/ }
+    return 0
+    ;;
+  esac
+  while IFS= read -r line; do
+    case $line in
+    TYPE=*) disko_type=${line#TYPE=} ;;
+    PTTYPE=*) disko_pttype=${line#PTTYPE=} ;;
+    LABEL=*) disko_label=${line#LABEL=} ;;
+    UUID=*) disko_uuid=${line#UUID=} ;;
+    esac
+  done <<<"$out"
+  if [ -z "$disko_type$disko_pttype" ]; then
+    disko_odd=${out//$'\n'/ }
+  fi
+}
+
+# disko_describe: what disko_blkid found, in words for a message ("ext4 LABEL=x UUID=...",
+# "gpt partition table"); nothing for a blank device.
+disko_describe() {
+  if [ -n "$disko_odd" ]; then
+    printf 'signatures blkid cannot tell apart (%q)' "$disko_odd"
+  elif [ -n "$disko_type" ]; then
+    printf '%q' "$disko_type"
+    [ -z "$disko_label" ] || printf ' LABEL=%q' "$disko_label"
+    [ -z "$disko_uuid" ] || printf ' UUID=%q' "$disko_uuid"
+  elif [ -n "$disko_pttype" ]; then
+    printf '%q partition table' "$disko_pttype"
+  fi
+}
+
+# disko_probe DEV: disko_describe for DEV.
+disko_probe() {
+  disko_blkid "$1"
+  disko_describe
+}
+
+# disko_refuse DEV WHAT OPTPATH FOUND: the message for a device that holds data this layout
+# did not create.
+disko_refuse() {
+  disko_die "$(printf 'refusing to create %s on %q (%s): it already holds %s. The format script only creates what is missing and never overwrites data it did not create; to wipe the disks, run the destroy script (or the destroy,format,mount mode)' \
+    "$2" "$1" "$3" "$4")"
+}
+
+# disko_want DEV TYPE OPTPATH: succeeds when DEV is blank and TYPE must be created; fails
+# (status 1) when DEV already holds TYPE, which is kept; exits when DEV holds anything else.
+disko_want() {
+  disko_blkid "$1"
+  if [ -z "$disko_type$disko_pttype$disko_odd" ]; then
+    return 0
+  fi
+  if [ -z "$disko_odd" ] && [ "$disko_type" = "$2" ]; then
+    return 1
+  fi
+  disko_refuse "$1" "$2" "$3" "$(disko_describe)"
+}
+
+# disko_settle DISK: make the kernel see DISK's partition table and have udev see the
+# result. partx -u works where a re-read does nothing (a kernel without a parser for the
+# table, as on this project's test machines) and where partitions are in use; the trigger
+# asks udev to refresh the links of DISK and its partitions only.
+disko_settle() {
+  partx -u -- "$1" 2>/dev/null || partx -a -- "$1" 2>/dev/null || :
+  if [ -n "$disko_udev" ]; then
+    udevadm trigger --action=change --subsystem-match=block --parent-match="/sys/class/block/${1##*/}" || :
+  fi
+}
+
+# --- GPT: disko's sgdisk placement, written with one sfdisk call ---
+# disko creates each partition with its own `sgdisk --align-end --new=N:START:END` call.
+# The functions below compute the sectors those calls would choose (sgdisk 1.0.9 rules:
+# "0" is the first aligned sector of the largest free block, +X counts from the start,
+# -X from the end of that block, ends given relative to the block end are aligned down),
+# so that one sfdisk script can create every partition at once.
+
+disko_ss=0 disko_first=0 disko_last=0 disko_r=0 disko_fresh=
+disko_us=() disko_ue=()
+
+disko_gpt_free() { # S E: sectors S..E are usable and unused
+  local i
+  ((${1} >= disko_first && ${2} <= disko_last && ${1} <= ${2})) || return 1
+  for i in "${!disko_us[@]}"; do
+    ((${2} < disko_us[i] || ${1} > disko_ue[i])) || return 1
+  done
+}
+
+disko_gpt_last_in_free() { # S -> disko_r: the last sector of the free block holding S
+  local i
+  disko_r=$disko_last
+  for i in "${!disko_us[@]}"; do
+    if ((disko_us[i] > ${1} && disko_us[i] - 1 < disko_r)); then
+      disko_r=$((disko_us[i] - 1))
+    fi
+  done
+}
+
+disko_gpt_first_free() { # S -> disko_r: the first free sector at or after S, 0 if none
+  local i moved=1
+  disko_r=$((${1} > disko_first ? ${1} : disko_first))
+  while ((moved)); do
+    moved=0
+    for i in "${!disko_us[@]}"; do
+      if ((disko_r >= disko_us[i] && disko_r <= disko_ue[i])); then
+        disko_r=$((disko_ue[i] + 1))
+        moved=1
+      fi
+    done
+  done
+  ((disko_r <= disko_last)) || disko_r=0
+}
+
+disko_gpt_first_in_largest() { # -> disko_r
+  local start=0 best=0 sel=0 fb
+  while :; do
+    disko_gpt_first_free "$start"
+    fb=$disko_r
+    ((fb)) || break
+    disko_gpt_last_in_free "$fb"
+    if ((disko_r - fb + 1 > best)); then
+      best=$((disko_r - fb + 1))
+      sel=$fb
+    fi
+    start=$((disko_r + 1))
+  done
+  disko_r=$sel
+}
+
+disko_gpt_align() { # S A -> disko_r: S moved to a multiple of A, earlier if free, else later
+  local s=$1 a=$2 later earlier
+  disko_r=$s
+  ((a > 1 && s % a != 0)) || return 0
+  later=$(((s / a + 1) * a))
+  earlier=$((later - a))
+  if disko_gpt_free "$earlier" $((s - 1)); then
+    disko_r=$earlier
+    return 0
+  fi
+  disko_gpt_last_in_free "$s"
+  if ((later <= disko_r)) && disko_gpt_free $((s + 1)) "$later"; then
+    disko_r=$later
+  else
+    disko_r=$s
+  fi
+}
+
+disko_gpt_value() { # SPEC LOW HIGH DEF -> disko_r (sgdisk's IeeeToInt; SPEC is 0 or SIGN:V:UNITBYTES)
+  local sign v unit
+  if [ "$1" = 0 ]; then
+    disko_r=$4
+    return 0
+  fi
+  sign=${1%%:*}
+  v=${1#*:}
+  unit=${v#*:}
+  v=${v%%:*}
+  if ((unit > 0)); then
+    if ((unit >= disko_ss)); then v=$((v * (unit / disko_ss))); else v=$((v / (disko_ss / unit))); fi
+  fi
+  case $sign in
+  +)
+    if (($4 == $3)); then
+      disko_r=$((${2} + (v > 0 ? v - 1 : 0)))
+    else
+      disko_r=$((${4} + v))
+    fi
+    ;;
+  -) disko_r=$((v > ${3} ? 0 : ${3} - v)) ;;
+  *) disko_r=$v ;;
+  esac
+}
+
+# disko_gpt_place START END ALIGN -> disko_r "S E" (0 0 when sgdisk would fail); marks the
+# range used.
+disko_gpt_place() {
+  local a=$3 low high s e i
+  if ((a == 0)); then
+    a=$((1048576 / disko_ss))
+    ((a > 0)) || a=1
+    for i in "${!disko_us[@]}"; do
+      while ((a > 1 && disko_us[i] % a != 0)); do a=$((a / 2)); done
+    done
+  fi
+  disko_gpt_first_in_largest
+  disko_gpt_align "$disko_r" "$a"
+  low=$disko_r
+  disko_gpt_last_in_free "$low"
+  high=$disko_r
+  disko_gpt_value "$1" "$low" "$high" "$low"
+  s=$disko_r
+  disko_gpt_value "$2" "$s" "$high" "$high"
+  e=$disko_r
+  case $2 in
+  0 | -:*) if ((a > 1 && (e + 1) % a != 0 && ((e + 1) / a) * a - 1 >= s)); then e=$((((e + 1) / a) * a - 1)); fi ;;
+  esac
+  disko_gpt_align "$s" "$a"
+  s=$disko_r
+  disko_gpt_last_in_free "$s"
+  if ((s == 0)) || ! disko_gpt_free "$s" "$s" || ((s > e || disko_r < e)); then
+    disko_r="0 0"
+    return 0
+  fi
+  disko_us+=("$s")
+  disko_ue+=("$e")
+  disko_r="$s $e"
+}
+
+disko_gpt_geometry() { # DISK: sector size, usable range (128 entries of 128 bytes, as sgdisk and sfdisk write)
+  local out bytes
+  out=$(blockdev --getss --getsize64 -- "$1")
+  disko_ss=${out%%$'\n'*}
+  bytes=${out##*$'\n'}
+  disko_first=$((2 + (16384 + disko_ss - 1) / disko_ss))
+  disko_last=$((bytes / disko_ss - 1 - (16384 + disko_ss - 1) / disko_ss))
+  disko_us=()
+  disko_ue=()
+}
+
+# disko_gpt DISK OPTPATH SPEC...: make sure DISK holds the GPT of the layout.
+# Each SPEC is "N START END ALIGN TYPE UUID|- ATTRS|- NAME_BASE64 NAME_SFDISK", START and END
+# in disko_gpt_value's syntax. A blank disk gets the whole table in one sfdisk write; a disk
+# with this layout's GPT keeps it (partitions the layout gained are added into free space);
+# anything else is refused.
+disko_gpt() {
+  local disk=$1 where=$2 found spec n start end align type uuid attrs b64 name line
+  local -a specs=("${@:3}") have_n=() have_name=() have_type=() have_start=() have_size=() new=() script=()
+  local -A have=()
+  disko_fresh=
+  found=$(disko_probe "$disk")
+  disko_gpt_geometry "$disk"
+  if [ -n "$found" ]; then
+    [ "$found" = "gpt partition table" ] || disko_refuse "$disk" "a GPT partition table" "$where" "$found"
+    while IFS=' ' read -r n start size type b64; do
+      [ -n "$n" ] || continue
+      have[$n]=${#have_n[@]}
+      have_n+=("$n") have_start+=("$start") have_size+=("$size") have_type+=("$type") have_name+=("$b64")
+    done < <(sfdisk --json -- "$disk" | jq -r '.partitiontable.partitions[]? | "\(.node | capture("(?<n>[0-9]+)$").n) \(.start) \(.size) \(.type) \(.name // "" | @base64)"')
+    for spec in "${specs[@]}"; do
+      read -r n start end align type uuid attrs b64 name <<<"$spec"
+      if [ -n "${have[$n]+x}" ]; then
+        local i=${have[$n]}
+        if [ "${have_name[i]}" != "$b64" ]; then
+          disko_refuse "$disk" "a GPT partition table" "$where" "$(printf 'a GPT whose partition %s is named %q, not %q' "$n" "$(printf '%s' "${have_name[i]}" | base64 -d)" "$(printf '%s' "$b64" | base64 -d)")"
+        fi
+        if [ "${have_type[i]^^}" != "$type" ]; then
+          disko_log "$(printf 'keeping partition %s of %q with type %s (the layout says %s)' "$n" "$disk" "${have_type[i]}" "$type")"
+        fi
+        unset 'have[$n]'
+      fi
+    done
+    if ((${#have[@]})); then
+      for n in "${!have[@]}"; do
+        line+=" $n=$(printf '%q' "$(printf '%s' "${have_name[${have[$n]}]}" | base64 -d)")"
+      done
+      disko_refuse "$disk" "a GPT partition table" "$where" "a GPT with partitions this layout does not create:$line"
+    fi
+    for n in "${!have_n[@]}"; do
+      disko_us+=("${have_start[n]}")
+      disko_ue+=($((have_start[n] + have_size[n] - 1)))
+    done
+  fi
+  for spec in "${specs[@]}"; do
+    read -r n start end align type uuid attrs b64 name <<<"$spec"
+    if [ -n "$found" ]; then
+      local existed=
+      for i in "${!have_n[@]}"; do [ "${have_n[i]}" = "$n" ] && existed=1; done
+      [ -z "$existed" ] || continue
+    fi
+    disko_gpt_place "$start" "$end" "$align"
+    if [ "$disko_r" = "0 0" ]; then
+      disko_die "$(printf 'partition %s of %q (%s) does not fit: start %s, end %s on a disk of %s sectors of %s bytes' "$n" "$disk" "$where" "$start" "$end" "$((disko_last + 1))" "$disko_ss")"
+    fi
+    line="start=${disko_r% *}, size=$((${disko_r#* } - ${disko_r% *} + 1)), type=$type, name=\"$name\""
+    [ "$uuid" = - ] || line+=", uuid=$uuid"
+    [ "$attrs" = - ] || line+=", attrs=\"$attrs\""
+    new+=("$n")
+    script+=("$line")
+  done
+  if ((${#new[@]} == 0)); then
+    # The table is complete. A kernel that cannot parse it (or a disk attached without
+    # partition scanning) may still not show the partitions: tell it.
+    for spec in "${specs[@]}"; do
+      if [ -z "$(disko_part_node "$disk" "${spec%% *}")" ]; then
+        disko_settle "$disk"
+        break
+      fi
+    done
+    return 0
+  fi
+  if [ -z "$found" ]; then
+    # shellcheck disable=SC2034 # read by the generated hybrid-MBR step
+    disko_fresh=1
+    disko_log "$(printf 'writing a GPT with %s partitions to %q (%s)' "${#new[@]}" "$disk" "$where")"
+    printf '%s\n' "label: gpt" "first-lba: $disko_first" "last-lba: $disko_last" "${script[@]}" |
+      sfdisk --quiet --no-reread --no-tell-kernel --wipe never -- "$disk" >/dev/null
+  else
+    for i in "${!new[@]}"; do
+      disko_log "$(printf 'adding partition %s to %q (%s)' "${new[i]}" "$disk" "$where")"
+      printf '%s\n' "${script[i]}" |
+        sfdisk --quiet --no-reread --no-tell-kernel --wipe never -N "${new[i]}" -- "$disk" >/dev/null
+    done
+  fi
+  disko_settle "$disk"
+  disko_wipe_new "$disk" "${new[@]}"
+}
+
+# disko_wipe_new DISK N...: clear old signatures from partitions this run just created, so
+# that stale data from an earlier layout at the same offsets is not taken for ours. The
+# partitions did not exist before, so nothing of anybody's is lost.
+disko_wipe_new() {
+  local disk=$1 n node deadline
+  local -a nodes=()
+  deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
+  for n in "${@:2}"; do
+    while node=$(disko_part_node "$disk" "$n") && [ -z "$node" ]; do
+      [ "$SECONDS" -lt "$deadline" ] || disko_die "$(printf 'the kernel does not show partition %s of %q after %ss' "$n" "$disk" "$DISKO_DEVICE_TIMEOUT")"
+      sleep 0.02
+    done
+    nodes+=("$node")
+  done
+  wipefs --all --quiet -- "${nodes[@]}"
+}
+
+# disko_table DISK OPTPATH FORMAT ID PARTED_ARGS...: the legacy table type, written by one
+# parted run (parted's units, percentages and alignment have no sfdisk equivalent). A
+# table is recognised as this layout's by its disk identifier ID, which is set right after
+# parted wrote it.
+disko_table() {
+  local disk=$1 where=$2 format=$3 id=$4 found label have
+  found=$(disko_probe "$disk")
+  label=$format
+  [ "$format" = msdos ] && label=dos
+  if [ -n "$found" ]; then
+    [ "$found" = "$label partition table" ] || disko_refuse "$disk" "an $format partition table" "$where" "$found"
+    have=$(sfdisk --disk-id -- "$disk")
+    if [ "${have,,}" != "${id,,}" ]; then
+      disko_refuse "$disk" "an $format partition table" "$where" "$(printf 'an %s partition table with identifier %q, not this layout'"'"'s %s' "$format" "$have" "$id")"
+    fi
+    return 0
+  fi
+  disko_log "$(printf 'writing an %s partition table to %q (%s)' "$format" "$disk" "$where")"
+  parted --script -- "$disk" "${@:5}" >/dev/null
+  sfdisk --quiet --no-reread --no-tell-kernel --disk-id -- "$disk" "$id" >/dev/null
+  disko_settle "$disk"
+}
+
+# disko_md_members NAME OPTPATH MEMBER...: succeeds when every member is blank (the array
+# is to be created), fails when every member carries array NAME's superblock (it is to be
+# assembled), and exits when the members hold anything else.
+disko_md_members() {
+  local name=$1 where=$2 m found blank=0 ours=0
+  shift 2
+  for m in "$@"; do
+    disko_blkid "$m"
+    found=$(disko_describe)
+    if [ -z "$found" ]; then
+      blank=$((blank + 1))
+    elif [ "$disko_type" = linux_raid_member ] && [ "${disko_label#*:}" = "$name" ]; then
+      ours=$((ours + 1))
+    else
+      disko_refuse "$m" "a member of array $name" "$where" "$found"
+    fi
+  done
+  ((ours == 0)) && return 0
+  ((blank == 0)) && return 1
+  disko_die "$(printf 'the members of array %q (%s) are partly blank and partly members already: %q' "$name" "$where" "$*")"
+}
+
+# disko_zfs_members POOL OPTPATH MEMBER...: exits unless every member of the pool to be
+# created is blank or carries this pool's label.
+disko_zfs_members() {
+  local pool=$1 where=$2 m found
+  shift 2
+  for m in "$@"; do
+    disko_blkid "$m"
+    found=$(disko_describe)
+    if [ -n "$found" ] && ! { [ "$disko_type" = zfs_member ] && [ "$disko_label" = "$pool" ]; }; then
+      disko_refuse "$m" "a member of pool $pool" "$where" "$found"
+    fi
+  done
+}
+
+# disko_bcachefs_exists UUID: a bcachefs filesystem with this UUID is on some device.
+disko_bcachefs_exists() {
+  local dev
+  dev=$(blkid -c /dev/null -o device -t "UUID=$1" 2>/dev/null) || return 1
+  [ "$(blkid -p -o value -s TYPE "${dev%%$'\n'*}" 2>/dev/null)" = bcachefs ]
+}
+
+# disko_link PATH NODE: PATH when it exists (a stable name to record, as zpool does), else NODE.
+disko_link() {
+  if [ -e "$1" ]; then printf '%s\n' "$1"; else printf '%s\n' "$2"; fi
+}
+
+# disko_mounted SOURCE TARGET: SOURCE is mounted on TARGET.
+disko_mounted() {
+  findmnt --source "$1" --mountpoint "$2" >/dev/null 2>&1
+}
+
+# disko_swap_active NODE: NODE is an active swap area.
+disko_swap_active() {
+  local name
+  while IFS= read -r name; do
+    [ "$name" = "$1" ] && return 0
+  done < <(swapon --show=NAME --noheadings --raw 2>/dev/null)
+  return 1
+}
+
+# disko_hook OPTPATH WHEN CODE: runs a user hook (shell code from the layout, run as
+# written, like disko does) in the current subshell.
+disko_hook() {
+  eval "$3" || disko_die "$(printf '%s of %s failed' "$2" "$1")"
+}
+
+# disko_password DEVICE VAR [twice]: read a passphrase from the terminal into VAR (the
+# password "disko" when IN_DISKO_TEST is set, as with disko). Never echoed, never in argv.
+disko_password() {
+  local pw check
+  if [ -n "${IN_DISKO_TEST+x}" ]; then
+    printf -v "$2" '%s' disko
+    return 0
+  fi
+  [ -t 0 ] || disko_die "$(printf 'a passphrase for %q must be typed, but stdin is not a terminal' "$1")"
+  while :; do
+    IFS= read -r -s -p "$(printf 'Enter passphrase for %q: ' "$1")" pw
+    printf '\n' >&2
+    [ "${3:-}" = twice ] || break
+    IFS= read -r -s -p "$(printf 'Enter passphrase for %q again: ' "$1")" check
+    printf '\n' >&2
+    [ "$pw" = "$check" ] && break
+    disko_log "the passphrases did not match, try again"
+  done
+  printf -v "$2" '%s' "$pw"
+}
+
+# disko_parallel FUNCTION OPTPATH ...: run each function in a background job and wait for
+# all of them; fails, naming the option paths, when any failed. Jobs get the script's stdin
+# (a background job would otherwise read /dev/null). Layouts that prompt for passphrases
+# are run in order instead: the generator does not call this for them.
+disko_parallel() {
+  local i
+  local -a pids=() names=() failed=()
+  if (($# == 2)); then
+    "$1"
+    return
+  fi
+  while (($#)); do
+    "$1" <&0 &
+    pids+=("$!")
+    names+=("$2")
+    shift 2
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[i]}" || failed+=("${names[i]}")
+  done
+  ((${#failed[@]} == 0)) || disko_die "failed: ${failed[*]} (see the messages above)"
+}
+
+# --- destroy ---
+
+# disko_confirm N DEVICE OPTPATH ... ARGS...: destroy's consent. N pairs name the disks to
+# wipe; the script's own arguments follow. --yes-wipe-all-disks skips the question (for
+# every destroying mode, destroy alone included); without it, the question needs a
+# terminal.
+disko_confirm() {
+  local n=$1 i yes='' answer
+  local -a disks=("${@:2:n*2}")
+  shift $((1 + n * 2))
+  for i in "$@"; do
+    case $i in
+    --yes-wipe-all-disks) yes=1 ;;
+    *) disko_die "$(printf 'unknown argument %q (the only one is --yes-wipe-all-disks)' "$i")" ;;
+    esac
+  done
+  ((n > 0)) || return 0
+  [ -z "$yes" ] || return 0
+  [ -t 0 ] || disko_die "destroying disks needs consent: run this from a terminal, or pass --yes-wipe-all-disks"
+  printf 'WARNING: this destroys all data on these disks:\n' >&2
+  for ((i = 0; i < n * 2; i += 2)); do
+    printf '  - %q (%s)\n' "${disks[i]}" "${disks[i + 1]}" >&2
+  done
+  printf '(pass --yes-wipe-all-disks to skip this question)\n' >&2
+  IFS= read -r -p "Type yes to wipe them, anything else to abort: " answer
+  [ "$answer" = yes ] || disko_die "aborted; nothing was changed"
+}
+
+# What lsblk shows under a disk, children first, as calls of disko_teardown with quoted
+# arguments (jq's @sh), so that names read from the disk are only ever data.
+disko_teardown_jq='
+def below: ((.children // []) | map(below) | add // [])
+  + [[.name, .type, (.fstype // ""), (.label // "")] + [(.mountpoints // [])[] | select(. != null)]];
+.blockdevices | map(below) | add // [] | .[] | "disko_teardown " + (map(@sh) | join(" "))'
+
+disko_warn_failed() {
+  disko_log "$(printf 'warning: %s failed; continuing (the wipe is checked at the end)' "$*")"
+}
+
+# disko_teardown NODE TYPE FSTYPE LABEL MOUNTPOINT...: unmount NODE and stop what runs on
+# it (swap, LVM, LUKS, md, a zpool), then wipe its signatures. Failures are reported and
+# skipped: what matters is checked after the wipe.
+disko_teardown() {
+  local node=$1 type=$2 fstype=$3 label=$4 mp vg
+  shift 4
+  for mp in "$@"; do
+    [ "$mp" = "[SWAP]" ] && continue
+    umount -R "$mp" 2>/dev/null || ! findmnt --mountpoint "$mp" >/dev/null 2>&1 || disko_warn_failed umount -R "$mp"
+  done
+  case $fstype in
+  swap) ! disko_swap_active "$node" || swapoff "$node" || disko_warn_failed swapoff "$node" ;;
+  zfs_member)
+    if command -v zpool >/dev/null 2>&1; then
+      zpool destroy -f "$label" 2>/dev/null || :
+      zpool labelclear -f "$node" || disko_warn_failed zpool labelclear "$node"
+    fi
+    ;;
+  LVM2_member)
+    vg=$(pvs --noheadings -o vg_name "$node" 2>/dev/null) || vg=
+    vg=${vg//[[:space:]]/}
+    if [ -n "$vg" ]; then
+      vgchange -a n "$vg" >/dev/null || disko_warn_failed vgchange -a n "$vg"
+      vgremove -f -f -y "$vg" >/dev/null || disko_warn_failed vgremove "$vg"
+    fi
+    ;;
+  esac
+  case $type in
+  crypt) cryptsetup close "$node" || disko_warn_failed cryptsetup close "$node" ;;
+  lvm) [ ! -e "$node" ] || lvremove -f -y "$node" >/dev/null || disko_warn_failed lvremove "$node" ;;
+  raid*) [ ! -e "$node" ] || mdadm --stop "$node" || disko_warn_failed mdadm --stop "$node" ;;
+  disk | loop | part) wipefs --all --force --quiet "$node" || disko_warn_failed wipefs "$node" ;;
+  esac
+}
+
+# disko_destroy_disk DISK OPTPATH: tear down everything on DISK, wipe it, and check that
+# nothing is left (what disko's disk-deactivate does, plus the check).
+disko_destroy_disk() {
+  local disk=$1 where=$2 plan name found
+  disko_log "$(printf 'wiping %q (%s)' "$disk" "$where")"
+  if command -v zpool >/dev/null 2>&1; then
+    # Swap on a zvol holds its pool; lsblk cannot say which pool a zvol belongs to.
+    while read -r name _; do
+      case $name in /dev/zd*) swapoff "$name" || disko_warn_failed swapoff "$name" ;; esac
+    done </proc/swaps
+  fi
+  plan=$(lsblk --json --paths --output NAME,TYPE,FSTYPE,LABEL,MOUNTPOINTS "$disk" | jq -r "$disko_teardown_jq")
+  eval "$plan"
+  dd if=/dev/zero of="$disk" bs=440 count=1 conv=notrunc status=none
+  partx -d "$disk" 2>/dev/null || :
+  found=$(disko_probe "$disk")
+  [ -z "$found" ] || disko_die "$(printf '%q (%s) still holds %s after wiping' "$disk" "$where" "$found")"
+}
