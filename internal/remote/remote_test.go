@@ -721,6 +721,12 @@ func TestUploadModesAndOwners(t *testing.T) {
 			if leftovers, _ := filepath.Glob(filepath.Join(dir, ".anywhere-upload.*")); len(leftovers) > 0 {
 				t.Errorf("temporary files left: %q", leftovers)
 			}
+			local := filepath.Join(t.TempDir(), "local.bin")
+			os.WriteFile(local, []byte("from a file"), 0o600)
+			if err := root.UploadFile(ctxT(t, 10*time.Second), local, filepath.Join(dir, "copied"), 0o644, 0, 0); err != nil ||
+				mustRead(t, filepath.Join(dir, "copied")) != "from a file" {
+				t.Errorf("UploadFile = %v", err)
+			}
 			if err := root.Upload(ctxT(t, 5*time.Second), strings.NewReader("x"), "relative/path", 0o644, 0, 0); err == nil {
 				t.Error("Upload to a relative path succeeded")
 			}

@@ -124,11 +124,15 @@ func TestSudoUser(t *testing.T) {
 }
 
 func TestCleanupRemovesEverything(t *testing.T) {
-	var ns string
+	var ns, dir string
 	var pid int
 	t.Run("inner", func(t *testing.T) {
-		tt := Start(t, Options{})
-		ns, pid = tt.Netns, tt.cmd.Process.Pid
+		tt := Start(t, Options{User: "ivan"})
+		ns, pid, dir = tt.Netns, tt.cmd.Process.Pid, tt.Dir
+		// A session that would outlive a plain kill of sshd.
+		if out, err := run(t, tt, "nohup sleep 300 >/dev/null 2>&1 & echo started", ""); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
 	})
 	if ns == "" {
 		t.Skip("inner test skipped")
@@ -141,6 +145,18 @@ func TestCleanupRemovesEverything(t *testing.T) {
 	}
 	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
 		t.Errorf("unshare pid %d still exists after cleanup (kill 0: %v)", pid, err)
+	}
+	// Nothing started inside the target survives: not sshd (its argv names
+	// the target's directory), not the background sleep.
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range cmdlines {
+		b, _ := os.ReadFile(p)
+		if bytes.Contains(b, []byte(dir)) || bytes.Equal(b, []byte("sleep\x00300\x00")) {
+			t.Errorf("process left after cleanup: %s: %q", p, b)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("target directory %s still exists: %v", dir, err)
 	}
 }
 
