@@ -36,6 +36,7 @@ type Client struct {
 
 	privMu sync.Mutex
 	priv   *Privilege
+	root   *Shell // cached by Root, so a sudo password is checked once
 }
 
 // Dial resolves t with o and connects, through ProxyJump hosts if any.

@@ -123,9 +123,9 @@ type Config struct {
 	User                   string
 	IdentityFiles          []string // in the order they are offered
 	IdentitiesOnly         bool
-	IdentityAgent          string // socket path; "" for none
-	ProxyJump              []*Config
-	UserKnownHostsFiles    []string // the first one receives new keys
+	IdentityAgent          string    // socket path; "" for none
+	ProxyJump              []*Config // outermost first; a jump host's own ProxyJump is not followed
+	UserKnownHostsFiles    []string  // the first one receives new keys
 	GlobalKnownHostsFiles  []string
 	StrictHostKeyChecking  string // yes, accept-new, no or ask
 	HostKeyAlias           string

@@ -114,7 +114,7 @@ func (c *Client) DetectPrivilege(ctx context.Context) (Privilege, error) {
 // gathering round trip), so Root needs no extra probe.
 func (c *Client) SetPrivilege(p Privilege) {
 	c.privMu.Lock()
-	c.priv = &p
+	c.priv, c.root = &p, nil
 	c.privMu.Unlock()
 }
 
@@ -133,12 +133,32 @@ func (c *Client) User() *Shell { return &Shell{c: c} }
 // Root returns a shell whose commands run as root: directly when the login
 // user is root, else through `sudo` (or `doas`). A sudo password comes from
 // Options.SudoPassword or Options.SudoPasswordPrompt, is checked once with
-// `sudo -v`, and is then fed to `sudo -S` on stdin for every command.
+// `sudo -v`, and is then fed to `sudo -S` on stdin for every command. The
+// shell is cached: later calls cost no round trip.
 func (c *Client) Root(ctx context.Context) (*Shell, error) {
 	p, err := c.DetectPrivilege(ctx)
 	if err != nil {
 		return nil, err
 	}
+	c.privMu.Lock()
+	cached := c.root
+	c.privMu.Unlock()
+	if cached != nil {
+		return cached, nil
+	}
+	s, err := c.newRootShell(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	c.privMu.Lock()
+	c.root = s
+	c.privMu.Unlock()
+	return s, nil
+}
+
+// newRootShell builds the root shell for privilege p, checking a sudo password.
+func (c *Client) newRootShell(ctx context.Context, p Privilege) (*Shell, error) {
+	var err error
 	s := &Shell{c: c, root: true, priv: p}
 	host := c.cfg.Addr()
 	switch p.Method {

@@ -269,6 +269,10 @@ func TestSudo(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Root() = %v", err)
 			}
+			n := c.Sessions()
+			if again, err := c.Root(ctxT(t, 10*time.Second)); err != nil || again != root || c.Sessions() != n {
+				t.Errorf("a second Root() = %v, %d extra sessions; want the cached shell", err, c.Sessions()-n)
+			}
 			if tc.method == "" {
 				tc.method = remote.MethodSudo
 			}
