@@ -25,7 +25,13 @@
           diskoanywhere.nixosModules.default
           ./disk-config.nix
           ./configuration.nix
-          { nixpkgs.hostPlatform = "x86_64-linux"; }
+          {
+            nixpkgs.hostPlatform = "x86_64-linux";
+            # The IFD-free path: the NixOS config of disk-config.nix, written by
+            #   disko-compile nixos-config --nix ./examples/disk-config.nix > ./examples/disk-config.generated.nix
+            # Building the system fails if it no longer matches disk-config.nix.
+            disko.generatedConfig = ./disk-config.generated.nix;
+          }
         ];
       };
     };

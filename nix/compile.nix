@@ -93,9 +93,11 @@ let
     disko-compile nixos-config "$out/layout.json" > "$out/nixos-config.json"
     disko-compile nixos-config --nix "$out/layout.json" > "$out/nixos-config.nix"
     if [ "$checkScripts" = 1 ]; then
+      cores=''${NIX_BUILD_CORES:-0}
+      [ "$cores" -gt 0 ] || cores=$(nproc)
       for f in $scriptFiles; do
-        shellcheck "$out/deps/$f" "$out/nodeps/$f"
-      done
+        printf '%s\n' "$out/deps/$f" "$out/nodeps/$f"
+      done | xargs -P "$cores" -n 1 shellcheck
     fi
   '';
 

@@ -292,3 +292,22 @@ func mustAbs(t *testing.T, p string) string {
 	}
 	return a
 }
+
+// TestExampleGenerated keeps examples/disk-config.generated.nix (the example's IFD-free
+// NixOS config) equal to what disko-compile writes for examples/disk-config.nix;
+// -update rewrites it.
+func TestExampleGenerated(t *testing.T) {
+	needNix(t)
+	dir := needCompiler(t)
+	path := filepath.Join(root(t), "examples", "disk-config.generated.nix")
+	want := compiler(t, dir, "nixos-config", "--nix", filepath.Join(root(t), "examples", "disk-config.nix"))
+	if *update {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got := readFile(t, path); !bytes.Equal(got, want) {
+		t.Errorf("%s is stale: regenerate with\n  disko-compile nixos-config --nix examples/disk-config.nix > examples/disk-config.generated.nix\nor: go test ./internal/nixtest -run TestExampleGenerated -update", path)
+	}
+}

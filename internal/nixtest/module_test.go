@@ -183,7 +183,8 @@ func TestModuleCompiles(t *testing.T) {
 		Boot        json.RawMessage `json:"boot"`
 		SwapDevices json.RawMessage `json:"swapDevices"`
 	}
-	evalJSON(t, moduleExpr(t, lib, dir, `demo`, `{ inherit (cfg) fileSystems boot swapDevices; }`), &got)
+	// --read-write-mode: the config is read back from a build (IFD).
+	evalJSON(t, moduleExpr(t, lib, dir, `demo`, `{ inherit (cfg) fileSystems boot swapDevices; }`), &got, "--read-write-mode")
 	var want struct {
 		FileSystems json.RawMessage `json:"fileSystems"`
 		Boot        json.RawMessage `json:"boot"`

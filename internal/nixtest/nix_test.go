@@ -79,10 +79,12 @@ func runNix(name string, args ...string) (string, string, error) {
 	return stdout.String(), strings.Join(kept, "\n"), err
 }
 
-// evalJSON evaluates a Nix expression strictly and decodes its JSON into v.
-func evalJSON(t *testing.T, expr string, v any) {
+// evalJSON evaluates a Nix expression strictly and decodes its JSON into v. Evaluation
+// is read-only: import-from-derivation fails.
+func evalJSON(t *testing.T, expr string, v any, extra ...string) {
 	t.Helper()
-	out, _, err := runNix("nix-instantiate", "--eval", "--strict", "--json", "-E", expr)
+	args := append([]string{"--eval", "--strict", "--json"}, extra...)
+	out, _, err := runNix("nix-instantiate", append(args, "-E", expr)...)
 	if err != nil {
 		t.Fatalf("evaluating %s: %v", expr, err)
 	}
