@@ -1,0 +1,239 @@
+// Command testvm builds and boots the project's test guests by hand: to warm
+// the image cache, to poke at a guest with a shell, or to try a command on
+// fresh virtio disks the way the VM tests do.
+//
+//	go run ./cmd/testvm build
+//	go run ./cmd/testvm shell --disks 1G,1G
+//	go run ./cmd/testvm run --disks 2G -- lsblk --json
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: testvm COMMAND [flags]
+
+Commands:
+  build                      build the guest image (or find it cached) and print where it is
+  shell [flags]              boot a guest and open an ssh shell in it (or print the ssh command)
+  run [flags] -- CMD [ARG..] boot a guest, run CMD in it, exit with its status
+
+Flags of shell and run:
+  --disks 1G,512M   virtio disks (/dev/vda, /dev/vdb, ...): sizes of new sparse files, or paths of image files
+  --cpus N          virtual CPUs (default 2)
+  --memory MiB      guest memory (default 1024)
+  --no-udev         boot without systemd-udevd
+  --print           (shell) print the ssh command and wait for Ctrl-C instead of running ssh
+
+Environment: DISKOANYWHERE_TESTVM_CACHE overrides the image cache directory.
+
+Example:
+  go run ./cmd/testvm run --disks 1G -- sgdisk -n1:0:0 /dev/vda
+`
+
+// run is main without the process: it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	status := 0
+	switch args[0] {
+	case "build":
+		err = cmdBuild(ctx, args[1:], stdout, stderr)
+	case "shell":
+		err = cmdShell(ctx, args[1:], stdout, stderr)
+	case "run":
+		status, err = cmdRun(ctx, args[1:], stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "testvm: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		if status == 0 {
+			status = 1
+		}
+	}
+	return status
+}
+
+func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	start := time.Now()
+	img, err := testvm.Build(ctx, testvm.BuildOptions{Log: stderr})
+	if err != nil {
+		return err
+	}
+	state := "cached"
+	if img.Built {
+		state = "built"
+	}
+	fmt.Fprintf(stderr, "testvm: image %s in %.2fs\n", state, time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "kernel: %s\ninitrd: %s\nclient key: %s\nhost key: %s", img.Kernel, img.Initrd,
+		img.ClientKeyPath, ssh.MarshalAuthorizedKey(img.HostKey))
+	return nil
+}
+
+// vmFlags are the flags shared by shell and run.
+type vmFlags struct {
+	disks  string
+	cpus   int
+	memory int
+	noUdev bool
+}
+
+func (f *vmFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.disks, "disks", "", "comma-separated disk sizes (1G, 512M) or image paths")
+	fs.IntVar(&f.cpus, "cpus", 0, "virtual CPUs")
+	fs.IntVar(&f.memory, "memory", 0, "guest memory in MiB")
+	fs.BoolVar(&f.noUdev, "no-udev", false, "boot without systemd-udevd")
+}
+
+func (f *vmFlags) options(stderr io.Writer) (testvm.Options, error) {
+	disks, err := parseDisks(f.disks)
+	if err != nil {
+		return testvm.Options{}, err
+	}
+	return testvm.Options{Disks: disks, CPUs: f.cpus, MemoryMiB: f.memory, NoUdev: f.noUdev, Log: stderr}, nil
+}
+
+// parseDisks reads "1G,512M,/path/img": a size makes a new sparse disk, a
+// path uses that image file.
+func parseDisks(s string) ([]testvm.DiskSpec, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var disks []testvm.DiskSpec
+	for _, d := range strings.Split(s, ",") {
+		if strings.ContainsRune(d, '/') {
+			disks = append(disks, testvm.DiskSpec{Path: d})
+			continue
+		}
+		size, err := parseSize(d)
+		if err != nil {
+			return nil, fmt.Errorf("--disks %q: %w", s, err)
+		}
+		disks = append(disks, testvm.DiskSpec{Size: size})
+	}
+	return disks, nil
+}
+
+func parseSize(s string) (int64, error) {
+	mult := map[byte]int64{'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
+	num, m := strings.ToUpper(s), int64(1)
+	if n := len(num); n > 0 && mult[num[n-1]] != 0 {
+		num, m = num[:n-1], mult[num[n-1]]
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("%q is not a size (examples: 512M, 2G) or an image path", s)
+	}
+	return v * m, nil
+}
+
+func cmdShell(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("shell", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var vf vmFlags
+	vf.register(fs)
+	printOnly := fs.Bool("print", false, "print the ssh command and wait for Ctrl-C")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts, err := vf.options(stderr)
+	if err != nil {
+		return err
+	}
+	vm, err := testvm.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer vm.Stop()
+	sshArgs := append(vm.SSHArgs(), "root@127.0.0.1")
+	fmt.Fprintf(stderr, "testvm: console log %s\n", vm.ConsoleLog())
+	if _, err := exec.LookPath("ssh"); err != nil || *printOnly {
+		fmt.Fprintf(stdout, "ssh %s\n", strings.Join(sshArgs, " "))
+		fmt.Fprintln(stderr, "testvm: guest runs until Ctrl-C")
+		select {
+		case <-ctx.Done():
+		case <-vm.Exited():
+		}
+		return nil
+	}
+	cmd := exec.Command("ssh", sshArgs...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	signal.Ignore(os.Interrupt) // Ctrl-C belongs to the guest's shell
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return nil // the shell's last status is not ours
+	}
+	return err
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var vf vmFlags
+	vf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2, err
+	}
+	if fs.NArg() == 0 {
+		return 2, errors.New("run: no command; usage: testvm run [--disks 1G] -- CMD [ARG...]")
+	}
+	opts, err := vf.options(stderr)
+	if err != nil {
+		return 2, err
+	}
+	vm, err := testvm.Start(ctx, opts)
+	if err != nil {
+		return 1, err
+	}
+	defer vm.Stop()
+	words := make([]string, fs.NArg())
+	for i, a := range fs.Args() {
+		words[i] = testvm.Quote(a)
+	}
+	if fs.NArg() == 1 {
+		words[0] = fs.Arg(0) // one argument is a shell command line
+	}
+	out, errOut, err := vm.Run(ctx, strings.Join(words, " "))
+	stdout.Write(out)
+	stderr.Write(errOut)
+	var ce *testvm.CommandError
+	if errors.As(err, &ce) && ce.ExitStatus > 0 {
+		return ce.ExitStatus, nil
+	}
+	return 0, err
+}

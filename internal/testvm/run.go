@@ -1,0 +1,142 @@
+package testvm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// CommandError is a guest command that failed: it exited non-zero, was
+// killed, or could not run. Its message carries the tail of stderr.
+type CommandError struct {
+	Command    string
+	ExitStatus int // -1 when the command did not exit normally
+	Stderr     []byte
+	Err        error
+}
+
+func (e *CommandError) Error() string {
+	cmd := e.Command
+	if len(cmd) > 200 {
+		cmd = cmd[:200] + "..."
+	}
+	msg := fmt.Sprintf("testvm: guest command %q: %v", cmd, e.Err)
+	if s := strings.TrimSpace(string(e.Stderr)); s != "" {
+		if ls := strings.Split(s, "\n"); len(ls) > 15 {
+			s = "...\n" + strings.Join(ls[len(ls)-15:], "\n")
+		}
+		msg += "\nstderr:\n" + s
+	}
+	return msg
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// Run runs cmd with bash in the guest, as root, and returns its output.
+// A non-zero exit is a *CommandError. When ctx ends the command is killed.
+func (vm *VM) Run(ctx context.Context, cmd string) (stdout, stderr []byte, err error) {
+	return vm.RunInput(ctx, cmd, nil)
+}
+
+// RunInput is Run with stdin fed from r.
+func (vm *VM) RunInput(ctx context.Context, cmd string, r io.Reader) (stdout, stderr []byte, err error) {
+	c := vm.Client()
+	if c == nil {
+		return nil, nil, &CommandError{Command: cmd, ExitStatus: -1, Err: errors.New("no ssh connection (guest stopped or reconnecting)")}
+	}
+	s, err := c.NewSession()
+	if err != nil {
+		return nil, nil, &CommandError{Command: cmd, ExitStatus: -1, Err: fmt.Errorf("new ssh session: %w", err)}
+	}
+	defer s.Close()
+	var o, e bytes.Buffer
+	s.Stdout, s.Stderr, s.Stdin = &o, &e, r
+	done := make(chan error, 1)
+	go func() { done <- s.Run(cmd) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		s.Signal(ssh.SIGKILL)
+		s.Close()
+		<-done
+		err = ctx.Err()
+	}
+	if err != nil {
+		status := -1
+		var ee *ssh.ExitError
+		if errors.As(err, &ee) && ee.Signal() == "" {
+			status = ee.ExitStatus()
+		}
+		return o.Bytes(), e.Bytes(), &CommandError{Command: cmd, ExitStatus: status, Stderr: e.Bytes(), Err: err}
+	}
+	return o.Bytes(), e.Bytes(), nil
+}
+
+// RunScript copies script into the guest and runs it with args (its #! line
+// picks the interpreter; bash without one). The script gets no stdin, so
+// tools that prompt fail instead of reading the script's own text.
+func (vm *VM) RunScript(ctx context.Context, script []byte, args ...string) (stdout, stderr []byte, err error) {
+	vm.mu.Lock()
+	vm.scripts++
+	name := fmt.Sprintf("/run/testvm/script-%d", vm.scripts)
+	vm.mu.Unlock()
+	if err := vm.WriteFile(ctx, name, script, 0o755); err != nil {
+		return nil, nil, err
+	}
+	cmd := Quote(name)
+	for _, a := range args {
+		cmd += " " + Quote(a)
+	}
+	return vm.RunInput(ctx, cmd+" </dev/null", nil)
+}
+
+// WriteFile writes data to guestPath (creating parent directories) with mode.
+func (vm *VM) WriteFile(ctx context.Context, guestPath string, data []byte, mode os.FileMode) error {
+	return vm.writeFrom(ctx, guestPath, bytes.NewReader(data), mode)
+}
+
+// CopyIn copies the host file localPath to guestPath; mode 0 keeps the
+// local file's permissions.
+func (vm *VM) CopyIn(ctx context.Context, localPath, guestPath string, mode os.FileMode) error {
+	f, err := os.Open(localPath)
+	if err != nil {
+		return fmt.Errorf("testvm: copy in: %w", err)
+	}
+	defer f.Close()
+	if mode == 0 {
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("testvm: copy in: %w", err)
+		}
+		mode = st.Mode().Perm()
+	}
+	return vm.writeFrom(ctx, guestPath, f, mode)
+}
+
+func (vm *VM) writeFrom(ctx context.Context, guestPath string, r io.Reader, mode os.FileMode) error {
+	if !path.IsAbs(guestPath) {
+		return fmt.Errorf("testvm: guest path %q is not absolute", guestPath)
+	}
+	q := Quote(guestPath)
+	cmd := fmt.Sprintf("mkdir -p %s && cat > %s && chmod %o %s", Quote(path.Dir(guestPath)), q, mode.Perm(), q)
+	_, _, err := vm.RunInput(ctx, cmd, r)
+	return err
+}
+
+// ReadFile returns the content of a guest file.
+func (vm *VM) ReadFile(ctx context.Context, guestPath string) ([]byte, error) {
+	out, _, err := vm.Run(ctx, "cat "+Quote(guestPath))
+	return out, err
+}
+
+// Quote makes s one word for the guest's shell.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

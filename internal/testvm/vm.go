@@ -1,0 +1,567 @@
+package testvm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Sizes for DiskSpec.Size.
+const (
+	MiB int64 = 1 << 20
+	GiB int64 = 1 << 30
+)
+
+// DiskSpec is one virtio disk of the guest. Disks appear in order as
+// /dev/vda, /dev/vdb, ... and as /dev/disk/by-id/virtio-<Serial>.
+type DiskSpec struct {
+	Size     int64  // bytes of a new sparse raw file in the VM's directory (deleted by Stop)
+	Path     string // or an existing image file, kept after Stop
+	Format   string // of Path: "raw" (default) or "qcow2"
+	ReadOnly bool   // e.g. a disk that carries tools (Nix) into the guest
+	Serial   string // default "testvm<N>" (N = index); at most 20 characters
+}
+
+// Share is a host directory mounted read-only in the guest over virtio-9p,
+// for tools or fixtures too big to copy over SSH.
+type Share struct {
+	HostDir  string
+	GuestDir string // absolute, no whitespace
+}
+
+// File is put into the guest's root filesystem before it boots (an extra
+// initramfs archive), for things that must be there before sshd starts.
+type File struct {
+	GuestPath string
+	Data      []byte // content, or:
+	HostPath  string // a host file to copy
+	Mode      os.FileMode
+}
+
+// Options describe a guest. The zero value boots a guest with no disks.
+type Options struct {
+	Disks      []DiskSpec
+	MemoryMiB  int      // default 1024
+	CPUs       int      // default 2
+	KernelArgs []string // appended to the kernel command line
+	ExtraFiles []File
+	Shares     []Share
+	NoUdev     bool // boot without systemd-udevd (lvm.conf then makes /dev nodes itself)
+
+	// BootTimeout bounds the wait for sshd to answer (default 60s); the
+	// context given to Start can shorten it.
+	BootTimeout time.Duration
+	// Accel is "tcg" (default) or "kvm". KVM boots only where the host
+	// offers a real (non-PVM) /dev/kvm; env DISKOANYWHERE_TESTVM_ACCEL overrides.
+	Accel string
+	// Dir holds the disks and logs; default a new temp dir removed by Stop.
+	Dir string
+	// Image to boot; default Build(ctx, BuildOptions{CacheDir: CacheDir}).
+	Image    *Image
+	CacheDir string
+	// Log receives progress (build, boot time); nil discards it.
+	Log io.Writer
+}
+
+// VM is a running guest. Its methods are safe for concurrent use; commands
+// share one SSH connection.
+type VM struct {
+	img        *Image
+	opts       Options
+	dir        string
+	ownDir     bool
+	port       int
+	console    string
+	qemuLog    string
+	knownHosts string
+	disks      []string
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	waitErr error
+
+	mu      sync.Mutex
+	client  *ssh.Client
+	bootID  string
+	signer  ssh.Signer
+	scripts int
+
+	stopOnce sync.Once
+	stopErr  error
+
+	// BootTime is how long the guest took from qemu start to the first
+	// SSH command (the last Reconnect for a guest that was kexec'd).
+	BootTime time.Duration
+}
+
+// Start boots a guest and returns once root can log in over SSH. ctx bounds
+// only the start; the guest runs until Stop.
+func Start(ctx context.Context, opts Options) (*VM, error) {
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	if opts.MemoryMiB == 0 {
+		opts.MemoryMiB = 1024
+	}
+	if opts.CPUs == 0 {
+		opts.CPUs = 2
+	}
+	if opts.BootTimeout == 0 {
+		opts.BootTimeout = 60 * time.Second
+	}
+	if a := os.Getenv("DISKOANYWHERE_TESTVM_ACCEL"); a != "" {
+		opts.Accel = a
+	}
+	if opts.Accel == "" {
+		opts.Accel = "tcg"
+	}
+	if opts.Accel != "tcg" && opts.Accel != "kvm" {
+		return nil, fmt.Errorf("testvm: accel %q: want tcg or kvm", opts.Accel)
+	}
+	img := opts.Image
+	if img == nil {
+		var err error
+		img, err = Build(ctx, BuildOptions{CacheDir: opts.CacheDir, Log: logw})
+		if err != nil {
+			return nil, err
+		}
+	}
+	key, err := os.ReadFile(img.ClientKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("testvm: client key: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("testvm: client key %s: %w", img.ClientKeyPath, err)
+	}
+	vm := &VM{img: img, opts: opts, dir: opts.Dir, signer: signer}
+	if vm.dir == "" {
+		if vm.dir, err = os.MkdirTemp("", "testvm-"); err != nil {
+			return nil, fmt.Errorf("testvm: %w", err)
+		}
+		vm.ownDir = true
+	}
+	ok := false
+	defer func() {
+		if !ok && vm.ownDir {
+			os.RemoveAll(vm.dir)
+		}
+	}()
+	vm.console = filepath.Join(vm.dir, "console.log")
+	vm.qemuLog = filepath.Join(vm.dir, "qemu.log")
+	vm.knownHosts = filepath.Join(vm.dir, "known_hosts")
+	if err := vm.prepareDisks(); err != nil {
+		return nil, err
+	}
+	initrd, err := vm.prepareInitrd()
+	if err != nil {
+		return nil, err
+	}
+	// The forwarded port is picked before qemu binds it, so another process
+	// can take it in between; qemu then exits at once and we retry.
+	for attempt := 0; ; attempt++ {
+		if vm.port, err = freePort(); err != nil {
+			return nil, err
+		}
+		if err := vm.launch(initrd); err != nil {
+			return nil, err
+		}
+		err = vm.waitSSH(ctx, time.Now().Add(opts.BootTimeout), "")
+		if err == nil {
+			break
+		}
+		log, _ := os.ReadFile(vm.qemuLog)
+		if attempt < 2 && bytes.Contains(log, []byte("hostfwd")) {
+			vm.kill()
+			continue
+		}
+		vm.kill()
+		return nil, err
+	}
+	known := fmt.Sprintf("[127.0.0.1]:%d %s", vm.port, ssh.MarshalAuthorizedKey(img.HostKey))
+	if err := os.WriteFile(vm.knownHosts, []byte(known), 0o644); err != nil {
+		vm.kill()
+		return nil, fmt.Errorf("testvm: %w", err)
+	}
+	ok = true
+	fmt.Fprintf(logw, "testvm: guest up in %.1fs (ssh %s, %d CPUs, %d MiB, %s)\n",
+		vm.BootTime.Seconds(), vm.SSHAddr(), opts.CPUs, opts.MemoryMiB, opts.Accel)
+	return vm, nil
+}
+
+func (vm *VM) prepareDisks() error {
+	for i, d := range vm.opts.Disks {
+		p := d.Path
+		switch {
+		case p != "" && d.Size != 0:
+			return fmt.Errorf("testvm: disk %d: set Size or Path, not both", i)
+		case p != "":
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("testvm: disk %d: %w", i, err)
+			}
+		case d.Size > 0:
+			p = filepath.Join(vm.dir, fmt.Sprintf("disk%d.img", i))
+			f, err := os.Create(p)
+			if err != nil {
+				return fmt.Errorf("testvm: disk %d: %w", i, err)
+			}
+			err = f.Truncate(d.Size)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("testvm: disk %d: %w", i, err)
+			}
+		default:
+			return fmt.Errorf("testvm: disk %d: needs a Size > 0 or a Path", i)
+		}
+		if len(d.Serial) > 20 {
+			return fmt.Errorf("testvm: disk %d: serial %q is longer than 20 characters", i, d.Serial)
+		}
+		vm.disks = append(vm.disks, p)
+	}
+	return nil
+}
+
+// prepareInitrd returns the image's initramfs, or a copy of it with the
+// ExtraFiles appended as one more archive: the kernel unpacks concatenated
+// archives in order, so later files win.
+func (vm *VM) prepareInitrd() (string, error) {
+	if len(vm.opts.ExtraFiles) == 0 {
+		return vm.img.Initrd, nil
+	}
+	t := tree{}
+	for _, f := range vm.opts.ExtraFiles {
+		if !strings.HasPrefix(f.GuestPath, "/") {
+			return "", fmt.Errorf("testvm: extra file %q: guest path must be absolute", f.GuestPath)
+		}
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		if f.HostPath != "" {
+			if _, err := os.Stat(f.HostPath); err != nil {
+				return "", fmt.Errorf("testvm: extra file %s: %w", f.GuestPath, err)
+			}
+			t.addFile(f.GuestPath, f.HostPath, mode)
+		} else {
+			t.addData(f.GuestPath, f.Data, mode)
+		}
+	}
+	out := filepath.Join(vm.dir, "initrd.img")
+	if err := copyFile(vm.img.Initrd, out, 0o644); err != nil {
+		return "", fmt.Errorf("testvm: %w", err)
+	}
+	f, err := os.OpenFile(out, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return "", fmt.Errorf("testvm: %w", err)
+	}
+	defer f.Close()
+	if err := t.writeCpio(f); err != nil {
+		return "", fmt.Errorf("testvm: extra files: %w", err)
+	}
+	return out, f.Close()
+}
+
+// qboot is a minimal firmware shipped with Debian's qemu.
+const qboot = "/usr/share/qemu/qboot.rom"
+
+// qemuArgs is the qemu command line for the current port.
+func (vm *VM) qemuArgs(initrd string) []string {
+	o := vm.opts
+	args := []string{"-nographic", "-nodefaults", "-no-reboot", "-monitor", "none",
+		"-smp", strconv.Itoa(o.CPUs), "-m", strconv.Itoa(o.MemoryMiB),
+		"-kernel", vm.img.Kernel, "-initrd", initrd,
+		"-chardev", "file,id=console,path=" + vm.console, "-serial", "chardev:console",
+		"-netdev", fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22", vm.port),
+		"-device", "virtio-net-pci,netdev=net0,romfile=",
+		"-device", "virtio-rng-pci",
+	}
+	if _, err := os.Stat(qboot); err == nil {
+		args = append(args, "-bios", qboot) // boots a -kernel faster than SeaBIOS
+	}
+	if o.Accel == "kvm" {
+		args = append(args, "-accel", "kvm", "-cpu", "host")
+	} else {
+		args = append(args, "-accel", "tcg,thread=multi", "-cpu", "max")
+	}
+	cmdline := []string{"console=ttyS0", "panic=-1", "quiet", "loglevel=4"}
+	if o.NoUdev {
+		cmdline = append(cmdline, "testvm.udev=0")
+	}
+	for i, d := range o.Disks {
+		format, cache := "raw", "unsafe" // a fresh scratch disk needs no durability
+		if d.Path != "" {
+			cache = "writeback"
+			if d.Format != "" {
+				format = d.Format
+			}
+		}
+		drive := fmt.Sprintf("file=%s,format=%s,if=none,id=disk%d,cache=%s,discard=unmap", vm.disks[i], format, i, cache)
+		if d.ReadOnly {
+			drive += ",readonly=on"
+		}
+		serial := d.Serial
+		if serial == "" {
+			serial = fmt.Sprintf("testvm%d", i)
+		}
+		args = append(args, "-drive", drive, "-device", fmt.Sprintf("virtio-blk-pci,drive=disk%d,serial=%s", i, serial))
+	}
+	for i, s := range o.Shares {
+		tag := fmt.Sprintf("share%d", i)
+		args = append(args, "-virtfs", fmt.Sprintf("local,path=%s,mount_tag=%s,security_model=none,readonly=on", s.HostDir, tag))
+		cmdline = append(cmdline, fmt.Sprintf("testvm.share=%s:%s", tag, s.GuestDir))
+	}
+	cmdline = append(cmdline, o.KernelArgs...)
+	return append(args, "-append", strings.Join(cmdline, " "))
+}
+
+func (vm *VM) launch(initrd string) error {
+	for _, s := range vm.opts.Shares {
+		if !filepath.IsAbs(s.GuestDir) || strings.ContainsAny(s.GuestDir, " \t\n,") || strings.ContainsAny(s.HostDir, ",") {
+			return fmt.Errorf("testvm: share %q -> %q: guest dir must be absolute, without spaces or commas", s.HostDir, s.GuestDir)
+		}
+	}
+	logf, err := os.Create(vm.qemuLog)
+	if err != nil {
+		return fmt.Errorf("testvm: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command("qemu-system-x86_64", vm.qemuArgs(initrd)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// qemu dies with the test process even when nobody calls Stop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("testvm: start qemu: %w", err)
+	}
+	vm.cmd = cmd
+	vm.exited = make(chan struct{})
+	go func() {
+		vm.waitErr = cmd.Wait()
+		close(vm.exited)
+	}()
+	return nil
+}
+
+// waitSSH dials until the guest answers with the pinned host key and, when
+// notBootID is set, a different boot ID (so a guest that is still going
+// down is not mistaken for the one coming up).
+func (vm *VM) waitSSH(ctx context.Context, deadline time.Time, notBootID string) error {
+	start := time.Now()
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	var lastErr error
+	for {
+		select {
+		case <-vm.exited:
+			return fmt.Errorf("testvm: qemu exited (%v) before the guest answered on ssh\n%s", vm.waitErr, vm.diagnostics())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("testvm: guest did not answer ssh on %s within %.0fs (last error: %v)\n%s",
+				vm.SSHAddr(), time.Since(start).Seconds(), lastErr, vm.diagnostics())
+		}
+		client, err := vm.dial(min(10*time.Second, time.Until(deadline)))
+		if err == nil {
+			id, err := bootID(client)
+			if err == nil && id != notBootID {
+				vm.mu.Lock()
+				vm.client, vm.bootID = client, id
+				vm.mu.Unlock()
+				if vm.BootTime == 0 || notBootID != "" {
+					vm.BootTime = time.Since(start)
+				}
+				return nil
+			}
+			client.Close()
+			if err == nil {
+				err = errors.New("the old system still answers")
+			}
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testvm: waiting for ssh on %s: %w\n%s", vm.SSHAddr(), ctx.Err(), vm.diagnostics())
+		case <-vm.exited:
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (vm *VM) dial(timeout time.Duration) (*ssh.Client, error) {
+	conn, err := net.DialTimeout("tcp", vm.SSHAddr(), timeout)
+	if err != nil {
+		return nil, err
+	}
+	// user-mode networking accepts the TCP connection even while nothing
+	// listens in the guest; the deadline bounds the handshake.
+	conn.SetDeadline(time.Now().Add(timeout))
+	cfg := &ssh.ClientConfig{
+		User:              "root",
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(vm.signer)},
+		HostKeyCallback:   ssh.FixedHostKey(vm.img.HostKey),
+		HostKeyAlgorithms: []string{vm.img.HostKey.Type()},
+		Timeout:           timeout,
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, vm.SSHAddr(), cfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+func bootID(c *ssh.Client) (string, error) {
+	s, err := c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	out, err := s.Output("cat /proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(out)), err
+}
+
+// diagnostics is the tail of the console and of qemu's own output, for errors.
+func (vm *VM) diagnostics() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "--- console (%s), last lines:\n%s", vm.console, tailFile(vm.console, 40))
+	if q := tailFile(vm.qemuLog, 10); strings.TrimSpace(q) != "" {
+		fmt.Fprintf(&b, "--- qemu:\n%s", q)
+	}
+	return b.String()
+}
+
+func tailFile(name string, lines int) string {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return fmt.Sprintf("(%v)\n", err)
+	}
+	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, "\n") + "\n"
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("testvm: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// SSHAddr is the host address forwarded to the guest's sshd (127.0.0.1:port).
+func (vm *VM) SSHAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(vm.port)) }
+
+// SSHPort is the port of SSHAddr.
+func (vm *VM) SSHPort() int { return vm.port }
+
+// HostKey is the guest's pinned SSH host key (the same for every boot of the image).
+func (vm *VM) HostKey() ssh.PublicKey { return vm.img.HostKey }
+
+// ClientKeyPath is a private key file that logs in as root (for ssh -i, NIX_SSHOPTS).
+func (vm *VM) ClientKeyPath() string { return vm.img.ClientKeyPath }
+
+// KnownHostsPath is a known_hosts file pinning HostKey for SSHAddr.
+func (vm *VM) KnownHostsPath() string { return vm.knownHosts }
+
+// SSHArgs are OpenSSH client options that log in to the guest with the host
+// key checked; append "root@127.0.0.1" (and a command) to use them.
+func (vm *VM) SSHArgs() []string {
+	return []string{"-p", strconv.Itoa(vm.port), "-i", vm.img.ClientKeyPath,
+		"-o", "UserKnownHostsFile=" + vm.knownHosts, "-o", "StrictHostKeyChecking=yes",
+		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"}
+}
+
+// ConsoleLog is the path of the guest's serial console log.
+func (vm *VM) ConsoleLog() string { return vm.console }
+
+// DiskPath is the host file behind the i-th disk (/dev/vda is 0).
+func (vm *VM) DiskPath(i int) string { return vm.disks[i] }
+
+// Image is the image the guest booted (its Kernel and Initrd can be copied
+// into the guest to kexec into the same system).
+func (vm *VM) Image() *Image { return vm.img }
+
+// Dir holds the disks and logs of this guest.
+func (vm *VM) Dir() string { return vm.dir }
+
+// Client is the current SSH connection, for callers that need sessions of
+// their own (port forwarding, sftp). It changes after Reconnect.
+func (vm *VM) Client() *ssh.Client {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.client
+}
+
+// Reconnect drops the SSH connection and waits until the guest answers again
+// as a new boot (another /proc/sys/kernel/random/boot_id) with the same host
+// key: call it after starting a kexec or a reboot of the guest. ctx bounds
+// the wait.
+func (vm *VM) Reconnect(ctx context.Context) error {
+	vm.mu.Lock()
+	old, oldID := vm.client, vm.bootID
+	vm.client = nil
+	vm.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	deadline := time.Now().Add(vm.opts.BootTimeout)
+	return vm.waitSSH(ctx, deadline, oldID)
+}
+
+// Stop powers the guest off, kills qemu (by its PID) if it does not exit in
+// time, and removes the VM's temporary directory. It is safe to call twice.
+func (vm *VM) Stop() error {
+	vm.stopOnce.Do(func() {
+		if c := vm.Client(); c != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			vm.Run(ctx, "sync; poweroff -f") // the connection drops: no useful result
+			cancel()
+			c.Close()
+		}
+		select {
+		case <-vm.exited:
+		case <-time.After(10 * time.Second):
+			vm.kill()
+		}
+		if vm.ownDir {
+			vm.stopErr = os.RemoveAll(vm.dir)
+		}
+	})
+	return vm.stopErr
+}
+
+// kill ends qemu by PID and waits for it.
+func (vm *VM) kill() {
+	if vm.cmd == nil || vm.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-vm.exited:
+		return
+	default:
+	}
+	vm.cmd.Process.Kill()
+	<-vm.exited
+}
+
+// Exited is closed when qemu has exited (after Stop, or a guest poweroff or
+// panic).
+func (vm *VM) Exited() <-chan struct{} { return vm.exited }
