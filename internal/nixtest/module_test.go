@@ -26,8 +26,9 @@ func needLib(t *testing.T) string {
 }
 
 // moduleExpr evaluates nix/module.nix with the REAL lib, the NixOS option stand-ins of
-// testdata/nixos-stub.nix and the package stand-ins; compilerDir "" means no compiler
-// (then any attempt to build one, e.g. by import-from-derivation, fails).
+// testdata/nixos-stub.nix and the package stand-ins, plus modules (a Nix list
+// expression); compilerDir "" means no compiler (then any attempt to build one, e.g. by
+// import-from-derivation, fails).
 func moduleExpr(t *testing.T, lib, compilerDir, modules, body string) string {
 	t.Helper()
 	dc := "null"
@@ -36,7 +37,7 @@ func moduleExpr(t *testing.T, lib, compilerDir, modules, body string) string {
 	}
 	return fmt.Sprintf(`let
   lib = import %[2]s;
-  ev = import %[1]s/testdata/module-eval.nix { libPath = %[2]s; diskoCompile = %[3]s; modules = [ %[4]s ]; };
+  ev = import %[1]s/testdata/module-eval.nix { libPath = %[2]s; diskoCompile = %[3]s; modules = %[4]s; };
   cfg = ev.config;
   l = import %[5]s/nix/lib.nix;
   demo = import %[5]s/examples/disk-config.nix;
@@ -129,7 +130,7 @@ func TestModule(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var got any
 			modules := strings.NewReplacer("GENERATED", generated, "UNKNOWN", unknown).Replace(tc.modules)
-			evalJSON(t, moduleExpr(t, lib, "", modules, tc.body), &got)
+			evalJSON(t, moduleExpr(t, lib, "", "[ "+modules+" ]", tc.body), &got)
 			gb, _ := json.Marshal(got)
 			if !jsonEqual(t, gb, []byte(tc.want)) {
 				t.Errorf("got:  %s\nwant: %s", gb, strings.Join(strings.Fields(tc.want), " "))
@@ -161,7 +162,7 @@ func TestModuleErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			msg := evalError(t, moduleExpr(t, lib, "", tc.modules, tc.body))
+			msg := evalError(t, moduleExpr(t, lib, "", "[ "+tc.modules+" ]", tc.body))
 			if !strings.Contains(msg, tc.want) {
 				t.Errorf("error does not contain %q:\n%s", tc.want, msg)
 			}
@@ -184,7 +185,7 @@ func TestModuleCompiles(t *testing.T) {
 		SwapDevices json.RawMessage `json:"swapDevices"`
 	}
 	// --read-write-mode: the config is read back from a build (IFD).
-	evalJSON(t, moduleExpr(t, lib, dir, `demo`, `{ inherit (cfg) fileSystems boot swapDevices; }`), &got, "--read-write-mode")
+	evalJSON(t, moduleExpr(t, lib, dir, `[ demo ]`, `{ inherit (cfg) fileSystems boot swapDevices; }`), &got, "--read-write-mode")
 	var want struct {
 		FileSystems json.RawMessage `json:"fileSystems"`
 		Boot        json.RawMessage `json:"boot"`
@@ -213,11 +214,41 @@ func TestModuleCompiles(t *testing.T) {
 	}
 	exprs = append(exprs, "cfg.system.build.diskoGeneratedConfigCheck")
 	out, _, err := runNix("nix-build", "--no-out-link", "-E", moduleExpr(t, lib, dir,
-		`demo { disko.generatedConfig = `+generated+`; }`, "[ "+strings.Join(exprs, " ")+" ]"))
+		`[ demo { disko.generatedConfig = `+generated+`; } ]`, "[ "+strings.Join(exprs, " ")+" ]"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if paths := strings.Fields(out); len(paths) != len(exprs) || !slices.ContainsFunc(paths, func(p string) bool { return strings.HasSuffix(p, "-disko") }) {
 		t.Errorf("built %v, want %d outputs including diskoScript's", paths, len(exprs))
+	}
+}
+
+// TestModuleCorpus defines every layout of the corpus (internal/config/testdata/corpus,
+// disko's examples as JSON) through the module, split the way users split configs
+// (each disk's content in a module of its own, every other collection in another),
+// and checks that the merged tree is the layout, unchanged.
+func TestModuleCorpus(t *testing.T) {
+	needNix(t)
+	lib := needLib(t)
+	files, err := filepath.Glob(filepath.Join(root(t), "internal", "config", "testdata", "corpus", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Skipf("no corpus JSON in internal/config/testdata/corpus (%v)", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			modules := fmt.Sprintf(`let
+  layout = builtins.fromJSON (builtins.readFile %s);
+  disks = layout.disk or { };
+in
+  [ { disko.devices = builtins.removeAttrs layout [ "disk" ]; } ]
+  ++ map (n: { disko.devices.disk.${n} = builtins.removeAttrs disks.${n} [ "content" ]; }) (builtins.attrNames disks)
+  ++ map (n: { disko.devices.disk.${n}.content = disks.${n}.content; }) (builtins.filter (n: disks.${n} ? content) (builtins.attrNames disks))`, f)
+			var same bool
+			evalJSON(t, moduleExpr(t, lib, "", modules,
+				fmt.Sprintf(`l.normalize cfg.disko.devices == l.normalize (builtins.fromJSON (builtins.readFile %s))`, f)), &same)
+			if !same {
+				t.Errorf("%s: merging the split layout through the module changed it", f)
+			}
+		})
 	}
 }
