@@ -311,3 +311,25 @@ func TestExampleGenerated(t *testing.T) {
 		t.Errorf("%s is stale: regenerate with\n  disko-compile nixos-config --nix examples/disk-config.nix > examples/disk-config.generated.nix\nor: go test ./internal/nixtest -run TestExampleGenerated -update", path)
 	}
 }
+
+// TestCompileInvalid checks that a bad layout fails the build with the compiler's
+// message at the option path the user wrote (what a user of the module sees).
+func TestCompileInvalid(t *testing.T) {
+	needNix(t)
+	dir := needCompiler(t)
+	layout := filepath.Join(t.TempDir(), "bad.nix")
+	bad := `{ disko.devices.disk.main = { type = "disk"; device = "/dev/vda"; content = { type = "gpt"; partitions.ESP = { size = "500X"; type = "EF00"; content = { type = "filesystem"; format = "vfat"; mountpoint = "/boot"; }; }; }; }; }`
+	if err := os.WriteFile(layout, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, attr := range []string{"compiled", "nixosConfig"} {
+		_, stderr, err := runNix("nix-build", "--no-out-link", filepath.Join("testdata", "compile-build.nix"),
+			"--arg", "diskoCompileDir", dir, "--arg", "layout", layout, "-A", attr)
+		if err == nil {
+			t.Fatalf("%s built for an invalid layout", attr)
+		}
+		if want := `disko.devices.disk.main.content.partitions.ESP.size: "500X"`; !strings.Contains(stderr, want) {
+			t.Errorf("%s: the build error does not name the option path %q:\n%s", attr, want, stderr)
+		}
+	}
+}
