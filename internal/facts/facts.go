@@ -99,7 +99,7 @@ type Disk struct {
 func Gather(ctx context.Context, r Runner) (*Facts, error) {
 	var stdout bytes.Buffer
 	var stderr strings.Builder
-	if err := r.Run(ctx, Script, nil, &stdout, &stderr); err != nil {
+	if err := r.Run(ctx, script, nil, &stdout, &stderr); err != nil {
 		return nil, fmt.Errorf("gathering facts: %w (stderr: %s)", err, strings.TrimSpace(stderr.String()))
 	}
 	f, err := Parse(stdout.Bytes())
@@ -109,8 +109,8 @@ func Gather(ctx context.Context, r Runner) (*Facts, error) {
 	return f, nil
 }
 
-// Tools looked for on the target, for the phases that need them.
-var Tools = []string{
+// tools are looked for on the target, for the phases that need them.
+var tools = []string{
 	"nix", "nixos-install", "nixos-facter", "nixos-generate-config",
 	"bash", "tar", "cpio", "setsid", "kexec", "curl", "wget", "gzip", "xz", "zstd", "base64",
 	"sudo", "doas", "ip", "systemd-detect-virt",
@@ -119,9 +119,15 @@ var Tools = []string{
 	"mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.vfat", "mkfs.f2fs",
 }
 
-// Script is the POSIX sh fact script. It never fails as a whole: missing
-// files and tools just leave facts out. It only reads; it changes nothing.
-var Script = `export LC_ALL=C
+// Tools lists the tools whose paths Facts.Tools reports when present.
+func Tools() []string { return slices.Clone(tools) }
+
+// Script returns the POSIX sh fact script. It never fails as a whole:
+// missing files and tools just leave facts out. It only reads; it changes
+// nothing.
+func Script() string { return script }
+
+var script = `export LC_ALL=C
 PATH="$PATH:/run/current-system/sw/bin:/usr/local/sbin:/usr/sbin:/sbin"
 kv() { printf '%s=%s\n' "$1" "$2"; }
 yn() { if "$@" >/dev/null 2>&1; then echo y; else echo n; fi; }
@@ -147,7 +153,7 @@ if command -v ip >/dev/null 2>&1; then
   kv ipv4_route "$(yn ip -4 route get 1.1.1.1)"
   kv ipv6_route "$(yn ip -6 route get 2606:4700:4700::1111)"
 fi
-for t in ` + strings.Join(Tools, " ") + `; do
+for t in ` + strings.Join(tools, " ") + `; do
   p=$(command -v "$t" 2>/dev/null) && kv "tool.$t" "$p"
 done
 echo "begin lsblk"
@@ -156,7 +162,7 @@ lsblk --json -b -o NAME,KNAME,PATH,SIZE,MODEL,SERIAL,TYPE,FSTYPE,PTTYPE,RO,RM,MO
 echo "end lsblk"
 ` + remote.PrivilegeScript
 
-// Parse reads the output of Script.
+// Parse reads the output of the fact script.
 func Parse(out []byte) (*Facts, error) {
 	kv, blocks := split(out)
 	if kv["kernel"] == "" {

@@ -100,7 +100,7 @@ func TestScriptIsPOSIX(t *testing.T) {
 			t.Logf("%s not installed, skipped", sh[0])
 			continue
 		}
-		cmd := exec.Command(sh[0], append(sh[1:], "-n", "-c", facts.Script)...)
+		cmd := exec.Command(sh[0], append(sh[1:], "-n", "-c", facts.Script())...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("%v -n: %v: %s", sh, err, out)
 		}
@@ -214,7 +214,7 @@ func TestGatherFromRealTarget(t *testing.T) {
 
 func TestToolsHaveNoDuplicates(t *testing.T) {
 	seen := map[string]bool{}
-	for _, tool := range facts.Tools {
+	for _, tool := range facts.Tools() {
 		if seen[tool] {
 			t.Errorf("tool %s listed twice", tool)
 		}
