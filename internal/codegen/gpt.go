@@ -247,7 +247,14 @@ func (g *gen) createTable(w *writer, p optPath, n *config.Table, dev sh) error {
 		h := strings.ToUpper(hex.EncodeToString(sum[:16]))
 		id = h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 	}
-	w.linef("disko_table %s %s %s %s %s", dev, p.q(), Q(n.Format), Q(id), words(args))
+	var all, filled []string
+	for i, part := range n.Partitions {
+		all = append(all, strconv.Itoa(numbers[i]))
+		if part.PartType != "extended" {
+			filled = append(filled, strconv.Itoa(numbers[i]))
+		}
+	}
+	w.linef("disko_table %s %s %s %s %s %s %s", dev, p.q(), Q(n.Format), Q(id), Q(strings.Join(all, " ")), Q(strings.Join(filled, " ")), words(args))
 	vars := make([]sh, len(n.Partitions))
 	for i, part := range n.Partitions {
 		w.comment(p.field("partitions").index(i))

@@ -216,9 +216,21 @@ func (g *gen) createUnit(w *writer, u *unit) error {
 				return nil
 			}
 			dev := g.resolve(w, &devRef{path: n.Device})
-			return g.create(w, n.Content, dev)
+			if err := g.create(w, n.Content, dev); err != nil {
+				return err
+			}
+			if hasTable(n.Content) {
+				w.raw("disko_unpin")
+			}
+			return nil
 		case *config.MDADM:
-			return g.createMDADM(w, u, n)
+			if err := g.createMDADM(w, u, n); err != nil {
+				return err
+			}
+			if n.Content != nil && hasTable(n.Content) {
+				w.raw("disko_unpin")
+			}
+			return nil
 		case *config.LVMVG:
 			return g.createLVMVG(w, u, n)
 		case *config.Zpool:
@@ -228,6 +240,18 @@ func (g *gen) createUnit(w *writer, u *unit) error {
 		}
 		return nil
 	})
+}
+
+// hasTable reports whether a partition table is in node's tree (then the unit pins it
+// while working, see disko_pin).
+func hasTable(node config.Node) bool {
+	switch n := node.(type) {
+	case *config.GPT, *config.Table:
+		return true
+	case *config.LUKS:
+		return n.Content != nil && hasTable(n.Content)
+	}
+	return false
 }
 
 // create writes the creation of a content node whose device node is in dev (a quoted

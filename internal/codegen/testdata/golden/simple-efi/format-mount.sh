@@ -113,7 +113,8 @@ disko_dev_now() {
 
 # disko_blkid DEV: blkid's low-level probe of DEV into disko_type, disko_pttype,
 # disko_label and disko_uuid (empty when not found); disko_odd holds blkid's words when it
-# cannot tell what DEV holds (several signatures).
+# cannot tell what DEV holds (several signatures). A partition shows PART_ENTRY_* values
+# (its place in the table) even when blank; they say nothing about its content.
 disko_blkid() {
   local out rc=0 line
   disko_type='' disko_pttype='' disko_label='' disko_uuid='' disko_odd=''
@@ -134,9 +135,6 @@ disko_blkid() {
     UUID=*) disko_uuid=${line#UUID=} ;;
     esac
   done <<<"$out"
-  if [ -z "$disko_type$disko_pttype" ]; then
-    disko_odd=${out//$'\n'/ }
-  fi
 }
 
 # disko_describe: what disko_blkid found, in words for a message ("ext4 LABEL=x UUID=...",
@@ -179,15 +177,56 @@ disko_want() {
   disko_refuse "$1" "$2" "$3" "$(disko_describe)"
 }
 
-# disko_settle DISK: make the kernel see DISK's partition table and have udev see the
-# result. partx -u works where a re-read does nothing (a kernel without a parser for the
-# table, as on this project's test machines) and where partitions are in use; the trigger
-# asks udev to refresh the links of DISK and its partitions only.
-disko_settle() {
-  partx -u -- "$1" 2>/dev/null || partx -a -- "$1" 2>/dev/null || :
-  if [ -n "$disko_udev" ]; then
-    udevadm trigger --action=change --subsystem-match=block --parent-match="/sys/class/block/${1##*/}" || :
-  fi
+# disko_pin DISK FRESH N...: make the kernel show partitions N... of DISK and keep one of
+# them open until disko_unpin. partx adds them from the table on the disk, which works
+# where a re-read does nothing (a kernel without a parser for the table, as on this
+# project's test machines) and where partitions are in use; FRESH (non-empty) first drops
+# what the kernel remembers of an older table, so that udev sees every partition appear.
+# The open partition makes the kernel refuse to re-read the table (EBUSY): udev re-reads
+# it when a partitioning tool closes the disk, which drops the partitions again on a
+# kernel that cannot parse the table, and races with the commands that follow on any
+# kernel; refused, udev announces the partitions as changed instead. A lock on the disk
+# (systemd's protocol) would keep udev from touching the partitions at all until the end,
+# and delay every link by its 200 ms retry.
+disko_pins=()
+disko_pin() {
+  local disk=$1 fresh=$2 n node fd missing deadline
+  shift 2
+  deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
+  [ -z "$fresh" ] || partx -d "$disk" 2>/dev/null || :
+  while :; do
+    missing=
+    for n in "$@"; do
+      if [ -z "$(disko_part_node "$disk" "$n")" ]; then
+        partx -a --nr "$n" "$disk" 2>/dev/null || :
+        [ -n "$(disko_part_node "$disk" "$n")" ] || missing+=" $n"
+      fi
+    done
+    if [ -z "$missing" ]; then
+      node=$(disko_part_node "$disk" "$1")
+      if [ -n "$node" ] && { exec {fd}<"$node"; } 2>/dev/null; then
+        for n in "$@"; do
+          [ -n "$(disko_part_node "$disk" "$n")" ] || missing+=" $n"
+        done
+        if [ -z "$missing" ]; then
+          disko_pins+=("$fd")
+          return 0
+        fi
+        exec {fd}<&-
+      fi
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || disko_die "$(printf 'the kernel does not show partition(s)%s of %q after %ss (partx -a failed)' "$missing" "$disk" "$DISKO_DEVICE_TIMEOUT")"
+    sleep 0.02
+  done
+}
+
+# disko_unpin: close the partitions disko_pin kept open.
+disko_unpin() {
+  local fd
+  for fd in "${disko_pins[@]}"; do
+    exec {fd}<&-
+  done
+  disko_pins=()
 }
 
 # --- GPT: disko's sgdisk placement, written with one sfdisk call ---
@@ -328,13 +367,13 @@ disko_gpt_place() {
   disko_r="$s $e"
 }
 
-disko_gpt_geometry() { # DISK: sector size, usable range (128 entries of 128 bytes, as sgdisk and sfdisk write)
+disko_gpt_geometry() { # DISK: sector size, usable range (protective MBR, header and 128 entries of 128 bytes at each end, as sgdisk and sfdisk write)
   local out bytes
-  out=$(blockdev --getss --getsize64 -- "$1")
+  out=$(blockdev --getss --getsize64 "$1")
   disko_ss=${out%%$'\n'*}
   bytes=${out##*$'\n'}
   disko_first=$((2 + (16384 + disko_ss - 1) / disko_ss))
-  disko_last=$((bytes / disko_ss - 1 - (16384 + disko_ss - 1) / disko_ss))
+  disko_last=$((bytes / disko_ss - disko_first))
   disko_us=()
   disko_ue=()
 }
@@ -399,15 +438,12 @@ disko_gpt() {
     new+=("$n")
     script+=("$line")
   done
+  local -a all=()
+  for spec in "${specs[@]}"; do all+=("${spec%% *}"); done
   if ((${#new[@]} == 0)); then
-    # The table is complete. A kernel that cannot parse it (or a disk attached without
-    # partition scanning) may still not show the partitions: tell it.
-    for spec in "${specs[@]}"; do
-      if [ -z "$(disko_part_node "$disk" "${spec%% *}")" ]; then
-        disko_settle "$disk"
-        break
-      fi
-    done
+    # The table is complete; a kernel that cannot parse it (or a disk attached without
+    # partition scanning) may still not show the partitions.
+    disko_pin "$disk" "" "${all[@]}"
     return 0
   fi
   if [ -z "$found" ]; then
@@ -423,7 +459,7 @@ disko_gpt() {
         sfdisk --quiet --no-reread --no-tell-kernel --wipe never -N "${new[i]}" -- "$disk" >/dev/null
     done
   fi
-  disko_settle "$disk"
+  disko_pin "$disk" "$disko_fresh" "${all[@]}"
   disko_wipe_new "$disk" "${new[@]}"
 }
 
@@ -431,20 +467,16 @@ disko_gpt() {
 # that stale data from an earlier layout at the same offsets is not taken for ours. The
 # partitions did not exist before, so nothing of anybody's is lost.
 disko_wipe_new() {
-  local disk=$1 n node deadline
+  local disk=$1 n
   local -a nodes=()
-  deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
   for n in "${@:2}"; do
-    while node=$(disko_part_node "$disk" "$n") && [ -z "$node" ]; do
-      [ "$SECONDS" -lt "$deadline" ] || disko_die "$(printf 'the kernel does not show partition %s of %q after %ss' "$n" "$disk" "$DISKO_DEVICE_TIMEOUT")"
-      sleep 0.02
-    done
-    nodes+=("$node")
+    nodes+=("$(disko_part_node "$disk" "$n")")
   done
-  wipefs --all --quiet -- "${nodes[@]}"
+  wipefs --all --quiet "${nodes[@]}"
 }
 
-# disko_table DISK OPTPATH FORMAT ID PARTED_ARGS...: the legacy table type, written by one
+# disko_table DISK OPTPATH FORMAT ID NUMBERS FILLED PARTED_ARGS...: the legacy table type (NUMBERS
+# are its partitions, FILLED those that are not extended partitions), written by one
 # parted run (parted's units, percentages and alignment have no sfdisk equivalent). A
 # table is recognised as this layout's by its disk identifier ID, which is set right after
 # parted wrote it.
@@ -459,12 +491,17 @@ disko_table() {
     if [ "${have,,}" != "${id,,}" ]; then
       disko_refuse "$disk" "an $format partition table" "$where" "$(printf 'an %s partition table with identifier %q, not this layout'"'"'s %s' "$format" "$have" "$id")"
     fi
+    # shellcheck disable=SC2086 # the partition numbers are one word of digits and spaces
+    disko_pin "$disk" "" $5
     return 0
   fi
   disko_log "$(printf 'writing an %s partition table to %q (%s)' "$format" "$disk" "$where")"
-  parted --script -- "$disk" "${@:5}" >/dev/null
+  parted --script -- "$disk" "${@:7}" >/dev/null
   sfdisk --quiet --no-reread --no-tell-kernel --disk-id -- "$disk" "$id" >/dev/null
-  disko_settle "$disk"
+  # shellcheck disable=SC2086 # the partition numbers are one word of digits and spaces
+  disko_pin "$disk" 1 $5
+  # shellcheck disable=SC2086 # the partition numbers are one word of digits and spaces
+  disko_wipe_new "$disk" $6
 }
 
 # disko_md_members NAME OPTPATH MEMBER...: succeeds when every member is blank (the array
@@ -628,8 +665,15 @@ disko_teardown() {
     [ "$mp" = "[SWAP]" ] && continue
     umount -R "$mp" 2>/dev/null || ! findmnt --mountpoint "$mp" >/dev/null 2>&1 || disko_warn_failed umount -R "$mp"
   done
+  if disko_swap_active "$node"; then
+    swapoff "$node" || disko_warn_failed swapoff "$node"
+  fi
+  if [ -z "$fstype" ]; then
+    # lsblk reads the type from udev's database; without udev, ask the disk.
+    disko_blkid "$node"
+    fstype=$disko_type label=$disko_label
+  fi
   case $fstype in
-  swap) ! disko_swap_active "$node" || swapoff "$node" || disko_warn_failed swapoff "$node" ;;
   zfs_member)
     if command -v zpool >/dev/null 2>&1; then
       zpool destroy -f "$label" 2>/dev/null || :
@@ -693,6 +737,7 @@ disko_format_1() {
   if disko_want "$dev3" ext4 disko.devices.disk.main.content.partitions.root.content; then
     mkfs.ext4 "$dev3"
   fi
+  disko_unpin
 }
 
 disko_format() {
