@@ -22,7 +22,8 @@ const (
 	bTable
 	bCode
 	bList
-	bTOC // the table of contents, filled in from the headings when rendering
+	bTOC     // the table of contents, filled in from the headings when rendering
+	bDetails // a code block folded under a one-line summary
 )
 
 type block struct {
@@ -32,8 +33,8 @@ type block struct {
 	id    string // bHeading: its anchor
 	head  []string
 	rows  [][]string
-	lang  string // bCode
-	code  string // bCode: plain text
+	lang  string // bCode, bDetails
+	code  string // bCode, bDetails: plain text
 	items []item // bList
 }
 
@@ -68,6 +69,11 @@ func (d *document) table(head []string, rows [][]string) {
 
 func (d *document) codeBlock(lang, text string) {
 	d.blocks = append(d.blocks, block{kind: bCode, lang: lang, code: strings.TrimRight(text, "\n")})
+}
+
+// details adds a code block shown folded, under summary (markup).
+func (d *document) details(summary, lang, text string) {
+	d.blocks = append(d.blocks, block{kind: bDetails, text: summary, lang: lang, code: strings.TrimRight(text, "\n")})
 }
 
 func (d *document) list(items []item) {

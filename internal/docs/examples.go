@@ -1,6 +1,7 @@
 package docs
 
 import (
+	"bytes"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,9 @@ import (
 	"slices"
 	"strings"
 
+	"mvdan.cc/sh/v3/syntax"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen/nixos"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
@@ -36,7 +40,7 @@ var workedExamples = []workedExample{
 // by the loader and the NixOS generator.
 func writeWorkedExamples(d *document) error {
 	d.heading(2, "Worked examples")
-	d.para("Layouts from disko's own examples, each with what disko-compile makes of it: the device path of every node that has its own (as the [device path](#device-paths) rules name it), and the NixOS configuration (`disko-compile nixos-config --nix`). All of it is computed from the layout by the same code the commands run.")
+	d.para("Layouts from disko's own examples, each with what disko-compile makes of it: the device path of every node that has its own (as the [device path](#device-paths) rules name it), the part of the format and mount scripts written for the layout (`disko-compile scripts`), and the NixOS configuration (`disko-compile nixos-config --nix`). All of it is computed from the layout by the same code the commands run.")
 	for _, ex := range workedExamples {
 		src, err := exampleFiles.ReadFile("examples/" + ex.name + ".nix")
 		if err != nil {
@@ -55,6 +59,9 @@ func writeWorkedExamples(d *document) error {
 			rows = append(rows, []string{code(p.path), code(p.device)})
 		}
 		d.table([]string{"Option path", "Device"}, rows)
+		if err := writeScripts(d, ex.name, devices); err != nil {
+			return err
+		}
 		cfg, err := nixos.Nix(devices)
 		if err != nil {
 			return fmt.Errorf("docs: worked example %s: NixOS configuration: %w", ex.name, err)
@@ -145,4 +152,63 @@ func devicePaths(d *config.Devices) []devicePath {
 func indexIn(t reflect.Type, f reflect.StructField) []int {
 	own, _ := t.FieldByName(f.Name)
 	return own.Index
+}
+
+// writeScripts summarises the format and mount scripts of a layout: the functions written
+// for this layout, without the runtime library every script shares.
+func writeScripts(d *document, name string, devices *config.Devices) error {
+	scripts, err := codegen.Generate(devices, codegen.Options{})
+	if err != nil {
+		return fmt.Errorf("docs: worked example %s: scripts: %w", name, err)
+	}
+	d.para("**Scripts:** the part of `format.sh` and `mount.sh` written for this layout (root mount point `/mnt`), each step headed by the option path it comes from; the runtime library every script shares is left out.")
+	for _, s := range []struct {
+		file   string
+		script []byte
+	}{{"format.sh", scripts.Format}, {"mount.sh", scripts.Mount}} {
+		part, err := layoutFunctions(s.script)
+		if err != nil {
+			return fmt.Errorf("docs: worked example %s: %s: %w", name, s.file, err)
+		}
+		d.details(code(s.file)+" for this layout", "bash", part)
+	}
+	return nil
+}
+
+// layoutFunctions returns the functions a script runs at its top level (disko_format,
+// disko_mount, ...) and the functions named after them (disko_format_1, ...), as shell.
+func layoutFunctions(script []byte) (string, error) {
+	f, err := syntax.NewParser(syntax.KeepComments(true)).Parse(bytes.NewReader(script), "")
+	if err != nil {
+		return "", err
+	}
+	var entries []string
+	for _, st := range f.Stmts {
+		if call, ok := st.Cmd.(*syntax.CallExpr); ok && len(call.Args) > 0 {
+			if name := call.Args[0].Lit(); strings.HasPrefix(name, "disko_") && name != "disko_die" {
+				entries = append(entries, name)
+			}
+		}
+	}
+	if len(entries) == 0 {
+		return "", fmt.Errorf("no disko_* function is called at the top level")
+	}
+	var out bytes.Buffer
+	printer := syntax.NewPrinter(syntax.Indent(2))
+	for _, entry := range entries {
+		for _, st := range f.Stmts {
+			fn, ok := st.Cmd.(*syntax.FuncDecl)
+			if !ok || (fn.Name.Value != entry && !strings.HasPrefix(fn.Name.Value, entry+"_")) {
+				continue
+			}
+			if out.Len() > 0 {
+				out.WriteString("\n")
+			}
+			if err := printer.Print(&out, st); err != nil {
+				return "", err
+			}
+			out.WriteString("\n")
+		}
+	}
+	return out.String(), nil
 }

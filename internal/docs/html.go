@@ -45,6 +45,9 @@ func (d *document) renderHTML() []byte {
 				class = ` class="language-` + html.EscapeString(bl.lang) + `"`
 			}
 			b.WriteString("<pre><code" + class + ">" + html.EscapeString(bl.code) + "</code></pre>\n")
+		case bDetails:
+			b.WriteString("<details><summary>" + inlineHTML(bl.text) + "</summary>\n")
+			b.WriteString(`<pre><code class="language-` + html.EscapeString(bl.lang) + `">` + html.EscapeString(bl.code) + "</code></pre></details>\n")
 		case bList:
 			writeHTMLList(&b, bl.items)
 		case bTOC:
@@ -97,6 +100,9 @@ code { font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberatio
 pre { background: var(--side); border: 1px solid var(--border); border-radius: 6px; padding: 12px 14px; overflow-x: auto; }
 pre code { background: none; padding: 0; }
 h1 code, h2 code, h3 code { font-size: 0.95em; font-weight: 700; background: none; padding: 0; }
+details { margin: 8px 0; }
+details > summary { cursor: pointer; padding: 4px 0; }
+details > pre { margin-top: 4px; }
 .table { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; margin: 12px 0; font-size: 14px; }
 th, td { border: 1px solid var(--border); padding: 6px 10px; text-align: left; vertical-align: top; }

@@ -28,11 +28,12 @@ func (d *document) renderMarkdown() []byte {
 				writeMarkdownRow(&b, row)
 			}
 		case bCode:
-			fence := "```"
-			for strings.Contains(bl.code, fence) {
-				fence += "`"
-			}
-			b.WriteString(fence + bl.lang + "\n" + bl.code + "\n" + fence + "\n")
+			writeMarkdownCode(&b, bl.lang, bl.code)
+		case bDetails:
+			// GitHub folds raw <details>; the summary is raw HTML, so it is rendered here.
+			b.WriteString("<details>\n<summary>" + inlineHTML(bl.text) + "</summary>\n\n")
+			writeMarkdownCode(&b, bl.lang, bl.code)
+			b.WriteString("\n</details>\n")
 		case bList:
 			writeMarkdownList(&b, bl.items)
 		case bTOC:
@@ -62,4 +63,12 @@ func writeMarkdownList(b *strings.Builder, items []item) {
 	for _, it := range items {
 		b.WriteString(strings.Repeat("  ", it.depth) + "- " + it.text + "\n")
 	}
+}
+
+func writeMarkdownCode(b *strings.Builder, lang, text string) {
+	fence := "```"
+	for strings.Contains(text, fence) {
+		fence += "`"
+	}
+	b.WriteString(fence + lang + "\n" + text + "\n" + fence + "\n")
 }
