@@ -236,7 +236,7 @@ func slotReason(slot reflect.Type) string {
 func decodeZpoolMode(probs *Problems, path string, raw any, m *ZpoolMode) {
 	switch r := raw.(type) {
 	case string:
-		field, _ := reflect.TypeFor[Vdev]().FieldByName("Mode")
+		field, _ := reflect.TypeFor[ZpoolMode]().FieldByName("Mode")
 		if checkEnum(probs, path, r, field) {
 			m.Mode = r
 		}

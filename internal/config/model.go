@@ -56,12 +56,12 @@ type DatasetNode interface {
 
 // Hooks are shell snippets that every typed node accepts, run where disko runs them.
 type Hooks struct {
-	PreCreateHook   string `json:"preCreateHook,omitempty" jsonschema_description:"Shell commands run before this node is created, with the node's options in the environment."`
-	PostCreateHook  string `json:"postCreateHook,omitempty" jsonschema_description:"Shell commands run after this node and everything inside it were created."`
-	PreMountHook    string `json:"preMountHook,omitempty" jsonschema_description:"Shell commands run before this node's mounts (and device activation)."`
-	PostMountHook   string `json:"postMountHook,omitempty" jsonschema_description:"Shell commands run after this node's mounts (and device activation)."`
-	PreUnmountHook  string `json:"preUnmountHook,omitempty" jsonschema_description:"Shell commands run before this node is unmounted or deactivated."`
-	PostUnmountHook string `json:"postUnmountHook,omitempty" jsonschema_description:"Shell commands run after this node is unmounted or deactivated."`
+	PreCreateHook   string `json:"preCreateHook,omitempty" jsonschema:"default=" jsonschema_description:"Shell commands run before this node is created, with the node's options in the environment."`
+	PostCreateHook  string `json:"postCreateHook,omitempty" jsonschema:"default=" jsonschema_description:"Shell commands run after this node and everything inside it were created."`
+	PreMountHook    string `json:"preMountHook,omitempty" jsonschema:"default=" jsonschema_description:"Shell commands run before this node's mounts (and device activation)."`
+	PostMountHook   string `json:"postMountHook,omitempty" jsonschema:"default=" jsonschema_description:"Shell commands run after this node's mounts (and device activation)."`
+	PreUnmountHook  string `json:"preUnmountHook,omitempty" jsonschema:"default=" jsonschema_description:"Shell commands run before this node is unmounted or deactivated."`
+	PostUnmountHook string `json:"postUnmountHook,omitempty" jsonschema:"default=" jsonschema_description:"Shell commands run after this node is unmounted or deactivated."`
 }
 
 // Disk is a block device, the root of a tree.
@@ -70,7 +70,7 @@ type Disk struct {
 	Name      string     `json:"name,omitempty" defaultText:"the attribute name, with / replaced by _" jsonschema_description:"Name used in partition labels (disk-NAME-PART) and image file names."`
 	Device    string     `json:"device" jsonschema:"required" jsonschema_description:"Path of the block device, for example /dev/sda or (better, stable across boots) /dev/disk/by-id/..."`
 	Destroy   bool       `json:"destroy" jsonschema:"default=true" jsonschema_description:"Whether destroy mode wipes this disk. Set to false to keep a disk out of destroy."`
-	ImageName string     `json:"imageName,omitempty" defaultText:"name" jsonschema_description:"File name (without extension) of this disk's image when building disk images."`
+	ImageName string     `json:"imageName,omitempty" defaultText:"the disk's name" jsonschema_description:"File name (without extension) of this disk's image when building disk images."`
 	ImageSize string     `json:"imageSize" jsonschema:"default=2G" jsonschema_description:"Size of this disk's image when building disk images: a number with an optional K, M, G, T or P suffix."`
 	Content   DeviceNode `json:"content,omitempty" jsonschema_description:"What the disk holds: a partition table, or a whole-disk filesystem, LUKS container, pool member and so on. Null leaves the disk untouched."`
 	Hooks
@@ -95,7 +95,7 @@ type GPTPartition struct {
 	Alignment  *int          `json:"alignment,omitempty" defaultText:"1 when start or end is in sectors (ends in s), else 0 (sgdisk's default)" jsonschema_description:"Sector alignment passed to sgdisk --set-alignment; 0 keeps sgdisk's default."`
 	Priority   *int          `json:"priority,omitempty" defaultText:"100 for EF02, 9001 when size is 100%, else 1000" jsonschema_description:"Creation order and hence partition number: lower first, ties broken by name."`
 	UUID       string        `json:"uuid,omitempty" jsonschema_description:"Partition GUID. When set, the partition is addressed by /dev/disk/by-partuuid/UUID; when unset a random GUID is used."`
-	Label      string        `json:"label,omitempty" defaultText:"disk-DISK-PART (parent type, parent name, partition name); the first 36 hex digits of its SHA-256 when longer than 36 characters" jsonschema_description:"GPT partition name (at most 36 characters), by which the partition is found in /dev/disk/by-partlabel."`
+	Label      string        `json:"label,omitempty" defaultText:"PARENTTYPE-PARENTNAME-PART, for example disk-main-ESP or luks-crypted-root; the first 36 hex digits of its SHA-256 when longer than 36 characters" jsonschema_description:"GPT partition name (at most 36 characters), by which the partition is found in /dev/disk/by-partlabel."`
 	Attributes []int         `json:"attributes,omitempty" jsonschema_description:"GPT attribute bits to set (0 required, 1 no block IO, 2 legacy BIOS bootable, 60 read-only, 62 hidden, 63 no automount)."`
 	Hybrid     *Hybrid       `json:"hybrid,omitempty" jsonschema_description:"Add this partition to a hybrid MBR (for firmware that only reads MBR)."`
 	Device     string        `json:"device,omitempty" defaultText:"/dev/disk/by-partuuid/UUID when uuid is set; /dev/disk/by-id/md-name-any:ARRAY-partN inside an mdadm array; else /dev/disk/by-partlabel/LABEL" jsonschema_description:"Device path of the partition, as its content sees it."`
@@ -232,7 +232,7 @@ type ZFS struct {
 type Zpool struct {
 	Type          string                 `json:"type" jsonschema:"enum=zpool,default=zpool" jsonschema_description:"Always \"zpool\"."`
 	Name          string                 `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Pool name."`
-	Mode          ZpoolMode              `json:"mode" jsonschema_description:"Redundancy: a string applied to all members (\"\" for a stripe, mirror, raidz, raidz1, raidz2, raidz3), or {topology = {...}} for an explicit vdev layout."`
+	Mode          ZpoolMode              `json:"mode" jsonschema:"default=" jsonschema_description:"Redundancy: a string applied to all members (\"\" for a stripe, mirror, raidz, raidz1, raidz2, raidz3), or {topology = {...}} for an explicit vdev layout."`
 	Options       map[string]string      `json:"options,omitempty" jsonschema_description:"Pool properties (zpool create -o), for example ashift = \"12\"."`
 	RootFsOptions map[string]string      `json:"rootFsOptions,omitempty" jsonschema_description:"Properties of the pool's root dataset (zpool create -O), for example compression = \"zstd\"."`
 	Mountpoint    string                 `json:"mountpoint,omitempty" jsonschema_description:"Where the pool's root dataset is mounted. Null leaves it unmounted."`
@@ -243,7 +243,7 @@ type Zpool struct {
 
 // ZpoolMode is either a mode string for all members or an explicit topology.
 type ZpoolMode struct {
-	Mode     string    `json:"-" jsonschema_description:"Redundancy applied to all members."`
+	Mode     string    `json:"-" jsonschema:"enum=,enum=mirror,enum=raidz,enum=raidz1,enum=raidz2,enum=raidz3" jsonschema_description:"Redundancy applied to all members."`
 	Topology *Topology `json:"topology,omitempty" jsonschema_description:"Explicit vdev layout."`
 }
 
@@ -322,7 +322,7 @@ type Bcachefs struct {
 	Type            string   `json:"type" jsonschema:"enum=bcachefs" jsonschema_description:"Always \"bcachefs\"."`
 	Device          string   `json:"device,omitempty" defaultText:"the device of the enclosing node" jsonschema_description:"Device to add to the filesystem."`
 	Filesystem      string   `json:"filesystem" jsonschema:"required" jsonschema_description:"Name of the filesystem (an entry of bcachefs_filesystems) this device belongs to."`
-	Label           string   `json:"label,omitempty" jsonschema_description:"Per-device label (bcachefs format --label), for example group_a.sda2; used by target options."`
+	Label           string   `json:"label,omitempty" jsonschema:"default=" jsonschema_description:"Per-device label (bcachefs format --label), for example group_a.sda2; used by target options."`
 	ExtraFormatArgs []string `json:"extraFormatArgs,omitempty" jsonschema_description:"Per-device format arguments, for example [\"--discard\"] or [\"--durability=2\"]."`
 	Hooks
 }
