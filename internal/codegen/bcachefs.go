@@ -44,7 +44,7 @@ func (g *gen) createBcachefs(w *writer, u *unit, fs *config.BcachefsFilesystem) 
 		dev := g.resolve(w, &devRef{path: uuidDev})
 		g.bcachefsUnlock(w, fs, dev)
 		w.raw(`top=$(mktemp -d)`)
-		w.raw(`trap 'umount "$top" 2>/dev/null; rmdir "$top"' EXIT`)
+		w.raw(`trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT`)
 		w.linef(`mount -t bcachefs -o %s %s "$top"`, Q(strings.Join(uniq(append([]string{"X-mount.mkdir"}, fs.MountOptions...)), ",")), dev)
 		for _, key := range sortedKeys(fs.Subvolumes) {
 			sv := fs.Subvolumes[key]
@@ -55,6 +55,7 @@ func (g *gen) createBcachefs(w *writer, u *unit, fs *config.BcachefsFilesystem) 
 				w.raw(`bcachefs subvolume create "$sv"`)
 			})
 		}
+		w.raw(`umount "$top"`)
 	})
 	return nil
 }

@@ -20,7 +20,7 @@ func (g *gen) createBTRFS(w *writer, p optPath, n *config.BTRFS, dev sh) {
 	}
 	w.block("(", ")", func() {
 		w.raw(`top=$(mktemp -d)`)
-		w.raw(`trap 'umount "$top" 2>/dev/null; rmdir "$top"' EXIT`)
+		w.raw(`trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT`)
 		w.linef(`mount -t btrfs -o subvol=/ %s "$top"`, dev)
 		swapfiles(w, `"$top"`, n.Swap)
 		for _, key := range sortedKeys(n.Subvolumes) {
@@ -33,6 +33,7 @@ func (g *gen) createBTRFS(w *writer, p optPath, n *config.BTRFS, dev sh) {
 			})
 			swapfiles(w, `"$sv"`, sv.Swap)
 		}
+		w.raw(`umount "$top"`)
 	})
 }
 

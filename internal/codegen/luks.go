@@ -9,8 +9,8 @@ import (
 // LUKS. The key comes, as with disko, from the first of: settings.keyFile (a file given to
 // cryptsetup), an interactive passphrase (askPassword; the password "disko" under
 // IN_DISKO_TEST), passwordFile (its content without trailing newlines, as disko's
-// $(cat ...) reads it), the deprecated keyFile. Passphrases travel through a pipe into
-// `--key-file -`, never through argv. extraFormatArgs and extraOpenArgs are split at
+// $(cat ...) reads it), the deprecated keyFile. Passphrases are handed over as
+// /dev/fd/N (a process substitution), never through argv. extraFormatArgs and extraOpenArgs are split at
 // whitespace like disko's `toString` does (["--pbkdf argon2id"] is two arguments).
 //
 // Unlike disko, luksAddKey runs only for additional key files that do not open the
@@ -19,7 +19,7 @@ import (
 // luksKey describes how to feed the key to a cryptsetup command.
 type luksKey struct {
 	pwVar string // variable holding a passphrase, or ""
-	args  sh     // --key-file ... [--keyfile-size N] [--keyfile-offset N]
+	args  sh     // --key-file FILE|<(...) [--keyfile-size N] [--keyfile-offset N]
 }
 
 func (g *gen) luksKey(n *config.LUKS) luksKey {
@@ -34,7 +34,10 @@ func (g *gen) luksKey(n *config.LUKS) luksKey {
 		file = n.KeyFile
 	}
 	if k.pwVar != "" {
-		k.args = "--key-file -"
+		// A process substitution, as disko does: cryptsetup reads the passphrase from
+		// /dev/fd/N. (A pipe into --key-file - would fail the pipeline with SIGPIPE when
+		// cryptsetup exits without reading, which it may do on success.)
+		k.args = sh(`--key-file <(printf '%s' "$` + k.pwVar + `")`)
 	} else {
 		k.args = "--key-file " + Q(file)
 	}
@@ -45,14 +48,6 @@ func (g *gen) luksKey(n *config.LUKS) luksKey {
 		k.args += " --keyfile-offset " + Q(scalar(reflect.ValueOf(v)))
 	}
 	return k
-}
-
-// feed is the start of a pipeline that gives cryptsetup the passphrase.
-func (k luksKey) feed() sh {
-	if k.pwVar == "" {
-		return ""
-	}
-	return sh(`printf '%s' "$` + k.pwVar + `" | `)
 }
 
 // readPassphrase sets the passphrase variable when it is not set yet.
@@ -87,16 +82,16 @@ func (g *gen) createLUKS(w *writer, p optPath, n *config.LUKS, dev sh) error {
 	k := g.luksKey(n)
 	w.block("if disko_want "+dev+" crypto_LUKS "+p.q()+"; then", "fi", func() {
 		g.readPassphrase(w, n, k, true)
-		w.linef("%scryptsetup -q luksFormat %s %s%s", k.feed(), dev, splitThen(n.ExtraFormatArgs), k.args)
+		w.linef("cryptsetup -q luksFormat %s %s%s", dev, splitThen(n.ExtraFormatArgs), k.args)
 	})
 	w.block("if ! cryptsetup status "+Q(n.Name)+" >/dev/null 2>&1; then", "fi", func() {
 		g.readPassphrase(w, n, k, false)
-		w.linef("%scryptsetup open %s %s %s%s --persistent", k.feed(), dev, Q(n.Name), g.openArgs(n), k.args)
+		w.linef("cryptsetup open %s %s %s%s --persistent", dev, Q(n.Name), g.openArgs(n), k.args)
 	})
 	for _, extra := range n.AdditionalKeyFiles {
 		w.block("if ! cryptsetup open --test-passphrase --key-file "+Q(extra)+" "+dev+" >/dev/null 2>&1; then", "fi", func() {
 			g.readPassphrase(w, n, k, false)
-			w.linef("%scryptsetup luksAddKey %s %s %s", k.feed(), dev, Q(extra), k.args)
+			w.linef("cryptsetup luksAddKey %s %s %s", dev, Q(extra), k.args)
 		})
 	}
 	if n.Content == nil {
@@ -115,7 +110,7 @@ func (g *gen) mountLUKS(p optPath, n *config.LUKS, ref *devRef, owners []*hooked
 			w.block("if ! cryptsetup status "+Q(n.Name)+" >/dev/null 2>&1; then", "fi", func() {
 				dev := g.resolve(w, ref)
 				g.readPassphrase(w, n, k, false)
-				w.linef("%scryptsetup open %s %s %s%s", k.feed(), dev, Q(n.Name), g.openArgs(n), k.args)
+				w.linef("cryptsetup open %s %s %s%s", dev, Q(n.Name), g.openArgs(n), k.args)
 			})
 		}),
 		unmount: g.text(func(w *writer) {

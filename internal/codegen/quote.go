@@ -1,6 +1,7 @@
 package codegen
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -21,13 +22,41 @@ type sh string
 //
 //	it's  ->  'it'\''s'
 //
-// Newlines, `$(...)`, backticks, globs and non-ASCII bytes are all literal inside single
-// quotes.
+// `$(...)`, backticks, globs and non-ASCII bytes are all literal inside single quotes. A
+// value with a control character (a newline, a tab, ...) is written in bash's $'...'
+// form instead, with the control characters as escapes, so that no quoted word ever spans
+// two lines of a script: the generator indents lines, and an indented continuation line
+// would change the value.
 func Q(s string) sh {
 	if s != "" && strings.IndexFunc(s, unsafeRune) < 0 {
 		return sh(s)
 	}
+	if strings.IndexFunc(s, isControl) >= 0 {
+		return ansiC(s)
+	}
 	return sh("'" + strings.ReplaceAll(s, "'", `'\''`) + "'")
+}
+
+func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
+
+// ansiC quotes s as $'...': backslash and single quote escaped, control bytes as \xHH,
+// everything else as it is.
+func ansiC(s string) sh {
+	var b strings.Builder
+	b.WriteString("$'")
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' || c == '\'':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return sh(b.String())
 }
 
 // unsafeRune reports whether c needs quoting anywhere in a word. The safe set excludes
@@ -49,7 +78,10 @@ func unsafeRune(c rune) bool {
 // associative array assignment, where bash's and other parsers' rules differ (a bare
 // `[com.sun:auto-snapshot]` reads as arithmetic to some).
 func qKey(s string) sh {
-	return sh("'" + strings.ReplaceAll(s, "'", `'\''`) + "'")
+	if q := Q(s); strings.HasPrefix(string(q), "'") || strings.HasPrefix(string(q), "$'") {
+		return q
+	}
+	return sh("'" + s + "'")
 }
 
 // words quotes every element of list as its own word and joins them with spaces.

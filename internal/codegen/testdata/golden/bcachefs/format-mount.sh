@@ -795,7 +795,7 @@ disko_format_5() {
     dev7=$(disko_dev /dev/disk/by-uuid/88d9c058-757d-c06e-0fb7-a612f2db8a7a)
     bcachefs unlock -k session "$dev7" </tmp/secret.key
     top=$(mktemp -d)
-    trap 'umount "$top" 2>/dev/null; rmdir "$top"' EXIT
+    trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
     mount -t bcachefs -o X-mount.mkdir "$dev7" "$top"
     # disko.devices.bcachefs_filesystems.mounted_subvolumes_in_multi.subvolumes."subvolumes/home"
     sv="$top"/subvolumes/home
@@ -827,6 +827,7 @@ disko_format_5() {
       mkdir -p "$(dirname "$sv")"
       bcachefs subvolume create "$sv"
     fi
+    umount "$top"
   )
 }
 

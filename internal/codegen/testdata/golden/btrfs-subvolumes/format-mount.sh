@@ -739,7 +739,7 @@ disko_format_1() {
   fi
   (
     top=$(mktemp -d)
-    trap 'umount "$top" 2>/dev/null; rmdir "$top"' EXIT
+    trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
     mount -t btrfs -o subvol=/ "$dev3" "$top"
     if [ ! -e "$top"/swapfile ]; then
       btrfs filesystem mkswapfile --size 20M "$top"/swapfile >/dev/null
@@ -789,6 +789,7 @@ disko_format_1() {
       mkdir -p "$(dirname "$sv")"
       btrfs subvolume create "$sv" >/dev/null
     fi
+    umount "$top"
   )
   disko_unpin
 }

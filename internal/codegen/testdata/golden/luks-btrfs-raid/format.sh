@@ -766,7 +766,7 @@ disko_format_2() {
   fi
   (
     top=$(mktemp -d)
-    trap 'umount "$top" 2>/dev/null; rmdir "$top"' EXIT
+    trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
     mount -t btrfs -o subvol=/ "$dev3" "$top"
     # disko.devices.disk.disk2.content.partitions.crypt_p2.content.content.subvolumes."/root"
     sv="$top"//root
@@ -774,6 +774,7 @@ disko_format_2() {
       mkdir -p "$(dirname "$sv")"
       btrfs subvolume create "$sv" >/dev/null
     fi
+    umount "$top"
   )
   disko_unpin
 }

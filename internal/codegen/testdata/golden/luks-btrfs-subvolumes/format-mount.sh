@@ -750,7 +750,7 @@ disko_format_1() {
   fi
   (
     top=$(mktemp -d)
-    trap 'umount "$top" 2>/dev/null; rmdir "$top"' EXIT
+    trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
     mount -t btrfs -o subvol=/ "$dev4" "$top"
     # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/home"
     sv="$top"//home
@@ -779,6 +779,7 @@ disko_format_1() {
     if [ ! -e "$sv"/swapfile ]; then
       btrfs filesystem mkswapfile --size 20M "$sv"/swapfile >/dev/null
     fi
+    umount "$top"
   )
   disko_unpin
 }

@@ -743,11 +743,11 @@ disko_format_1() {
   # disko.devices.disk.main.content.partitions.luks.content
   if disko_want "$dev3" crypto_LUKS disko.devices.disk.main.content.partitions.luks.content; then
     [ -n "${dev4+x}" ] || dev4=$(cat /tmp/secret.key)
-    printf '%s' "$dev4" | cryptsetup -q luksFormat "$dev3" --key-file -
+    cryptsetup -q luksFormat "$dev3" --key-file <(printf '%s' "$dev4")
   fi
   if ! cryptsetup status crypted >/dev/null 2>&1; then
     [ -n "${dev4+x}" ] || dev4=$(cat /tmp/secret.key)
-    printf '%s' "$dev4" | cryptsetup open "$dev3" crypted --allow-discards --key-file - --persistent
+    cryptsetup open "$dev3" crypted --allow-discards --key-file <(printf '%s' "$dev4") --persistent
   fi
   dev5=$(disko_dev /dev/mapper/crypted)
   # disko.devices.disk.main.content.partitions.luks.content.content
@@ -767,7 +767,7 @@ disko_mount() {
     dev1=$(disko_dev /dev/vdb)
     dev2=$(disko_dev /dev/disk/by-partlabel/disk-main-luks "$dev1" 2)
     [ -n "${dev3+x}" ] || dev3=$(cat /tmp/secret.key)
-    printf '%s' "$dev3" | cryptsetup open "$dev2" crypted --allow-discards --key-file -
+    cryptsetup open "$dev2" crypted --allow-discards --key-file <(printf '%s' "$dev3")
   fi
   # disko.devices.disk.main.content.partitions.luks.content.content
   dev1=$(disko_dev /dev/mapper/crypted)

@@ -736,11 +736,11 @@ disko_format_1() {
   # disko.devices.disk.main.content.partitions.luks.content
   if disko_want "$dev3" crypto_LUKS disko.devices.disk.main.content.partitions.luks.content; then
     [ -n "${dev4+x}" ] || dev4=$(cat /tmp/secret.key)
-    printf '%s' "$dev4" | cryptsetup -q luksFormat "$dev3" --key-file -
+    cryptsetup -q luksFormat "$dev3" --key-file <(printf '%s' "$dev4")
   fi
   if ! cryptsetup status crypted >/dev/null 2>&1; then
     [ -n "${dev4+x}" ] || dev4=$(cat /tmp/secret.key)
-    printf '%s' "$dev4" | cryptsetup open "$dev3" crypted --allow-discards --key-file - --persistent
+    cryptsetup open "$dev3" crypted --allow-discards --key-file <(printf '%s' "$dev4") --persistent
   fi
   dev5=$(disko_dev /dev/mapper/crypted)
   # disko.devices.disk.main.content.partitions.luks.content.content

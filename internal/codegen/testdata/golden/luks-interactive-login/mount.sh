@@ -723,7 +723,7 @@ disko_mount() {
     dev1=$(disko_dev /dev/vdb)
     dev2=$(disko_dev /dev/disk/by-partlabel/disk-main-luks "$dev1" 2)
     [ -n "${dev3+x}" ] || dev3=$(cat /tmp/secret.key)
-    printf '%s' "$dev3" | cryptsetup open "$dev2" crypted --allow-discards --key-file -
+    cryptsetup open "$dev2" crypted --allow-discards --key-file <(printf '%s' "$dev3")
   fi
   # disko.devices.disk.main.content.partitions.luks.content.content
   dev1=$(disko_dev /dev/mapper/crypted)

@@ -1,0 +1,121 @@
+package codegen
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// hostileSamples are values that break naive quoting.
+var hostileSamples = []string{
+	"", " ", "a b", "'", "''", `"`, `\`, `\'`, "$HOME", "${HOME}", "$(touch PWNED)", "`touch PWNED`",
+	"a\nb", "\n", "\r", "\t", "-rf", "--", "-", "*", "?", "[a]", "{a,b}", "~", "~root", "!", "!!",
+	"#x", "a;b", "a|b", "a&b", "a>b", "a<b", "(a)", "$((1+1))", "ü€😀", "\xff\xfe", "=", "a=b", "%s",
+	"x'$(touch PWNED)'y", `x"$(touch PWNED)"y`, "'\n'", "\\\n",
+}
+
+// TestQuoteRoundTrip runs bash on words made by Q and checks that each arrives as exactly
+// one argument with exactly the original bytes, and that nothing in them was executed.
+// The values are the samples above plus random strings of arbitrary bytes (except NUL,
+// which no argument can hold).
+func TestQuoteRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	pwned := filepath.Join(dir, "pwned")
+	rng := rand.New(rand.NewPCG(1, 2))
+	var values []string
+	for _, s := range hostileSamples {
+		values = append(values, strings.ReplaceAll(s, "PWNED", pwned))
+	}
+	alphabet := []byte("ab '\"\\$`(){}[]*?~!#;&|<>\n\t\r-=%")
+	for range 2000 {
+		n := rng.IntN(12)
+		b := make([]byte, n)
+		for i := range b {
+			if rng.IntN(4) == 0 {
+				b[i] = byte(1 + rng.IntN(255))
+			} else {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+		}
+		values = append(values, string(b))
+	}
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\n")
+	for _, v := range values {
+		script.WriteString("printf '%s\\0' " + string(Q(v)) + "\n")
+		// In a command that takes the word among others, and after a variable.
+		script.WriteString("x=1; set -- " + string(Q(v)) + " $x; printf '%s\\0' \"$#\"\n")
+	}
+	cmd := exec.Command("bash")
+	cmd.Stdin = strings.NewReader(script.String())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bash: %v", err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	if len(got) != 2*len(values) {
+		t.Fatalf("bash printed %d words for %d values", len(got), len(values))
+	}
+	for i, v := range values {
+		if got[2*i] != v {
+			t.Errorf("Q(%q) = %s reads back as %q", v, Q(v), got[2*i])
+		}
+		if got[2*i+1] != "2" {
+			t.Errorf("Q(%q) = %s is %s words, not one", v, Q(v), got[2*i+1])
+		}
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Error("a quoted value was executed")
+	}
+}
+
+// TestQuoteBare checks which words stay unquoted: only plain ones.
+func TestQuoteBare(t *testing.T) {
+	for _, s := range []string{"mkfs.ext4", "/dev/sda", "size=2G", "umask=0077", "a-b_c.d:e@f%g+h,i"} {
+		if string(Q(s)) != s {
+			t.Errorf("Q(%q) = %s, want it bare", s, Q(s))
+		}
+	}
+	for _, s := range hostileSamples {
+		if q := string(Q(s)); q == s && s != "-rf" && s != "--" && s != "-" && s != "=" && s != "a=b" && s != "%s" {
+			t.Errorf("Q(%q) left it bare", s)
+		}
+	}
+}
+
+// TestSplitWords checks disko's `toString list` splitting: whitespace separates words,
+// nothing else happens.
+func TestSplitWords(t *testing.T) {
+	list := []string{"-d raid1", "/dev/mapper/p1", " $(touch x) `y` 'z' ", "a\nb"}
+	out, err := exec.Command("bash", "-c", "printf '%s\\0' "+string(splitWords(list))).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	want := strings.Fields(strings.Join(list, " "))
+	if !slices.Equal(got, want) {
+		t.Errorf("splitWords(%q) gives %q, want %q", list, got, want)
+	}
+}
+
+// TestOptPathComment checks that a name with a newline cannot end a comment early.
+func TestOptPathComment(t *testing.T) {
+	p := optPath("disko.devices.disk").attr("a\nb; touch x").attr("ok")
+	var w writer
+	w.comment(p)
+	if strings.Count(w.String(), "\n") != 1 || !utf8.ValidString(w.String()) {
+		t.Errorf("comment spans lines: %q", w.String())
+	}
+	if _, err := exec.Command("bash", "-n", "-c", w.String()).CombinedOutput(); err != nil {
+		t.Errorf("comment does not parse: %v", err)
+	}
+	if !bytes.Contains([]byte(w.String()), []byte(`"a\nb; touch x"`)) {
+		t.Errorf("the name is not shown escaped: %s", w.String())
+	}
+}
