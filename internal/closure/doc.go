@@ -1,0 +1,14 @@
+// Package closure builds Nix closures with the local Nix and ships them to a
+// target over an SSH session the caller already has (no ssh binary, no
+// NIX_SSHOPTS).
+//
+// The copy speaks Nix's "serve" protocol (what `nix copy --to ssh://` uses)
+// to `nix-store --serve --write` on the target: one session for the whole
+// closure, paths already valid there (or substituted by the target itself)
+// are skipped, and every missing path is streamed as a NAR dumped in-process
+// and added with cmdAddToStoreNar, pipelined without waiting for each
+// acknowledgement. The target stores each NAR as it arrives and checks its
+// hash; this is why it is preferred over `nix-store --export | nix-store
+// --import`, which buffers and hashes every NAR twice and measured half as
+// fast (../shared/reference/closure-copy.md).
+package closure

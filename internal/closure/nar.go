@@ -1,0 +1,165 @@
+package closure
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// NARSource writes the NAR serialisation of a store path.
+type NARSource interface {
+	DumpNAR(ctx context.Context, w io.Writer, path string) error
+}
+
+// LocalStore dumps paths of the local /nix/store in-process: no process per
+// path, which matters for closures of thousands of small paths.
+type LocalStore struct{}
+
+// DumpNAR implements NARSource.
+func (LocalStore) DumpNAR(_ context.Context, w io.Writer, path string) error {
+	return DumpNAR(w, path)
+}
+
+// StoreCommand dumps paths with `nix store dump-path --store URI`, for
+// --from: a binary cache or another store instead of the local one.
+type StoreCommand struct {
+	Nix   *Nix
+	Store string
+}
+
+// DumpNAR implements NARSource.
+func (s StoreCommand) DumpNAR(ctx context.Context, w io.Writer, path string) error {
+	args := append([]string{"store", "dump-path"}, s.Nix.commonFlags()...)
+	args = append(args, "--store", s.Store, path)
+	cmd := exec.CommandContext(ctx, s.Nix.bin("nix"), args...)
+	cmd.Env = s.Nix.Env
+	cmd.Stdout = w
+	tail := &tailWriter{max: 2048}
+	cmd.Stderr = tail
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("nix store dump-path --store %s %s: %w: %s", s.Store, path, err, tail.String())
+	}
+	return nil
+}
+
+// DumpNAR writes the NAR serialisation of path to w, byte for byte what
+// `nix-store --dump` writes: directory entries in byte order, a file is
+// executable when its owner may execute it, symlinks are kept as links.
+func DumpNAR(w io.Writer, path string) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	n := narWriter{w: bw}
+	n.str("nix-archive-1")
+	if err := n.node(path); err != nil {
+		return err
+	}
+	if n.err != nil {
+		return n.err
+	}
+	return bw.Flush()
+}
+
+type narWriter struct {
+	w   *bufio.Writer
+	err error
+	pad [8]byte
+}
+
+func (n *narWriter) u64(v uint64) {
+	if n.err != nil {
+		return
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	_, n.err = n.w.Write(b[:])
+}
+
+func (n *narWriter) padding(size int64) {
+	if r := size % 8; r != 0 && n.err == nil {
+		_, n.err = n.w.Write(n.pad[:8-r])
+	}
+}
+
+func (n *narWriter) str(s string) {
+	n.u64(uint64(len(s)))
+	if n.err == nil {
+		_, n.err = n.w.WriteString(s)
+	}
+	n.padding(int64(len(s)))
+}
+
+func (n *narWriter) node(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	n.str("(")
+	n.str("type")
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		n.str("symlink")
+		n.str("target")
+		n.str(target)
+	case fi.IsDir():
+		n.str("directory")
+		entries, err := os.ReadDir(p) // sorted by name, byte order
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			n.str("entry")
+			n.str("(")
+			n.str("name")
+			n.str(e.Name())
+			n.str("node")
+			if err := n.node(filepath.Join(p, e.Name())); err != nil {
+				return err
+			}
+			n.str(")")
+		}
+	case fi.Mode().IsRegular():
+		n.str("regular")
+		if fi.Mode()&0o100 != 0 {
+			n.str("executable")
+			n.str("")
+		}
+		n.str("contents")
+		if err := n.contents(p, fi.Size()); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%s: a %s cannot be stored in a NAR", p, fi.Mode().Type())
+	}
+	n.str(")")
+	return n.err
+}
+
+func (n *narWriter) contents(p string, size int64) error {
+	n.u64(uint64(size))
+	if n.err != nil {
+		return n.err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	copied, err := io.Copy(n.w, io.LimitReader(f, size))
+	if err != nil {
+		n.err = err
+		return err
+	}
+	if copied != size {
+		return fmt.Errorf("%s: read %d bytes, expected %d (was it modified?)", p, copied, size)
+	}
+	n.padding(size)
+	return n.err
+}
