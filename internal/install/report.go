@@ -1,0 +1,260 @@
+package install
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Event is one line of --json output: what happened, in which phase and
+// step, how long it took. Other tools (CI, Terraform wrappers) read these.
+type Event struct {
+	Time     time.Time      `json:"time"`
+	Event    string         `json:"event"` // phase, step, skipped, progress, warning, plan, done, error
+	Phase    string         `json:"phase,omitempty"`
+	Step     string         `json:"step,omitempty"`
+	Status   string         `json:"status,omitempty"` // ok, failed, skipped
+	Duration float64        `json:"duration_s,omitempty"`
+	Message  string         `json:"message,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Data     map[string]any `json:"data,omitempty"`
+}
+
+// Reporter prints progress: one human line per finished step (with its
+// duration) on stderr, and with JSON one event per line on the events
+// writer. Everything it prints passes through the redactor.
+type Reporter struct {
+	mu     sync.Mutex
+	human  io.Writer
+	events io.Writer // nil unless --json
+	now    func() time.Time
+}
+
+// NewReporter prints human lines to human and, when events is not nil, JSON
+// events to it.
+func NewReporter(human, events io.Writer) *Reporter {
+	return &Reporter{human: human, events: events, now: time.Now}
+}
+
+func (r *Reporter) emit(e Event, line string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.Time = r.now().UTC()
+	if line != "" {
+		fmt.Fprintln(r.human, line)
+	}
+	if r.events != nil {
+		b, err := json.Marshal(e)
+		if err == nil {
+			r.events.Write(append(b, '\n'))
+		}
+	}
+}
+
+// Phase announces a phase.
+func (r *Reporter) Phase(phase, what string) {
+	r.emit(Event{Event: "phase", Phase: phase, Message: what}, fmt.Sprintf("### %s: %s", phase, what))
+}
+
+// Skipped says that a phase or step did not run, and why.
+func (r *Reporter) Skipped(phase, step, why string) {
+	name := phase
+	if step != "" {
+		name += ": " + step
+	}
+	r.emit(Event{Event: "skipped", Phase: phase, Step: step, Status: "skipped", Message: why}, fmt.Sprintf("    %s: skipped (%s)", name, why))
+}
+
+// Warn reports something the user should know that does not stop the run.
+func (r *Reporter) Warn(phase, msg string) {
+	r.emit(Event{Event: "warning", Phase: phase, Message: msg}, "warning: "+msg)
+}
+
+// Info reports a result (a fingerprint, a path) on its own line.
+func (r *Reporter) Info(phase, msg string, data map[string]any) {
+	r.emit(Event{Event: "info", Phase: phase, Message: msg, Data: data}, "    "+msg)
+}
+
+// Step starts a step; call Done (or Fail) on the result exactly once.
+func (r *Reporter) Step(phase, step string) *Step {
+	return &Step{r: r, phase: phase, step: step, start: r.now()}
+}
+
+// Progress reports a long step's progress (JSON only; the human line comes
+// when the step ends).
+func (r *Reporter) Progress(phase, step string, data map[string]any) {
+	if r.events == nil {
+		return
+	}
+	r.emit(Event{Event: "progress", Phase: phase, Step: step, Data: data}, "")
+}
+
+// Plan emits the plan as a JSON event (the human form is printed by the caller).
+func (r *Reporter) Plan(p *Plan) {
+	if r.events == nil {
+		return
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return
+	}
+	var data map[string]any
+	if json.Unmarshal(b, &data) == nil {
+		r.emit(Event{Event: "plan", Data: data}, "")
+	}
+}
+
+// Step is a running step.
+type Step struct {
+	r           *Reporter
+	phase, step string
+	start       time.Time
+	detail      string
+	data        map[string]any
+}
+
+// Detail adds a short result to the step's line (e.g. "142 MB at 310 MB/s").
+func (s *Step) Detail(detail string, data map[string]any) {
+	s.detail = detail
+	s.data = data
+}
+
+// Done ends the step: ok when err is nil, else failed. It returns err.
+func (s *Step) Done(err error) error {
+	d := s.r.now().Sub(s.start)
+	e := Event{Event: "step", Phase: s.phase, Step: s.step, Duration: d.Seconds(), Data: s.data, Message: s.detail}
+	line := fmt.Sprintf("    %s: %s (%s)", s.phase, s.step, formatDuration(d))
+	if s.detail != "" {
+		line = fmt.Sprintf("    %s: %s: %s (%s)", s.phase, s.step, s.detail, formatDuration(d))
+	}
+	if err != nil {
+		e.Status, e.Error = "failed", err.Error()
+		line = fmt.Sprintf("    %s: %s FAILED after %s", s.phase, s.step, formatDuration(d))
+	} else {
+		e.Status = "ok"
+	}
+	s.r.emit(e, line)
+	return err
+}
+
+func formatDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Second).String()
+}
+
+// outputWriter prefixes every line a remote command prints, so its output
+// stands apart from the step lines.
+type outputWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func newOutputWriter(w io.Writer, prefix string) *outputWriter {
+	return &outputWriter{w: w, prefix: prefix}
+}
+
+func (o *outputWriter) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf = append(o.buf, p...)
+	for {
+		i := bytes.IndexByte(o.buf, '\n')
+		if i < 0 {
+			break
+		}
+		fmt.Fprintf(o.w, "%s%s\n", o.prefix, strings.TrimRight(string(o.buf[:i]), "\r"))
+		o.buf = o.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// Flush prints a last unterminated line.
+func (o *outputWriter) Flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.buf) > 0 {
+		fmt.Fprintf(o.w, "%s%s\n", o.prefix, o.buf)
+		o.buf = nil
+	}
+}
+
+// Redactor replaces secret values with "[redacted]" in everything written
+// through it, line by line (a secret split across two writes of one line
+// is still caught). Secrets shorter than 4 bytes are not redacted, since
+// they would blank out ordinary text.
+type Redactor struct {
+	mu      sync.Mutex
+	w       io.Writer
+	secrets [][]byte
+	buf     []byte
+}
+
+// NewRedactor wraps w.
+func NewRedactor(w io.Writer) *Redactor { return &Redactor{w: w} }
+
+// Add registers secret values (each line of a multi-line secret counts on
+// its own too, since output is matched line by line).
+func (r *Redactor) Add(secrets ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range secrets {
+		for _, part := range append([]string{s}, strings.Split(s, "\n")...) {
+			part = strings.TrimSpace(part)
+			if len(part) >= 4 {
+				r.secrets = append(r.secrets, []byte(part))
+			}
+		}
+	}
+}
+
+func (r *Redactor) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf = append(r.buf, p...)
+	i := bytes.LastIndexByte(r.buf, '\n')
+	if i < 0 {
+		if len(r.buf) < 64<<10 {
+			return len(p), nil
+		}
+		i = len(r.buf) - 1
+	}
+	out := r.redact(r.buf[:i+1])
+	r.buf = append(r.buf[:0], r.buf[i+1:]...)
+	if _, err := r.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes what is left of an unterminated line.
+func (r *Redactor) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.buf) == 0 {
+		return nil
+	}
+	out := r.redact(r.buf)
+	r.buf = nil
+	_, err := r.w.Write(out)
+	return err
+}
+
+func (r *Redactor) redact(b []byte) []byte {
+	for _, s := range r.secrets {
+		if bytes.Contains(b, s) {
+			b = bytes.ReplaceAll(b, s, []byte("[redacted]"))
+		}
+	}
+	return b
+}
