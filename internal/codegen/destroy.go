@@ -21,13 +21,15 @@ func (g *gen) destroyPhase(acts []*action) string {
 			disks = append(disks, u)
 		}
 	}
-	return text(func(w *writer) {
-		w.block("disko_destroy() {", "}", func() {
+	g.vars = 0
+	return function("disko_destroy", text(func(w *writer) {
+		func() {
 			confirm := sh("disko_confirm " + strconv.Itoa(len(disks)))
 			for _, u := range disks {
 				confirm += " " + Q(u.node.(*config.Disk).Device) + " " + u.path.q()
 			}
 			w.linef(`%s "$@"`, confirm)
+			w.raw("disko_udev_known")
 			for _, u := range g.units {
 				d, ok := u.node.(*config.Disk)
 				if !ok {
@@ -46,8 +48,8 @@ func (g *gen) destroyPhase(acts []*action) string {
 					w.raw(strings.TrimSuffix(acts[i].unmount, "\n"))
 				}
 			}
-		})
-	})
+		}()
+	}))
 }
 
 // nodevOf tells whether a mount step belongs to a nodev unit.

@@ -75,12 +75,12 @@ func (g *gen) target(mp string) string {
 func (g *gen) resolve(w *writer, r *devRef) sh {
 	if r.parent == nil {
 		v := g.newVar()
-		w.linef("%s=$(disko_dev %s)", sh(v), Q(r.path))
+		w.linef("disko_dev %s %s", sh(v), Q(r.path))
 		return sh(`"$` + v + `"`)
 	}
 	parent := g.resolve(w, r.parent)
 	v := g.newVar()
-	w.linef("%s=$(disko_dev %s %s %s)", sh(v), Q(r.path), parent, sh(strconv.Itoa(r.partNo)))
+	w.linef("disko_dev %s %s %s %s", sh(v), Q(r.path), parent, sh(strconv.Itoa(r.partNo)))
 	return sh(`"$` + v + `"`)
 }
 
@@ -97,9 +97,9 @@ func (g *gen) resolveNow(r *devRef) (cond, ref sh) {
 	for _, p := range chain {
 		v := g.newVar()
 		if prev == "" {
-			parts = append(parts, fmt.Sprintf("%s=$(disko_dev_now %s)", v, Q(p.path)))
+			parts = append(parts, fmt.Sprintf("disko_dev_now %s %s", v, Q(p.path)))
 		} else {
-			parts = append(parts, fmt.Sprintf("%s=$(disko_dev_now %s %s %d)", v, Q(p.path), prev, p.partNo))
+			parts = append(parts, fmt.Sprintf("disko_dev_now %s %s %s %d", v, Q(p.path), prev, p.partNo))
 		}
 		prev = sh(`"$` + v + `"`)
 	}

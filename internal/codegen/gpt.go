@@ -174,20 +174,68 @@ func (g *gen) createGPT(w *writer, p optPath, n *config.GPT, dev sh) error {
 	if len(hybrid) > 0 {
 		g.hybridMBR(w, n, order, hybrid, dev)
 	}
-	vars := make([]sh, len(order))
+	parts := make([]partition, len(order))
 	for i, key := range order {
 		part := n.Partitions[key]
-		w.comment(p.field("partitions").attr(key))
-		vars[i] = g.waitDev(w, part.Device, dev, i+1, usesDevice(part.Content))
+		parts[i] = partition{p.field("partitions").attr(key), part.Device, i + 1, part.Content}
 	}
-	for i, key := range order {
-		if c := n.Partitions[key].Content; c != nil {
-			if err := g.create(w, c, vars[i]); err != nil {
-				return err
-			}
+	return g.createPartitions(w, dev, parts)
+}
+
+// partition is a partition of a table, as createPartitions needs it.
+type partition struct {
+	path    optPath
+	device  string
+	number  int
+	content config.Node
+}
+
+// createPartitions creates the contents of a table's partitions and waits for their
+// /dev/disk/by-* links. The contents are made on the kernel's partition nodes, found in
+// sysfs, while udev makes the links; only then does the script wait for the links (a
+// content whose hooks may read them waits first), so udev's work overlaps formatting.
+func (g *gen) createPartitions(w *writer, table sh, parts []partition) error {
+	vars := make([]sh, len(parts))
+	for i, part := range parts {
+		if usesDevice(part.content) {
+			w.comment(part.path)
+			v := g.newVar()
+			w.linef("disko_part %s %s %s", sh(v), table, sh(strconv.Itoa(part.number)))
+			vars[i] = sh(`"$` + v + `"`)
+		}
+	}
+	waited := map[int]bool{}
+	for i, part := range parts {
+		if part.content == nil {
+			continue
+		}
+		if hasCreateHooks(part.content) {
+			w.linef("disko_dev disko_seen %s %s %s", Q(part.device), table, sh(strconv.Itoa(part.number)))
+			waited[i] = true
+		}
+		if err := g.create(w, part.content, vars[i]); err != nil {
+			return err
+		}
+	}
+	w.raw("# the links to the partitions, made by udev meanwhile")
+	for i, part := range parts {
+		if !waited[i] {
+			w.linef("disko_dev disko_seen %s %s %s", Q(part.device), table, sh(strconv.Itoa(part.number)))
 		}
 	}
 	return nil
+}
+
+// hasCreateHooks reports whether a node or a node inside it has create hooks.
+func hasCreateHooks(node any) bool {
+	if h := hooksOf(node); h != nil && (h.PreCreateHook != "" || h.PostCreateHook != "") {
+		return true
+	}
+	switch n := node.(type) {
+	case *config.LUKS:
+		return n.Content != nil && hasCreateHooks(n.Content)
+	}
+	return false
 }
 
 // hybridMBR builds disko's hybrid MBR after a fresh table: `sgdisk -h` with the hybrid
@@ -255,31 +303,11 @@ func (g *gen) createTable(w *writer, p optPath, n *config.Table, dev sh) error {
 		}
 	}
 	w.linef("disko_table %s %s %s %s %s %s %s", dev, p.q(), Q(n.Format), Q(id), Q(strings.Join(all, " ")), Q(strings.Join(filled, " ")), words(args))
-	vars := make([]sh, len(n.Partitions))
+	parts := make([]partition, len(n.Partitions))
 	for i, part := range n.Partitions {
-		w.comment(p.field("partitions").index(i))
-		vars[i] = g.waitDev(w, part.Device, dev, numbers[i], usesDevice(part.Content))
+		parts[i] = partition{p.field("partitions").index(i), part.Device, numbers[i], part.Content}
 	}
-	for i, part := range n.Partitions {
-		if part.Content != nil {
-			if err := g.create(w, part.Content, vars[i]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// waitDev waits for partition n of the table on parent to appear as path (see disko_dev)
-// and, when keep is set, keeps its node in a variable, whose quoted reference it returns.
-func (g *gen) waitDev(w *writer, path string, parent sh, n int, keep bool) sh {
-	if !keep {
-		w.linef("disko_dev %s %s %s >/dev/null", Q(path), parent, sh(strconv.Itoa(n)))
-		return ""
-	}
-	v := g.newVar()
-	w.linef("%s=$(disko_dev %s %s %s)", sh(v), Q(path), parent, sh(strconv.Itoa(n)))
-	return sh(`"$` + v + `"`)
+	return g.createPartitions(w, dev, parts)
 }
 
 // usesDevice reports whether creating node reads its device. Members of aggregates do

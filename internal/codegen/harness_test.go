@@ -41,7 +41,13 @@ var loopRe = regexp.MustCompile(`^/dev/loop[0-9]+$`)
 // kernel may then add partition nodes) and returns /dev/loopN.
 func newLoop(t testing.TB, size int64) string {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "disk.img")
+	return newLoopIn(t, t.TempDir(), size)
+}
+
+// newLoopIn is newLoop with the sparse file in dir.
+func newLoopIn(t testing.TB, dir string, size int64) string {
+	t.Helper()
+	file := filepath.Join(dir, "disk.img")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +61,20 @@ func newLoop(t testing.TB, size int64) string {
 	}
 	t.Cleanup(func() { detachLoop(t, dev, file) })
 	return dev
+}
+
+// ramDir is a directory on tmpfs (/dev/shm) for loop disks that must not share the
+// machine's disk: with the backing files on one disk, every fsync of one loop disk waits
+// for the writes of the others, which real, independent disks do not. Sparse files there
+// only take the memory that is written.
+func ramDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "codegen-bench")
+	if err != nil {
+		t.Skipf("no tmpfs at /dev/shm for RAM-backed loop disks: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // detachLoop turns off swap on the loop device's partitions, then detaches it. With udevd

@@ -95,8 +95,8 @@ disko_stub_tool() {
 const stubRuntime = `
 disko_stub_n=0
 disko_stub_rec() { disko_stub_n=$((disko_stub_n + 1)); printf '%s\0' "$@" >"$STUB_LOG/fn.$BASHPID.$disko_stub_n"; }
-disko_dev() { disko_stub_rec disko_dev "$@"; printf '/dev/stub\n'; }
-disko_dev_now() { disko_stub_rec disko_dev_now "$@"; printf '/dev/stub\n'; }
+disko_dev() { disko_stub_rec disko_dev "${@:2}"; printf -v "$1" '%s' /dev/stub; }
+disko_dev_now() { disko_stub_rec disko_dev_now "${@:2}"; printf -v "$1" '%s' /dev/stub; }
 disko_want() { disko_stub_rec disko_want "$@"; }
 disko_gpt() {
   local spec n start end align type uuid attrs b64 name
@@ -109,7 +109,9 @@ disko_gpt() {
   disko_fresh=1
 }
 disko_table() { disko_stub_rec disko_table "$@"; }
+disko_part() { disko_stub_rec disko_part "${@:2}"; printf -v "$1" '%s' /dev/stubpart; }
 disko_pin() { :; }
+disko_fresh_parts() { :; }
 disko_unpin() { :; }
 disko_mounted() { disko_stub_rec disko_mounted "$@"; [ "$STUB_MODE" = unmount ]; }
 disko_swap_active() { disko_stub_rec disko_swap_active "$@"; [ "$STUB_MODE" = unmount ]; }
@@ -120,7 +122,7 @@ disko_confirm() { disko_stub_rec disko_confirm "$@"; }
 disko_destroy_disk() { disko_stub_rec disko_destroy_disk "$@"; }
 disko_password() { printf -v "$2" '%s' pw; }
 disko_hook() { disko_stub_rec disko_hook "$@"; }
-disko_link() { disko_stub_rec disko_link "$@"; printf '%s\n' "$1"; }
+disko_link() { disko_stub_rec disko_link "${@:2}"; printf -v "$1" '%s' "$2"; }
 `
 
 // stubEnv is a directory of the harmless real tools the scripts use on their own

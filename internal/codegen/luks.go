@@ -98,7 +98,7 @@ func (g *gen) createLUKS(w *writer, p optPath, n *config.LUKS, dev sh) error {
 		return nil
 	}
 	v := g.newVar()
-	w.linef("%s=$(disko_dev %s)", sh(v), Q("/dev/mapper/"+n.Name))
+	w.linef("disko_dev %s %s", sh(v), Q("/dev/mapper/"+n.Name))
 	return g.create(w, n.Content, sh(`"$`+v+`"`))
 }
 

@@ -76,7 +76,7 @@ func (g *gen) createLVMVG(w *writer, u *unit, vg *config.LVMVG) error {
 			continue
 		}
 		v := g.newVar()
-		w.linef("%s=$(disko_dev %s)", sh(v), Q(lv.Device))
+		w.linef("disko_dev %s %s", sh(v), Q(lv.Device))
 		if err := g.create(w, lv.Content, sh(`"$`+v+`"`)); err != nil {
 			return err
 		}

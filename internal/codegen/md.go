@@ -28,7 +28,7 @@ func (g *gen) createMDADM(w *writer, u *unit, md *config.MDADM) error {
 		})
 	})
 	v := g.newVar()
-	w.linef("%s=$(disko_dev %s)", sh(v), Q(md.Device))
+	w.linef("disko_dev %s %s", sh(v), Q(md.Device))
 	w.linef(`[ -z "$%s" ] || wipefs --all --quiet "$%s"`, sh(fresh), sh(v))
 	if md.Content == nil {
 		return nil

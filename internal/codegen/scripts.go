@@ -16,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
@@ -104,12 +106,14 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		return nil, err
 	}
 	acts := g.mountActions()
-	mount := text(func(w *writer) {
-		w.block("disko_mount() {", "}", func() { sequence(w, acts, false) })
-	})
-	unmount := text(func(w *writer) {
-		w.block("disko_unmount() {", "}", func() { sequence(w, acts, true) })
-	})
+	mount := function("disko_mount", text(func(w *writer) {
+		w.raw("disko_udev_known")
+		sequence(w, acts, false)
+	}))
+	unmount := function("disko_unmount", text(func(w *writer) {
+		w.raw("disko_udev_known")
+		sequence(w, acts, true)
+	}))
 	destroy := g.destroyPhase(acts)
 	head := g.header()
 	script := func(what string, funcs []string, calls ...string) []byte {
@@ -140,6 +144,31 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 	}, nil
 }
 
+var devVar = regexp.MustCompile(`\bdev([0-9]+)\b`)
+
+// function wraps body (unindented shell text) as a function, whose device variables
+// (dev1, dev2, ...: disko_dev sets them by name) are declared local.
+func function(name, body string) string {
+	var w writer
+	w.block(sh(name+"() {"), "}", func() {
+		var nums []int
+		for _, m := range devVar.FindAllStringSubmatch(body, -1) {
+			n, _ := strconv.Atoi(m[1])
+			nums = append(nums, n)
+		}
+		slices.Sort(nums)
+		var vars []string
+		for _, n := range slices.Compact(nums) {
+			vars = append(vars, "dev"+strconv.Itoa(n))
+		}
+		if len(vars) > 0 {
+			w.raw("local " + strings.Join(vars, " "))
+		}
+		w.raw(strings.TrimSuffix(body, "\n"))
+	})
+	return w.String()
+}
+
 // header is the start every script shares: shell options, PATH, and the runtime library.
 func (g *gen) header() string {
 	var w writer
@@ -159,7 +188,7 @@ func (g *gen) formatPhase() (string, error) {
 	var w writer
 	var levels [][]string
 	for i, u := range g.units {
-		body := writer{indent: 1}
+		var body writer
 		g.vars = 0
 		if err := g.createUnit(&body, u); err != nil {
 			return "", err
@@ -169,9 +198,7 @@ func (g *gen) formatPhase() (string, error) {
 		}
 		name := fmt.Sprintf("disko_format_%d", i+1)
 		w.comment(u.path)
-		w.raw(name + "() {")
-		w.b.WriteString(body.String())
-		w.raw("}")
+		w.b.WriteString(function(name, body.String()))
 		w.raw("")
 		for len(levels) <= u.level {
 			levels = append(levels, nil)
@@ -179,6 +206,7 @@ func (g *gen) formatPhase() (string, error) {
 		levels[u.level] = append(levels[u.level], name+" "+string(u.path.q()))
 	}
 	w.block("disko_format() {", "}", func() {
+		w.raw("disko_udev_known")
 		if g.interactive {
 			w.raw("# one at a time: the layout asks for passphrases on the terminal")
 		}

@@ -35,7 +35,7 @@ func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 		ref := g.info[m].ref
 		node := g.resolve(w, ref)
 		v := g.newVar()
-		w.linef("%s=$(disko_link %s %s)", sh(v), Q(ref.path), node)
+		w.linef("disko_link %s %s %s", sh(v), Q(ref.path), node)
 		byPath[ref.path] = sh(`"$` + v + `"`)
 		all = append(all, sh(`"$`+v+`"`))
 	}
@@ -129,11 +129,11 @@ func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 					w.linef("zfs create %s %s-V %s %s", Q(full), wordsThen(o), Q(ds.Size), words(ds.ExtraArgs))
 				})
 				if ds.Content == nil {
-					w.linef("disko_dev %s >/dev/null", Q(ds.Device))
+					w.linef("disko_dev disko_seen %s", Q(ds.Device))
 					return nil
 				}
 				v := g.newVar()
-				w.linef("%s=$(disko_dev %s)", sh(v), Q(ds.Device))
+				w.linef("disko_dev %s %s", sh(v), Q(ds.Device))
 				return g.create(w, ds.Content, sh(`"$`+v+`"`))
 			})
 			if err != nil {

@@ -16,36 +16,69 @@ disko_die() {
   exit 1
 }
 
-# udev is running when its control socket answers. Without udev (containers, this
-# project's test machines) nothing creates /dev/disk/by-* links, so devices are found
-# through sysfs and blkid instead (see disko_dev).
-disko_udev=
-if [ -S /run/udev/control ] && udevadm control --ping >/dev/null 2>&1; then
-  disko_udev=1
+# udev is running when its control socket answers (a socket alone may be left over from a
+# udevd that was killed). Without udev (containers, this project's test machines) nothing
+# creates /dev/disk/by-* links, so devices are found through sysfs and blkid instead (see
+# disko_dev). The question is asked in the background while the script starts;
+# disko_udev_known collects the answer, before anything runs in a subshell.
+disko_udev='' disko_udev_ping=''
+if [ -S /run/udev/control ]; then
+  udevadm control --ping >/dev/null 2>&1 &
+  disko_udev_ping=$!
 fi
+disko_udev_known() {
+  if [ -n "$disko_udev_ping" ]; then
+    if wait "$disko_udev_ping"; then disko_udev=1; fi
+    disko_udev_ping=''
+  fi
+}
 
-# disko_part_node DISK N: the kernel's node for partition N of the resolved node DISK,
-# read from sysfs (a partition is a child directory of its disk with a `partition` file).
-# Prints nothing when the kernel does not know the partition (yet).
+# disko_part_node DISK N: sets disko_node to the kernel's node for partition N of the
+# resolved node DISK, read from sysfs (a partition is a child directory of its disk with a
+# `partition` file); empty when the kernel does not show the partition (yet).
 disko_part_node() {
   local k=${1##*/} p n
+  disko_node=
   for p in /sys/class/block/"$k"/"$k"*/partition; do
     [ -r "$p" ] || continue
     read -r n <"$p" || continue
     if [ "$n" = "$2" ]; then
       p=${p%/partition}
-      [ -b "/dev/${p##*/}" ] && printf '/dev/%s\n' "${p##*/}"
+      [ -b "/dev/${p##*/}" ] && disko_node=/dev/${p##*/}
       return 0
     fi
   done
 }
 
-# disko_tag_node PATH: for /dev/disk/by-{partlabel,partuuid,uuid,label}/X, the one device
-# blkid finds with that tag (X is unescaped the way udev escapes it: \x20 -> space).
-# Prints nothing when none is found; fails when several carry the same tag, because then
-# no link could say which one is meant.
+# disko_part VAR DISK N: sets VAR to the kernel's node for partition N of DISK, which
+# disko_gpt or disko_table made the kernel show.
+disko_part() {
+  disko_part_node "$2" "$3"
+  [ -n "$disko_node" ] || disko_die "$(printf 'the kernel does not show partition %s of %q' "$3" "$2")"
+  printf -v "$1" '%s' "$disko_node"
+}
+
+# disko_part_nodes DISK: sets disko_nodes[N] to the node of every partition N of DISK the
+# kernel shows, in one pass over sysfs.
+declare -A disko_nodes=()
+disko_part_nodes() {
+  local k=${1##*/} p n
+  disko_nodes=()
+  for p in /sys/class/block/"$k"/"$k"*/partition; do
+    [ -r "$p" ] || continue
+    read -r n <"$p" || continue
+    p=${p%/partition}
+    [ ! -b "/dev/${p##*/}" ] || disko_nodes[$n]=/dev/${p##*/}
+  done
+}
+
+# disko_tag_node PATH: for /dev/disk/by-{partlabel,partuuid,uuid,label}/X, sets disko_node to
+# the one device blkid finds with that tag (X unescaped the way udev escapes it: \x20 is a
+# space); empty when there is none. Several devices with the tag are an error: no link
+# could say which one is meant.
 disko_tag_node() {
   local key val found
+  disko_node=
   case $1 in
   /dev/disk/by-partlabel/*) key=PARTLABEL ;;
   /dev/disk/by-partuuid/*) key=PARTUUID ;;
@@ -58,57 +91,56 @@ disko_tag_node() {
   case $found in
   *$'\n'*) disko_die "$(printf 'several devices carry %s=%q: %s' "$key" "$val" "${found//$'\n'/ }")" ;;
   esac
-  printf '%s\n' "$found"
+  disko_node=$found
 }
 
-# disko_dev PATH [PARENT N]: prints the device node PATH names, waiting up to
-# $DISKO_DEVICE_TIMEOUT seconds for it to appear. With PARENT (a resolved node) and N,
-# PATH is partition N of PARENT: the node is taken from sysfs, and when udev runs, the
-# function also waits until PATH is a link to that very node (so a stale link, or another
-# disk's partition with the same label, is never used). Without udev there are no links;
-# the sysfs node (or, for a tag path without a parent, blkid) is the answer.
+# disko_dev VAR PATH [PARENT N]: sets VAR to the device node PATH names, waiting up to
+# $DISKO_DEVICE_TIMEOUT seconds for it to appear. With PARENT (a resolved node) and N, PATH
+# is partition N of PARENT: the node is taken from sysfs, and when udev runs, the function
+# also waits until PATH is a link to that very node, so that a stale link, or another
+# disk's partition with the same label, is never used, and whatever reads PATH later finds
+# it. Without udev there are no links: the sysfs node (or, for a tag path without a
+# parent, what blkid finds) is the answer.
 disko_dev() {
-  local path=$1 parent=${2:-} n=${3:-} deadline node want
+  local var=$1 path=$2 parent=${3:-} n=${4:-} deadline
   deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
   while :; do
-    want=
     if [ -n "$parent" ]; then
-      want=$(disko_part_node "$parent" "$n")
-    fi
-    if [ -n "$disko_udev" ] || [ -z "$parent" ]; then
-      if [ -e "$path" ]; then
-        node=$(readlink -f -- "$path")
-        if [ -z "$parent" ] || [ "$node" = "$want" ]; then
-          printf '%s\n' "$node"
-          return 0
-        fi
-      elif [ -z "$disko_udev" ]; then
-        node=$(disko_tag_node "$path")
-        if [ -n "$node" ]; then
-          printf '%s\n' "$node"
-          return 0
-        fi
+      disko_part_node "$parent" "$n"
+      if [ -n "$disko_node" ] && { [ -z "$disko_udev" ] || [ "$path" -ef "$disko_node" ]; }; then
+        printf -v "$var" '%s' "$disko_node"
+        return 0
       fi
-    elif [ -n "$want" ]; then
-      printf '%s\n' "$want"
+    elif [ -e "$path" ]; then
+      disko_node=$path
+      [ ! -L "$path" ] || disko_node=$(readlink -f -- "$path")
+      printf -v "$var" '%s' "$disko_node"
       return 0
+    elif [ -z "$disko_udev" ]; then
+      disko_tag_node "$path"
+      if [ -n "$disko_node" ]; then
+        printf -v "$var" '%s' "$disko_node"
+        return 0
+      fi
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
+      [ -z "${disko_dev_soft:-}" ] || return 1
       if [ -n "$parent" ]; then
-        disko_die "$(printf 'timed out after %ss waiting for %q (partition %s of %q, kernel node: %q, udev running: %s); set DISKO_DEVICE_TIMEOUT to wait longer' \
-          "$DISKO_DEVICE_TIMEOUT" "$path" "$n" "$parent" "${want:-none}" "${disko_udev:-no}")"
+        disko_die "$(printf 'timed out after %ss waiting for %q (partition %s of %q; kernel node: %q; the link points to: %q; udev running: %s); set DISKO_DEVICE_TIMEOUT to wait longer' \
+          "$DISKO_DEVICE_TIMEOUT" "$path" "$n" "$parent" "${disko_node:-none}" "$(readlink -f -- "$path" 2>/dev/null || echo nothing)" "${disko_udev:-no}")"
       fi
       disko_die "$(printf 'timed out after %ss waiting for %q (udev running: %s); set DISKO_DEVICE_TIMEOUT to wait longer' \
         "$DISKO_DEVICE_TIMEOUT" "$path" "${disko_udev:-no}")"
     fi
-    sleep 0.02
+    sleep 0.01
   done
 }
 
-# disko_dev_now PATH [PARENT N]: like disko_dev, without waiting; fails when the device
+# disko_dev_now VAR PATH [PARENT N]: like disko_dev, without waiting; fails when the device
 # is not there. Unmounting uses it: a device that is gone has nothing mounted.
 disko_dev_now() {
-  DISKO_DEVICE_TIMEOUT=0 disko_dev "$@" 2>/dev/null
+  local disko_dev_soft=1 DISKO_DEVICE_TIMEOUT=0
+  disko_dev "$@"
 }
 
 # disko_blkid DEV: blkid's low-level probe of DEV into disko_type, disko_pttype,
@@ -164,9 +196,20 @@ disko_refuse() {
     "$2" "$1" "$3" "$4")"
 }
 
+# shellcheck disable=SC2034 # disko_dev sets it where the generated code only waits
+disko_seen=''
+
+# Partitions this run created and found blank (see disko_fresh_parts): their content is
+# created without probing them again.
+declare -A disko_blank=()
+
 # disko_want DEV TYPE OPTPATH: succeeds when DEV is blank and TYPE must be created; fails
 # (status 1) when DEV already holds TYPE, which is kept; exits when DEV holds anything else.
 disko_want() {
+  if [ -n "${disko_blank[$1]+x}" ]; then
+    unset 'disko_blank[$1]'
+    return 0
+  fi
   disko_blkid "$1"
   if [ -z "$disko_type$disko_pttype$disko_odd" ]; then
     return 0
@@ -190,33 +233,36 @@ disko_want() {
 # and delay every link by its 200 ms retry.
 disko_pins=()
 disko_pin() {
-  local disk=$1 fresh=$2 n node fd missing deadline
+  local disk=$1 fresh=$2 n fd missing deadline
   shift 2
   deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
-  [ -z "$fresh" ] || partx -d "$disk" 2>/dev/null || :
+  disko_part_nodes "$disk"
+  if [ -n "$fresh" ] && ((${#disko_nodes[@]})); then
+    partx -d "$disk" 2>/dev/null || :
+    disko_part_nodes "$disk"
+  fi
   while :; do
-    missing=
-    for n in "$@"; do
-      if [ -z "$(disko_part_node "$disk" "$n")" ]; then
-        partx -a --nr "$n" "$disk" 2>/dev/null || :
-        [ -n "$(disko_part_node "$disk" "$n")" ] || missing+=" $n"
+    missing=''
+    for n in "$@"; do [ -n "${disko_nodes[$n]:-}" ] || missing+=" $n"; done
+    if [ -n "$missing" ]; then
+      # Adds what the kernel does not show; fails (harmlessly) for what it does.
+      partx -a "$disk" 2>/dev/null || :
+      disko_part_nodes "$disk"
+      missing=''
+      for n in "$@"; do [ -n "${disko_nodes[$n]:-}" ] || missing+=" $n"; done
+    fi
+    if [ -z "$missing" ] && { exec {fd}<"${disko_nodes[$1]}"; } 2>/dev/null; then
+      # Opened: nothing can drop the partitions any more. Were they all still there?
+      disko_part_nodes "$disk"
+      for n in "$@"; do [ -n "${disko_nodes[$n]:-}" ] || missing+=" $n"; done
+      if [ -z "$missing" ]; then
+        disko_pins+=("$fd")
+        return 0
       fi
-    done
-    if [ -z "$missing" ]; then
-      node=$(disko_part_node "$disk" "$1")
-      if [ -n "$node" ] && { exec {fd}<"$node"; } 2>/dev/null; then
-        for n in "$@"; do
-          [ -n "$(disko_part_node "$disk" "$n")" ] || missing+=" $n"
-        done
-        if [ -z "$missing" ]; then
-          disko_pins+=("$fd")
-          return 0
-        fi
-        exec {fd}<&-
-      fi
+      exec {fd}<&-
     fi
     [ "$SECONDS" -lt "$deadline" ] || disko_die "$(printf 'the kernel does not show partition(s)%s of %q after %ss (partx -a failed)' "$missing" "$disk" "$DISKO_DEVICE_TIMEOUT")"
-    sleep 0.02
+    sleep 0.01
   done
 }
 
@@ -227,6 +273,46 @@ disko_unpin() {
     exec {fd}<&-
   done
   disko_pins=()
+}
+
+# disko_pristine DISK: the start of DISK, where MBR and GPT partition entries live, is all
+# zeros: no partition table was ever there (a new disk, or one the destroy script wiped),
+# so no partition of an older layout can have left data where new partitions go. Checked
+# before the table is written.
+disko_pristine() {
+  cmp --silent --bytes=65536 "$1" /dev/zero
+}
+
+# disko_fresh_parts DISK PRISTINE N...: partitions N of DISK were just created. Unless the
+# disk was PRISTINE (non-empty), one blkid run probes them all, and stale signatures (of an
+# older layout at the same offsets, which would make mkfs refuse or blkid misreport) are
+# wiped; nobody's data is lost, since the partitions did not exist before. They are then
+# known blank.
+disko_fresh_parts() {
+  local disk=$1 pristine=$2 n line dev='' out='' rc=2
+  local -a nodes=() stale=()
+  local -A used=()
+  disko_part_nodes "$disk"
+  for n in "${@:3}"; do
+    nodes+=("${disko_nodes[$n]}")
+  done
+  [ -n "$pristine" ] || out=$(blkid -p -o export "${nodes[@]}" 2>/dev/null) || rc=$?
+  while IFS= read -r line; do
+    case $line in
+    DEVNAME=*) dev=${line#DEVNAME=} ;;
+    TYPE=* | PTTYPE=*) [ -z "$dev" ] || used[$dev]=1 ;;
+    esac
+  done <<<"$out"
+  for n in "${nodes[@]}"; do
+    # blkid fails (other than "nothing found") on signatures it cannot tell apart: wipe.
+    if [ -n "${used[$n]+x}" ] || ((rc != 0 && rc != 2)); then
+      stale+=("$n")
+    fi
+    disko_blank[$n]=1
+  done
+  if ((${#stale[@]})); then
+    wipefs --all --quiet "${stale[@]}"
+  fi
 }
 
 # --- GPT: disko's sgdisk placement, written with one sfdisk call ---
@@ -367,13 +453,14 @@ disko_gpt_place() {
   disko_r="$s $e"
 }
 
-disko_gpt_geometry() { # DISK: sector size, usable range (protective MBR, header and 128 entries of 128 bytes at each end, as sgdisk and sfdisk write)
-  local out bytes
-  out=$(blockdev --getss --getsize64 "$1")
-  disko_ss=${out%%$'\n'*}
-  bytes=${out##*$'\n'}
+# disko_gpt_geometry DISK: sector size and usable range of DISK (a protective MBR, then a
+# header and 128 entries of 128 bytes at each end, as sgdisk and sfdisk write), from sysfs.
+disko_gpt_geometry() {
+  local k=${1##*/} size
+  read -r disko_ss <"/sys/class/block/$k/queue/logical_block_size"
+  read -r size <"/sys/class/block/$k/size" # in 512-byte units, whatever the sector size
   disko_first=$((2 + (16384 + disko_ss - 1) / disko_ss))
-  disko_last=$((bytes / disko_ss - disko_first))
+  disko_last=$((size * 512 / disko_ss - disko_first))
   disko_us=()
   disko_ue=()
 }
@@ -384,14 +471,17 @@ disko_gpt_geometry() { # DISK: sector size, usable range (protective MBR, header
 # with this layout's GPT keeps it (partitions the layout gained are added into free space);
 # anything else is refused.
 disko_gpt() {
-  local disk=$1 where=$2 found spec n start end align type uuid attrs b64 name line
+  local disk=$1 where=$2 found spec n start end align type uuid attrs b64 name line pristine=''
   local -a specs=("${@:3}") have_n=() have_name=() have_type=() have_start=() have_size=() new=() script=()
   local -A have=()
   disko_fresh=
-  found=$(disko_probe "$disk")
+  disko_blkid "$disk"
+  found=$disko_type$disko_pttype$disko_odd
+  if [ -n "$found" ] && [ "$found" != gpt ]; then
+    disko_refuse "$disk" "a GPT partition table" "$where" "$(disko_describe)"
+  fi
   disko_gpt_geometry "$disk"
   if [ -n "$found" ]; then
-    [ "$found" = "gpt partition table" ] || disko_refuse "$disk" "a GPT partition table" "$where" "$found"
     while IFS=' ' read -r n start size type b64; do
       [ -n "$n" ] || continue
       have[$n]=${#have_n[@]}
@@ -449,6 +539,7 @@ disko_gpt() {
   if [ -z "$found" ]; then
     # shellcheck disable=SC2034 # read by the generated hybrid-MBR step
     disko_fresh=1
+    ! disko_pristine "$disk" || pristine=1
     disko_log "$(printf 'writing a GPT with %s partitions to %q (%s)' "${#new[@]}" "$disk" "$where")"
     printf '%s\n' "label: gpt" "first-lba: $disko_first" "last-lba: $disko_last" "${script[@]}" |
       sfdisk --quiet --no-reread --no-tell-kernel --wipe never -- "$disk" >/dev/null
@@ -460,19 +551,7 @@ disko_gpt() {
     done
   fi
   disko_pin "$disk" "$disko_fresh" "${all[@]}"
-  disko_wipe_new "$disk" "${new[@]}"
-}
-
-# disko_wipe_new DISK N...: clear old signatures from partitions this run just created, so
-# that stale data from an earlier layout at the same offsets is not taken for ours. The
-# partitions did not exist before, so nothing of anybody's is lost.
-disko_wipe_new() {
-  local disk=$1 n
-  local -a nodes=()
-  for n in "${@:2}"; do
-    nodes+=("$(disko_part_node "$disk" "$n")")
-  done
-  wipefs --all --quiet "${nodes[@]}"
+  disko_fresh_parts "$disk" "$pristine" "${new[@]}"
 }
 
 # disko_table DISK OPTPATH FORMAT ID NUMBERS FILLED PARTED_ARGS...: the legacy table type (NUMBERS
@@ -481,12 +560,13 @@ disko_wipe_new() {
 # table is recognised as this layout's by its disk identifier ID, which is set right after
 # parted wrote it.
 disko_table() {
-  local disk=$1 where=$2 format=$3 id=$4 found label have
-  found=$(disko_probe "$disk")
+  local disk=$1 where=$2 format=$3 id=$4 found label have pristine=
   label=$format
   [ "$format" = msdos ] && label=dos
+  disko_blkid "$disk"
+  found=$disko_type$disko_pttype$disko_odd
   if [ -n "$found" ]; then
-    [ "$found" = "$label partition table" ] || disko_refuse "$disk" "an $format partition table" "$where" "$found"
+    [ "$found" = "$label" ] || disko_refuse "$disk" "an $format partition table" "$where" "$(disko_describe)"
     have=$(sfdisk --disk-id -- "$disk")
     if [ "${have,,}" != "${id,,}" ]; then
       disko_refuse "$disk" "an $format partition table" "$where" "$(printf 'an %s partition table with identifier %q, not this layout'"'"'s %s' "$format" "$have" "$id")"
@@ -496,12 +576,13 @@ disko_table() {
     return 0
   fi
   disko_log "$(printf 'writing an %s partition table to %q (%s)' "$format" "$disk" "$where")"
+  ! disko_pristine "$disk" || pristine=1
   parted --script -- "$disk" "${@:7}" >/dev/null
   sfdisk --quiet --no-reread --no-tell-kernel --disk-id -- "$disk" "$id" >/dev/null
   # shellcheck disable=SC2086 # the partition numbers are one word of digits and spaces
   disko_pin "$disk" 1 $5
   # shellcheck disable=SC2086 # the partition numbers are one word of digits and spaces
-  disko_wipe_new "$disk" $6
+  disko_fresh_parts "$disk" "$pristine" $6
 }
 
 # disko_md_members NAME OPTPATH MEMBER...: succeeds when every member is blank (the array
@@ -547,9 +628,10 @@ disko_bcachefs_exists() {
   [ "$(blkid -p -o value -s TYPE "${dev%%$'\n'*}" 2>/dev/null)" = bcachefs ]
 }
 
-# disko_link PATH NODE: PATH when it exists (a stable name to record, as zpool does), else NODE.
+# disko_link VAR PATH NODE: sets VAR to PATH when it exists (a stable name to record, as
+# zpool does), else to NODE.
 disko_link() {
-  if [ -e "$1" ]; then printf '%s\n' "$1"; else printf '%s\n' "$2"; fi
+  if [ -e "$2" ]; then printf -v "$1" '%s' "$2"; else printf -v "$1" '%s' "$3"; fi
 }
 
 # disko_mounted SOURCE TARGET: SOURCE is mounted on TARGET.
@@ -710,7 +792,9 @@ disko_destroy_disk() {
   fi
   plan=$(lsblk --json --paths --output NAME,TYPE,FSTYPE,LABEL,MOUNTPOINTS "$disk" | jq -r "$disko_teardown_jq")
   eval "$plan"
-  dd if=/dev/zero of="$disk" bs=440 count=1 conv=notrunc status=none
+  # The MBR boot code, and the rest of the first MiB, where partition tables and boot
+  # loaders live (what sgdisk --zap-all clears): the disk is then pristine for format.
+  dd if=/dev/zero of="$disk" bs=1M count=1 conv=notrunc,fsync status=none
   partx -d "$disk" 2>/dev/null || :
   found=$(disko_probe "$disk")
   [ -z "$found" ] || disko_die "$(printf '%q (%s) still holds %s after wiping' "$disk" "$where" "$found")"
@@ -718,12 +802,14 @@ disko_destroy_disk() {
 
 
 disko_unmount() {
+  local dev1 dev2
+  disko_udev_known
   # disko.devices.disk.main.content.partitions[0].content
-  if dev1=$(disko_dev_now /dev/sda) && dev2=$(disko_dev_now /dev/sda1 "$dev1" 1) && disko_mounted "$dev2" /mnt/boot; then
+  if disko_dev_now dev1 /dev/sda && disko_dev_now dev2 /dev/sda1 "$dev1" 1 && disko_mounted "$dev2" /mnt/boot; then
     umount /mnt/boot
   fi
   # disko.devices.disk.main.content.partitions[1].content
-  if dev1=$(disko_dev_now /dev/sda) && dev2=$(disko_dev_now /dev/sda2 "$dev1" 2) && disko_mounted "$dev2" /mnt; then
+  if disko_dev_now dev1 /dev/sda && disko_dev_now dev2 /dev/sda2 "$dev1" 2 && disko_mounted "$dev2" /mnt; then
     umount /mnt
   fi
 }

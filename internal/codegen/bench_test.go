@@ -1,0 +1,176 @@
+package codegen
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchSize is a disk size with the sizes of its ESP and swap partitions (root takes the
+// rest), for the benchmarks' three-partition layout.
+type benchSize struct {
+	name          string
+	disk          int64
+	esp, swap     string // layout sizes
+	espMB, swapMB int64
+}
+
+var benchSizes = []benchSize{
+	{"1GiB", 1 << 30, "100M", "100M", 100, 100},
+	// disko's examples: a 500M ESP; swap of 1G.
+	{"4GiB", 4 << 30, "500M", "1G", 500, 1024},
+}
+
+// threePartitions is the benchmarks' layout for one disk: an ESP, swap and an ext4 root.
+func threePartitions(name, dev string, sz benchSize) string {
+	return fmt.Sprintf(`%q: {"device": %q, "content": {"type": "gpt", "partitions": {
+		"ESP": {"size": %q, "type": "EF00", "content": {"type": "filesystem", "format": "vfat", "mountpoint": "/boot-%s"}},
+		"swap": {"size": %q, "content": {"type": "swap"}},
+		"root": {"size": "100%%", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/%s"}}}}}`, name, dev, sz.esp, name, sz.swap, name)
+}
+
+// wipeDisk makes a disk blank again between rounds (not timed), as the destroy script
+// does: signatures of the partitions and the disk wiped, the first MiB zeroed.
+func wipeDisk(b *testing.B, dev string) {
+	b.Helper()
+	parts, _ := filepath.Glob("/sys/class/block/" + filepath.Base(dev) + "/" + filepath.Base(dev) + "p*")
+	for _, p := range parts {
+		exec.Command("wipefs", "--all", "--quiet", "/dev/"+filepath.Base(p)).Run()
+	}
+	if out, err := exec.Command("wipefs", "--all", "--quiet", dev).CombinedOutput(); err != nil {
+		b.Fatalf("wipefs %s: %v\n%s", dev, err, out)
+	}
+	// What the destroy script leaves: the first MiB zeroed too.
+	if out, err := exec.Command("dd", "if=/dev/zero", "of="+dev, "bs=1M", "count=1", "conv=notrunc,fsync", "status=none").CombinedOutput(); err != nil {
+		b.Fatalf("dd %s: %v\n%s", dev, err, out)
+	}
+	exec.Command("partx", "-d", dev).Run()
+	exec.Command("udevadm", "settle", "--timeout=10").Run()
+}
+
+// bare runs the commands a format of threePartitions needs, with nothing around them: one
+// partition-table write, telling the kernel, and the three mkfs.
+func bare(b *testing.B, dev string, sz benchSize) {
+	b.Helper()
+	espStart, swapStart := int64(2048), 2048+sz.espMB*2048
+	rootStart := swapStart + sz.swapMB*2048
+	table := fmt.Sprintf("label: gpt\nstart=%d, size=%d, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"disk-bench-ESP\"\n"+
+		"start=%d, size=%d, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F, name=\"disk-bench-swap\"\n"+
+		"start=%d, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"disk-bench-root\"\n",
+		espStart, sz.espMB*2048, swapStart, sz.swapMB*2048, rootStart)
+	cmd := exec.Command("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", dev)
+	cmd.Stdin = strings.NewReader(table)
+	for _, c := range []*exec.Cmd{
+		cmd,
+		exec.Command("partx", "-a", dev),
+		exec.Command("mkfs.vfat", dev+"p1"),
+		exec.Command("mkswap", dev+"p2"),
+		exec.Command("mkfs.ext4", "-q", dev+"p3"),
+	} {
+		if out, err := c.CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v\n%s", c.Args, err, out)
+		}
+	}
+}
+
+// formatScript writes the format script of threePartitions on devs.
+func formatScript(b *testing.B, sz benchSize, devs ...string) string {
+	b.Helper()
+	var disks []string
+	for i, dev := range devs {
+		disks = append(disks, threePartitions(fmt.Sprintf("bench%d", i), dev, sz))
+	}
+	d := layout(b, `{"disk": {`+strings.Join(disks, ",")+`}}`, devs...)
+	s, err := Generate(d, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := filepath.Join(b.TempDir(), "format.sh")
+	if err := os.WriteFile(f, s.Format, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+func runFormat(b *testing.B, script string) {
+	b.Helper()
+	if out, err := exec.Command("bash", script).CombinedOutput(); err != nil {
+		b.Fatalf("format: %v\n%s", err, out)
+	}
+}
+
+// BenchmarkFormatVsBare formats a three-partition layout on a loop disk with the generated
+// script and with the bare commands it needs, alternately, in the same run, and reports
+// the ratio of the two (target: at most 1.3), for a tiny disk and for disko's example
+// sizes. udevd runs, as on an installer, so the script's time includes waiting for the
+// /dev/disk/by-partlabel links. The disks start blank as the destroy script leaves them,
+// backed by RAM so that the host's disk does not add noise.
+func BenchmarkFormatVsBare(b *testing.B) {
+	requireRoot(b, "mkfs.ext4", "mkfs.vfat", "mkswap", "udevadm")
+	startUdev(b)
+	for _, sz := range benchSizes {
+		b.Run("disk="+sz.name, func(b *testing.B) {
+			dev := newLoopIn(b, ramDir(b), sz.disk)
+			triggerUdev(b, dev)
+			script := formatScript(b, sz, dev)
+			var ours, base time.Duration
+			for b.Loop() {
+				wipeDisk(b, dev)
+				start := time.Now()
+				bare(b, dev, sz)
+				base += time.Since(start)
+				wipeDisk(b, dev)
+				start = time.Now()
+				runFormat(b, script)
+				ours += time.Since(start)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(ours.Microseconds())/1000/n, "script-ms")
+			b.ReportMetric(float64(base.Microseconds())/1000/n, "bare-ms")
+			b.ReportMetric(float64(ours)/float64(base), "ratio")
+		})
+	}
+}
+
+// BenchmarkFormatDisks formats the three-partition layout on 1, 2, 3 and 4 loop disks at
+// once and reports how the time grows: t(N)/t(1), against N for formatting them one after
+// the other (independent disks are formatted in parallel). The loop disks are backed by
+// RAM, as independent disks do not wait for each other's writes; with 2 CPUs, the best
+// possible growth for 4 disks is about 2.
+func BenchmarkFormatDisks(b *testing.B) {
+	requireRoot(b, "mkfs.ext4", "mkfs.vfat", "mkswap", "udevadm")
+	startUdev(b)
+	sz := benchSizes[1]
+	var devs []string
+	for range 4 {
+		devs = append(devs, newLoopIn(b, ramDir(b), sz.disk))
+	}
+	triggerUdev(b, devs...)
+	var one time.Duration
+	for n := 1; n <= 4; n++ {
+		b.Run(fmt.Sprintf("disks=%d", n), func(b *testing.B) {
+			script := formatScript(b, sz, devs[:n]...)
+			var total time.Duration
+			for b.Loop() {
+				for _, d := range devs[:n] {
+					wipeDisk(b, d)
+				}
+				start := time.Now()
+				runFormat(b, script)
+				total += time.Since(start)
+			}
+			per := total / time.Duration(b.N)
+			if n == 1 {
+				one = per
+			}
+			b.ReportMetric(float64(per.Microseconds())/1000, "format-ms")
+			if one > 0 {
+				b.ReportMetric(float64(per)/float64(one), "growth")
+			}
+		})
+	}
+}
