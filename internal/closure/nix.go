@@ -60,14 +60,17 @@ func (n *Nix) command(ctx context.Context, tool string, args ...string) ([]byte,
 		cmd.Stderr = tail
 	}
 	if err := cmd.Run(); err != nil {
-		shown := tool + " " + strings.Join(args, " ")
 		if errors.Is(err, exec.ErrNotFound) {
 			return nil, fmt.Errorf("%s: %w (install Nix, or put it on PATH)", tool, err)
 		}
-		if msg := tail.String(); msg != "" {
-			return nil, fmt.Errorf("%s: %w:\n%s", shown, err, msg)
+		if n.Stderr != nil {
+			// Its messages were shown as they came.
+			return nil, fmt.Errorf("%s %s: %w (see its messages above)", tool, args[0], err)
 		}
-		return nil, fmt.Errorf("%s: %w", shown, err)
+		if msg := tail.String(); msg != "" {
+			return nil, fmt.Errorf("%s %s: %w:\n%s", tool, args[0], err, msg)
+		}
+		return nil, fmt.Errorf("%s %s: %w", tool, args[0], err)
 	}
 	return stdout.Bytes(), nil
 }
@@ -153,7 +156,20 @@ type PathInfo struct {
 // Closure lists the closure of paths in store ("" for the local store) in
 // dependency order: every path comes after the paths it references.
 func (n *Nix) Closure(ctx context.Context, store string, paths ...string) ([]PathInfo, error) {
+	return n.closure(ctx, store, false, paths)
+}
+
+// DerivationClosure lists the closure of derivation files (the .drv files
+// and sources a build needs, not the outputs), for building on the target.
+func (n *Nix) DerivationClosure(ctx context.Context, drvs ...string) ([]PathInfo, error) {
+	return n.closure(ctx, "", true, drvs)
+}
+
+func (n *Nix) closure(ctx context.Context, store string, derivation bool, paths []string) ([]PathInfo, error) {
 	args := append([]string{"path-info"}, n.commonFlags()...)
+	if derivation {
+		args = append(args, "--derivation")
+	}
 	if store != "" {
 		args = append(args, "--store", store)
 	}
@@ -176,16 +192,6 @@ func (n *Nix) Closure(ctx context.Context, store string, paths ...string) ([]Pat
 		}
 	}
 	return TopoSort(infos)
-}
-
-// RequisitesOf lists the closure of a derivation file (its .drv files and
-// sources), which a remote build needs on the target.
-func (n *Nix) RequisitesOf(ctx context.Context, drv string) ([]string, error) {
-	out, err := n.command(ctx, "nix-store", "--query", "--requisites", drv)
-	if err != nil {
-		return nil, fmt.Errorf("listing the requisites of %s: %w", drv, err)
-	}
-	return strings.Fields(string(out)), nil
 }
 
 // Size sums the NAR sizes of a closure.

@@ -21,7 +21,7 @@ func (r *run) disko(ctx context.Context, a *artifacts) error {
 	if err := r.checkDisks(a); err != nil {
 		return err
 	}
-	cmd, err := r.diskoCommand(ctx, a, DiskoModes[mode].Mode)
+	cmd, err := r.diskoCommand(ctx, string(PhaseDisko), a, DiskoModes[mode].Mode)
 	if err != nil {
 		return err
 	}
@@ -66,8 +66,7 @@ func (r *run) checkDisks(a *artifacts) error {
 // diskoCommand puts the script of mode on the target and returns the
 // command line that runs it: a compiled script is uploaded, a built one is
 // copied (with its closure) into the target's store, or built there.
-func (r *run) diskoCommand(ctx context.Context, a *artifacts, mode string) (string, error) {
-	phase := string(PhaseDisko)
+func (r *run) diskoCommand(ctx context.Context, phase string, a *artifacts, mode string) (string, error) {
 	switch {
 	case a.compiled != nil:
 		script, err := a.compiled.ByMode(mode)
@@ -174,7 +173,7 @@ func (r *run) ensureMounted(ctx context.Context, a *artifacts) error {
 	var cmd string
 	switch {
 	case a.compiled != nil:
-		c, err := r.diskoCommand(ctx, a, "mount")
+		c, err := r.diskoCommand(ctx, string(PhaseInstall), a, "mount")
 		if err != nil {
 			return err
 		}
@@ -204,7 +203,7 @@ func (r *run) ensureMounted(ctx context.Context, a *artifacts) error {
 				return err
 			}
 		}
-		c, err := r.diskoCommand(ctx, mount, "mount")
+		c, err := r.diskoCommand(ctx, string(PhaseInstall), mount, "mount")
 		if err != nil {
 			return err
 		}

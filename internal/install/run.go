@@ -351,7 +351,7 @@ func (r *run) copyTo(ctx context.Context, phase, step string, infos []closure.Pa
 // there (--build-on remote): evaluation stayed local.
 func (r *run) realiseRemote(ctx context.Context, phase, drv, store string) (string, error) {
 	n := r.nixFor()
-	infos, err := n.Closure(ctx, "", drv)
+	infos, err := n.DerivationClosure(ctx, drv)
 	if err != nil {
 		return "", err
 	}
