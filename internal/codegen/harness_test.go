@@ -283,6 +283,19 @@ func probe(t testing.TB, dev string) string {
 	return string(out)
 }
 
+// diskState is what blkid's low-level probe sees on dev and each of its partitions (names
+// in the table, filesystem types, UUIDs): lsblk's view without udev.
+func diskState(t testing.TB, dev string) string {
+	t.Helper()
+	parts, _ := filepath.Glob("/sys/class/block/" + filepath.Base(dev) + "/" + filepath.Base(dev) + "p*")
+	slices.Sort(parts)
+	state := probe(t, dev)
+	for _, p := range parts {
+		state += "\n" + probe(t, "/dev/"+filepath.Base(p))
+	}
+	return state
+}
+
 // blank reports what wipefs still finds on dev ("" when nothing).
 func blank(t testing.TB, dev string) string {
 	t.Helper()

@@ -183,3 +183,66 @@ func TestLoopRefusesForeignDisk(t *testing.T) {
 		t.Errorf("the refused disk changed:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
+
+// TestLoopGPTGrows formats a GPT layout (with a hybrid MBR entry, written once after the
+// fresh table), then the same layout with one more partition: the new partition is added
+// into the free space and formatted, the others are kept as they are. A disk with a GPT
+// whose partitions have other names is refused.
+func TestLoopGPTGrows(t *testing.T) {
+	requireRoot(t, "mkfs.ext4", "sgdisk")
+	a := newLoop(t, 512<<20)
+	ns := newNamespace(t)
+	v1 := `"ESP": {"size": "64M", "type": "EF00", "hybrid": {"mbrBootableFlag": true}, "content": {"type": "filesystem", "format": "ext4"}},
+		"data": {"size": "100M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/data"}}`
+	gen := func(parts string) *Scripts {
+		d := layout(t, fmt.Sprintf(`{"disk": {"main": {"device": %q, "content": {"type": "gpt", "partitions": {%s}}}}}`, a, parts), a)
+		s, err := Generate(d, Options{RootMountpoint: ns.root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ns.mustScript(t, "format v1", gen(v1).Format)
+	if out, _ := exec.Command("sfdisk", "--label-nested", "dos", "--dump", a).CombinedOutput(); !strings.Contains(string(out), "bootable") {
+		t.Errorf("no bootable hybrid MBR entry after the first format:\n%s", out)
+	}
+	before := diskState(t, a)
+	v2 := gen(v1 + `, "more": {"size": "100%", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/more"}}`)
+	out := ns.mustScript(t, "format v2", v2.Format)
+	if !strings.Contains(out, "adding partition 3") {
+		t.Errorf("format v2 did not say it adds partition 3:\n%s", out)
+	}
+	after := diskState(t, a)
+	if !strings.Contains(after, "PART_ENTRY_NAME=disk-main-more") || strings.Count(after, "TYPE=ext4") != 3 {
+		t.Errorf("partition 3 was not added and formatted:\n%s", after)
+	}
+	// The disk and partitions 1 and 2 are unchanged: everything blkid said of them before
+	// (UUIDs included) is still said.
+	for _, line := range strings.Split(before, "\n") {
+		if !strings.Contains(after, line) {
+			t.Errorf("%q changed:\nbefore:\n%s\nafter:\n%s", line, before, after)
+		}
+	}
+	ns.mustScript(t, "mount v2", v2.Mount)
+	ns.mustScript(t, "unmount v2", v2.Unmount)
+
+	// Another layout's partitions on a GPT: refused, unchanged.
+	b := newLoop(t, 256<<20)
+	if out, err := exec.Command("sgdisk", "--new=1:0:+10M", "--change-name=1:someone-else", b).CombinedOutput(); err != nil {
+		t.Fatalf("sgdisk: %v\n%s", err, out)
+	}
+	exec.Command("partx", "-a", b).Run()
+	state := probe(t, b)
+	d := layout(t, fmt.Sprintf(`{"disk": {"main": {"device": %q, "content": {"type": "gpt", "partitions": {%s}}}}}`, b, v1), b)
+	s, err := Generate(d, Options{RootMountpoint: ns.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = ns.script(t, s.Format)
+	if err == nil || !strings.Contains(out, "someone-else") || !strings.Contains(out, b) {
+		t.Errorf("format of a disk with another layout's GPT: err=%v, want a refusal naming %s and someone-else:\n%s", err, b, out)
+	}
+	if probe(t, b) != state {
+		t.Error("the refused disk changed")
+	}
+}

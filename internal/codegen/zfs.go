@@ -126,7 +126,7 @@ func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 					o = append(o, "-o", k+"="+ds.Options[k])
 				}
 				w.block("if ! zfs get type "+Q(full)+" >/dev/null 2>&1; then", "fi", func() {
-					w.linef("zfs create %s %s-V %s %s", Q(full), wordsThen(o), Q(ds.Size), words(ds.ExtraArgs))
+					w.linef("zfs create %s %s-V %s%s", Q(full), wordsThen(o), Q(ds.Size), thenWords(ds.ExtraArgs))
 				})
 				if ds.Content == nil {
 					w.linef("disko_dev disko_seen %s", Q(ds.Device))

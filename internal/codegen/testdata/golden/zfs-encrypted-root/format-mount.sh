@@ -856,7 +856,7 @@ disko_format_2() {
   fi
   # disko.devices.zpool.zroot.datasets."root/swap"
   if ! zfs get type zroot/root/swap >/dev/null 2>&1; then
-    zfs create zroot/root/swap -o com.sun:auto-snapshot=false -o compression=zle -o logbias=throughput -o primarycache=metadata -o secondarycache=none -o sync=always -o volblocksize=4096 -V 10M 
+    zfs create zroot/root/swap -o com.sun:auto-snapshot=false -o compression=zle -o logbias=throughput -o primarycache=metadata -o secondarycache=none -o sync=always -o volblocksize=4096 -V 10M
   fi
   disko_dev dev4 /dev/zvol/zroot/root/swap
   # disko.devices.zpool.zroot.datasets."root/swap".content

@@ -893,7 +893,7 @@ disko_format_3() {
     fi
     # disko.devices.zpool.zroot.datasets.zfs_encryptedvolume
     if ! zfs get type zroot/zfs_encryptedvolume >/dev/null 2>&1; then
-      zfs create zroot/zfs_encryptedvolume -o encryption=aes-256-gcm -o keyformat=passphrase -o keylocation=file:///tmp/secret.key -V 10M 
+      zfs create zroot/zfs_encryptedvolume -o encryption=aes-256-gcm -o keyformat=passphrase -o keylocation=file:///tmp/secret.key -V 10M
     fi
     disko_dev dev7 /dev/zvol/zroot/zfs_encryptedvolume
     # disko.devices.zpool.zroot.datasets.zfs_encryptedvolume.content
@@ -920,7 +920,7 @@ disko_format_3() {
     fi
     # disko.devices.zpool.zroot.datasets.zfs_volume
     if ! zfs get type zroot/zfs_volume >/dev/null 2>&1; then
-      zfs create zroot/zfs_volume -V 10M 
+      zfs create zroot/zfs_volume -V 10M
     fi
     disko_dev dev8 /dev/zvol/zroot/zfs_volume
     # disko.devices.zpool.zroot.datasets.zfs_volume.content
@@ -929,7 +929,7 @@ disko_format_3() {
     fi
     # disko.devices.zpool.zroot.datasets.zfs_volume_no_content
     if ! zfs get type zroot/zfs_volume_no_content >/dev/null 2>&1; then
-      zfs create zroot/zfs_volume_no_content -V 10M 
+      zfs create zroot/zfs_volume_no_content -V 10M
     fi
     disko_dev disko_seen /dev/zvol/zroot/zfs_volume_no_content
     disko_hook disko.devices.zpool.zroot postCreateHook 'zfs list -t snapshot -H -o name | grep -E '\''^zroot@blank$'\'' || zfs snapshot zroot@blank'

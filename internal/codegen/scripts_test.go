@@ -1,0 +1,149 @@
+package codegen
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+)
+
+func mustLoad(t *testing.T, json string) *config.Devices {
+	t.Helper()
+	d, err := config.Load([]byte(json), config.LoadOptions{})
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	return d
+}
+
+const twoDisks = `{"disk": {
+	"a": {"device": "/dev/vda", "content": {"type": "gpt", "partitions": {"root": {"size": "100%", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/"}}}}},
+	"b": {"device": "/dev/vdb", "destroy": false, "content": {"type": "gpt", "partitions": {"data": {"size": "100%", "content": {"type": "filesystem", "format": "xfs", "mountpoint": "/data"}}}}}}}`
+
+func TestModesAndFiles(t *testing.T) {
+	s, err := Generate(mustLoad(t, twoDisks), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := s.Files()
+	names := map[string]string{"destroy": "destroy.sh", "format": "format.sh", "mount": "mount.sh", "unmount": "unmount.sh",
+		"format,mount": "format-mount.sh", "destroy,format,mount": "destroy-format-mount.sh"}
+	for _, mode := range Modes {
+		got, err := s.ByMode(mode)
+		if err != nil {
+			t.Fatalf("ByMode(%q): %v", mode, err)
+		}
+		if !bytes.Equal(got, files[names[mode]]) {
+			t.Errorf("ByMode(%q) is not %s", mode, names[mode])
+		}
+	}
+	if _, err := s.ByMode("disko"); err == nil || !strings.Contains(err.Error(), "destroy,format,mount") {
+		t.Errorf("ByMode(disko) = %v, want an error listing the modes", err)
+	}
+	fm := string(s.FormatMount)
+	if strings.Index(fm, "\ndisko_format\n") > strings.Index(fm, "\ndisko_mount\n") {
+		t.Error("format,mount does not format before mounting")
+	}
+	dfm := string(s.DestroyFormatMount)
+	if !strings.Contains(dfm, "\ndisko_destroy \"$@\"\ndisko_format\ndisko_mount\n") {
+		t.Error("destroy,format,mount does not destroy (with the script's arguments), format and mount in that order")
+	}
+	// destroy = false: disk b is neither listed for consent nor wiped.
+	destroy := string(s.Destroy)
+	if !strings.Contains(destroy, "disko_confirm 1 /dev/vda disko.devices.disk.a") || strings.Contains(destroy, "disko_destroy_disk \"$dev2\"") {
+		t.Errorf("destroy does not keep disk b:\n%s", destroy[strings.Index(destroy, "disko_destroy() {"):])
+	}
+	if !strings.Contains(destroy, "# destroy = false: this disk is kept") {
+		t.Error("destroy does not say why disk b is kept")
+	}
+}
+
+func TestOptions(t *testing.T) {
+	s, err := Generate(mustLoad(t, twoDisks), Options{RootMountpoint: "/", PathDirs: "/nix/store/a b/bin:/nix/store/c/bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mount := string(s.Mount)
+	if !strings.Contains(mount, "PATH='/nix/store/a b/bin:/nix/store/c/bin'${PATH:+:$PATH}") {
+		t.Error("PathDirs is not put in front of PATH")
+	}
+	if !strings.Contains(mount, `disko_mounted "$dev2" /;`) || !strings.Contains(mount, " /data\n") {
+		t.Errorf("root mount point / does not mount at / and /data:\n%s", mount)
+	}
+	s, err = Generate(mustLoad(t, twoDisks), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(s.Mount), "PATH=") || !strings.Contains(string(s.Mount), " /mnt/data\n") {
+		t.Error("default options: PATH is changed, or /mnt is not the root mount point")
+	}
+	if _, err := Generate(mustLoad(t, twoDisks), Options{RootMountpoint: "mnt"}); err == nil {
+		t.Error("a relative root mount point is accepted")
+	}
+}
+
+// TestInteractiveRunsInOrder: a layout that asks for passphrases formats its disks one
+// after the other, so that the prompts do not mix.
+func TestInteractiveRunsInOrder(t *testing.T) {
+	d := mustLoad(t, `{"disk": {
+		"a": {"device": "/dev/vda", "content": {"type": "luks", "name": "a", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/"}}},
+		"b": {"device": "/dev/vdb", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/b"}}}}`)
+	s, err := Generate(d, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := string(s.Format)
+	if strings.Contains(format, "disko_parallel disko_format") || !strings.Contains(format, "\n  disko_format_1\n  disko_format_2\n") {
+		t.Errorf("an interactive layout is formatted in parallel:\n%s", format[strings.Index(format, "disko_format() {"):])
+	}
+	if !strings.Contains(format, "disko_password /dev/vda dev") {
+		t.Error("the passphrase is not asked for")
+	}
+	d = mustLoad(t, twoDisks)
+	s, _ = Generate(d, Options{})
+	if !strings.Contains(string(s.Format), "disko_parallel disko_format_1 disko.devices.disk.a disko_format_2 disko.devices.disk.b") {
+		t.Error("independent disks are not formatted in parallel")
+	}
+}
+
+// TestGenerateErrors: what the scripts cannot express is an error at the option path.
+func TestGenerateErrors(t *testing.T) {
+	for _, c := range []struct{ name, json, want string }{
+		{"reserved attribute bit", `{"disk": {"a": {"device": "/dev/vda", "content": {"type": "gpt", "partitions": {"p": {"size": "1G", "attributes": [10]}}}}}}`,
+			"disko.devices.disk.a.content.partitions.p.attributes: bit 10 is reserved"},
+		{"unknown type code", `{"disk": {"a": {"device": "/dev/vda", "content": {"type": "gpt", "partitions": {"p": {"size": "1G", "type": "ABCD"}}}}}}`,
+			"disko.devices.disk.a.content.partitions.p.type: \"ABCD\" is not a partition type sgdisk knows"},
+		{"cycle", `{"disk": {
+			"a": {"device": "/dev/vda", "content": {"type": "luks", "name": "x", "content": {"type": "btrfs", "extraArgs": ["/dev/mapper/y"]}}},
+			"b": {"device": "/dev/vdb", "content": {"type": "luks", "name": "y", "content": {"type": "btrfs", "extraArgs": ["/dev/mapper/x"]}}}}}`,
+			"depend on each other in a cycle: disko.devices.disk.a -> disko.devices.disk.b -> disko.devices.disk.a"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Generate(mustLoad(t, c.json), Options{})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Generate = %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestImplicitDependency: a device path named in an option orders the units (disko's
+// luks-btrfs-raid example relies on the disks' names sorting in order).
+func TestImplicitDependency(t *testing.T) {
+	d := mustLoad(t, `{"disk": {
+		"a": {"device": "/dev/vda", "content": {"type": "luks", "name": "x", "settings": {"keyFile": "/k"}, "content": {"type": "btrfs", "extraArgs": ["-d raid1", "/dev/mapper/y"]}}},
+		"b": {"device": "/dev/vdb", "content": {"type": "luks", "name": "y", "settings": {"keyFile": "/k"}}}}}`)
+	s, err := Generate(d, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := string(s.Format)
+	main := format[strings.Index(format, "disko_format() {"):]
+	if !strings.Contains(main, "disko_parallel disko_format_1 disko.devices.disk.b\n  disko_parallel disko_format_2 disko.devices.disk.a") {
+		t.Errorf("disk a (which names /dev/mapper/y) is not formatted after disk b:\n%s", main)
+	}
+	if !strings.Contains(format, `mkfs.btrfs "$dev2" -d raid1 /dev/mapper/y`) {
+		t.Error("btrfs extraArgs are not split at whitespace like disko's")
+	}
+}
