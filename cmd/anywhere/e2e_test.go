@@ -446,7 +446,7 @@ func TestResumeAfterDroppedConnection(t *testing.T) {
 // (system.build.diskoScript, as nixos-anywhere does), then with prebuilt
 // --store-paths, then builds on the target.
 func TestBuiltDiskScripts(t *testing.T) {
-	for _, mode := range []string{"flake", "store-paths", "build-on-remote"} {
+	for _, mode := range []string{"flake", "store-paths", "build-on-remote", "from"} {
 		t.Run(mode, func(t *testing.T) {
 			w := newWorld(t, worldOptions{fixture: fixtureOptions{Salt: mode}})
 			ctx := ctxFor(t, 5*time.Minute)
@@ -465,6 +465,17 @@ func TestBuiltDiskScripts(t *testing.T) {
 				args = w.args("--store-paths", p[0], p[1], "--phases", "disko,install")
 			case "build-on-remote":
 				args = w.args("--flake", w.fix.Flake, "--phases", "disko,install", "--build-on", "remote")
+			case "from":
+				// The closure comes from another store (a local chroot store
+				// standing in for a binary cache), not the local one.
+				toplevel := w.fix.build(t, "toplevel")[0]
+				from := "local?root=" + filepath.Join(t.TempDir(), "from")
+				cmd := exec.Command("nix", "copy", "--no-check-sigs", "--to", from, toplevel)
+				cmd.Env = append(os.Environ(), "NIX_CONFIG="+nixConfig)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("nix copy: %v: %s", err, out)
+				}
+				args = w.args("--flake", w.fix.Flake, "--disko-layout", w.fix.Layout, "--disk", "main", w.loop, "--phases", "disko,install", "--from", from)
 			}
 			res := w.run(ctx, nil, nil, args...)
 			if res.code != 0 {
@@ -481,5 +492,63 @@ func TestBuiltDiskScripts(t *testing.T) {
 				t.Errorf("the system was not built on the target:\n%s", res.stdout)
 			}
 		})
+	}
+}
+
+// TestOnAnInstaller makes the target look like a NixOS installer (its
+// os-release, in its private /etc) with nixos-install and
+// nixos-generate-config stand-ins that record their arguments: the kexec
+// phase is skipped, the hardware report is written locally, and
+// nixos-install is called as nixos-anywhere calls it.
+func TestOnAnInstaller(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	ctx := ctxFor(t, 3*time.Minute)
+	w.sh("rm -f /etc/os-release; printf 'NAME=NixOS\nID=nixos\nVARIANT_ID=installer\nPRETTY_NAME=\"NixOS installer\"\n' > /etc/os-release")
+	bin := filepath.Join(w.tt.Dir, "standin-bin")
+	record := filepath.Join(w.tt.Dir, "tools.log")
+	for name, body := range map[string]string{
+		"nixos-install":         `echo "nixos-install $*" >> ` + record,
+		"nixos-generate-config": `echo "nixos-generate-config $*" >> ` + record + `; echo '{ boot.initrd.availableKernelModules = [ "virtio_pci" ]; }'`,
+	} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hw := filepath.Join(t.TempDir(), "hosts", "test", "hardware-configuration.nix")
+	res := w.run(ctx, nil, nil, w.args("--flake", w.fix.Flake, "--disko-layout", w.fix.Layout, "--disk", "main", w.loop,
+		"--phases", "kexec,disko,install", "--generate-hardware-config", "nixos-generate-config", hw)...)
+	if res.code != 0 {
+		t.Fatalf("install on an installer failed:\n%s", res)
+	}
+	if !res.has(install.Event{Event: "skipped", Phase: "kexec", Message: "already runs a NixOS installer"}) {
+		t.Errorf("the kexec phase was not skipped:\n%s", res.stdout)
+	}
+	if b, err := os.ReadFile(hw); err != nil || !strings.Contains(string(b), "virtio_pci") {
+		t.Errorf("hardware configuration %s: %q, %v", hw, b, err)
+	}
+	toplevel := w.fix.build(t, "toplevel")[0]
+	want := "nixos-generate-config --show-hardware-config --no-filesystems\n" +
+		"nixos-install --root " + w.mnt + " --no-root-passwd --no-channel-copy --system " + toplevel +
+		" --option substituters  --option build-users-group  --option sandbox false"
+	if got := strings.TrimSpace(string(mustRead(t, record))); got != want {
+		t.Errorf("tools called:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestVMTestBuildsInstallTest: --vm-test builds system.build.installTest
+// and installs nothing (no target needed).
+func TestVMTestBuildsInstallTest(t *testing.T) {
+	requireE2E(t)
+	f := newFixture(t, fixtureOptions{Device: "/dev/disk/by-id/unused", MountPoint: "/mnt"})
+	var stdout, stderr bytes.Buffer
+	env := []string{"HOME=" + t.TempDir(), "NIX_CONFIG=" + nixConfig, "PATH=" + os.Getenv("PATH")}
+	code := runWith(ctxFor(t, time.Minute), deps{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, env: env},
+		[]string{"anywhere", "--vm-test", "--flake", f.Flake})
+	if code != 0 || !strings.Contains(stderr.String(), "vm-test: build system.build.installTest (") {
+		t.Fatalf("--vm-test: exit %d\n%s", code, stderr.String())
+	}
+	if code := runWith(context.Background(), deps{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, env: env},
+		[]string{"anywhere", "--vm-test", "--flake", f.Flake, "--extra-files", "/x"}); code != exitBadArgs {
+		t.Errorf("--vm-test with --extra-files: exit %d, want %d", code, exitBadArgs)
 	}
 }

@@ -128,6 +128,7 @@ const flakeNix = `{
           diskoScriptNoDeps = script "disko" ./destroy-format-mount.sh;
           formatScript = plain "disko-format" ./format-mount.sh;
           mountScript = plain "disko-mount" ./mount.sh;
+          installTest = sh "install-test" "${bb} echo install test ran > $out";
         };
       };
     };
