@@ -41,6 +41,8 @@ type Options struct {
 // Scripts are the generated scripts, one per disko mode.
 type Scripts struct {
 	Destroy, Format, Mount, Unmount, FormatMount, DestroyFormatMount []byte
+	// Tools are the programs the scripts may run (by name, found on PATH).
+	Tools []string
 }
 
 // Modes lists disko's mode names in the order Files and the docs show them.
@@ -134,14 +136,18 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		}
 		return []byte(b.String())
 	}
-	return &Scripts{
+	s := &Scripts{
 		Destroy:            script("destroy: wipe every disk of the layout (asks first)", []string{destroy}, `disko_destroy "$@"`),
 		Format:             script("format: create what the layout describes and the disks do not hold yet", []string{format}, "disko_format"),
 		Mount:              script("mount: open, activate and mount everything below the root mount point", []string{mount}, "disko_mount"),
 		Unmount:            script("unmount: the exact reverse of mount", []string{unmount}, "disko_unmount"),
 		FormatMount:        script("format,mount: format, then mount", []string{format, mount}, "disko_format", "disko_mount"),
 		DestroyFormatMount: script("destroy,format,mount: wipe the disks (asks first), format, mount", []string{destroy, format, mount}, `disko_destroy "$@"`, "disko_format", "disko_mount"),
-	}, nil
+	}
+	if s.Tools, err = tools(s.DestroyFormatMount, s.Unmount); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 var devVar = regexp.MustCompile(`\bdev([0-9]+)\b`)

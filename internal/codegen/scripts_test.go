@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -145,5 +146,31 @@ func TestImplicitDependency(t *testing.T) {
 	}
 	if !strings.Contains(format, `mkfs.btrfs "$dev2" -d raid1 /dev/mapper/y`) {
 		t.Error("btrfs extraArgs are not split at whitespace like disko's")
+	}
+}
+
+func TestTools(t *testing.T) {
+	s, err := Generate(mustLoad(t, `{"disk": {"a": {"device": "/dev/vda", "content": {"type": "btrfs", "subvolumes": {"/x": {}}}}}}`), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"mkfs.btrfs", "btrfs", "mktemp", "rmdir", "dirname", "mkdir"} {
+		if !slices.Contains(s.Tools, want) {
+			t.Errorf("Tools lacks %s (commands of trap handlers too): %v", want, s.Tools)
+		}
+	}
+	s, err = Generate(mustLoad(t, twoDisks), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"sfdisk", "partx", "blkid", "mkfs.ext4", "mkfs.xfs", "mount", "umount", "findmnt", "lsblk", "jq", "wipefs", "udevadm", "cmp", "sleep"} {
+		if !slices.Contains(s.Tools, want) {
+			t.Errorf("Tools lacks %s: %v", want, s.Tools)
+		}
+	}
+	for _, not := range []string{"disko_dev", "printf", "local", "mkfs.vfat"} {
+		if slices.Contains(s.Tools, not) {
+			t.Errorf("Tools holds %s: %v", not, s.Tools)
+		}
 	}
 }
