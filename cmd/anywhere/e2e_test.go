@@ -26,8 +26,8 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 }
 
 // extraFiles makes an --extra-files tree: a secret file (0600), a user's
-// authorized_keys (0600, chowned by --chown), a symlink, and an ECDSA host
-// key that --copy-host-keys must not overwrite.
+// authorized_keys (0600, chowned by --chown), a symlink, a file with its
+// own owner, and an ECDSA host key that --copy-host-keys must not overwrite.
 func extraFiles(t *testing.T) (string, []byte) {
 	dir := filepath.Join(t.TempDir(), "extra")
 	ecdsa := []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nfrom-extra-files\n-----END OPENSSH PRIVATE KEY-----\n")
@@ -49,6 +49,14 @@ func extraFiles(t *testing.T) (string, []byte) {
 		os.Chmod(f, c.mode)
 	}
 	os.Chmod(filepath.Join(dir, "home/user/.ssh"), 0o700)
+	// A file whose owner was set on purpose (anywhere runs as root here, so
+	// owners are kept, unlike the root-owned rest of the tree).
+	owned := filepath.Join(dir, "srv/owned")
+	os.MkdirAll(filepath.Dir(owned), 0o755)
+	os.WriteFile(owned, []byte("mine\n"), 0o640)
+	if err := os.Chown(owned, 1234, 2345); err != nil {
+		t.Fatal(err)
+	}
 	os.Symlink("../secret", filepath.Join(dir, "etc/ssh/link-to-secret"))
 	return dir, ecdsa
 }
@@ -161,6 +169,7 @@ func installOntoLoopDisk(t *testing.T, w *world, env []string) {
 		"home/user/.ssh/authorized_keys":   "600 1000:100",
 		"home/user/bin/tool":               "755 1000:100",
 		"var/lib/anywhere-extra/readme.md": "644 0:0",
+		"srv/owned":                        "640 1234:2345",
 	} {
 		if got := w.sh("stat -c '%a %u:%g' " + w.mnt + "/" + p); got != want {
 			t.Errorf("%s: mode and owner %q, want %q", p, got, want)
