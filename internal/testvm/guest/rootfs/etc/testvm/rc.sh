@@ -38,8 +38,12 @@ done
 # their module when opened, once made as systemd-tmpfiles would.
 modprobe -a virtio_pci virtio_blk virtio_net virtio_rng "${modules[@]}"
 kmod static-nodes --format=tmpfiles | while read -r type node mode _ _ _ dev; do
-	mkdir -p "${node%/*}"
-	[ -e "$node" ] || mknod -m "$mode" "$node" "${type:0:1}" "${dev%%:*}" "${dev##*:}"
+	case $type in
+	[cb]*)
+		mkdir -p "${node%/*}"
+		[ -e "$node" ] || mknod -m "$mode" "$node" "${type:0:1}" "${dev%%:*}" "${dev##*:}"
+		;;
+	esac
 done
 say "modules loaded"
 
