@@ -455,7 +455,7 @@ func TestResumeAfterDroppedConnection(t *testing.T) {
 // (system.build.diskoScript, as nixos-anywhere does), then with prebuilt
 // --store-paths, then builds on the target.
 func TestBuiltDiskScripts(t *testing.T) {
-	for _, mode := range []string{"flake", "store-paths", "build-on-remote", "from"} {
+	for _, mode := range []string{"flake", "format", "store-paths", "build-on-remote", "from"} {
 		t.Run(mode, func(t *testing.T) {
 			w := newWorld(t, worldOptions{fixture: fixtureOptions{Salt: mode}})
 			ctx := ctxFor(t, 5*time.Minute)
@@ -463,6 +463,9 @@ func TestBuiltDiskScripts(t *testing.T) {
 			switch mode {
 			case "flake":
 				args = w.args("--flake", w.fix.Flake, "--phases", "disko,install")
+			case "format":
+				// formatScript only formats: the mount script is built and run after it.
+				args = w.args("--flake", w.fix.Flake, "--phases", "disko,install", "--disko-mode", "format")
 			case "store-paths":
 				// A prebuilt script names no disks anywhere can check: the
 				// test checks the one the fixture compiled it for instead.
@@ -496,6 +499,9 @@ func TestBuiltDiskScripts(t *testing.T) {
 			}
 			if got := w.sh("cat " + w.mnt + "/var/lib/anywhere-test/ran"); !strings.Contains(got, "switch-to-configuration boot") {
 				t.Errorf("activation record = %q", got)
+			}
+			if mode == "format" && !res.has(install.Event{Event: "step", Phase: "disko", Step: "mount the filesystems", Status: "ok"}) {
+				t.Errorf("the mount script did not run after the format script:\n%s", res.stdout)
 			}
 			if mode == "build-on-remote" && !res.has(install.Event{Event: "step", Phase: "install", Step: "build on the target", Status: "ok"}) {
 				t.Errorf("the system was not built on the target:\n%s", res.stdout)

@@ -126,7 +126,8 @@ const flakeNix = `{
           inherit toplevel;
           diskoScript = script "disko" ./destroy-format-mount.sh;
           diskoScriptNoDeps = script "disko" ./destroy-format-mount.sh;
-          formatScript = plain "disko-format" ./format-mount.sh;
+          # Like the module's formatScript: it formats and does not mount.
+          formatScript = plain "disko-format" ./format.sh;
           mountScript = plain "disko-mount" ./mount.sh;
           installTest = sh "install-test" "${bb} echo install test ran > $out";
         };
@@ -181,7 +182,7 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		"payloads":                []byte(fmt.Sprint(o.Payloads)),
 		"payload-mb":              []byte(fmt.Sprint(o.PayloadMB)),
 		"destroy-format-mount.sh": scripts.DestroyFormatMount,
-		"format-mount.sh":         scripts.FormatMount,
+		"format.sh":               scripts.Format,
 		"mount.sh":                scripts.Mount,
 	}
 	for name, b := range files {

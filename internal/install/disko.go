@@ -35,8 +35,10 @@ func (r *run) disko(ctx context.Context, a *artifacts) error {
 	if err != nil {
 		return err
 	}
-	if err := r.checkMounted(ctx); err != nil {
-		return fmt.Errorf("the disk script finished, but %w", err)
+	// A format script that only formats (some builds of formatScript do)
+	// leaves the mounting to the mount script.
+	if err := r.ensureMounted(ctx, string(PhaseDisko), a); err != nil {
+		return fmt.Errorf("after the disk script: %w", err)
 	}
 	r.mountedNow = true
 	return nil
@@ -164,16 +166,16 @@ func (r *run) checkMounted(ctx context.Context) error {
 // ensureMounted mounts the layout again when an earlier run formatted the
 // disks and the filesystems are no longer mounted (the connection dropped
 // and the target was restarted, or the phases run one at a time).
-func (r *run) ensureMounted(ctx context.Context, a *artifacts) error {
+func (r *run) ensureMounted(ctx context.Context, phase string, a *artifacts) error {
 	if r.mountedNow || r.checkMounted(ctx) == nil {
 		return nil
 	}
 	mnt := r.o.mountPoint()
-	r.rep.Info(string(PhaseInstall), mnt+" is not mounted: mounting the layout again", nil)
+	r.rep.Info(phase, mnt+" is not mounted: running the mount script", nil)
 	var cmd string
 	switch {
 	case a.compiled != nil:
-		c, err := r.diskoCommand(ctx, string(PhaseInstall), a, "mount")
+		c, err := r.diskoCommand(ctx, phase, a, "mount")
 		if err != nil {
 			return err
 		}
@@ -193,7 +195,7 @@ func (r *run) ensureMounted(ctx context.Context, a *artifacts) error {
 			}
 			mount.diskoDrv = drv
 		} else {
-			s := r.rep.Step(string(PhaseInstall), "build the mount script")
+			s := r.rep.Step(phase, "build the mount script")
 			res, err := n.Build(ctx, inst)
 			if err := s.Done(err); err != nil {
 				return err
@@ -203,7 +205,7 @@ func (r *run) ensureMounted(ctx context.Context, a *artifacts) error {
 				return err
 			}
 		}
-		c, err := r.diskoCommand(ctx, string(PhaseInstall), mount, "mount")
+		c, err := r.diskoCommand(ctx, phase, mount, "mount")
 		if err != nil {
 			return err
 		}
@@ -212,7 +214,7 @@ func (r *run) ensureMounted(ctx context.Context, a *artifacts) error {
 		return fmt.Errorf("%s is not mounted and --store-paths gives no mount script: mount the filesystems on the target, or re-run with --restart to format again", mnt)
 	}
 	err := r.withKeys(ctx, func() error {
-		return r.rootRun(ctx, string(PhaseInstall), "mount the filesystems", cmd, nil)
+		return r.rootRun(ctx, phase, "mount the filesystems", cmd, nil)
 	})
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@ func (r *run) installPhase(ctx context.Context, a *artifacts) error {
 	phase := string(PhaseInstall)
 	mnt := o.mountPoint()
 	r.rep.Phase(phase, "install the system into "+mnt)
-	if err := r.ensureMounted(ctx, a); err != nil {
+	if err := r.ensureMounted(ctx, phase, a); err != nil {
 		return err
 	}
 	if o.Flake != "" && o.SubstituteOnDestination && o.UseMachineSubstituters {
