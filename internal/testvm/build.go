@@ -405,7 +405,7 @@ func loadImage(dir string, in *inputs) (*Image, error) {
 	}, nil
 }
 
-// pruneCache removes entries other than keep that were not used for a week,
+// pruneCache removes entries other than keep that were not used for a day,
 // so package upgrades do not pile up images.
 func pruneCache(cacheDir, keep string) {
 	ents, _ := os.ReadDir(cacheDir)
@@ -415,7 +415,7 @@ func pruneCache(cacheDir, keep string) {
 			continue
 		}
 		st, err := os.Stat(filepath.Join(p, "manifest.json"))
-		if err == nil && time.Since(st.ModTime()) > 7*24*time.Hour {
+		if err == nil && time.Since(st.ModTime()) > 24*time.Hour {
 			os.RemoveAll(p)
 		}
 	}

@@ -64,8 +64,9 @@ type Options struct {
 	// BootTimeout bounds the wait for sshd to answer (default 60s); the
 	// context given to Start can shorten it.
 	BootTimeout time.Duration
-	// Accel is "tcg" (default) or "kvm". KVM boots only where the host
-	// offers a real (non-PVM) /dev/kvm; env DISKOANYWHERE_TESTVM_ACCEL overrides.
+	// Accel is "auto" (default: KVM when a quick, cached probe shows that
+	// Debian's kernel really boots under it, else TCG), "tcg" or "kvm".
+	// Env DISKOANYWHERE_TESTVM_ACCEL overrides it.
 	Accel string
 	// Dir holds the disks and logs; default a new temp dir removed by Stop.
 	Dir string
@@ -126,12 +127,6 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 	if a := os.Getenv("DISKOANYWHERE_TESTVM_ACCEL"); a != "" {
 		opts.Accel = a
 	}
-	if opts.Accel == "" {
-		opts.Accel = "tcg"
-	}
-	if opts.Accel != "tcg" && opts.Accel != "kvm" {
-		return nil, fmt.Errorf("testvm: accel %q: want tcg or kvm", opts.Accel)
-	}
 	img := opts.Image
 	if img == nil {
 		var err error
@@ -139,6 +134,16 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	switch opts.Accel {
+	case "", "auto":
+		opts.Accel = "tcg"
+		if kvmBoots(ctx, img, logw) {
+			opts.Accel = "kvm"
+		}
+	case "tcg", "kvm":
+	default:
+		return nil, fmt.Errorf("testvm: accel %q: want auto, tcg or kvm", opts.Accel)
 	}
 	key, err := os.ReadFile(img.ClientKeyPath)
 	if err != nil {
