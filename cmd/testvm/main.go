@@ -42,6 +42,7 @@ Flags of shell and run:
   --cpus N          virtual CPUs (default 2)
   --memory MiB      guest memory (default 1024)
   --no-udev         boot without systemd-udevd
+  --packages a,b    more installed Debian packages to put in the guest (e.g. nix-bin)
   --print           (shell) print the ssh command and wait for Ctrl-C instead of running ssh
 
 Environment: DISKOANYWHERE_TESTVM_CACHE overrides the image cache directory.
@@ -106,10 +107,11 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // vmFlags are the flags shared by shell and run.
 type vmFlags struct {
-	disks  string
-	cpus   int
-	memory int
-	noUdev bool
+	disks    string
+	cpus     int
+	memory   int
+	noUdev   bool
+	packages string
 }
 
 func (f *vmFlags) register(fs *flag.FlagSet) {
@@ -117,6 +119,7 @@ func (f *vmFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.cpus, "cpus", 0, "virtual CPUs")
 	fs.IntVar(&f.memory, "memory", 0, "guest memory in MiB")
 	fs.BoolVar(&f.noUdev, "no-udev", false, "boot without systemd-udevd")
+	fs.StringVar(&f.packages, "packages", "", "comma-separated extra installed Debian packages to put in the guest")
 }
 
 func (f *vmFlags) options(stderr io.Writer) (testvm.Options, error) {
@@ -124,7 +127,11 @@ func (f *vmFlags) options(stderr io.Writer) (testvm.Options, error) {
 	if err != nil {
 		return testvm.Options{}, err
 	}
-	return testvm.Options{Disks: disks, CPUs: f.cpus, MemoryMiB: f.memory, NoUdev: f.noUdev, Log: stderr}, nil
+	opts := testvm.Options{Disks: disks, CPUs: f.cpus, MemoryMiB: f.memory, NoUdev: f.noUdev, Log: stderr}
+	if f.packages != "" {
+		opts.ExtraPackages = strings.Split(f.packages, ",")
+	}
+	return opts, nil
 }
 
 // parseDisks reads "1G,512M,/path/img": a size makes a new sparse disk, a

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -68,6 +69,7 @@ var guestPackages = []guestPackage{
 	{name: "jq", optional: true},
 	{name: "procps", optional: true},
 	{name: "ncurses-base", optional: true},
+	{name: "thin-provisioning-tools", optional: true}, // thin_check, for LVM thin pools
 }
 
 // kexecPackage is taken from the host when installed, else downloaded with
@@ -96,7 +98,7 @@ var guestModules = []string{
 var packagePathPrefixes = []string{
 	"/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/",
 	"/lib/udev/", "/usr/lib/udev/", "/lib/systemd/systemd-udevd",
-	"/usr/lib/openssh/", "/etc/", "/lib/terminfo/", "/usr/share/terminfo/",
+	"/usr/lib/openssh/", "/usr/libexec/", "/etc/", "/lib/terminfo/", "/usr/share/terminfo/",
 }
 
 var packagePathExcludes = []string{
@@ -124,6 +126,10 @@ type Image struct {
 type BuildOptions struct {
 	CacheDir string    // default: DefaultCacheDir()
 	Log      io.Writer // progress lines; nil discards them
+	// ExtraPackages are more installed Debian packages whose programs (and
+	// libraries) go into the guest, e.g. "nix-bin" for an installer test.
+	// Each set of extra packages is its own cache entry.
+	ExtraPackages []string
 }
 
 // ErrUnavailable marks errors that mean "this machine cannot run test VMs at
@@ -190,7 +196,7 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 	if cacheDir == "" {
 		cacheDir = DefaultCacheDir()
 	}
-	in, err := resolveInputs(ctx)
+	in, err := resolveInputs(ctx, opts.ExtraPackages)
 	if err != nil {
 		return nil, err
 	}
@@ -245,12 +251,12 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 type inputs struct {
 	kernelRelease string
 	kernelImage   string            // /boot/vmlinuz-<release>
+	packages      []guestPackage    // guestPackages and the extra ones
 	versions      map[string]string // package -> version ("" for a kexec-tools to download)
-	missingOpt    []string
 	key           string
 }
 
-func resolveInputs(ctx context.Context) (*inputs, error) {
+func resolveInputs(ctx context.Context, extra []string) (*inputs, error) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		return nil, &MissingError{What: "qemu-system-x86_64", Packages: []string{"qemu-system-x86"}, core: true}
 	}
@@ -258,8 +264,12 @@ func resolveInputs(ctx context.Context) (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
+	pkgs := slices.Clone(guestPackages)
+	for _, e := range extra {
+		pkgs = append(pkgs, guestPackage{name: e})
+	}
 	names := []string{kpkg, kexecPackage}
-	for _, p := range guestPackages {
+	for _, p := range pkgs {
 		names = append(names, p.name)
 	}
 	versions, err := installedVersions(ctx, names)
@@ -268,14 +278,13 @@ func resolveInputs(ctx context.Context) (*inputs, error) {
 	}
 	in := &inputs{kernelRelease: rel, kernelImage: vmlinuz, versions: map[string]string{}}
 	var missing []string
-	for _, p := range guestPackages {
+	for _, p := range pkgs {
 		v, ok := versions[p.name]
 		switch {
 		case ok:
 			in.versions[p.name] = v
-		case p.optional:
-			in.missingOpt = append(in.missingOpt, p.name)
-		default:
+			in.packages = append(in.packages, p)
+		case !p.optional:
 			missing = append(missing, p.name)
 		}
 	}
@@ -463,7 +472,7 @@ func buildInto(ctx context.Context, dir, cacheDir string, in *inputs, logw io.Wr
 		f    func() error
 	}{
 		{"packages", func() (err error) {
-			elfs, err = addPackages(ctx, t)
+			elfs, err = addPackages(ctx, t, in.packages)
 			return err
 		}},
 		{"kexec-tools", func() error {
@@ -500,16 +509,13 @@ func guestPath(p string) string {
 	return p
 }
 
-// addPackages copies the selected files of every guest package and returns
-// the ELF files among them, whose libraries must follow.
-func addPackages(ctx context.Context, t tree) ([]string, error) {
+// addPackages copies the selected files of the packages and returns the ELF
+// files among them, whose libraries must follow.
+func addPackages(ctx context.Context, t tree, pkgs []guestPackage) ([]string, error) {
 	var elfs []string
-	for _, p := range guestPackages {
+	for _, p := range pkgs {
 		out, err := exec.CommandContext(ctx, "dpkg-query", "-L", p.name).Output()
 		if err != nil {
-			if p.optional {
-				continue
-			}
 			return nil, fmt.Errorf("dpkg-query -L %s: %w", p.name, err)
 		}
 		for _, f := range strings.Split(string(out), "\n") {

@@ -70,9 +70,11 @@ type Options struct {
 	Accel string
 	// Dir holds the disks and logs; default a new temp dir removed by Stop.
 	Dir string
-	// Image to boot; default Build(ctx, BuildOptions{CacheDir: CacheDir}).
-	Image    *Image
-	CacheDir string
+	// Image to boot; default Build(ctx, BuildOptions{CacheDir: CacheDir,
+	// ExtraPackages: ExtraPackages}).
+	Image         *Image
+	CacheDir      string
+	ExtraPackages []string
 	// Log receives progress (build, boot time); nil discards it.
 	Log io.Writer
 }
@@ -130,7 +132,7 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 	img := opts.Image
 	if img == nil {
 		var err error
-		img, err = Build(ctx, BuildOptions{CacheDir: opts.CacheDir, Log: logw})
+		img, err = Build(ctx, BuildOptions{CacheDir: opts.CacheDir, ExtraPackages: opts.ExtraPackages, Log: logw})
 		if err != nil {
 			return nil, err
 		}

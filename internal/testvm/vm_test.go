@@ -29,9 +29,10 @@ func TestGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm := StartT(t, Options{
-		Image:  img,
-		Disks:  []DiskSpec{{Size: 1 * GiB}, {Size: 1 * GiB, Serial: "second"}},
-		Shares: []Share{{HostDir: img.Dir, GuestDir: "/run/testvm/image"}},
+		Image:      img,
+		Disks:      []DiskSpec{{Size: 1 * GiB}, {Size: 1 * GiB, Serial: "second"}},
+		Shares:     []Share{{HostDir: img.Dir, GuestDir: "/run/testvm/image"}},
+		ExtraFiles: []File{{GuestPath: "/etc/testvm/extra", Data: []byte("there before boot\n")}},
 	})
 	t.Logf("boot: %.1fs from qemu start to the first ssh command", vm.BootTime.Seconds())
 	measureLatency(t, ctx, vm)
@@ -58,6 +59,32 @@ func TestGuest(t *testing.T) {
 			}
 			if !slices.EqualFunc(got.Blockdevices, want, blockDev.Equal) {
 				t.Fatalf("lsblk: got %+v, want %+v", got.Blockdevices, want)
+			}
+		}},
+		{"files and scripts", func(t *testing.T) {
+			if got := run(t, "cat /etc/testvm/extra"); got != "there before boot\n" {
+				t.Fatalf("ExtraFiles: /etc/testvm/extra = %q", got)
+			}
+			if err := vm.WriteFile(ctx, "/run/x/y/file", []byte("a'b\n"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			if got := run(t, "stat -c %a /run/x/y/file && cat /run/x/y/file"); got != "640\na'b\n" {
+				t.Fatalf("WriteFile: got %q", got)
+			}
+			if err := vm.CopyIn(ctx, img.ClientKeyPath+".pub", "/run/x/key.pub", 0); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := vm.ReadFile(ctx, "/run/x/key.pub"); err != nil || !strings.HasPrefix(string(got), "ssh-ed25519 ") {
+				t.Fatalf("CopyIn + ReadFile: %q, %v", got, err)
+			}
+			out, _, err := vm.RunScript(ctx, []byte("#!/bin/bash\nset -eu\necho \"$#:$1:$2\"\n"), "one arg", "it's")
+			if err != nil || string(out) != "2:one arg:it's\n" {
+				t.Fatalf("RunScript: %q, %v", out, err)
+			}
+			_, _, err = vm.Run(ctx, "echo oops >&2; exit 3")
+			var ce *CommandError
+			if !errors.As(err, &ce) || ce.ExitStatus != 3 || !strings.Contains(err.Error(), "oops") {
+				t.Fatalf("failing command: %v, want exit status 3 with its stderr", err)
 			}
 		}},
 		{"util-linux first on PATH", func(t *testing.T) {
