@@ -253,6 +253,9 @@ func newWorld(t *testing.T, o worldOptions) *world {
 		o.diskBytes = 512 << 20
 	}
 	loop := testtarget.LoopDevice(t, o.diskBytes)
+	// A loop device keeps partition nodes that an earlier user added with
+	// partx and did not remove; this disk is blank, so drop them.
+	exec.Command("partx", "-d", loop).Run()
 	// Runs before the loop device is detached: swap the layout turned on
 	// lives in the host's kernel, whatever namespace turned it on.
 	t.Cleanup(func() {
