@@ -112,7 +112,7 @@ type VM struct {
 
 // Start boots a guest and returns once root can log in over SSH. ctx bounds
 // only the start; the guest runs until Stop.
-func Start(ctx context.Context, opts Options) (*VM, error) {
+func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 	logw := opts.Log
 	if logw == nil {
 		logw = io.Discard
@@ -165,6 +165,9 @@ func Start(ctx context.Context, opts Options) (*VM, error) {
 	ok := false
 	defer func() {
 		if !ok && vm.ownDir {
+			if kept := vm.keepConsole(); kept != "" {
+				err = fmt.Errorf("%w\n(full console log kept at %s)", err, kept)
+			}
 			os.RemoveAll(vm.dir)
 		}
 	}()
@@ -282,22 +285,16 @@ func (vm *VM) prepareInitrd() (string, error) {
 	return out, f.Close()
 }
 
-// qboot is a minimal firmware shipped with Debian's qemu.
-const qboot = "/usr/share/qemu/qboot.rom"
-
 // qemuArgs is the qemu command line for the current port.
 func (vm *VM) qemuArgs(initrd string) []string {
 	o := vm.opts
 	args := []string{"-nographic", "-nodefaults", "-no-reboot", "-monitor", "none",
 		"-smp", strconv.Itoa(o.CPUs), "-m", strconv.Itoa(o.MemoryMiB),
-		"-kernel", vm.img.Kernel, "-initrd", initrd,
+		"-kernel", vm.img.BootKernel, "-initrd", initrd,
 		"-chardev", "file,id=console,path=" + vm.console, "-serial", "chardev:console",
 		"-netdev", fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22", vm.port),
 		"-device", "virtio-net-pci,netdev=net0,romfile=",
 		"-device", "virtio-rng-pci",
-	}
-	if _, err := os.Stat(qboot); err == nil {
-		args = append(args, "-bios", qboot) // boots a -kernel faster than SeaBIOS
 	}
 	if o.Accel == "kvm" {
 		args = append(args, "-accel", "kvm", "-cpu", "host")
@@ -375,6 +372,10 @@ func (vm *VM) waitSSH(ctx context.Context, deadline time.Time, notBootID string)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	var since int64 // only a marker printed during this wait counts
+	if st, err := os.Stat(vm.console); err == nil {
+		since = st.Size()
+	}
 	var lastErr error
 	for {
 		select {
@@ -386,7 +387,21 @@ func (vm *VM) waitSSH(ctx context.Context, deadline time.Time, notBootID string)
 			return fmt.Errorf("testvm: guest did not answer ssh on %s within %.0fs (last error: %v)\n%s",
 				vm.SSHAddr(), time.Since(start).Seconds(), lastErr, vm.diagnostics())
 		}
-		client, err := vm.dial(min(10*time.Second, time.Until(deadline)))
+		// Until the guest's network is up, user-mode networking accepts a
+		// connection and then holds it without an answer, so a dial would
+		// wait out its whole timeout. Our guest says on the console when sshd
+		// starts; another system (a kexec target) is dialed after 20 s.
+		timeout := 10 * time.Second
+		if !consoleHas(vm.console, since, sshdMarker) {
+			if time.Since(start) < 20*time.Second {
+				if err := sleepCtx(ctx, vm.exited, 100*time.Millisecond); err != nil {
+					return fmt.Errorf("testvm: waiting for ssh on %s: %w\n%s", vm.SSHAddr(), err, vm.diagnostics())
+				}
+				continue
+			}
+			timeout = 5 * time.Second
+		}
+		client, err := vm.dial(min(timeout, time.Until(deadline)))
 		if err == nil {
 			var id string
 			id, err = bootID(client, 10*time.Second)
@@ -405,13 +420,36 @@ func (vm *VM) waitSSH(ctx context.Context, deadline time.Time, notBootID string)
 			}
 		}
 		lastErr = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("testvm: waiting for ssh on %s: %w\n%s", vm.SSHAddr(), ctx.Err(), vm.diagnostics())
-		case <-vm.exited:
-		case <-time.After(250 * time.Millisecond):
+		if err := sleepCtx(ctx, vm.exited, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("testvm: waiting for ssh on %s: %w\n%s", vm.SSHAddr(), err, vm.diagnostics())
 		}
 	}
+}
+
+// sshdMarker is what rc.sh prints on the console right before sshd starts.
+const sshdMarker = "testvm: starting sshd"
+
+// consoleHas tells whether the console log holds marker after offset since.
+func consoleHas(console string, since int64, marker string) bool {
+	f, err := os.Open(console)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, since, 1<<40))
+	return err == nil && bytes.Contains(b, []byte(marker))
+}
+
+// sleepCtx sleeps for d, returning early (nil) when qemu exits, or with
+// ctx's error when it ends.
+func sleepCtx(ctx context.Context, exited <-chan struct{}, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-exited:
+	case <-time.After(d):
+	}
+	return nil
 }
 
 func (vm *VM) dial(timeout time.Duration) (*ssh.Client, error) {
@@ -473,6 +511,24 @@ func (vm *VM) diagnostics() string {
 		fmt.Fprintf(&b, "--- qemu:\n%s", q)
 	}
 	return b.String()
+}
+
+// keepConsole copies the console log out of the VM's directory, which Stop
+// (or a failed Start) removes, and returns the copy's path ("" if none).
+func (vm *VM) keepConsole() string {
+	b, err := os.ReadFile(vm.console)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	f, err := os.CreateTemp("", "testvm-console-*.log")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		return ""
+	}
+	return f.Name()
 }
 
 func tailFile(name string, lines int) string {

@@ -305,3 +305,28 @@ func TestBuildCache(t *testing.T) {
 		t.Errorf("cache hit took %v, want well under a second", hit)
 	}
 }
+
+// TestBootTimeout checks what a test sees when a guest does not come up: an
+// error naming the wait, with the console's tail and a kept copy of it.
+func TestBootTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts qemu; skipped in -short mode")
+	}
+	ctx, cancel := ContextT(t)
+	defer cancel()
+	dir := t.TempDir()
+	_, err := Start(ctx, Options{BootTimeout: 2 * time.Second, Dir: dir, Accel: "tcg"})
+	if errors.Is(err, ErrUnavailable) {
+		t.Skipf("VM test skipped: %v", err)
+	}
+	if err == nil {
+		t.Fatal("a guest answered ssh within 2 s under TCG; want a timeout")
+	}
+	msg := err.Error()
+	for _, want := range []string{"did not answer ssh", "within 2s", "--- console"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not contain %q", msg, want)
+		}
+	}
+	t.Log(msg)
+}
