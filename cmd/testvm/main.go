@@ -43,6 +43,7 @@ Flags of shell and run:
   --memory MiB      guest memory (default 1024)
   --no-udev         boot without systemd-udevd
   --packages a,b    more installed Debian packages to put in the guest (e.g. nix-bin)
+  --append ARGS     more kernel command line arguments
   --print           (shell) print the ssh command and wait for Ctrl-C instead of running ssh
 
 Environment: DISKOANYWHERE_TESTVM_CACHE overrides the image cache directory.
@@ -112,6 +113,7 @@ type vmFlags struct {
 	memory   int
 	noUdev   bool
 	packages string
+	append   string
 }
 
 func (f *vmFlags) register(fs *flag.FlagSet) {
@@ -120,6 +122,7 @@ func (f *vmFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.memory, "memory", 0, "guest memory in MiB")
 	fs.BoolVar(&f.noUdev, "no-udev", false, "boot without systemd-udevd")
 	fs.StringVar(&f.packages, "packages", "", "comma-separated extra installed Debian packages to put in the guest")
+	fs.StringVar(&f.append, "append", "", "more kernel command line arguments")
 }
 
 func (f *vmFlags) options(stderr io.Writer) (testvm.Options, error) {
@@ -128,6 +131,7 @@ func (f *vmFlags) options(stderr io.Writer) (testvm.Options, error) {
 		return testvm.Options{}, err
 	}
 	opts := testvm.Options{Disks: disks, CPUs: f.cpus, MemoryMiB: f.memory, NoUdev: f.noUdev, Log: stderr}
+	opts.KernelArgs = strings.Fields(f.append)
 	if f.packages != "" {
 		opts.ExtraPackages = strings.Split(f.packages, ",")
 	}

@@ -307,7 +307,9 @@ func resolveInputs(ctx context.Context, extra []string) (*inputs, error) {
 	for _, k := range keys {
 		fmt.Fprintf(h, "pkg %s %s\n", k, in.versions[k])
 	}
-	fmt.Fprintf(h, "modules %q\nprefixes %q %q\n", guestModules, packagePathPrefixes, packagePathExcludes)
+	// The recipe's lists are hashed too, so editing them rebuilds the image.
+	fmt.Fprintf(h, "packages %v\nmodules %q\nprefixes %q %q\ndlopened %q\n",
+		in.packages, guestModules, packagePathPrefixes, packagePathExcludes, dlopened)
 	err = fs.WalkDir(guestRootfs, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -585,12 +587,26 @@ func isELF(name string) bool {
 	return err == nil && string(b[:]) == "\x7fELF"
 }
 
+// dlopened are libraries that ldd cannot see because glibc loads them at run
+// time: libgcc_s for thread cancellation, and the iconv modules mkfs.fat
+// uses for its default codepage (without them it warns on every run).
+var dlopened = []string{
+	"/lib/x86_64-linux-gnu/libgcc_s.so.1",
+	"/usr/lib/x86_64-linux-gnu/gconv/gconv-modules",
+	"/usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache",
+	"/usr/lib/x86_64-linux-gnu/gconv/IBM437.so",
+	"/usr/lib/x86_64-linux-gnu/gconv/IBM850.so",
+}
+
 // addLibraries adds the shared libraries (and the dynamic loader) that ldd
 // reports for the given ELF files. extraLibDirs are searched first, for
 // programs unpacked from downloaded packages.
 func addLibraries(ctx context.Context, t tree, elfs, extraLibDirs []string) error {
-	libs := map[string]bool{
-		"/lib/x86_64-linux-gnu/libgcc_s.so.1": true, // glibc dlopens it for thread cancellation
+	libs := map[string]bool{}
+	for _, l := range dlopened {
+		if _, err := os.Stat(l); err == nil {
+			libs[l] = true
+		}
 	}
 	for i := 0; i < len(elfs); i += 200 {
 		chunk := elfs[i:min(i+200, len(elfs))]

@@ -274,6 +274,9 @@ func parseExport(s string) map[string]string {
 // TestBuildCache checks that a second Build with the same packages is a
 // cache hit, and how much faster it is than building.
 func TestBuildCache(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 75 MB image; skipped in -short mode")
+	}
 	ctx, cancel := ContextT(t)
 	defer cancel()
 	dir := t.TempDir()
