@@ -239,9 +239,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	if fs.NArg() == 1 {
 		words[0] = fs.Arg(0) // one argument is a shell command line
 	}
-	out, errOut, err := vm.Run(ctx, strings.Join(words, " "))
-	stdout.Write(out)
-	stderr.Write(errOut)
+	err = vm.Exec(ctx, strings.Join(words, " "), nil, stdout, stderr)
 	var ce *testvm.CommandError
 	if errors.As(err, &ce) && ce.ExitStatus > 0 {
 		return ce.ExitStatus, nil

@@ -17,8 +17,8 @@ import (
 // killed, or could not run. Its message carries the tail of stderr.
 type CommandError struct {
 	Command    string
-	ExitStatus int // -1 when the command did not exit normally
-	Stderr     []byte
+	ExitStatus int    // -1 when the command did not exit normally
+	Stderr     []byte // the last 8 KiB of it
 	Err        error
 }
 
@@ -47,17 +47,30 @@ func (vm *VM) Run(ctx context.Context, cmd string) (stdout, stderr []byte, err e
 
 // RunInput is Run with stdin fed from r.
 func (vm *VM) RunInput(ctx context.Context, cmd string, r io.Reader) (stdout, stderr []byte, err error) {
+	var o, e bytes.Buffer
+	err = vm.Exec(ctx, cmd, r, &o, &e)
+	return o.Bytes(), e.Bytes(), err
+}
+
+// Exec runs cmd with bash in the guest with its standard streams connected
+// to stdin, stdout and stderr (nil: none), for long commands whose output
+// should be seen as it comes. A failure is a *CommandError carrying the
+// last lines of stderr.
+func (vm *VM) Exec(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
 	c := vm.Client()
 	if c == nil {
-		return nil, nil, &CommandError{Command: cmd, ExitStatus: -1, Err: errors.New("no ssh connection (guest stopped or reconnecting)")}
+		return &CommandError{Command: cmd, ExitStatus: -1, Err: errors.New("no ssh connection (guest stopped or reconnecting)")}
 	}
 	s, err := c.NewSession()
 	if err != nil {
-		return nil, nil, &CommandError{Command: cmd, ExitStatus: -1, Err: fmt.Errorf("new ssh session: %w", err)}
+		return &CommandError{Command: cmd, ExitStatus: -1, Err: fmt.Errorf("new ssh session: %w", err)}
 	}
 	defer s.Close()
-	var o, e bytes.Buffer
-	s.Stdout, s.Stderr, s.Stdin = &o, &e, r
+	var tail tailBuffer
+	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, &tail
+	if stderr != nil {
+		s.Stderr = io.MultiWriter(stderr, &tail)
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(cmd) }()
 	select {
@@ -74,10 +87,24 @@ func (vm *VM) RunInput(ctx context.Context, cmd string, r io.Reader) (stdout, st
 		if errors.As(err, &ee) && ee.Signal() == "" {
 			status = ee.ExitStatus()
 		}
-		return o.Bytes(), e.Bytes(), &CommandError{Command: cmd, ExitStatus: status, Stderr: e.Bytes(), Err: err}
+		return &CommandError{Command: cmd, ExitStatus: status, Stderr: tail.Bytes(), Err: err}
 	}
-	return o.Bytes(), e.Bytes(), nil
+	return nil
 }
+
+// tailBuffer keeps the last 8 KiB written to it.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	const limit = 8 << 10
+	t.b = append(t.b, p...)
+	if len(t.b) > limit {
+		t.b = append(t.b[:0], t.b[len(t.b)-limit:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte { return t.b }
 
 // RunScript copies script into the guest and runs it with args (its #! line
 // picks the interpreter; bash without one). The script gets no stdin, so
