@@ -72,6 +72,8 @@ var guestPackages = []guestPackage{
 	{name: "procps", optional: true},
 	{name: "ncurses-base", optional: true},
 	{name: "thin-provisioning-tools", optional: true}, // thin_check, for LVM thin pools
+	{name: "f2fs-tools", optional: true},
+	{name: "mtools", optional: true},
 }
 
 // kexecPackage is taken from the host when installed, else downloaded with
@@ -88,7 +90,7 @@ var guestModules = []string{
 	"dm_mod", "dm_crypt", "dm_snapshot", "dm_thin_pool", "dm_mirror", "dm_raid",
 	"dm_integrity", "dm_zero",
 	"md_mod", "linear", "raid0", "raid1", "raid10", "raid456",
-	"ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_utf8",
+	"ext4", "xfs", "btrfs", "f2fs", "vfat", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_utf8",
 	"squashfs", "overlay", "isofs", "loop", "9p", "9pnet_virtio",
 	"xts", "essiv", "cbc", "aesni_intel", "aes_generic", "sha256_generic", "sha512_generic",
 	"algif_skcipher", "algif_hash", "af_alg", "crc32c_intel",
