@@ -54,7 +54,7 @@ type File struct {
 // Options describe a guest. The zero value boots a guest with no disks.
 type Options struct {
 	Disks      []DiskSpec
-	MemoryMiB  int      // default 1024
+	MemoryMiB  int      // default 1024; the root filesystem is in RAM and may fill half of it
 	CPUs       int      // default 2
 	KernelArgs []string // appended to the kernel command line
 	ExtraFiles []File
@@ -131,7 +131,6 @@ func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 	}
 	img := opts.Image
 	if img == nil {
-		var err error
 		img, err = Build(ctx, BuildOptions{CacheDir: opts.CacheDir, ExtraPackages: opts.ExtraPackages, Log: logw})
 		if err != nil {
 			return nil, err
