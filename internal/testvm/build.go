@@ -722,38 +722,42 @@ func kexecBinary(ctx context.Context, cacheDir string, installed bool, logw io.W
 	return bin, libDirs, nil
 }
 
-// notInstalledDeps lists pkg and its (recursive) dependencies that are not
-// installed on the host, i.e. what a guest needs downloaded.
+// notInstalledDeps lists pkg and the packages it needs (recursively) that
+// are not installed on the host, i.e. what a guest needs downloaded. Of
+// alternative dependencies only the first is followed.
 func notInstalledDeps(ctx context.Context, pkg string) ([]string, error) {
-	out, err := exec.CommandContext(ctx, "apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-		"--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", pkg).Output()
-	if err != nil {
-		return nil, fmt.Errorf("apt-cache depends %s: %w (run apt-get update)", pkg, err)
-	}
-	seen := map[string]bool{}
-	var names []string
-	for _, line := range strings.Split(string(out), "\n") {
-		name := strings.TrimSpace(line)
-		if strings.HasPrefix(name, "|") {
-			name = name[1:]
+	need := []string{pkg}
+	seen := map[string]bool{pkg: true}
+	for level := []string{pkg}; len(level) > 0; {
+		out, err := exec.CommandContext(ctx, "apt-cache", append([]string{"depends", "--no-recommends",
+			"--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances"}, level...)...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("apt-cache depends %s: %w (run apt-get update)", strings.Join(level, " "), err)
 		}
-		if _, after, ok := strings.Cut(name, "Depends: "); ok {
-			name = after
+		var deps []string
+		inAlternatives := false
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 2 || !strings.HasSuffix(f[0], "Depends:") {
+				continue
+			}
+			first := !inAlternatives
+			inAlternatives = strings.HasPrefix(f[0], "|")
+			if first && !strings.HasPrefix(f[1], "<") && !seen[f[1]] {
+				seen[f[1]] = true
+				deps = append(deps, f[1])
+			}
 		}
-		if name == "" || strings.ContainsAny(name, "<> :") || seen[name] {
-			continue
+		have, err := installedVersions(ctx, deps)
+		if err != nil {
+			return nil, err
 		}
-		seen[name] = true
-		names = append(names, name)
-	}
-	have, err := installedVersions(ctx, names)
-	if err != nil {
-		return nil, err
-	}
-	var need []string
-	for _, n := range names {
-		if _, ok := have[n]; !ok && n != "debconf" && n != "cdebconf" {
-			need = append(need, n)
+		level = nil
+		for _, d := range deps {
+			if _, ok := have[d]; !ok {
+				level = append(level, d)
+				need = append(need, d)
+			}
 		}
 	}
 	return need, nil
