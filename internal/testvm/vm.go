@@ -56,7 +56,7 @@ type Options struct {
 	Disks      []DiskSpec
 	MemoryMiB  int      // default 1024; the root filesystem is in RAM and may fill half of it
 	CPUs       int      // default 2
-	KernelArgs []string // appended to the kernel command line
+	KernelArgs []string // appended to the kernel command line; testvm.modules=a,b loads modules at boot
 	ExtraFiles []File
 	Shares     []Share
 	NoUdev     bool // boot without systemd-udevd (lvm.conf then makes /dev nodes itself)
