@@ -53,7 +53,10 @@ func wipeDisk(b *testing.B, dev string) {
 }
 
 // bare runs the commands a format of threePartitions needs, with nothing around them: one
-// partition-table write, telling the kernel, and the three mkfs.
+// partition-table write, telling the kernel, and the three mkfs. They run under a lock
+// on the disk (flock): otherwise udev, seeing sfdisk close the disk, re-reads the table,
+// which on this machine's kernel (no GPT parser) drops the partitions partx just added,
+// and a mkfs fails now and then (the script pins a partition instead, see disko_pin).
 func bare(b *testing.B, dev string, sz benchSize) {
 	b.Helper()
 	espStart, swapStart := int64(2048), 2048+sz.espMB*2048
@@ -62,18 +65,14 @@ func bare(b *testing.B, dev string, sz benchSize) {
 		"start=%d, size=%d, type=0657FD6D-A4AB-43C4-84E5-0933C84B4F4F, name=\"disk-bench-swap\"\n"+
 		"start=%d, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"disk-bench-root\"\n",
 		espStart, sz.espMB*2048, swapStart, sz.swapMB*2048, rootStart)
-	cmd := exec.Command("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", dev)
+	cmd := exec.Command("flock", dev, "sh", "-euc", `sfdisk --quiet --no-reread --no-tell-kernel "$1"
+partx -a "$1"
+mkfs.vfat "$1"p1 >/dev/null
+mkswap "$1"p2 >/dev/null
+mkfs.ext4 -q "$1"p3`, "bare", dev)
 	cmd.Stdin = strings.NewReader(table)
-	for _, c := range []*exec.Cmd{
-		cmd,
-		exec.Command("partx", "-a", dev),
-		exec.Command("mkfs.vfat", dev+"p1"),
-		exec.Command("mkswap", dev+"p2"),
-		exec.Command("mkfs.ext4", "-q", dev+"p3"),
-	} {
-		if out, err := c.CombinedOutput(); err != nil {
-			b.Fatalf("%v: %v\n%s", c.Args, err, out)
-		}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("bare commands: %v\n%s", err, out)
 	}
 }
 

@@ -82,6 +82,9 @@ func loopCycle(t *testing.T, a, b string) {
 			t.Errorf("%s is not mounted after mount:\n%s", ns.root+mp, mounted)
 		}
 	}
+	if out, err := ns.run(nil, "test", "-f", ns.root+"/.swapvol/swapfile"); err != nil {
+		t.Errorf("no swap file in the /swap subvolume: %v %s", err, out)
+	}
 	if swaps, _ := os.ReadFile("/proc/swaps"); !strings.Contains(string(swaps), a+"p2") {
 		t.Errorf("the swap partition is not active:\n%s", swaps)
 	}

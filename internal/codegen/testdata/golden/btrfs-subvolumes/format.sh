@@ -233,9 +233,10 @@ disko_want() {
 # and delay every link by its 200 ms retry.
 disko_pins=()
 disko_pin() {
-  local disk=$1 fresh=$2 n fd missing deadline
+  local disk=$1 fresh=$2 n fd missing deadline retry
   shift 2
   deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
+  retry=$((SECONDS + 1))
   disko_part_nodes "$disk"
   if [ -n "$fresh" ] && ((${#disko_nodes[@]})); then
     partx -d "$disk" 2>/dev/null || :
@@ -251,17 +252,29 @@ disko_pin() {
       missing=''
       for n in "$@"; do [ -n "${disko_nodes[$n]:-}" ] || missing+=" $n"; done
     fi
-    if [ -z "$missing" ] && { exec {fd}<"${disko_nodes[$1]}"; } 2>/dev/null; then
-      # Opened: nothing can drop the partitions any more. Were they all still there?
-      disko_part_nodes "$disk"
-      for n in "$@"; do [ -n "${disko_nodes[$n]:-}" ] || missing+=" $n"; done
-      if [ -z "$missing" ]; then
-        disko_pins+=("$fd")
-        return 0
+    if [ -z "$missing" ]; then
+      if { exec {fd}<"${disko_nodes[$1]}"; } 2>/dev/null; then
+        # Opened: nothing can drop the partitions any more. Were they all still there?
+        disko_part_nodes "$disk"
+        for n in "$@"; do [ -n "${disko_nodes[$n]:-}" ] || missing+=" $n"; done
+        if [ -z "$missing" ]; then
+          disko_pins+=("$fd")
+          return 0
+        fi
+        exec {fd}<&-
+      elif ((SECONDS > retry)); then
+        # Shown but not openable (a node of a partition that is being replaced): have
+        # the kernel forget and re-add the partitions, once a second.
+        retry=$SECONDS
+        partx -d "$disk" 2>/dev/null || :
+        partx -a "$disk" 2>/dev/null || :
+        disko_part_nodes "$disk"
       fi
-      exec {fd}<&-
     fi
-    [ "$SECONDS" -lt "$deadline" ] || disko_die "$(printf 'the kernel does not show partition(s)%s of %q after %ss (partx -a failed)' "$missing" "$disk" "$DISKO_DEVICE_TIMEOUT")"
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      [ -z "$missing" ] || disko_die "$(printf 'the kernel does not show partition(s)%s of %q after %ss (partx -a failed)' "$missing" "$disk" "$DISKO_DEVICE_TIMEOUT")"
+      disko_die "$(printf 'cannot open partition %s of %q (%q) after %ss: %s' "$1" "$disk" "${disko_nodes[$1]}" "$DISKO_DEVICE_TIMEOUT" "$( { exec 3<"${disko_nodes[$1]}"; } 2>&1)")"
+    fi
     sleep 0.01
   done
 }
@@ -560,7 +573,7 @@ disko_gpt() {
 # table is recognised as this layout's by its disk identifier ID, which is set right after
 # parted wrote it.
 disko_table() {
-  local disk=$1 where=$2 format=$3 id=$4 found label have pristine=
+  local disk=$1 where=$2 format=$3 id=$4 found label have pristine=''
   label=$format
   [ "$format" = msdos ] && label=dos
   disko_blkid "$disk"
@@ -579,8 +592,9 @@ disko_table() {
   ! disko_pristine "$disk" || pristine=1
   parted --script -- "$disk" "${@:7}" >/dev/null
   sfdisk --quiet --no-reread --no-tell-kernel --disk-id -- "$disk" "$id" >/dev/null
+  # parted told the kernel about the partitions (udev may have made it forget them again).
   # shellcheck disable=SC2086 # the partition numbers are one word of digits and spaces
-  disko_pin "$disk" 1 $5
+  disko_pin "$disk" "" $5
   # shellcheck disable=SC2086 # the partition numbers are one word of digits and spaces
   disko_fresh_parts "$disk" "$pristine" $6
 }
