@@ -653,12 +653,38 @@ disko_mounted() {
   findmnt --source "$1" --mountpoint "$2" >/dev/null 2>&1
 }
 
-# disko_swap_active NODE: NODE is an active swap area.
+# disko_devnum PATH: sets disko_num to the device number (MAJOR:MINOR) of the block
+# device PATH; fails when PATH is not one.
+disko_devnum() {
+  local n
+  [ -b "$1" ] && n=$(stat -L -c '%t %T' -- "$1") || return 1
+  disko_num=$((16#${n% *})):$((16#${n#* }))
+}
+
+# disko_swap_active NODE: the block device NODE is an active swap area. /proc/swaps names
+# an area by the path it had where swapon ran, which another mount namespace may not have
+# (a partition node made in a namespace that is gone is listed as /loop0p1): areas are
+# compared by device number, read from the listed path when it is a block device here,
+# else from sysfs under the kernel name (the path's last part).
 disko_swap_active() {
-  local name
-  while IFS= read -r name; do
-    [ "$name" = "$1" ] && return 0
-  done < <(swapon --show=NAME --noheadings --raw 2>/dev/null)
+  local want name type dev
+  disko_devnum "$1" || return 1
+  want=$disko_num
+  {
+    read -r _
+    while read -r name type _; do
+      [ "$type" = partition ] || continue
+      printf -v name '%b' "$name"
+      if disko_devnum "$name"; then
+        dev=$disko_num
+      elif [ -r "/sys/class/block/${name##*/}/dev" ]; then
+        read -r dev <"/sys/class/block/${name##*/}/dev"
+      else
+        continue
+      fi
+      [ "$dev" != "$want" ] || return 0
+    done
+  } </proc/swaps
   return 1
 }
 
