@@ -127,7 +127,10 @@ disko_link() { disko_stub_rec disko_link "${@:2}"; printf -v "$1" '%s' "$2"; }
 
 // stubEnv is a directory of the harmless real tools the scripts use on their own
 // temporary files, to be the whole PATH of a script: every other command is a stub.
-type stubEnv struct{ path string }
+type stubEnv struct {
+	path      string
+	realHooks bool // run hooks (disko_hook) instead of recording them
+}
 
 func newStubEnv(t testing.TB) *stubEnv {
 	t.Helper()
@@ -151,7 +154,11 @@ type call []string
 func (e *stubEnv) run(t testing.TB, script []byte, mode string, args ...string) ([]call, string, error) {
 	t.Helper()
 	var stubs strings.Builder
-	stubs.WriteString(stubRuntime + stubTool)
+	fns := stubRuntime
+	if e.realHooks {
+		fns = strings.Replace(fns, "disko_hook() { disko_stub_rec disko_hook \"$@\"; }\n", "", 1)
+	}
+	stubs.WriteString(fns + stubTool)
 	for _, tool := range stubTools {
 		stubs.WriteString(tool + "() { disko_stub_tool " + tool + " \"$@\"; }\n")
 	}

@@ -174,3 +174,23 @@ func TestTools(t *testing.T) {
 		}
 	}
 }
+
+// TestHookFailureStops: a failing command in a hook stops the script (set -e holds inside
+// hooks, as in disko), and the hook sees its node's options.
+func TestHookFailureStops(t *testing.T) {
+	d := mustLoad(t, `{"disk": {"a": {"device": "/dev/vda"}}, "nodev": {"/x": {"fsType": "tmpfs",
+		"preMountHook": "echo \"device=$device fsType=$fsType opts=${mountOptions[*]}\"; false; echo after-false"}}}`)
+	s, err := Generate(d, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newStubEnv(t)
+	env.realHooks = true
+	_, out, err := env.run(t, s.Mount, "mount")
+	if err == nil || strings.Contains(out, "after-false") {
+		t.Errorf("the script went on after a failing hook command: err=%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "device=tmpfs fsType=tmpfs opts=defaults") || !strings.Contains(out, `running the preMountHook of disko.devices.nodev."/x"`) {
+		t.Errorf("the hook did not run with its node's options:\n%s", out)
+	}
+}

@@ -689,9 +689,11 @@ disko_swap_active() {
 }
 
 # disko_hook OPTPATH WHEN CODE: runs a user hook (shell code from the layout, run as
-# written, like disko does) in the current subshell.
+# written, like disko does) in the current subshell, under set -e like the rest (a
+# `|| ...` here would switch that off inside the hook).
 disko_hook() {
-  eval "$3" || disko_die "$(printf '%s of %s failed' "$2" "$1")"
+  disko_log "$(printf 'running the %s of %s' "$2" "$1")"
+  eval "$3"
 }
 
 # disko_password DEVICE VAR [twice]: read a passphrase from the terminal into VAR (the
