@@ -194,3 +194,30 @@ func TestHookFailureStops(t *testing.T) {
 		t.Errorf("the hook did not run with its node's options:\n%s", out)
 	}
 }
+
+// TestZpoolTopology: an explicit topology becomes zpool create's vdev list, with disko's
+// disk-name shorthand, plain vdevs first, and each member by its /dev/disk/by-* path.
+func TestZpoolTopology(t *testing.T) {
+	disk := func(name, dev string) string {
+		return `"` + name + `": {"device": "` + dev + `", "content": {"type": "gpt", "partitions": {"zfs": {"size": "100%", "content": {"type": "zfs", "pool": "tank"}}}}}`
+	}
+	d := mustLoad(t, `{"disk": {`+disk("a", "/dev/vda")+`,`+disk("b", "/dev/vdb")+`,`+disk("c", "/dev/vdc")+`,`+disk("d", "/dev/vdd")+`,`+disk("e", "/dev/vde")+`},
+		"zpool": {"tank": {"mode": {"topology": {
+			"vdev": [{"mode": "mirror", "members": ["a", "b"]}, {"members": ["c"]}],
+			"spare": ["d"], "cache": ["/dev/disk/by-partlabel/disk-e-zfs"]}}}}}`)
+	s, err := Generate(d, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := string(s.Format)
+	want := `zpool create -f tank -R /mnt "$dev9" mirror "$dev3" "$dev6" spare "$dev12" cache "$dev15"`
+	if !strings.Contains(format, want) {
+		t.Errorf("the pool is not created with the topology (want %s):\n%s", want, format[strings.Index(format, "# disko.devices.zpool.tank"):])
+	}
+	for _, member := range []string{"a", "b", "c", "d", "e"} {
+		if !strings.Contains(format, "disko_link dev") || !strings.Contains(format, "/dev/disk/by-partlabel/disk-"+member+"-zfs") {
+			t.Errorf("member %s is not passed by its by-partlabel path", member)
+		}
+	}
+	checkScript(t, "topology/format.sh", s.Format)
+}
