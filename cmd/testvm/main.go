@@ -34,6 +34,7 @@ const usage = `usage: testvm COMMAND [flags]
 
 Commands:
   build                      build the guest image (or find it cached) and print where it is
+  installer                  build the kexec installer tarball (nixos-images layout) and print its path
   shell [flags]              boot a guest and open an ssh shell in it (or print the ssh command)
   run [flags] -- CMD [ARG..] boot a guest, run CMD in it, exit with its status
 
@@ -68,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "build":
 		err = cmdBuild(ctx, args[1:], stdout, stderr)
+	case "installer":
+		err = cmdInstaller(ctx, args[1:], stdout, stderr)
 	case "shell":
 		err = cmdShell(ctx, args[1:], stdout, stderr)
 	case "run":
@@ -103,6 +106,26 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stderr, "testvm: image %s in %.2fs\n", state, time.Since(start).Seconds())
 	fmt.Fprintf(stdout, "kernel: %s\ninitrd: %s\nclient key: %s\nhost key: %s", img.Kernel, img.Initrd,
 		img.ClientKeyPath, ssh.MarshalAuthorizedKey(img.HostKey))
+	return nil
+}
+
+func cmdInstaller(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("installer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	start := time.Now()
+	inst, err := testvm.BuildInstaller(ctx, testvm.BuildOptions{Log: stderr})
+	if err != nil {
+		return err
+	}
+	state := "cached"
+	if inst.Image.Built {
+		state = "built"
+	}
+	fmt.Fprintf(stderr, "testvm: installer %s in %.2fs\n", state, time.Since(start).Seconds())
+	fmt.Fprintln(stdout, inst.Tarball)
 	return nil
 }
 

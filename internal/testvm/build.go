@@ -110,11 +110,29 @@ var packagePathExcludes = []string{
 	"/usr/sbin/xfs_scrub", // links ICU: 36 MB for a tool no test needs
 }
 
-//go:embed all:guest/rootfs
-var guestRootfs embed.FS
+//go:embed all:guest
+var guestFiles embed.FS
+
+// flavor is what makes one image differ from another built from the same
+// host packages: the test guest (the "other Linux" of the VM tests) and the
+// kexec installer (kexec.go) share the whole recipe but these.
+type flavor struct {
+	name     string   // in the cache key and the manifest
+	overlays []string // embedded directories laid over the root, in order
+	hashed   []string // more embedded directories the flavor's artifacts use
+	packages []string // more host packages the flavor needs
+	// bakeKeys puts a host key and root's authorized key into the image, so
+	// the rig can log in; the installer gets both from the system it replaces.
+	bakeKeys bool
+	// finish writes the flavor's own artifacts into the cache entry after
+	// the initramfs (the installer's kexec tarball).
+	finish func(ctx context.Context, dir, cacheDir string, in *inputs, logw io.Writer) error
+}
+
+var guestFlavor = flavor{name: "guest", overlays: []string{"guest/rootfs"}, bakeKeys: true}
 
 // Image is a built guest: the Debian kernel, the initramfs made for it, and
-// the SSH keys baked into that initramfs.
+// the SSH keys baked into that initramfs (none in an installer image).
 type Image struct {
 	Dir           string        // the cache entry holding the files below
 	Kernel        string        // vmlinuz, a copy of the host's (what kexec loads)
@@ -193,6 +211,10 @@ type manifest struct {
 // building it only when the cache has no entry for their exact versions.
 // Concurrent callers (parallel test binaries) wait for one another.
 func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
+	return buildFlavor(ctx, opts, guestFlavor)
+}
+
+func buildFlavor(ctx context.Context, opts BuildOptions, fl flavor) (*Image, error) {
 	logw := opts.Log
 	if logw == nil {
 		logw = io.Discard
@@ -201,7 +223,7 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 	if cacheDir == "" {
 		cacheDir = DefaultCacheDir()
 	}
-	in, err := resolveInputs(ctx, opts.ExtraPackages)
+	in, err := resolveInputs(ctx, opts.ExtraPackages, fl)
 	if err != nil {
 		return nil, err
 	}
@@ -219,20 +241,20 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 		return img, nil
 	}
 	start := time.Now()
-	fmt.Fprintf(logw, "testvm: building guest image %s (kernel %s)\n", in.key[:16], in.kernelRelease)
+	fmt.Fprintf(logw, "testvm: building %s image %s (kernel %s)\n", fl.name, in.key[:16], in.kernelRelease)
 	tmp, err := os.MkdirTemp(cacheDir, "build-")
 	if err != nil {
 		return nil, fmt.Errorf("testvm: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := buildInto(ctx, tmp, cacheDir, in, logw); err != nil {
+	if err := buildInto(ctx, tmp, cacheDir, in, fl, logw); err != nil {
 		return nil, err
 	}
 	st, err := os.Stat(filepath.Join(tmp, "initrd.img"))
 	if err != nil {
 		return nil, fmt.Errorf("testvm: %w", err)
 	}
-	m := manifest{Key: in.key, Recipe: recipeVersion, KernelRelease: in.kernelRelease, Packages: in.versions,
+	m := manifest{Key: in.key, Recipe: recipeVersion + " " + fl.name, KernelRelease: in.kernelRelease, Packages: in.versions,
 		BuiltAt: time.Now().UTC(), BuildSeconds: time.Since(start).Seconds(), InitrdBytes: st.Size()}
 	mj, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "manifest.json"), mj, 0o644); err != nil {
@@ -256,12 +278,13 @@ func Build(ctx context.Context, opts BuildOptions) (*Image, error) {
 type inputs struct {
 	kernelRelease string
 	kernelImage   string            // /boot/vmlinuz-<release>
+	flavor        string            // guest or installer
 	packages      []guestPackage    // guestPackages and the extra ones
 	versions      map[string]string // package -> version ("" for a kexec-tools to download)
 	key           string
 }
 
-func resolveInputs(ctx context.Context, extra []string) (*inputs, error) {
+func resolveInputs(ctx context.Context, extra []string, fl flavor) (*inputs, error) {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		return nil, &MissingError{What: "qemu-system-x86_64", Packages: []string{"qemu-system-x86"}, core: true}
 	}
@@ -270,8 +293,13 @@ func resolveInputs(ctx context.Context, extra []string) (*inputs, error) {
 		return nil, err
 	}
 	pkgs := slices.Clone(guestPackages)
-	for _, e := range extra {
-		pkgs = append(pkgs, guestPackage{name: e})
+	for _, e := range append(slices.Clone(fl.packages), extra...) {
+		i := slices.IndexFunc(pkgs, func(p guestPackage) bool { return p.name == e })
+		if i < 0 {
+			pkgs = append(pkgs, guestPackage{name: e})
+		} else {
+			pkgs[i].optional = false // wanted by name: no longer optional
+		}
 	}
 	names := []string{kpkg, kexecPackage}
 	for _, p := range pkgs {
@@ -281,7 +309,7 @@ func resolveInputs(ctx context.Context, extra []string) (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &inputs{kernelRelease: rel, kernelImage: vmlinuz, versions: map[string]string{}}
+	in := &inputs{flavor: fl.name, kernelRelease: rel, kernelImage: vmlinuz, versions: map[string]string{}}
 	var missing []string
 	for _, p := range pkgs {
 		v, ok := versions[p.name]
@@ -300,7 +328,7 @@ func resolveInputs(ctx context.Context, extra []string) (*inputs, error) {
 	in.versions[kexecPackage] = versions[kexecPackage] // "" means: download it
 
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\nkernel %s\n", recipeVersion, rel)
+	fmt.Fprintf(h, "%s\nflavor %s\nkernel %s\n", recipeVersion, fl.name, rel)
 	var keys []string
 	for k := range in.versions {
 		keys = append(keys, k)
@@ -312,20 +340,27 @@ func resolveInputs(ctx context.Context, extra []string) (*inputs, error) {
 	// The recipe's lists are hashed too, so editing them rebuilds the image.
 	fmt.Fprintf(h, "packages %v\nmodules %q\nprefixes %q %q\ndlopened %q\n",
 		in.packages, guestModules, packagePathPrefixes, packagePathExcludes, dlopened)
-	err = fs.WalkDir(guestRootfs, ".", func(p string, d fs.DirEntry, err error) error {
+	for _, o := range append(slices.Clone(fl.overlays), fl.hashed...) {
+		if err := hashEmbedded(h, o); err != nil {
+			return nil, err
+		}
+	}
+	in.key = hex.EncodeToString(h.Sum(nil))
+	return in, nil
+}
+
+// hashEmbedded feeds the names and contents of the embedded files under dir
+// into h, so that editing them rebuilds the images that use them.
+func hashEmbedded(h io.Writer, dir string) error {
+	return fs.WalkDir(guestFiles, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := guestRootfs.ReadFile(p)
+		b, err := guestFiles.ReadFile(p)
 		fmt.Fprintf(h, "file %s %d\n", p, len(b))
 		h.Write(b)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	in.key = hex.EncodeToString(h.Sum(nil))
-	return in, nil
 }
 
 // findKernel picks the newest Debian amd64 kernel that has its modules installed.
@@ -400,13 +435,13 @@ func loadImage(dir string, in *inputs) (*Image, error) {
 	if err := json.Unmarshal(mj, &m); err != nil || m.Key != in.key {
 		return nil, fmt.Errorf("testvm: stale cache entry %s", dir)
 	}
-	pub, err := os.ReadFile(filepath.Join(dir, "ssh_host_ed25519_key.pub"))
-	if err != nil {
-		return nil, err
-	}
-	hk, _, _, _, err := ssh.ParseAuthorizedKey(pub)
-	if err != nil {
-		return nil, fmt.Errorf("testvm: host key in %s: %w", dir, err)
+	var hk ssh.PublicKey
+	var client string
+	if pub, err := os.ReadFile(filepath.Join(dir, "ssh_host_ed25519_key.pub")); err == nil {
+		if hk, _, _, _, err = ssh.ParseAuthorizedKey(pub); err != nil {
+			return nil, fmt.Errorf("testvm: host key in %s: %w", dir, err)
+		}
+		client = filepath.Join(dir, "client_ed25519")
 	}
 	now := time.Now()
 	os.Chtimes(filepath.Join(dir, "manifest.json"), now, now) // marks the entry as recently used
@@ -421,7 +456,7 @@ func loadImage(dir string, in *inputs) (*Image, error) {
 		Initrd:        filepath.Join(dir, "initrd.img"),
 		KernelRelease: in.kernelRelease,
 		HostKey:       hk,
-		ClientKeyPath: filepath.Join(dir, "client_ed25519"),
+		ClientKeyPath: client,
 		Key:           in.key,
 	}, nil
 }
@@ -468,7 +503,7 @@ func lockFile(ctx context.Context, name string) (func(), error) {
 
 // buildInto assembles the guest tree and writes vmlinuz, initrd.img and the
 // SSH keys into dir.
-func buildInto(ctx context.Context, dir, cacheDir string, in *inputs, logw io.Writer) error {
+func buildInto(ctx context.Context, dir, cacheDir string, in *inputs, fl flavor, logw io.Writer) error {
 	t := tree{}
 	step := func(name string, f func() error) error {
 		s := time.Now()
@@ -498,9 +533,15 @@ func buildInto(ctx context.Context, dir, cacheDir string, in *inputs, logw io.Wr
 		{"shared libraries", func() error { return addLibraries(ctx, t, elfs, nil) }},
 		{"busybox applets", func() error { return addBusybox(ctx, t) }},
 		{"kernel modules", func() error { return addModules(ctx, t, in.kernelRelease, dir) }},
-		{"guest config", func() error { return addGuestConfig(t, dir) }},
+		{"guest config", func() error { return addGuestConfig(t, dir, fl) }},
 		{"kernel", func() error { return copyKernel(ctx, in.kernelImage, dir, logw) }},
 		{"initramfs", func() error { return writeInitramfs(t, filepath.Join(dir, "initrd.img")) }},
+	}
+	if fl.finish != nil {
+		steps = append(steps, struct {
+			name string
+			f    func() error
+		}{fl.name + " artifacts", func() error { return fl.finish(ctx, dir, cacheDir, in, logw) }})
 	}
 	for _, s := range steps {
 		if err := step(s.name, s.f); err != nil {
@@ -601,34 +642,16 @@ var dlopened = []string{
 }
 
 // addLibraries adds the shared libraries (and the dynamic loader) that ldd
-// reports for the given ELF files. extraLibDirs are searched first, for
-// programs unpacked from downloaded packages.
+// reports for the given ELF files, and the dlopened ones. extraLibDirs are
+// searched first, for programs unpacked from downloaded packages.
 func addLibraries(ctx context.Context, t tree, elfs, extraLibDirs []string) error {
-	libs := map[string]bool{}
+	libs, err := sharedLibraries(ctx, elfs, extraLibDirs)
+	if err != nil {
+		return err
+	}
 	for _, l := range dlopened {
 		if _, err := os.Stat(l); err == nil {
 			libs[l] = true
-		}
-	}
-	for i := 0; i < len(elfs); i += 200 {
-		chunk := elfs[i:min(i+200, len(elfs))]
-		cmd := exec.CommandContext(ctx, "ldd", chunk...)
-		if len(extraLibDirs) > 0 {
-			cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+strings.Join(extraLibDirs, ":"))
-		}
-		out, _ := cmd.Output() // exit 1 when one of them is static
-		sc := bufio.NewScanner(bytes.NewReader(out))
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if strings.Contains(line, "=> not found") {
-				return fmt.Errorf("ldd %s: %s", strings.Join(chunk, " "), line)
-			}
-			if _, after, ok := strings.Cut(line, "=> "); ok {
-				line = after
-			}
-			if lib, _, ok := strings.Cut(line, " ("); ok && strings.HasPrefix(lib, "/") {
-				libs[lib] = true
-			}
 		}
 	}
 	for lib := range libs {
@@ -648,6 +671,34 @@ func addLibraries(ctx context.Context, t tree, elfs, extraLibDirs []string) erro
 		t.addFile(gp, real, 0o755)
 	}
 	return nil
+}
+
+// sharedLibraries lists the libraries (and the dynamic loader) that ldd
+// reports for the ELF files, by the paths ldd resolved them to.
+func sharedLibraries(ctx context.Context, elfs, extraLibDirs []string) (map[string]bool, error) {
+	libs := map[string]bool{}
+	for i := 0; i < len(elfs); i += 200 {
+		chunk := elfs[i:min(i+200, len(elfs))]
+		cmd := exec.CommandContext(ctx, "ldd", chunk...)
+		if len(extraLibDirs) > 0 {
+			cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+strings.Join(extraLibDirs, ":"))
+		}
+		out, _ := cmd.Output() // exit 1 when one of them is static
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if strings.Contains(line, "=> not found") {
+				return nil, fmt.Errorf("ldd %s: %s", strings.Join(chunk, " "), line)
+			}
+			if _, after, ok := strings.Cut(line, "=> "); ok {
+				line = after
+			}
+			if lib, _, ok := strings.Cut(line, " ("); ok && strings.HasPrefix(lib, "/") {
+				libs[lib] = true
+			}
+		}
+	}
+	return libs, nil
 }
 
 // addBusybox links busybox applets for the commands no real package
@@ -820,26 +871,13 @@ func addModules(ctx context.Context, t tree, rel, scratch string) error {
 	return nil
 }
 
-// addGuestConfig adds the embedded guest files, the merged-/usr symlinks, the
-// SSH keys (written into dir as well, for the host side) and /init.
-func addGuestConfig(t tree, dir string) error {
-	err := fs.WalkDir(guestRootfs, "guest/rootfs", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+// addGuestConfig adds the flavor's embedded files, the merged-/usr symlinks,
+// the SSH keys (written into dir as well, for the host side) and /init.
+func addGuestConfig(t tree, dir string, fl flavor) error {
+	for _, o := range fl.overlays {
+		if err := addEmbedded(t, o); err != nil {
 			return err
 		}
-		b, err := guestRootfs.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		mode := os.FileMode(0o644)
-		if bytes.HasPrefix(b, []byte("#!")) {
-			mode = 0o755
-		}
-		t.addData(strings.TrimPrefix(p, "guest/rootfs"), b, mode)
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	for _, d := range []string{"bin", "sbin", "lib", "lib64"} {
 		t.addSymlink("/"+d, "usr/"+d)
@@ -853,6 +891,9 @@ func addGuestConfig(t tree, dir string) error {
 	}
 	t.addDir("/root", 0o700)
 	t.addDir("/root/.ssh", 0o700)
+	if !fl.bakeKeys {
+		return nil
+	}
 
 	hostPriv, hostPub, err := newKeyPair()
 	if err != nil {
@@ -879,6 +920,26 @@ func addGuestConfig(t tree, dir string) error {
 		}
 	}
 	return nil
+}
+
+// addEmbedded lays the embedded directory dir over the tree: dir/etc/x
+// becomes /etc/x; files that start with #! are executable.
+func addEmbedded(t tree, dir string) error {
+	return fs.WalkDir(guestFiles, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := guestFiles.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if bytes.HasPrefix(b, []byte("#!")) {
+			mode = 0o755
+		}
+		t.addData(strings.TrimPrefix(p, dir), b, mode)
+		return nil
+	})
 }
 
 // writeInitramfs writes the tree as an uncompressed cpio: under TCG the

@@ -49,14 +49,21 @@ say "modules loaded"
 
 hostname -F /etc/hostname
 ip link set lo up
-for n in /sys/class/net/*; do
-	n=${n##*/}
-	[ "$n" = lo ] && continue
-	ip link set "$n" up
-	ip addr add 10.0.2.15/24 dev "$n"
-	ip route add default via 10.0.2.2
-	break
-done
+# An image may bring its own network setup (the kexec installer restores the
+# configuration of the system it replaced); the test guest uses qemu's
+# user-mode network statically.
+if [ -x /etc/testvm/network.sh ]; then
+	/etc/testvm/network.sh || say "network setup failed"
+else
+	for n in /sys/class/net/*; do
+		n=${n##*/}
+		[ "$n" = lo ] && continue
+		ip link set "$n" up
+		ip addr add 10.0.2.15/24 dev "$n"
+		ip route add default via 10.0.2.2
+		break
+	done
+fi
 
 # lvm must wait for udev when udev runs, and create /dev nodes itself when not.
 if [ "$udev" = 1 ]; then
@@ -88,5 +95,11 @@ for s in "${shares[@]}"; do
 	mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000 "${s%%:*}" "${s#*:}" ||
 		say "cannot mount share $s"
 done
+
+# An image may prepare sshd's keys itself (the installer installs the host
+# and authorized keys carried over a kexec).
+if [ -x /etc/testvm/pre-sshd.sh ]; then
+	/etc/testvm/pre-sshd.sh || say "sshd preparation failed"
+fi
 
 say "starting sshd"
