@@ -824,7 +824,7 @@ disko_teardown() {
 # disko_destroy_disk DISK OPTPATH: tear down everything on DISK, wipe it, and check that
 # nothing is left (what disko's disk-deactivate does, plus the check).
 disko_destroy_disk() {
-  local disk=$1 where=$2 plan name found
+  local disk=$1 where=$2 plan name found deadline left
   disko_log "$(printf 'wiping %q (%s)' "$disk" "$where")"
   if command -v zpool >/dev/null 2>&1; then
     # Swap on a zvol holds its pool; lsblk cannot say which pool a zvol belongs to.
@@ -837,7 +837,19 @@ disko_destroy_disk() {
   # The MBR boot code, and the rest of the first MiB, where partition tables and boot
   # loaders live (what sgdisk --zap-all clears): the disk is then pristine for format.
   dd if=/dev/zero of="$disk" bs=1M count=1 conv=notrunc,fsync status=none
-  partx -d "$disk" 2>/dev/null || :
+  # Nothing may be left below the disk: the kernel refuses to forget a partition that is
+  # in use, and udev may hold one open for a moment (it probes what the wipe changed).
+  deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
+  while :; do
+    partx -d "$disk" 2>/dev/null || :
+    left=''
+    while IFS= read -r name; do
+      [ "$name" = "$disk" ] || left+=" $name"
+    done < <(lsblk --noheadings --raw --paths --output NAME -- "$disk" 2>/dev/null)
+    [ -n "$left" ] || break
+    [ "$SECONDS" -lt "$deadline" ] || disko_die "$(printf '%q (%s) is still in use after wiping (%s remain): stop what uses them and run destroy again' "$disk" "$where" "${left# }")"
+    sleep 0.1
+  done
   found=$(disko_probe "$disk")
   [ -z "$found" ] || disko_die "$(printf '%q (%s) still holds %s after wiping' "$disk" "$where" "$found")"
 }
