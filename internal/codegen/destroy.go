@@ -13,6 +13,12 @@ import (
 // is torn down children first (unmount, swapoff, stop LVM, md and LUKS, destroy zpools),
 // its signatures are wiped, the MBR boot code zeroed, and the disk checked to be blank.
 // The layout's mounts without a device (tmpfs, bind) are unmounted last.
+//
+// Before any disk, everything below the root mount point is unmounted, as disko does
+// (`umount -R <rootMountPoint>`): lsblk's tree does not show every mount of a btrfs
+// filesystem (several subvolume mounts of a device opened by another path show as one;
+// a filesystem over several devices shows its mounts on one of them), and a container
+// whose filesystem is still mounted cannot be closed.
 
 func (g *gen) destroyPhase(acts []*action) string {
 	var disks []*unit
@@ -30,6 +36,9 @@ func (g *gen) destroyPhase(acts []*action) string {
 			}
 			w.linef(`%s "$@"`, confirm)
 			w.raw("disko_udev_known")
+			if g.root != "" && len(disks) > 0 {
+				w.linef("umount -R %s 2>/dev/null || :", Q(g.root))
+			}
 			for _, u := range g.units {
 				d, ok := u.node.(*config.Disk)
 				if !ok {

@@ -9,6 +9,44 @@ import (
 	"testing"
 )
 
+// TestLoopDestroyMountedMultiDeviceBtrfs: destroy, run while a btrfs over two disks is
+// mounted, leaves both disks blank and unused. The filesystem is made from the second
+// disk with the first one's partition as another device (luks-btrfs-raid.nix), so lsblk
+// shows its mounts on the second disk only: tearing down the first disk by lsblk's tree
+// alone found nothing to unmount there, and wiped a partition that was still in use.
+// (The partition's device is set to its kernel name, which the second disk's extraArgs
+// name, so that the second disk is formatted after the first, without udev's links.)
+func TestLoopDestroyMountedMultiDeviceBtrfs(t *testing.T) {
+	requireRoot(t, "mkfs.btrfs")
+	a, b := newLoop(t, 256<<20), newLoop(t, 256<<20)
+	d := layout(t, fmt.Sprintf(`{"disk": {
+  "a": {"device": %q, "content": {"type": "gpt", "partitions": {"p": {"size": "100%%", "device": %q}}}},
+  "b": {"device": %q, "content": {"type": "gpt", "partitions": {"p": {"size": "100%%", "content": {
+    "type": "btrfs", "extraArgs": ["-d raid1", %q], "subvolumes": {
+      "/root": {"mountpoint": "/"}, "/home": {"mountpoint": "/home"}}}}}}}}}`, a, a+"p1", b, a+"p1"), a, b)
+	ns := newNamespace(t)
+	s, err := Generate(d, Options{RootMountpoint: ns.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.mustScript(t, "format,mount", s.FormatMount)
+	if got := ns.mounts(t); !strings.Contains(got, ns.root+"/home") {
+		t.Fatalf("not mounted after format,mount:\n%s", got)
+	}
+	ns.mustScript(t, "destroy", s.Destroy, "--yes-wipe-all-disks")
+	if got := ns.mounts(t); got != "" {
+		t.Errorf("still mounted after destroy:\n%s", got)
+	}
+	for _, dev := range []string{a, b} {
+		if parts, _ := filepath.Glob("/sys/class/block/" + filepath.Base(dev) + "/" + filepath.Base(dev) + "p*"); len(parts) > 0 {
+			t.Errorf("the kernel still shows partitions %q of %s after destroy", parts, dev)
+		}
+		if got := blank(t, dev); got != "" {
+			t.Errorf("%s is not blank after destroy: %s", dev, got)
+		}
+	}
+}
+
 // TestLoopDestroyFailsOnDiskInUse: destroy fails, naming what is left, when a partition
 // cannot be removed because something lsblk does not show holds it (here a loop device
 // on it), instead of reporting a blank disk while the kernel still uses the partition.

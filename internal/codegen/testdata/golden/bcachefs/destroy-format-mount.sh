@@ -859,6 +859,7 @@ disko_destroy() {
   local dev1 dev2 dev3 dev4
   disko_confirm 4 /dev/vdb disko.devices.disk.vdb /dev/vdc disko.devices.disk.vdc /dev/vdd disko.devices.disk.vdd /dev/vde disko.devices.disk.vde "$@"
   disko_udev_known
+  umount -R /mnt 2>/dev/null || :
   # disko.devices.disk.vdb
   disko_dev dev1 /dev/vdb
   disko_destroy_disk "$dev1" disko.devices.disk.vdb

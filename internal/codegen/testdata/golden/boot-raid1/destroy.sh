@@ -859,6 +859,7 @@ disko_destroy() {
   local dev1 dev2
   disko_confirm 2 /dev/sda disko.devices.disk.one /dev/sdb disko.devices.disk.two "$@"
   disko_udev_known
+  umount -R /mnt 2>/dev/null || :
   # disko.devices.disk.one
   disko_dev dev1 /dev/sda
   disko_destroy_disk "$dev1" disko.devices.disk.one

@@ -859,6 +859,7 @@ disko_destroy() {
   local dev1 dev2
   disko_confirm 2 /dev/sda disko.devices.disk.disk1 /dev/sdb disko.devices.disk.disk2 "$@"
   disko_udev_known
+  umount -R /mnt 2>/dev/null || :
   # disko.devices.disk.disk1
   disko_dev dev1 /dev/sda
   disko_destroy_disk "$dev1" disko.devices.disk.disk1

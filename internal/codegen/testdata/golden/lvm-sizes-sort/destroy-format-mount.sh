@@ -859,6 +859,7 @@ disko_destroy() {
   local dev1
   disko_confirm 1 /dev/disk/by-id/ata-VMware_Virtual_SATA_CDRW_Drive_00000000000000000001 disko.devices.disk.one "$@"
   disko_udev_known
+  umount -R /mnt 2>/dev/null || :
   # disko.devices.disk.one
   disko_dev dev1 /dev/disk/by-id/ata-VMware_Virtual_SATA_CDRW_Drive_00000000000000000001
   disko_destroy_disk "$dev1" disko.devices.disk.one

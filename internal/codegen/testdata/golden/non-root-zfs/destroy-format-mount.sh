@@ -859,6 +859,7 @@ disko_destroy() {
   local dev1 dev2 dev3 dev4
   disko_confirm 4 /dev/sda disko.devices.disk.a /dev/sdx disko.devices.disk.x /dev/sdy disko.devices.disk.y /dev/sdz disko.devices.disk.z "$@"
   disko_udev_known
+  umount -R /mnt 2>/dev/null || :
   # disko.devices.disk.a
   disko_dev dev1 /dev/sda
   disko_destroy_disk "$dev1" disko.devices.disk.a

@@ -859,6 +859,7 @@ disko_destroy() {
   local dev1
   disko_confirm 1 /dev/nvme0n1 disko.devices.disk.root "$@"
   disko_udev_known
+  umount -R /mnt 2>/dev/null || :
   # disko.devices.disk.root
   disko_dev dev1 /dev/nvme0n1
   disko_destroy_disk "$dev1" disko.devices.disk.root

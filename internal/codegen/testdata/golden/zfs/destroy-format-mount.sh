@@ -859,6 +859,7 @@ disko_destroy() {
   local dev1 dev2
   disko_confirm 2 /dev/sdx disko.devices.disk.x /dev/sdy disko.devices.disk.y "$@"
   disko_udev_known
+  umount -R /mnt 2>/dev/null || :
   # disko.devices.disk.x
   disko_dev dev1 /dev/sdx
   disko_destroy_disk "$dev1" disko.devices.disk.x
