@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func threePartitions(name, dev string, sz benchSize) string {
 }
 
 // wipeDisk makes a disk blank again between rounds (not timed), as the destroy script
-// does: signatures of the partitions and the disk wiped, the first MiB zeroed.
+// does: signatures of the partitions and the disk wiped, its first and last MiB zeroed.
 func wipeDisk(b *testing.B, dev string) {
 	b.Helper()
 	parts, _ := filepath.Glob("/sys/class/block/" + filepath.Base(dev) + "/" + filepath.Base(dev) + "p*")
@@ -45,9 +46,16 @@ func wipeDisk(b *testing.B, dev string) {
 	if out, err := exec.Command("wipefs", "--all", "--quiet", dev).CombinedOutput(); err != nil {
 		b.Fatalf("wipefs %s: %v\n%s", dev, err, out)
 	}
-	// What the destroy script leaves: the first MiB zeroed too.
-	if out, err := exec.Command("dd", "if=/dev/zero", "of="+dev, "bs=1M", "count=1", "conv=notrunc,fsync", "status=none").CombinedOutput(); err != nil {
-		b.Fatalf("dd %s: %v\n%s", dev, err, out)
+	// What the destroy script leaves: the first and the last MiB zeroed too.
+	size, err := os.ReadFile("/sys/class/block/" + filepath.Base(dev) + "/size")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sectors, _ := strconv.Atoi(strings.TrimSpace(string(size)))
+	for _, seek := range []int{0, sectors - 2048} {
+		if out, err := exec.Command("dd", "if=/dev/zero", "of="+dev, "bs=512", "count=2048", fmt.Sprintf("seek=%d", seek), "conv=notrunc,fsync", "status=none").CombinedOutput(); err != nil {
+			b.Fatalf("dd %s: %v\n%s", dev, err, out)
+		}
 	}
 	exec.Command("partx", "-d", dev).Run()
 	exec.Command("udevadm", "settle", "--timeout=10").Run()

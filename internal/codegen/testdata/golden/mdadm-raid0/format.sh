@@ -288,12 +288,18 @@ disko_unpin() {
   disko_pins=()
 }
 
-# disko_pristine DISK: the start of DISK, where MBR and GPT partition entries live, is all
-# zeros: no partition table was ever there (a new disk, or one the destroy script wiped),
-# so no partition of an older layout can have left data where new partitions go. Checked
-# before the table is written.
+# disko_pristine DISK: the first and the last MiB of DISK are all zeros (a new disk, or
+# one the destroy script wiped). Then blkid could find nothing on the whole disk (every
+# signature it looks for lies there: superblocks near the start, md and ZFS labels and
+# the backup GPT near the end), and no partition table was ever there, so no partition
+# of an older layout can have left data where new partitions go. Two reads are quicker
+# than blkid's probe; checked before the table is written.
 disko_pristine() {
-  cmp --silent --bytes=65536 "$1" /dev/zero
+  local k=${1##*/} size mib=1048576
+  read -r size <"/sys/class/block/$k/size"
+  size=$((size * 512))
+  cmp --silent --bytes=$((size < mib ? size : mib)) "$1" /dev/zero &&
+    cmp --silent --bytes=$mib --ignore-initial=$((size > mib ? size - mib : 0)):0 "$1" /dev/zero
 }
 
 # disko_fresh_parts DISK PRISTINE N...: partitions N of DISK were just created. Unless the
@@ -488,10 +494,15 @@ disko_gpt() {
   local -a specs=("${@:3}") have_n=() have_name=() have_type=() have_start=() have_size=() new=() script=()
   local -A have=()
   disko_fresh=
-  disko_blkid "$disk"
-  found=$disko_type$disko_pttype$disko_odd
-  if [ -n "$found" ] && [ "$found" != gpt ]; then
-    disko_refuse "$disk" "a GPT partition table" "$where" "$(disko_describe)"
+  found=''
+  if disko_pristine "$disk"; then
+    pristine=1
+  else
+    disko_blkid "$disk"
+    found=$disko_type$disko_pttype$disko_odd
+    if [ -n "$found" ] && [ "$found" != gpt ]; then
+      disko_refuse "$disk" "a GPT partition table" "$where" "$(disko_describe)"
+    fi
   fi
   disko_gpt_geometry "$disk"
   if [ -n "$found" ]; then
@@ -552,7 +563,6 @@ disko_gpt() {
   if [ -z "$found" ]; then
     # shellcheck disable=SC2034 # read by the generated hybrid-MBR step
     disko_fresh=1
-    ! disko_pristine "$disk" || pristine=1
     disko_log "$(printf 'writing a GPT with %s partitions to %q (%s)' "${#new[@]}" "$disk" "$where")"
     printf '%s\n' "label: gpt" "first-lba: $disko_first" "last-lba: $disko_last" "${script[@]}" |
       sfdisk --quiet --no-reread --no-tell-kernel --wipe never -- "$disk" >/dev/null
@@ -576,8 +586,13 @@ disko_table() {
   local disk=$1 where=$2 format=$3 id=$4 found label have pristine=''
   label=$format
   [ "$format" = msdos ] && label=dos
-  disko_blkid "$disk"
-  found=$disko_type$disko_pttype$disko_odd
+  found=''
+  if disko_pristine "$disk"; then
+    pristine=1
+  else
+    disko_blkid "$disk"
+    found=$disko_type$disko_pttype$disko_odd
+  fi
   if [ -n "$found" ]; then
     [ "$found" = "$label" ] || disko_refuse "$disk" "an $format partition table" "$where" "$(disko_describe)"
     have=$(sfdisk --disk-id -- "$disk")
@@ -589,7 +604,6 @@ disko_table() {
     return 0
   fi
   disko_log "$(printf 'writing an %s partition table to %q (%s)' "$format" "$disk" "$where")"
-  ! disko_pristine "$disk" || pristine=1
   parted --script -- "$disk" "${@:7}" >/dev/null
   sfdisk --quiet --no-reread --no-tell-kernel --disk-id -- "$disk" "$id" >/dev/null
   # parted told the kernel about the partitions (udev may have made it forget them again).
@@ -834,9 +848,15 @@ disko_destroy_disk() {
   fi
   plan=$(lsblk --json --paths --output NAME,TYPE,FSTYPE,LABEL,MOUNTPOINTS "$disk" | jq -r "$disko_teardown_jq")
   eval "$plan"
-  # The MBR boot code, and the rest of the first MiB, where partition tables and boot
-  # loaders live (what sgdisk --zap-all clears): the disk is then pristine for format.
+  # The MBR boot code and the rest of the first MiB, where partition tables and boot
+  # loaders live, and the last MiB, where the backup GPT lives (what sgdisk --zap-all
+  # clears): the disk is then pristine for format (disko_pristine).
+  local size
+  read -r size <"/sys/class/block/${disk##*/}/size"
   dd if=/dev/zero of="$disk" bs=1M count=1 conv=notrunc,fsync status=none
+  if ((size * 512 > 2 * 1048576)); then
+    dd if=/dev/zero of="$disk" bs=512 count=2048 seek=$((size - 2048)) conv=notrunc,fsync status=none
+  fi
   # Nothing may be left below the disk: the kernel refuses to forget a partition that is
   # in use, and udev may hold one open for a moment (it probes what the wipe changed).
   deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
