@@ -35,10 +35,19 @@ const usage = `usage: testvm COMMAND [flags]
 Commands:
   build                      build the guest image (or find it cached) and print where it is
   installer                  build the kexec installer tarball (nixos-images layout) and print its path
+  system [flags]             build the stand-in NixOS system for a layout; print DISKO_SCRIPT TOPLEVEL
+  serve [flags]              boot a guest, write how to reach it (--env FILE), run until SIGTERM/Ctrl-C
   shell [flags]              boot a guest and open an ssh shell in it (or print the ssh command)
   run [flags] -- CMD [ARG..] boot a guest, run CMD in it, exit with its status
 
-Flags of shell and run:
+Flags of system:
+  --nixos-config FILE   the layout's NixOS configuration (disko-compile nixos-config LAYOUT)
+  --disko-script FILE   its destroy,format,mount script (disko-compile script destroy,format,mount LAYOUT)
+  --initrd-secret DEST=SRC  a file copied from the installed root into the initrd (boot.initrd.secrets; repeatable)
+  --hostname NAME       (default demo)
+  root may log in with the rig's client key
+
+Flags of shell, run and serve:
   --disks 1G,512M   virtio disks (/dev/vda, /dev/vdb, ...): sizes of new sparse files, or paths of image files
   --cpus N          virtual CPUs (default 2)
   --memory MiB      guest memory (default 1024)
@@ -46,6 +55,9 @@ Flags of shell and run:
   --packages a,b    more installed Debian packages to put in the guest (e.g. nix-bin)
   --append ARGS     more kernel command line arguments
   --print           (shell) print the ssh command and wait for Ctrl-C instead of running ssh
+  --on-reboot uefi  a guest reboot restarts the machine with UEFI firmware, booting its disks
+  --boot uefi       boot the disks with UEFI firmware (an installed system) instead of the rig's kernel
+  --env FILE        (serve) write TESTVM_PORT, TESTVM_KEY, TESTVM_KNOWN_HOSTS, TESTVM_CONSOLE to FILE
 
 Environment: DISKOANYWHERE_TESTVM_CACHE overrides the image cache directory.
 
@@ -71,6 +83,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBuild(ctx, args[1:], stdout, stderr)
 	case "installer":
 		err = cmdInstaller(ctx, args[1:], stdout, stderr)
+	case "system":
+		err = cmdSystem(ctx, args[1:], stdout, stderr)
+	case "serve":
+		err = cmdServe(ctx, args[1:], stdout, stderr)
 	case "shell":
 		err = cmdShell(ctx, args[1:], stdout, stderr)
 	case "run":
@@ -129,7 +145,7 @@ func cmdInstaller(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-// vmFlags are the flags shared by shell and run.
+// vmFlags are the flags shared by shell, run and serve.
 type vmFlags struct {
 	disks    string
 	cpus     int
@@ -137,6 +153,8 @@ type vmFlags struct {
 	noUdev   bool
 	packages string
 	append   string
+	onReboot string
+	boot     string
 }
 
 func (f *vmFlags) register(fs *flag.FlagSet) {
@@ -146,6 +164,8 @@ func (f *vmFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noUdev, "no-udev", false, "boot without systemd-udevd")
 	fs.StringVar(&f.packages, "packages", "", "comma-separated extra installed Debian packages to put in the guest")
 	fs.StringVar(&f.append, "append", "", "more kernel command line arguments")
+	fs.StringVar(&f.onReboot, "on-reboot", "", "uefi: a guest reboot restarts the machine booting its disks with UEFI")
+	fs.StringVar(&f.boot, "boot", "", "uefi: boot the disks with UEFI firmware instead of the rig's kernel")
 }
 
 func (f *vmFlags) options(stderr io.Writer) (testvm.Options, error) {
@@ -153,7 +173,11 @@ func (f *vmFlags) options(stderr io.Writer) (testvm.Options, error) {
 	if err != nil {
 		return testvm.Options{}, err
 	}
-	opts := testvm.Options{Disks: disks, CPUs: f.cpus, MemoryMiB: f.memory, NoUdev: f.noUdev, Log: stderr}
+	opts := testvm.Options{Disks: disks, CPUs: f.cpus, MemoryMiB: f.memory, NoUdev: f.noUdev, Log: stderr,
+		OnReboot: f.onReboot, Boot: f.boot}
+	if f.boot == testvm.BootUEFI || f.onReboot == testvm.BootUEFI {
+		opts.BootTimeout = 4 * time.Minute // firmware under TCG is slow
+	}
 	opts.KernelArgs = strings.Fields(f.append)
 	if f.packages != "" {
 		opts.ExtraPackages = strings.Split(f.packages, ",")
@@ -268,4 +292,97 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 		return ce.ExitStatus, nil
 	}
 	return 0, err
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdSystem(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("system", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("nixos-config", "", "the layout's NixOS configuration (JSON)")
+	disko := fs.String("disko-script", "", "the layout's destroy,format,mount script")
+	hostname := fs.String("hostname", "demo", "host name")
+	var secrets multiFlag
+	fs.Var(&secrets, "initrd-secret", "DEST=SRC (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *config == "" || *disko == "" {
+		return errors.New("system: --nixos-config and --disko-script are required")
+	}
+	cfg, err := os.ReadFile(*config)
+	if err != nil {
+		return err
+	}
+	script, err := os.ReadFile(*disko)
+	if err != nil {
+		return err
+	}
+	img, err := testvm.Build(ctx, testvm.BuildOptions{Log: stderr})
+	if err != nil {
+		return err
+	}
+	pub, err := os.ReadFile(img.ClientKeyPath + ".pub")
+	if err != nil {
+		return err
+	}
+	o := testvm.SystemOptions{NixOSConfig: cfg, DiskoScript: script, Hostname: *hostname, Log: stderr,
+		AuthorizedKeys: []string{strings.TrimSpace(string(pub))}, InitrdSecrets: map[string]string{}}
+	for _, sec := range secrets {
+		dest, src, ok := strings.Cut(sec, "=")
+		if !ok {
+			return fmt.Errorf("--initrd-secret %q: want DEST=SRC", sec)
+		}
+		o.InitrdSecrets[dest] = src
+	}
+	sys, err := testvm.BuildSystem(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %s\n", sys.DiskoScript, sys.Toplevel)
+	return nil
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var vf vmFlags
+	vf.register(fs)
+	env := fs.String("env", "", "write the guest's connection details to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts, err := vf.options(stderr)
+	if err != nil {
+		return err
+	}
+	vm, err := testvm.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer vm.Stop()
+	details := fmt.Sprintf("TESTVM_PORT=%d\nTESTVM_KEY=%s\nTESTVM_KNOWN_HOSTS=%s\nTESTVM_CONSOLE=%s\n",
+		vm.SSHPort(), testvm.Quote(vm.ClientKeyPath()), testvm.Quote(vm.KnownHostsPath()), testvm.Quote(vm.ConsoleLog()))
+	if *env != "" {
+		tmp := *env + ".tmp"
+		if err := os.WriteFile(tmp, []byte(details), 0o600); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, *env); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprint(stdout, details)
+	}
+	fmt.Fprintln(stderr, "testvm: guest runs until SIGTERM or Ctrl-C")
+	select {
+	case <-ctx.Done():
+	case <-vm.Exited():
+		return errors.New("testvm: the guest powered off")
+	}
+	return nil
 }

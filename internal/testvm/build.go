@@ -532,7 +532,7 @@ func buildInto(ctx context.Context, dir, cacheDir string, in *inputs, fl flavor,
 		}},
 		{"shared libraries", func() error { return addLibraries(ctx, t, elfs, nil) }},
 		{"busybox applets", func() error { return addBusybox(ctx, t) }},
-		{"kernel modules", func() error { return addModules(ctx, t, in.kernelRelease, dir) }},
+		{"kernel modules", func() error { return addModules(ctx, t, in.kernelRelease, dir, guestModules) }},
 		{"guest config", func() error { return addGuestConfig(t, dir, fl) }},
 		{"kernel", func() error { return copyKernel(ctx, in.kernelImage, dir, logw) }},
 		{"initramfs", func() error { return writeInitramfs(t, filepath.Join(dir, "initrd.img")) }},
@@ -702,7 +702,8 @@ func sharedLibraries(ctx context.Context, elfs, extraLibDirs []string) (map[stri
 }
 
 // addBusybox links busybox applets for the commands no real package
-// provides (init, poweroff, ip, hostname, vi, ...).
+// provides (init, poweroff, ip, hostname, vi, ...); /usr/bin/busybox must
+// be in the tree.
 func addBusybox(ctx context.Context, t tree) error {
 	bb := "/bin/busybox"
 	out, err := exec.CommandContext(ctx, bb, "--list-full").Output()
@@ -725,7 +726,13 @@ func addBusybox(ctx context.Context, t tree) error {
 		if _, ok := t["/usr/sbin/"+name]; ok {
 			continue
 		}
-		t.addSymlink(gp, "/usr/bin/busybox")
+		// Relative, so the links also work where the tree is not the root
+		// (the stand-in system's userland sits in the Nix store).
+		target, err := filepath.Rel(path.Dir(gp), "/usr/bin/busybox")
+		if err != nil {
+			return err
+		}
+		t.addSymlink(gp, target)
 	}
 	return nil
 }
@@ -814,22 +821,17 @@ func notInstalledDeps(ctx context.Context, pkg string) ([]string, error) {
 	return need, nil
 }
 
-// addModules copies the guest modules and their dependencies, and runs
-// depmod over exactly that set so modprobe works in the guest.
-func addModules(ctx context.Context, t tree, rel, scratch string) error {
+// addModules copies the modules and their dependencies, and runs depmod
+// over exactly that set so modprobe works in the guest.
+func addModules(ctx context.Context, t tree, rel, scratch string, modules []string) error {
 	hostDir := filepath.Join("/lib/modules", rel)
 	mods := map[string]bool{}
-	for _, m := range guestModules {
-		out, err := exec.CommandContext(ctx, "modprobe", "-S", rel, "--show-depends", m).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("modprobe -S %s --show-depends %s: %w: %s", rel, m, err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			f := strings.Fields(line)
-			if len(f) >= 2 && f[0] == "insmod" {
-				mods[f[1]] = true
-			}
-		}
+	order, err := moduleLoadOrder(ctx, rel, modules)
+	if err != nil {
+		return err
+	}
+	for _, m := range order {
+		mods[m] = true
 	}
 	dm := filepath.Join(scratch, "depmod")
 	defer os.RemoveAll(dm)
@@ -869,6 +871,27 @@ func addModules(ctx context.Context, t tree, rel, scratch string) error {
 		}
 	}
 	return nil
+}
+
+// moduleLoadOrder lists the module files that make up modules (with their
+// dependencies first), in an order insmod can load them.
+func moduleLoadOrder(ctx context.Context, rel string, modules []string) ([]string, error) {
+	var order []string
+	seen := map[string]bool{}
+	for _, m := range modules {
+		out, err := exec.CommandContext(ctx, "modprobe", "-S", rel, "--show-depends", m).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("modprobe -S %s --show-depends %s: %w: %s", rel, m, err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 2 && f[0] == "insmod" && !seen[f[1]] {
+				seen[f[1]] = true
+				order = append(order, f[1])
+			}
+		}
+	}
+	return order, nil
 }
 
 // addGuestConfig adds the flavor's embedded files, the merged-/usr symlinks,

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -171,6 +172,47 @@ func (c *cpioWriter) put(b []byte) error {
 func (c *cpioWriter) pad() error {
 	if r := c.off % 4; r != 0 {
 		return c.put(make([]byte, 4-r))
+	}
+	return nil
+}
+
+// writeDir materializes the tree under root (which must not exist yet), for
+// trees that become store paths rather than archives. Device nodes are
+// left out: a store path cannot hold them.
+func (t tree) writeDir(root string) error {
+	names := make([]string, 0, len(t))
+	for p := range t {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	for _, p := range names {
+		e := t[p]
+		dst := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		var err error
+		switch e.kind {
+		case kindDir:
+			err = os.MkdirAll(dst, e.mode)
+		case kindSymlink:
+			err = os.Symlink(e.target, dst)
+		case kindFile:
+			if e.hostPath != "" {
+				err = copyFile(e.hostPath, dst, e.mode)
+			} else {
+				err = os.WriteFile(dst, e.data, e.mode)
+			}
+			if err == nil {
+				err = os.Chmod(dst, e.mode)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
 	}
 	return nil
 }

@@ -77,7 +77,38 @@ type Options struct {
 	ExtraPackages []string
 	// Log receives progress (build, boot time); nil discards it.
 	Log io.Writer
+
+	// Boot is how the machine starts: BootKernel (default) boots the
+	// image's kernel and initramfs directly; BootUEFI boots from the disks
+	// with OVMF firmware (Debian's ovmf; NVRAM in the VM's directory), as a
+	// machine with an installed system does, and then a guest reboot is a
+	// real reset of the same machine.
+	Boot string
+	// OnReboot is what a guest reboot does to a BootKernel machine: by
+	// default qemu exits (-no-reboot). BootUEFI starts qemu again at once on
+	// the same disks, port and NVRAM, booting with OVMF from the disks: the
+	// machine reboots into what was installed on them.
+	OnReboot string
+	// HostKey is the SSH host key the system booted from the disks presents
+	// (default: the image's, which --copy-host-keys carries over).
+	HostKey ssh.PublicKey
+	// GuestForwards make host TCP services reachable from the guest, which
+	// otherwise cannot reach the host at all (restricted user-mode network).
+	GuestForwards []GuestForward
 }
+
+// GuestForward makes the guest's connections to GuestAddr (an address in
+// 10.0.2.0/24 other than .2, .3 and .15, with a port) reach HostAddr.
+type GuestForward struct {
+	GuestAddr string // e.g. 10.0.2.100:8080
+	HostAddr  string // e.g. 127.0.0.1:43210
+}
+
+// Values of Options.Boot and Options.OnReboot.
+const (
+	BootKernel = "kernel"
+	BootUEFI   = "uefi"
+)
 
 // VM is a running guest. Its methods are safe for concurrent use; commands
 // share one SSH connection.
@@ -92,9 +123,12 @@ type VM struct {
 	knownHosts string
 	disks      []string
 
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	waitErr  error
+	mode     string // BootKernel or BootUEFI: how qemu was last started
+	stopping bool   // Stop or kill asked for the end: no restart
+	firmware ovmf
 
 	mu      sync.Mutex
 	client  *ssh.Client
@@ -136,6 +170,16 @@ func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 			return nil, err
 		}
 	}
+	switch opts.Boot {
+	case "", BootKernel:
+		opts.Boot = BootKernel
+	case BootUEFI:
+	default:
+		return nil, fmt.Errorf("testvm: Boot %q: want %q or %q", opts.Boot, BootKernel, BootUEFI)
+	}
+	if opts.OnReboot != "" && opts.OnReboot != BootUEFI {
+		return nil, fmt.Errorf("testvm: OnReboot %q: want \"\" or %q", opts.OnReboot, BootUEFI)
+	}
 	switch opts.Accel {
 	case "", "auto":
 		opts.Accel = "tcg"
@@ -154,7 +198,12 @@ func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("testvm: client key %s: %w", img.ClientKeyPath, err)
 	}
-	vm := &VM{img: img, opts: opts, dir: opts.Dir, signer: signer}
+	vm := &VM{img: img, opts: opts, dir: opts.Dir, signer: signer, mode: opts.Boot}
+	if opts.Boot == BootUEFI || opts.OnReboot == BootUEFI {
+		if vm.firmware, err = findOVMF(); err != nil {
+			return nil, err
+		}
+	}
 	if vm.dir == "" {
 		if vm.dir, err = os.MkdirTemp("", "testvm-"); err != nil {
 			return nil, fmt.Errorf("testvm: %w", err)
@@ -175,6 +224,11 @@ func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 	vm.knownHosts = filepath.Join(vm.dir, "known_hosts")
 	if err := vm.prepareDisks(); err != nil {
 		return nil, err
+	}
+	if vm.firmware.code != "" {
+		if err := copyFile(vm.firmware.vars, filepath.Join(vm.dir, "OVMF_VARS.fd"), 0o644); err != nil {
+			return nil, fmt.Errorf("testvm: NVRAM: %w", err)
+		}
 	}
 	initrd, err := vm.prepareInitrd()
 	if err != nil {
@@ -201,7 +255,7 @@ func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 		vm.kill()
 		return nil, err
 	}
-	known := fmt.Sprintf("[127.0.0.1]:%d %s", vm.port, ssh.MarshalAuthorizedKey(img.HostKey))
+	known := fmt.Sprintf("[127.0.0.1]:%d %s", vm.port, ssh.MarshalAuthorizedKey(vm.HostKey()))
 	if err := os.WriteFile(vm.knownHosts, []byte(known), 0o644); err != nil {
 		vm.kill()
 		return nil, fmt.Errorf("testvm: %w", err)
@@ -284,14 +338,13 @@ func (vm *VM) prepareInitrd() (string, error) {
 	return out, f.Close()
 }
 
-// qemuArgs is the qemu command line for the current port.
+// qemuArgs is the qemu command line for the current port and boot mode.
 func (vm *VM) qemuArgs(initrd string) []string {
 	o := vm.opts
-	args := []string{"-nographic", "-nodefaults", "-no-reboot", "-monitor", "none",
+	args := []string{"-nographic", "-nodefaults", "-monitor", "none",
 		"-smp", strconv.Itoa(o.CPUs), "-m", strconv.Itoa(o.MemoryMiB),
-		"-kernel", vm.img.BootKernel, "-initrd", initrd,
-		"-chardev", "file,id=console,path=" + vm.console, "-serial", "chardev:console",
-		"-netdev", fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22", vm.port),
+		"-chardev", "file,id=console,append=on,path=" + vm.console, "-serial", "chardev:console",
+		"-netdev", vm.netdev(),
 		"-device", "virtio-net-pci,netdev=net0,romfile=",
 		"-device", "virtio-rng-pci",
 	}
@@ -304,6 +357,18 @@ func (vm *VM) qemuArgs(initrd string) []string {
 		// path, and unpacking its initramfs took 10-56 s instead of 0.6 s.
 		// 64 MiB keeps the disk tools as fast as the default; 32 MiB did not.
 		args = append(args, "-accel", "tcg,thread=multi,tb-size=64", "-cpu", "max")
+	}
+	uefi := vm.mode == BootUEFI
+	if uefi {
+		args = append(args,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+vm.firmware.code,
+			"-drive", "if=pflash,format=raw,unit=1,file="+filepath.Join(vm.dir, "OVMF_VARS.fd"),
+			// OVMF brings up its network stack for PXE unless told not to:
+			// 5-10 s under TCG for a boot that never uses it.
+			"-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
+			"-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n")
+	} else {
+		args = append(args, "-no-reboot", "-kernel", vm.img.BootKernel, "-initrd", initrd)
 	}
 	cmdline := []string{"console=ttyS0", "panic=-1", "quiet", "loglevel=4"}
 	if o.NoUdev {
@@ -325,16 +390,51 @@ func (vm *VM) qemuArgs(initrd string) []string {
 		if serial == "" {
 			serial = fmt.Sprintf("testvm%d", i)
 		}
-		args = append(args, "-drive", drive, "-device", fmt.Sprintf("virtio-blk-pci,drive=disk%d,serial=%s", i, serial))
+		dev := fmt.Sprintf("virtio-blk-pci,drive=disk%d,serial=%s", i, serial)
+		if uefi {
+			dev += fmt.Sprintf(",bootindex=%d", i) // the firmware tries the disks in order
+		}
+		args = append(args, "-drive", drive, "-device", dev)
 	}
 	for i, s := range o.Shares {
 		tag := fmt.Sprintf("share%d", i)
 		args = append(args, "-virtfs", fmt.Sprintf("local,path=%s,mount_tag=%s,security_model=none,readonly=on", s.HostDir, tag))
 		cmdline = append(cmdline, fmt.Sprintf("testvm.share=%s:%s", tag, s.GuestDir))
 	}
+	if uefi {
+		return args // the boot loader on the disks has the command line
+	}
 	cmdline = append(cmdline, o.KernelArgs...)
 	return append(args, "-append", strings.Join(cmdline, " "))
 }
+
+// netdev is the user-mode network: restricted (no way out), sshd forwarded
+// from the host, and the GuestForwards.
+func (vm *VM) netdev() string {
+	s := fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:22", vm.port)
+	for _, f := range vm.opts.GuestForwards {
+		s += fmt.Sprintf(",guestfwd=tcp:%s-tcp:%s", f.GuestAddr, f.HostAddr)
+	}
+	return s
+}
+
+// ovmf is the UEFI firmware: code (read-only) and a template of its NVRAM.
+type ovmf struct{ code, vars string }
+
+func findOVMF() (ovmf, error) {
+	for _, f := range []ovmf{
+		{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+		{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
+	} {
+		if statOK(f.code) && statOK(f.vars) {
+			return f, nil
+		}
+	}
+	return ovmf{}, &MissingError{What: "UEFI firmware (/usr/share/OVMF/OVMF_CODE*.fd)", Packages: []string{"ovmf"}}
+}
+
+// rebootMarker is what Linux prints on the console when it resets the machine.
+const rebootMarker = "reboot: Restarting system"
 
 func (vm *VM) launch(initrd string) error {
 	for _, s := range vm.opts.Shares {
@@ -347,6 +447,21 @@ func (vm *VM) launch(initrd string) error {
 		return fmt.Errorf("testvm: %w", err)
 	}
 	defer logf.Close()
+	vm.exited = make(chan struct{})
+	vm.mu.Lock()
+	vm.stopping = false
+	vm.mu.Unlock()
+	return vm.startQemu(initrd, logf)
+}
+
+// startQemu starts qemu in the current mode and watches it: when a
+// BootKernel guest with OnReboot set reboots, qemu is started again in
+// UEFI mode; any other exit is final and closes vm.exited.
+func (vm *VM) startQemu(initrd string, logf *os.File) error {
+	var since int64
+	if st, err := os.Stat(vm.console); err == nil {
+		since = st.Size()
+	}
 	cmd := exec.Command("qemu-system-x86_64", vm.qemuArgs(initrd)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// qemu dies with the test process even when nobody calls Stop.
@@ -354,10 +469,31 @@ func (vm *VM) launch(initrd string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("testvm: start qemu: %w", err)
 	}
+	vm.mu.Lock()
 	vm.cmd = cmd
-	vm.exited = make(chan struct{})
+	vm.mu.Unlock()
 	go func() {
-		vm.waitErr = cmd.Wait()
+		err := cmd.Wait()
+		vm.mu.Lock()
+		restart := !vm.stopping && vm.opts.OnReboot == BootUEFI && vm.mode == BootKernel &&
+			consoleHas(vm.console, since, rebootMarker)
+		if restart {
+			vm.mode = BootUEFI
+		}
+		vm.mu.Unlock()
+		if restart {
+			f, ferr := os.OpenFile(vm.qemuLog, os.O_APPEND|os.O_WRONLY, 0)
+			if ferr == nil {
+				fmt.Fprintf(f, "testvm: the guest rebooted: starting qemu again, booting the disks with UEFI\n")
+				ferr = vm.startQemu("", f)
+				f.Close()
+			}
+			if ferr == nil {
+				return
+			}
+			err = ferr
+		}
+		vm.waitErr = err
 		close(vm.exited)
 	}()
 	return nil
@@ -462,8 +598,8 @@ func (vm *VM) dial(timeout time.Duration) (*ssh.Client, error) {
 	cfg := &ssh.ClientConfig{
 		User:              "root",
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(vm.signer)},
-		HostKeyCallback:   ssh.FixedHostKey(vm.img.HostKey),
-		HostKeyAlgorithms: []string{vm.img.HostKey.Type()},
+		HostKeyCallback:   ssh.FixedHostKey(vm.HostKey()),
+		HostKeyAlgorithms: []string{vm.HostKey().Type()},
 		Timeout:           timeout,
 	}
 	c, chans, reqs, err := ssh.NewClientConn(conn, vm.SSHAddr(), cfg)
@@ -557,8 +693,22 @@ func (vm *VM) SSHAddr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // SSHPort is the port of SSHAddr.
 func (vm *VM) SSHPort() int { return vm.port }
 
-// HostKey is the guest's pinned SSH host key (the same for every boot of the image).
-func (vm *VM) HostKey() ssh.PublicKey { return vm.img.HostKey }
+// HostKey is the guest's pinned SSH host key: the image's (the same for
+// every boot of it), or Options.HostKey.
+func (vm *VM) HostKey() ssh.PublicKey {
+	if vm.opts.HostKey != nil {
+		return vm.opts.HostKey
+	}
+	return vm.img.HostKey
+}
+
+// Mode is how the machine booted last: BootKernel or BootUEFI (after a
+// reboot with OnReboot set).
+func (vm *VM) Mode() string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.mode
+}
 
 // ClientKeyPath is a private key file that logs in as root (for ssh -i, NIX_SSHOPTS).
 func (vm *VM) ClientKeyPath() string { return vm.img.ClientKeyPath }
@@ -615,6 +765,9 @@ func (vm *VM) Reconnect(ctx context.Context) error {
 // time, and removes the VM's temporary directory. It is safe to call twice.
 func (vm *VM) Stop() error {
 	vm.stopOnce.Do(func() {
+		vm.mu.Lock()
+		vm.stopping = true
+		vm.mu.Unlock()
 		if c := vm.Client(); c != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			vm.Run(ctx, "sync; poweroff -f") // the connection drops: no useful result
@@ -633,9 +786,13 @@ func (vm *VM) Stop() error {
 	return vm.stopErr
 }
 
-// kill ends qemu by PID and waits for it.
+// kill ends qemu by PID (no restart) and waits for it.
 func (vm *VM) kill() {
-	if vm.cmd == nil || vm.cmd.Process == nil {
+	vm.mu.Lock()
+	vm.stopping = true
+	cmd := vm.cmd
+	vm.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
 		return
 	}
 	select {
@@ -643,7 +800,7 @@ func (vm *VM) kill() {
 		return
 	default:
 	}
-	vm.cmd.Process.Kill()
+	cmd.Process.Kill()
 	<-vm.exited
 }
 
