@@ -71,7 +71,7 @@ const (
 	catDisko   = "Disks"
 	catFiles   = "Files, keys and secrets"
 	catNix     = "Nix"
-	catKexec   = "Kexec (accepted; the kexec phase comes in the next version)"
+	catKexec   = "Kexec (into a nixos-images installer tarball)"
 	catOutput  = "Output"
 	catCompat  = "Deprecated (nixos-anywhere compatibility)"
 	descExamps = `Install a NixOS configuration onto a machine reachable over SSH: format its disks
@@ -184,7 +184,7 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Category: catNix, Name: "generate-hardware-config", Usage: "`KIND PATH`: run nixos-facter or nixos-generate-config on the target and write its report to PATH before building"},
 
 		// Kexec.
-		&cli.StringFlag{Category: catKexec, Name: "kexec", Usage: "kexec tarball `PATH|URL` (nixos-images layout)"},
+		&cli.StringFlag{Category: catKexec, Name: "kexec", Usage: "installer tarball `PATH|URL` (nixos-images layout kexec/{run,kexec,bzImage,initrd,ip}); a file is uploaded, a URL downloaded by the target (or here and streamed up); default: nixos-images' " + install.DefaultKexecRelease + " image for the target's architecture"},
 		&cli.StringFlag{Category: catKexec, Name: "kexec-extra-flags", Usage: "extra `FLAGS` for kexec --load and kexec -e"},
 		&cli.BoolFlag{Category: catKexec, Name: "force-kexec", Usage: "kexec even when the target already runs a NixOS installer"},
 		&cli.IntFlag{Category: catKexec, Name: "post-kexec-ssh-port", Usage: "SSH `PORT` after kexec (works without -p)"},

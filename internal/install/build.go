@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -307,11 +306,6 @@ func formatBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
-
-// errKexec is the kexec phase's answer until it is implemented.
-var errKexec = errors.New("kexec phase: not implemented in this version (it comes with the end-to-end kexec work); " +
-	"boot the target into a NixOS installer (then the phase is skipped), or, if the target already has the disk tools and Nix, " +
-	"run without it: --phases disko,install,reboot")
 
 // statExists reports whether a local path exists.
 func statExists(p string) bool {

@@ -90,12 +90,15 @@ func (r *run) plan(ctx context.Context, a *artifacts) (*Plan, error) {
 	for _, ph := range o.Phases {
 		pp := PlanPhase{Name: string(ph), Action: "run"}
 		switch {
-		case r.state.Done(ph) && !o.Restart && r.sameInputs(a):
+		case r.state.Done(ph) && !o.Restart && r.sameInputs(a) && (ph != PhaseKexec || f.IsInstaller):
 			pp.Action, pp.Why = "done", "finished in a previous run at "+r.state.DoneAt(ph).Local().Format(time.DateTime)
 		case ph == PhaseKexec && f.IsInstaller && !o.ForceKexec:
 			pp.Action, pp.Why = "skip", "the target already runs a NixOS installer"
 		case ph == PhaseKexec:
-			pp.Action, pp.Why = "fail", "not implemented in this version; run with --phases disko,install,reboot on a target that has the tools, or boot an installer"
+			pp.Why = r.planKexec(ctx)
+			if strings.HasPrefix(pp.Why, "refused: ") {
+				pp.Action, pp.Why = "fail", strings.TrimPrefix(pp.Why, "refused: ")
+			}
 		case ph == PhaseDisko:
 			pp.Why = DiskoModes[o.diskoMode()].What
 		case ph == PhaseInstall:

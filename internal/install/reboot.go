@@ -42,10 +42,16 @@ func (r *run) reboot(ctx context.Context, a *artifacts) error {
 		case <-time.After(r.o.RebootDelay + 10*time.Second):
 		}
 	} else {
-		err = remote.WaitGone(gone, cfg.Addr())
+		// The installer's login still works until it goes down; the new
+		// system may let us in with another key, or not at all.
+		var seen restart
+		seen, _, err = waitRestart(gone, r.target, r.o.SSH, r.hostKey, r.bootID)
+		if err == nil && seen != restartDown {
+			s.Detail("the new system already answers", nil)
+		}
 	}
 	if err := s.Done(err); err != nil {
-		return fmt.Errorf("%w (the reboot command was sent; check the machine's console)", err)
+		return fmt.Errorf("waiting for %s to go down after the reboot command: %w (check the machine's console)", cfg.Addr(), err)
 	}
 
 	up, cancelUp := context.WithTimeout(ctx, r.o.RebootTimeout)

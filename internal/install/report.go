@@ -60,6 +60,12 @@ func (r *Reporter) Phase(phase, what string) {
 	r.emit(Event{Event: "phase", Phase: phase, Message: what}, fmt.Sprintf("### %s: %s", phase, what))
 }
 
+// PhaseDone says that a phase finished and how long it took.
+func (r *Reporter) PhaseDone(phase string, took time.Duration) {
+	r.emit(Event{Event: "phase-done", Phase: phase, Status: "ok", Duration: took.Seconds()},
+		fmt.Sprintf("### %s: done in %s", phase, formatDuration(took)))
+}
+
 // Skipped says that a phase or step did not run, and why.
 func (r *Reporter) Skipped(phase, step, why string) {
 	name := phase

@@ -34,7 +34,8 @@ type run struct {
 	keys    map[string][]byte // --disk-encryption-keys contents, read once
 	workdir string            // per-run directory on the target
 
-	mountedNow bool // the disko phase mounted the filesystems in this run
+	kexecSrc   *kexecSource // the installer tarball, once resolved
+	mountedNow bool         // the disko phase mounted the filesystems in this run
 	hostKey    ssh.PublicKey
 	bootID     string
 }
@@ -100,6 +101,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 func (r *run) install(ctx context.Context) error {
 	o := r.o
+	runStart := time.Now()
 	t, err := remote.ParseTarget(o.Target)
 	if err != nil {
 		return err
@@ -194,6 +196,16 @@ func (r *run) install(ctx context.Context) error {
 	r.rep.Info("state", "state file: "+st.Path(), map[string]any{"path": st.Path()})
 	defer r.cleanupWorkdir()
 
+	if st.Done(PhaseKexec) && !r.facts.IsInstaller && o.has(PhaseKexec) {
+		// The installer lives in RAM: a machine that restarted since runs
+		// its old system again, and only a new kexec brings the installer
+		// back (the disks keep what the disko phase made).
+		r.rep.Warn(string(PhaseKexec), "the target no longer runs the installer (it restarted since the last run): kexec again")
+		if err := st.Forget(PhaseKexec); err != nil {
+			return err
+		}
+	}
+	var times []string
 	for _, p := range o.Phases {
 		if st.Done(p) {
 			r.rep.Skipped(string(p), "", fmt.Sprintf("done in a previous run at %s; --restart to redo", st.DoneAt(p).Local().Format(time.DateTime)))
@@ -203,7 +215,7 @@ func (r *run) install(ctx context.Context) error {
 		var err error
 		switch p {
 		case PhaseKexec:
-			err = r.kexec()
+			err = r.kexec(ctx)
 			if errors.Is(err, errSkipped) {
 				continue
 			}
@@ -214,28 +226,29 @@ func (r *run) install(ctx context.Context) error {
 		case PhaseReboot:
 			err = r.reboot(ctx, a)
 		}
-		if err != nil {
+		var nothingChanged refusal
+		switch {
+		case errors.As(err, &nothingChanged):
+			return fmt.Errorf("%s phase: %w", p, err)
+		case err != nil:
 			return fmt.Errorf("%s phase: %w\n(state saved in %s: run the same command again to resume, or add --restart to start over)", p, err, st.Path())
 		}
-		if err := st.MarkDone(p, time.Since(start), time.Now()); err != nil {
+		took := time.Since(start)
+		r.rep.PhaseDone(string(p), took)
+		times = append(times, fmt.Sprintf("%s %s", p, formatDuration(took)))
+		if err := st.MarkDone(p, took, time.Now()); err != nil {
 			return err
 		}
 	}
-	r.rep.emit(Event{Event: "done", Message: "installation finished"}, "### Done")
+	summary := "### Done"
+	if len(times) > 0 {
+		summary += fmt.Sprintf(" (%s; %s in all)", strings.Join(times, ", "), formatDuration(time.Since(runStart)))
+	}
+	r.rep.emit(Event{Event: "done", Message: "installation finished", Duration: time.Since(runStart).Seconds()}, summary)
 	return nil
 }
 
 var errSkipped = errors.New("skipped")
-
-// kexec is the placeholder of the kexec phase: skipped on an installer
-// (as nixos-anywhere does), refused otherwise until it is implemented.
-func (r *run) kexec() error {
-	if r.facts.IsInstaller && !r.o.ForceKexec {
-		r.rep.Skipped(string(PhaseKexec), "", "the target already runs a NixOS installer")
-		return errSkipped
-	}
-	return errKexec
-}
 
 func describeFacts(f *facts.Facts) string {
 	os := f.OS.PrettyName
