@@ -417,7 +417,17 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 	s = r.rep.Step(phase, "wait for the installer on "+after.String())
 	wctx, cancelUp := context.WithTimeout(ctx, kexecUpTimeout)
 	defer cancelUp()
-	up, err := remote.WaitUp(wctx, after, opts)
+	var up *remote.Client
+	for {
+		up, err = remote.WaitUp(wctx, after, opts)
+		if err != nil || !sameBootClient(wctx, up, oldBoot) {
+			break
+		}
+		up.Close() // the old system, still going down
+		if err = pause(wctx, 2*time.Second); err != nil {
+			break
+		}
+	}
 	if err := s.Done(err); err != nil {
 		return kexecKeyError(err, oldKey)
 	}
@@ -446,6 +456,14 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 	}
 	r.facts, r.root, r.bootID, r.target = f, root, f.BootID, after
 	return nil
+}
+
+// sameBootClient reports whether c is logged in to the boot bootID.
+func sameBootClient(ctx context.Context, c *remote.Client, bootID string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := c.User().Output(ctx, "cat /proc/sys/kernel/random/boot_id")
+	return err == nil && bootID != "" && strings.TrimSpace(string(out)) == bootID
 }
 
 // kexecKeyError explains a refused key after kexec.

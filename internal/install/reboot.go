@@ -68,7 +68,16 @@ func (r *run) reboot(ctx context.Context, a *artifacts) error {
 			c.Close()
 		}
 	} else {
-		key, err = waitHostKey(up, cfg.Addr(), expected)
+		for {
+			key, err = waitHostKey(up, cfg.Addr(), expected)
+			if err != nil || !sameBoot(up, r.target, r.o.SSH, key, r.bootID) {
+				break
+			}
+			// The installer, still going down.
+			if err = pause(up, 2*time.Second); err != nil {
+				break
+			}
+		}
 	}
 	if err == nil {
 		s.Detail("answers with host key "+fingerprint(key), map[string]any{"hostKey": fingerprint(key)})

@@ -55,3 +55,34 @@ func waitRestart(ctx context.Context, t remote.Target, o remote.Options, key ssh
 		}
 	}
 }
+
+// sameBoot reports whether the target still runs the boot bootID, logging
+// in with key pinned; false when it cannot tell (no login, no boot id).
+// A machine told to reboot or kexec answers for a moment while it goes
+// down, and a dropped probe in between looks like "down": only a new boot
+// id proves the restart.
+func sameBoot(ctx context.Context, t remote.Target, o remote.Options, key ssh.PublicKey, bootID string) bool {
+	if bootID == "" || key == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	o.ExpectHostKey = key
+	c, err := remote.Dial(ctx, t, o)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	out, err := c.User().Output(ctx, "cat /proc/sys/kernel/random/boot_id")
+	return err == nil && strings.TrimSpace(string(out)) == bootID
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
