@@ -70,7 +70,9 @@ func (r *run) reboot(ctx context.Context, a *artifacts) error {
 	} else {
 		for {
 			key, err = waitHostKey(up, cfg.Addr(), expected)
-			if err != nil || !sameBoot(up, r.target, r.o.SSH, key, r.bootID) {
+			if err != nil || !bytes.Equal(key.Marshal(), r.hostKey.Marshal()) || !sameBoot(up, r.target, r.o.SSH, key, r.bootID) {
+				// A key other than the installer's is a machine other than the
+				// installer, whatever its boot id says.
 				break
 			}
 			// The installer, still going down.
