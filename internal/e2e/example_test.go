@@ -98,11 +98,13 @@ func buildExample(t *testing.T) (*example, string) {
 		return nil, err.Error()
 	}
 
-	dir, err := os.MkdirTemp("", "e2e-example-")
+	// The directory outlives the test that built it (the package's tests share it); it
+	// lives in TestMain's directory, which is removed when the tests end, since it holds
+	// a LUKS passphrase.
+	dir, err := os.MkdirTemp(bin, "example-")
 	if err != nil {
 		return nil, err.Error()
 	}
-	// The directory outlives the test that built it; the package's tests share it.
 	pass := make([]byte, 16)
 	rand.Read(pass)
 	ex.passFile = filepath.Join(dir, "luks-passphrase")
