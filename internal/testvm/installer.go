@@ -38,7 +38,7 @@ const InstallerTarballName = "nixos-kexec-installer-noninteractive-x86_64-linux.
 
 // installerKernelParams is the installer's kernel command line (the test
 // guest's, so the rig's console markers and modules work the same).
-const installerKernelParams = "console=ttyS0 panic=-1 quiet loglevel=4"
+const installerKernelParams = "console=ttyS0 panic=-1 quiet loglevel=4 no_timer_check"
 
 var installerFlavor = flavor{
 	name:     "installer",

@@ -371,7 +371,7 @@ func writeSystemSources(ctx context.Context, dir, rel, vmlinuz string, cfg *nixo
 		fmt.Fprintf(&fstab, "%s none swap sw 0 0\n", s.Device)
 	}
 	files.addData("/etc/fstab", []byte(fstab.String()), 0o644)
-	files.addData("/kernel-params", []byte("console=ttyS0 loglevel=4\n"), 0o644)
+	files.addData("/kernel-params", []byte("console=ttyS0 loglevel=4 no_timer_check\n"), 0o644)
 	var secrets strings.Builder
 	for _, dest := range sortedKeys(o.InitrdSecrets) {
 		src := o.InitrdSecrets[dest]

@@ -370,7 +370,7 @@ func (vm *VM) qemuArgs(initrd string) []string {
 	} else {
 		args = append(args, "-no-reboot", "-kernel", vm.img.BootKernel, "-initrd", initrd)
 	}
-	cmdline := []string{"console=ttyS0", "panic=-1", "quiet", "loglevel=4"}
+	cmdline := []string{"console=ttyS0", "panic=-1", "quiet", "loglevel=4", "no_timer_check"}
 	if o.NoUdev {
 		cmdline = append(cmdline, "testvm.udev=0")
 	}
