@@ -10,6 +10,9 @@ import (
 // bcachefs. The filesystem is formatted once from all its members (each member's
 // --label and format arguments before its device, as disko orders them) unless a
 // bcachefs with the layout's UUID exists; members holding anything else are refused.
+// A member's format arguments are one word each: disko writes them to a file a line
+// apiece and reads every line back as one argument. The filesystem-wide ones are split
+// at whitespace, as disko splices them unquoted into the command.
 // Subvolumes are created through a temporary mount when missing. Mounts use
 // /dev/disk/by-uuid/UUID, unlocking first when the filesystem is encrypted.
 
@@ -22,7 +25,7 @@ func (g *gen) createBcachefs(w *writer, u *unit, fs *config.BcachefsFilesystem) 
 		devs = append(devs, dev)
 		args = append(args, string(Q("--label="+b.Label)))
 		if len(b.ExtraFormatArgs) > 0 {
-			args = append(args, string(splitWords(b.ExtraFormatArgs)))
+			args = append(args, string(words(b.ExtraFormatArgs)))
 		}
 		args = append(args, string(dev))
 	}

@@ -194,10 +194,11 @@ type stringSite struct {
 	set   func(string)
 }
 
-// splitFields are the lists whose elements disko joins and splits at whitespace.
+// splitFields are the lists whose elements disko joins and splits at whitespace. A
+// bcachefs member's extraFormatArgs is not one: disko passes each element whole.
 var splitFields = map[string]bool{
 	"Swap.ExtraArgs": true, "BTRFS.ExtraArgs": true, "Subvolume.ExtraArgs": true, "LUKS.ExtraFormatArgs": true,
-	"LUKS.ExtraOpenArgs": true, "LV.ExtraArgs": true, "Bcachefs.ExtraFormatArgs": true, "BcachefsFilesystem.ExtraFormatArgs": true,
+	"LUKS.ExtraOpenArgs": true, "LV.ExtraArgs": true, "BcachefsFilesystem.ExtraFormatArgs": true,
 }
 
 // stringSites lists every string of d by walking the model by reflection, in a stable

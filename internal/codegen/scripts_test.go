@@ -221,3 +221,31 @@ func TestZpoolTopology(t *testing.T) {
 	}
 	checkScript(t, "topology/format.sh", s.Format)
 }
+
+// TestBcachefsFormatArgs: a member's extraFormatArgs reach bcachefs format one element per
+// argument, as disko reads them back a line apiece, while the filesystem-wide ones are
+// split at whitespace, as disko splices them into the command unquoted.
+func TestBcachefsFormatArgs(t *testing.T) {
+	d := mustLoad(t, `{"disk": {"a": {"device": "/dev/vda", "content": {"type": "gpt", "partitions": {"bc": {"size": "100%",
+			"content": {"type": "bcachefs", "filesystem": "bfs", "label": "ssd.a", "extraFormatArgs": ["--discard", "--durability 2", "it's"]}}}}}},
+		"bcachefs_filesystems": {"bfs": {"uuid": "809b3a2b-828a-4730-95e1-75b6343e415a", "extraFormatArgs": ["--compression=lz4 --replicas=2"]}}}`)
+	s, err := Generate(d, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls, out, err := newStubEnv(t).run(t, s.Format, "create")
+	if err != nil {
+		t.Fatalf("format.sh fails under the stubs: %v\n%s", err, out)
+	}
+	want := call{"bcachefs", "format", "--label=ssd.a", "--discard", "--durability 2", "it's", "/dev/stub",
+		"--uuid=809b3a2b-828a-4730-95e1-75b6343e415a", "--compression=lz4", "--replicas=2"}
+	var got []call
+	for _, c := range calls {
+		if len(c) > 1 && c[0] == "bcachefs" && c[1] == "format" {
+			got = append(got, c)
+		}
+	}
+	if len(got) != 1 || !slices.Equal(got[0], want) {
+		t.Errorf("bcachefs format is called as %q, want %q", got, want)
+	}
+}

@@ -323,7 +323,7 @@ type Bcachefs struct {
 	Device          string   `json:"device,omitempty" defaultText:"the device of the enclosing node" jsonschema_description:"Device to add to the filesystem."`
 	Filesystem      string   `json:"filesystem" jsonschema:"required" jsonschema_description:"Name of the filesystem (an entry of bcachefs_filesystems) this device belongs to."`
 	Label           string   `json:"label,omitempty" jsonschema:"default=" jsonschema_description:"Per-device label (bcachefs format --label), for example group_a.sda2; used by target options."`
-	ExtraFormatArgs []string `json:"extraFormatArgs,omitempty" jsonschema_description:"Per-device format arguments, for example [\"--discard\"] or [\"--durability=2\"]."`
+	ExtraFormatArgs []string `json:"extraFormatArgs,omitempty" jsonschema_description:"Per-device format arguments, each passed as one word, for example [\"--discard\"] or [\"--durability=2\"]."`
 	Hooks
 }
 
@@ -331,7 +331,7 @@ type Bcachefs struct {
 type BcachefsFilesystem struct {
 	Type            string                        `json:"type" jsonschema:"enum=bcachefs_filesystem,default=bcachefs_filesystem" jsonschema_description:"Always \"bcachefs_filesystem\"."`
 	Name            string                        `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Filesystem name, referred to by its members."`
-	ExtraFormatArgs []string                      `json:"extraFormatArgs,omitempty" jsonschema_description:"Filesystem-wide format arguments (--compression=lz4, --replicas=2, ...)."`
+	ExtraFormatArgs []string                      `json:"extraFormatArgs,omitempty" jsonschema_description:"Filesystem-wide format arguments (--compression=lz4, --replicas=2, ...), split at whitespace as disko does."`
 	MountOptions    []string                      `json:"mountOptions" jsonschema:"default=X-mount.mkdir" jsonschema_description:"Mount options."`
 	Mountpoint      string                        `json:"mountpoint,omitempty" jsonschema_description:"Where the filesystem's root is mounted. Null leaves it unmounted."`
 	UUID            string                        `json:"uuid,omitempty" defaultText:"derived from the SHA-256 of the name" jsonschema_description:"Filesystem UUID; mounts use /dev/disk/by-uuid/UUID."`
