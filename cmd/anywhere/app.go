@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/cliargs"
 	"github.com/diskoanywhere/diskoanywhere/internal/install"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 )
@@ -46,22 +47,11 @@ func runWith(ctx context.Context, d deps, args []string) int {
 		return exitOK
 	}
 	fmt.Fprintln(d.stderr, "anywhere:", err)
-	if isUsageError(err) {
+	if cliargs.IsUsageError(err) {
 		fmt.Fprintln(d.stderr, "Run anywhere --help for the flags and examples.")
 		return exitBadArgs
 	}
 	return exitFailed
-}
-
-// usageError marks a command line that could not be understood (exit code 2).
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
-func isUsageError(err error) bool {
-	var u usageError
-	return errors.As(err, &u)
 }
 
 const (
@@ -120,10 +110,8 @@ func newApp(d deps) *cli.App {
 		Writer:                    d.stdout,
 		ErrWriter:                 d.stderr,
 		ExitErrHandler:            func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err}
-		},
-		Flags: flags(),
+		OnUsageError:              cliargs.OnUsageError,
+		Flags:                     flags(),
 		Action: func(c *cli.Context) error {
 			o, err := options(c, d)
 			if err != nil {
@@ -207,7 +195,7 @@ func pairs(c *cli.Context, name, want string) ([][2]string, error) {
 	for _, v := range c.StringSlice(name) {
 		a, b, ok := splitPair(v)
 		if !ok || a == "" {
-			return nil, usageError{fmt.Errorf("--%s needs two values: %s", name, want)}
+			return nil, cliargs.UsageError{Err: fmt.Errorf("--%s needs two values: %s", name, want)}
 		}
 		out = append(out, [2]string{a, b})
 	}
@@ -254,9 +242,9 @@ func options(c *cli.Context, d deps) (*install.Options, error) {
 	args := c.Args().Slice()
 	switch {
 	case len(args) > 1:
-		return nil, usageError{fmt.Errorf("one target host expected, got %d arguments: %s", len(args), strings.Join(args, " "))}
+		return nil, cliargs.UsageError{Err: fmt.Errorf("one target host expected, got %d arguments: %s", len(args), strings.Join(args, " "))}
 	case len(args) == 1 && c.String("target-host") != "" && args[0] != c.String("target-host"):
-		return nil, usageError{fmt.Errorf("two target hosts: %s and --target-host %s", args[0], c.String("target-host"))}
+		return nil, cliargs.UsageError{Err: fmt.Errorf("two target hosts: %s and --target-host %s", args[0], c.String("target-host"))}
 	case len(args) == 1:
 		o.Target = args[0]
 	default:
@@ -267,7 +255,7 @@ func options(c *cli.Context, d deps) (*install.Options, error) {
 	for _, v := range c.StringSlice("store-paths") {
 		a, b, ok := splitPair(v)
 		if !ok || len(o.StorePaths) > 0 {
-			return nil, usageError{errors.New("--store-paths takes two store paths, once: DISKO_SCRIPT TOPLEVEL")}
+			return nil, cliargs.UsageError{Err: errors.New("--store-paths takes two store paths, once: DISKO_SCRIPT TOPLEVEL")}
 		}
 		o.StorePaths = []string{a, b}
 	}
@@ -317,12 +305,12 @@ func options(c *cli.Context, d deps) (*install.Options, error) {
 		phases = "kexec,disko,install"
 	}
 	if o.Phases, err = install.ParsePhases(phases); err != nil {
-		return nil, usageError{err}
+		return nil, cliargs.UsageError{Err: err}
 	}
 	if c.Bool("build-on-remote") {
 		warn("--build-on-remote is deprecated; use --build-on remote")
 		if c.IsSet("build-on") && o.BuildOn != "remote" {
-			return nil, usageError{fmt.Errorf("--build-on-remote conflicts with --build-on %s", o.BuildOn)}
+			return nil, cliargs.UsageError{Err: fmt.Errorf("--build-on-remote conflicts with --build-on %s", o.BuildOn)}
 		}
 		o.BuildOn = "remote"
 	}
@@ -340,7 +328,7 @@ func options(c *cli.Context, d deps) (*install.Options, error) {
 	}
 	o.SSH.FromEnv(getenv, c.Bool("env-password"))
 	if c.Bool("env-password") && o.SSH.Password == "" {
-		return nil, usageError{errors.New("--env-password: SSHPASS is empty")}
+		return nil, cliargs.UsageError{Err: errors.New("--env-password: SSHPASS is empty")}
 	}
 	if o.Debug {
 		o.SSH.Logger = slog.New(slog.NewTextHandler(d.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -349,7 +337,7 @@ func options(c *cli.Context, d deps) (*install.Options, error) {
 		o.SSH.HostKeyPrompt = hostKeyPrompt(f, d.stderr)
 	}
 	if err := o.Check(); err != nil {
-		return nil, usageError{err}
+		return nil, cliargs.UsageError{Err: err}
 	}
 	return o, nil
 }

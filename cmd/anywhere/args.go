@@ -4,13 +4,18 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/cliargs"
 )
 
-// twoWordFlags take two values, as in nixos-anywhere (`--store-paths A B`,
-// `--chown PATH OWNER`, …) and disko (`--disk NAME DEVICE`).
-var twoWordFlags = map[string]bool{
-	"store-paths": true, "s": true, "ssh-store-setting": true, "chown": true,
-	"disk-encryption-keys": true, "option": true, "generate-hardware-config": true, "disk": true,
+// pairFlags take two values, as in nixos-anywhere (`--store-paths A B`,
+// `--chown PATH OWNER`, …) and disko (`--disk NAME DEVICE`). Only --disk also
+// takes NAME=DEVICE in one word, as disko-compile does: the others' values
+// are paths and Nix options, which may contain "=".
+var pairFlags = map[string]cliargs.PairForm{
+	"store-paths": cliargs.Pair, "s": cliargs.Pair, "ssh-store-setting": cliargs.Pair, "chown": cliargs.Pair,
+	"disk-encryption-keys": cliargs.Pair, "option": cliargs.Pair, "generate-hardware-config": cliargs.Pair,
+	"disk": cliargs.PairOrAssign,
 }
 
 // pairSep joins the two values of a two-word flag into the one value
@@ -18,78 +23,13 @@ var twoWordFlags = map[string]bool{
 const pairSep = "\x00"
 
 // normalizeArgs rewrites a command line into the shape urfave/cli parses:
-//
-//   - two-word flags become one flag with both values joined by pairSep
-//     (`--disk NAME=DEVICE` is accepted too, as disko-compile takes it);
-//   - flags may follow the host (`anywhere root@host --flake .#x`): urfave/cli
-//     v2 stops at the first argument, so flags move before the arguments.
-//
-// A flag's value is always the next word, even when it starts with '-'
-// (`--kexec-extra-flags --no-sync`). Unknown flags are left for urfave/cli
-// to reject; they are never taken for the host (nixos-anywhere's bug).
-// Everything after `--` is an argument.
+// two-word flags become one value, and flags may follow the host
+// (`anywhere root@host --flake .#x`). The host and any other argument go
+// after `--`, so an unknown flag is never taken for the host
+// (nixos-anywhere's bug), and a flag's value may start with '-'
+// (`--kexec-extra-flags --no-sync`).
 func normalizeArgs(flags []cli.Flag, args []string) []string {
-	if len(args) == 0 {
-		return args
-	}
-	var flagWords, positional []string
-	words := args[1:]
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		if w == "--" {
-			positional = append(positional, words[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(w, "-") || w == "-" {
-			positional = append(positional, w)
-			continue
-		}
-		name, _, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
-		switch {
-		case hasValue || !takesValue(flags, name):
-			flagWords = append(flagWords, w)
-		case twoWordFlags[name]:
-			rest := words[i+1:]
-			switch {
-			case name == "disk" && len(rest) >= 1 && strings.Contains(rest[0], "="):
-				k, v, _ := strings.Cut(rest[0], "=")
-				flagWords = append(flagWords, w, k+pairSep+v)
-				i++
-			case len(rest) >= 2:
-				flagWords = append(flagWords, w, rest[0]+pairSep+rest[1])
-				i += 2
-			case len(rest) == 1:
-				flagWords = append(flagWords, w, rest[0])
-				i++
-			default:
-				flagWords = append(flagWords, w)
-			}
-		case i+1 < len(words):
-			flagWords = append(flagWords, w, words[i+1])
-			i++
-		default:
-			flagWords = append(flagWords, w)
-		}
-	}
-	out := append([]string{args[0]}, flagWords...)
-	if len(positional) > 0 {
-		out = append(out, "--")
-		out = append(out, positional...)
-	}
-	return out
-}
-
-// takesValue reports whether name is a flag that is not a boolean switch.
-func takesValue(flags []cli.Flag, name string) bool {
-	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				_, isBool := f.(*cli.BoolFlag)
-				return !isBool
-			}
-		}
-	}
-	return false
+	return cliargs.Normalize(cliargs.Spec{Flags: flags, Pairs: pairFlags, Sep: pairSep, Separate: true}, args)
 }
 
 // splitPair undoes the joining of a two-word flag's values.

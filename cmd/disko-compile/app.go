@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/cliargs"
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen/nixos"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
@@ -25,19 +26,6 @@ import (
 //
 //go:embed example.nix
 var exampleLayout []byte
-
-// usageError marks a command line that could not be understood (exit code 2).
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
-func isUsageError(err error) bool {
-	var u usageError
-	return errors.As(err, &u)
-}
-
-func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 
 // layoutFlags are the flags of every command that reads a layout, named as in disko.
 func layoutFlags() []cli.Flag {
@@ -75,7 +63,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		OnUsageError:    onUsageError,
+		OnUsageError:    cliargs.OnUsageError,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "docs", Usage: "write the options reference (same as the docs command)"},
 		}, layoutFlags()...),
@@ -99,7 +87,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage:        "check a layout; print every problem with its option path",
 				ArgsUsage:    "LAYOUT",
 				Flags:        layoutFlags(),
-				OnUsageError: onUsageError,
+				OnUsageError: cliargs.OnUsageError,
 				Action: func(c *cli.Context) error {
 					d, err := load(c)
 					if err != nil {
@@ -113,7 +101,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage:        "print the layout as JSON with every default applied",
 				ArgsUsage:    "LAYOUT",
 				Flags:        layoutFlags(),
-				OnUsageError: onUsageError,
+				OnUsageError: cliargs.OnUsageError,
 				Action: func(c *cli.Context) error {
 					d, err := load(c)
 					if err != nil {
@@ -127,7 +115,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage:        "write format.sh, mount.sh, unmount.sh, destroy.sh, format-mount.sh and destroy-format-mount.sh",
 				ArgsUsage:    "LAYOUT",
 				Flags:        append(append(layoutFlags(), scriptFlags()...), &cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write the scripts into `DIR` (created if missing)"}),
-				OnUsageError: onUsageError,
+				OnUsageError: cliargs.OnUsageError,
 				Action: func(c *cli.Context) error {
 					d, err := load(c)
 					if err != nil {
@@ -145,10 +133,10 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage:        "print the script of one MODE: destroy, format, mount, unmount, format,mount or destroy,format,mount",
 				ArgsUsage:    "MODE LAYOUT",
 				Flags:        append(layoutFlags(), scriptFlags()...),
-				OnUsageError: onUsageError,
+				OnUsageError: cliargs.OnUsageError,
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 1 {
-						return usageError{errors.New("script needs a MODE: destroy, format, mount, unmount, format,mount or destroy,format,mount")}
+						return cliargs.UsageError{Err: errors.New("script needs a MODE: destroy, format, mount, unmount, format,mount or destroy,format,mount")}
 					}
 					d, err := loadLayoutAt(c, stdin, 1)
 					if err != nil {
@@ -160,7 +148,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 					}
 					script, err := scripts.ByMode(c.Args().First())
 					if err != nil {
-						return usageError{err}
+						return cliargs.UsageError{Err: err}
 					}
 					_, err = stdout.Write(script)
 					return err
@@ -171,7 +159,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage:        "print the NixOS configuration the layout implies (fileSystems, swapDevices, boot.*)",
 				ArgsUsage:    "LAYOUT",
 				Flags:        append(layoutFlags(), &cli.BoolFlag{Name: "nix", Usage: "print a Nix expression to import instead of JSON"}),
-				OnUsageError: onUsageError,
+				OnUsageError: cliargs.OnUsageError,
 				Action: func(c *cli.Context) error {
 					d, err := load(c)
 					if err != nil {
@@ -192,7 +180,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			{
 				Name:         "schema",
 				Usage:        "print the JSON Schema of layouts (committed as schema/disko.schema.json)",
-				OnUsageError: onUsageError,
+				OnUsageError: cliargs.OnUsageError,
 				Action: func(c *cli.Context) error {
 					out, err := docs.Schema()
 					if err != nil {
@@ -209,7 +197,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 					&cli.StringFlag{Name: "format", Value: "markdown", Usage: "`markdown` or html"},
 					&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Usage: "write into `DIR` instead of stdout"},
 				},
-				OnUsageError: onUsageError,
+				OnUsageError: cliargs.OnUsageError,
 				Action: func(c *cli.Context) error {
 					return writeDocs(c, c.String("format"), c.String("out"))
 				},
@@ -227,13 +215,13 @@ func loadLayout(c *cli.Context, stdin io.Reader) (*config.Devices, error) {
 func loadLayoutAt(c *cli.Context, stdin io.Reader, n int) (*config.Devices, error) {
 	src := eval.Source{Path: c.Args().Get(n), Flake: c.String("flake"), Nixpkgs: c.String("nixpkgs"), ShowTrace: c.Bool("show-trace")}
 	if c.NArg() > n+1 {
-		return nil, usageError{fmt.Errorf("unexpected arguments after the layout: %s", strings.Join(c.Args().Slice()[n+1:], " "))}
+		return nil, cliargs.UsageError{Err: fmt.Errorf("unexpected arguments after the layout: %s", strings.Join(c.Args().Slice()[n+1:], " "))}
 	}
 	for _, kind := range []string{"arg", "argstr"} {
 		for _, a := range c.StringSlice(kind) {
 			name, value, ok := strings.Cut(a, "=")
 			if !ok || name == "" {
-				return nil, usageError{fmt.Errorf("--%s needs NAME and a value, got %q", kind, a)}
+				return nil, cliargs.UsageError{Err: fmt.Errorf("--%s needs NAME and a value, got %q", kind, a)}
 			}
 			src.Args = append(src.Args, eval.Arg{Name: name, Value: value, String: kind == "argstr"})
 		}
@@ -242,7 +230,7 @@ func loadLayoutAt(c *cli.Context, stdin io.Reader, n int) (*config.Devices, erro
 	for _, m := range c.StringSlice("disk") {
 		name, dev, ok := strings.Cut(m, "=")
 		if !ok || name == "" || dev == "" {
-			return nil, usageError{fmt.Errorf("--disk needs NAME=DEVICE, got %q", m)}
+			return nil, cliargs.UsageError{Err: fmt.Errorf("--disk needs NAME=DEVICE, got %q", m)}
 		}
 		disks[name] = dev
 	}
@@ -371,7 +359,7 @@ func writeFiles(dir string, files map[string][]byte, mode os.FileMode) error {
 func writeDocs(c *cli.Context, format, out string) error {
 	files, err := docs.Render(format)
 	if err != nil {
-		return usageError{err}
+		return cliargs.UsageError{Err: err}
 	}
 	if out == "" {
 		for _, name := range sortedKeys(files) {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/cliargs"
 )
 
 func main() {
@@ -29,7 +31,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	app := newApp(stdin, stdout, stderr)
 	if err := app.RunContext(ctx, normalizeArgs(app, args)); err != nil {
 		fmt.Fprintln(stderr, "disko-compile:", err)
-		if isUsageError(err) {
+		if cliargs.IsUsageError(err) {
 			return exitBadArgs
 		}
 		return exitFailed
