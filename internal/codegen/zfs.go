@@ -18,18 +18,10 @@ import (
 // zfsOneTime are the properties that can only be set at creation (PROP_ONETIME in zfs).
 var zfsOneTime = []string{"encryption", "casesensitivity", "utf8only", "normalization", "volblocksize", "pbkdf2iters", "pbkdf2salt", "keyformat"}
 
-// topologyMember expands disko's shorthand: a disk name stands for its partition
-// labelled zfs.
-func topologyMember(m string) string {
-	if strings.HasPrefix(m, "/") {
-		return m
-	}
-	return "/dev/disk/by-partlabel/disk-" + m + "-zfs"
-}
-
 func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 	key := memberKey{"zpool", u.name}
 	byPath := map[string]sh{}
+	var paths []string
 	var all []sh
 	for _, m := range g.members[key] {
 		ref := g.info[m].ref
@@ -37,49 +29,26 @@ func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 		v := g.newVar()
 		w.linef("disko_link %s %s %s", sh(v), Q(ref.path), node)
 		byPath[ref.path] = sh(`"$` + v + `"`)
+		paths = append(paths, ref.path)
 		all = append(all, sh(`"$`+v+`"`))
 	}
 	var layout []sh
-	if topo := pool.Mode.Topology; topo != nil {
-		vdevs := func(kind string, list []config.Vdev) {
-			list = slices.Clone(list)
-			slices.SortStableFunc(list, func(a, b config.Vdev) int { // disko: plain vdevs first
-				return btoi(a.Mode != "") - btoi(b.Mode != "")
-			})
-			for i, vd := range list {
-				if kind != "" && i == 0 {
-					layout = append(layout, sh(kind))
-				}
-				if vd.Mode != "" {
-					layout = append(layout, Q(vd.Mode))
-				}
-				for _, m := range vd.Members {
-					layout = append(layout, byPath[topologyMember(m)])
-				}
+	class := ""
+	for _, vd := range pool.Vdevs(paths) {
+		if vd.Class != class {
+			layout = append(layout, sh(vd.Class))
+			class = vd.Class
+		}
+		if vd.Mode != "" {
+			layout = append(layout, Q(vd.Mode))
+		}
+		for _, m := range vd.Members {
+			dev, ok := byPath[m.Device]
+			if !ok {
+				return errorf(u.path.field("mode").field("topology"), "names a device that is not a member of this pool")
 			}
+			layout = append(layout, dev)
 		}
-		devs := func(kind string, list []string) {
-			if len(list) > 0 {
-				layout = append(layout, sh(kind))
-			}
-			for _, m := range list {
-				layout = append(layout, byPath[topologyMember(m)])
-			}
-		}
-		vdevs("", topo.Vdev)
-		devs("spare", topo.Spare)
-		vdevs("log", topo.Log)
-		vdevs("dedup", topo.Dedup)
-		vdevs("special", topo.Special)
-		devs("cache", topo.Cache)
-		if slices.Contains(layout, "") {
-			return errorf(u.path.field("mode").field("topology"), "names a device that is not a member of this pool")
-		}
-	} else {
-		if pool.Mode.Mode != "" {
-			layout = append(layout, Q(pool.Mode.Mode))
-		}
-		layout = append(layout, all...)
 	}
 	var opts []string
 	if pool.RootFsOptions["canmount"] == "off" {
@@ -263,13 +232,6 @@ func (g *gen) mountDataset(p optPath, full string, ds *config.ZFSFS, owners []*h
 				w.linef("umount %s", Q(target))
 			})
 		})})
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func joinSh(list []sh) sh {

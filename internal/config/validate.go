@@ -334,47 +334,23 @@ func (v *validator) references() {
 		}
 	}
 	for _, name := range sortedMapKeys(v.d.Zpool) {
-		topo := v.d.Zpool[name].Mode.Topology
-		if topo == nil {
-			continue
-		}
-		path := attrPath(RootPath+".zpool", name) + ".mode.topology"
+		path := attrPath(RootPath+".zpool", name)
 		declared := v.members["zpool"][name]
 		var named []string
-		check := func(p, member string) {
-			dev := v.topologyMember(member)
-			named = append(named, dev)
-			if !slices.Contains(declared, dev) {
-				v.add(p, "%q is not a device with a zfs content for pool %q (members: %s)", member, name, strings.Join(declared, ", "))
-			}
-		}
-		for group, vdevs := range map[string][]Vdev{"vdev": topo.Vdev, "log": topo.Log, "dedup": topo.Dedup, "special": topo.Special} {
-			for i, vd := range vdevs {
-				for j, m := range vd.Members {
-					check(indexPath(indexPath(path+"."+group, i)+".members", j), m)
+		for _, vd := range v.d.Zpool[name].Vdevs(declared) {
+			for _, m := range vd.Members {
+				named = append(named, m.Device)
+				if !slices.Contains(declared, m.Device) {
+					v.add(path+"."+m.Option, "%q is not a device with a zfs content for pool %q (members: %s)", m.Name, name, strings.Join(declared, ", "))
 				}
-			}
-		}
-		for group, devs := range map[string][]string{"spare": topo.Spare, "cache": topo.Cache} {
-			for i, m := range devs {
-				check(indexPath(path+"."+group, i), m)
 			}
 		}
 		for _, dev := range declared {
 			if !slices.Contains(named, dev) {
-				v.add(path, "%s is a member of pool %q but appears nowhere in its topology", dev, name)
+				v.add(path+".mode.topology", "%s is a member of pool %q but appears nowhere in its topology", dev, name)
 			}
 		}
 	}
-}
-
-// topologyMember expands disko's shorthand: a disk name stands for its partition labelled
-// zfs.
-func (v *validator) topologyMember(member string) string {
-	if strings.HasPrefix(member, "/") {
-		return member
-	}
-	return "/dev/disk/by-partlabel/disk-" + member + "-zfs"
 }
 
 func (v *validator) mountpoint(path, mp string) {
