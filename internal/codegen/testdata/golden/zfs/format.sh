@@ -293,13 +293,19 @@ disko_unpin() {
 # signature it looks for lies there: superblocks near the start, md and ZFS labels and
 # the backup GPT near the end), and no partition table was ever there, so no partition
 # of an older layout can have left data where new partitions go. Two reads are quicker
-# than blkid's probe; checked before the table is written.
+# than blkid's probe; checked before the table is written. dd, tr and wc, because the
+# installer may have only busybox (whose cmp lacks GNU's options).
 disko_pristine() {
-  local k=${1##*/} size mib=1048576
-  read -r size <"/sys/class/block/$k/size"
-  size=$((size * 512))
-  cmp --silent --bytes=$((size < mib ? size : mib)) "$1" /dev/zero &&
-    cmp --silent --bytes=$mib --ignore-initial=$((size > mib ? size - mib : 0)):0 "$1" /dev/zero
+  local k=${1##*/} sectors mib=2048
+  read -r sectors <"/sys/class/block/$k/size"
+  disko_zeros "$1" 0 $((sectors < mib ? sectors : mib)) &&
+    disko_zeros "$1" $((sectors > mib ? sectors - mib : 0)) $mib
+}
+
+# disko_zeros DEV SKIP COUNT: the COUNT 512-byte sectors of DEV after the first SKIP are
+# all zeros.
+disko_zeros() {
+  [ "$(dd if="$1" bs=512 skip="$2" count="$3" 2>/dev/null | tr -d '\000' | wc -c)" -eq 0 ]
 }
 
 # disko_fresh_parts DISK PRISTINE N...: partitions N of DISK were just created. Unless the
