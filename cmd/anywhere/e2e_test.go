@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/install"
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testtarget"
 )
 
@@ -66,7 +67,7 @@ func extraFiles(t *testing.T) (string, []byte) {
 func (w *world) targetHostKeys() ([]byte, ssh.PublicKey) {
 	priv, pub := hostKeyPair(w.t)
 	w.sh(fmt.Sprintf("rm -f /etc/ssh/ssh_host_*; umask 077; printf '%%s' %s > /etc/ssh/ssh_host_ed25519_key; printf '%%s\\n' %s > /etc/ssh/ssh_host_ed25519_key.pub; chmod 644 /etc/ssh/ssh_host_ed25519_key.pub",
-		shQuote(string(priv)), shQuote(strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))))))
+		shell.Quote(string(priv)), shell.Quote(strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))))))
 	return priv, pub
 }
 

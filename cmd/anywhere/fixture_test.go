@@ -23,6 +23,7 @@ import (
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/install"
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testtarget"
 )
 
@@ -397,15 +398,13 @@ func (w *world) shErr(cmd string) (string, error) {
 	full := cmd
 	var stdin io.Reader
 	if w.tt.User != "root" {
-		full = "sudo -S -p '' sh -c " + shQuote(cmd)
+		full = "sudo -S -p '' sh -c " + shell.Quote(cmd)
 		stdin = strings.NewReader(w.tt.Password + "\n")
 	}
 	s.Stdin = stdin
 	out, err := s.CombinedOutput(full)
 	return strings.TrimSpace(string(out)), err
 }
-
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func mustRead(t *testing.T, p string) []byte {
 	t.Helper()

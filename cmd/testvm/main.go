@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
@@ -281,7 +282,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) (int, 
 	defer vm.Stop()
 	words := make([]string, fs.NArg())
 	for i, a := range fs.Args() {
-		words[i] = testvm.Quote(a)
+		words[i] = shell.Quote(a)
 	}
 	if fs.NArg() == 1 {
 		words[0] = fs.Arg(0) // one argument is a shell command line
@@ -366,7 +367,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer vm.Stop()
 	details := fmt.Sprintf("TESTVM_PORT=%d\nTESTVM_KEY=%s\nTESTVM_KNOWN_HOSTS=%s\nTESTVM_CONSOLE=%s\n",
-		vm.SSHPort(), testvm.Quote(vm.ClientKeyPath()), testvm.Quote(vm.KnownHostsPath()), testvm.Quote(vm.ConsoleLog()))
+		vm.SSHPort(), shell.Quote(vm.ClientKeyPath()), shell.Quote(vm.KnownHostsPath()), shell.Quote(vm.ConsoleLog()))
 	if *env != "" {
 		tmp := *env + ".tmp"
 		if err := os.WriteFile(tmp, []byte(details), 0o600); err != nil {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // Remote runs a shell command on the target with streamed stdin and stdout
@@ -76,10 +78,10 @@ func (o CopyOptions) Command() string {
 	}
 	args := []string{prog, "--serve", "--write"}
 	if o.Store != "" {
-		args = append(args, "--store", shellQuote(o.Store))
+		args = append(args, "--store", shell.Quote(o.Store))
 	}
 	for _, kv := range o.NixOptions {
-		args = append(args, "--option", shellQuote(kv[0]), shellQuote(kv[1]))
+		args = append(args, "--option", shell.Quote(kv[0]), shell.Quote(kv[1]))
 	}
 	return strings.Join(args, " ")
 }
@@ -412,12 +414,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	c.count += int64(n)
 	c.n.Add(int64(n))
 	return n, err
-}
-
-// shellQuote makes s one word for a POSIX shell.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@%+,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

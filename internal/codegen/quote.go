@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // sh is a fragment of shell text that the generator wrote itself: a literal command, a
@@ -15,26 +17,20 @@ type sh string
 // Q quotes s as one shell word whose value is exactly s. It is the only way a value that
 // came from the layout enters a generated script.
 //
-// Words made only of characters that no shell treats specially are left bare, so that the
-// scripts stay readable (`mkfs.ext4`, `/dev/sda`, `size=2G`); everything else is put in
-// single quotes, inside which bash interprets nothing. A single quote inside the value
-// closes the quotes, is written escaped, and reopens them:
-//
-//	it's  ->  'it'\''s'
-//
-// `$(...)`, backticks, globs and non-ASCII bytes are all literal inside single quotes. A
+// Most values are quoted by shell.Quote, the quoting every command line of the project
+// uses: plain words stay bare, so that the scripts stay readable (`mkfs.ext4`,
+// `/dev/sda`, `size=2G`), and everything else goes in single quotes, inside which bash
+// interprets nothing (`$(...)`, backticks, globs and non-ASCII bytes are all literal). A
 // value with a control character (a newline, a tab, ...) is written in bash's $'...'
 // form instead, with the control characters as escapes, so that no quoted word ever spans
 // two lines of a script: the generator indents lines, and an indented continuation line
-// would change the value.
+// would change the value. `=` is plain because the generator never puts a quoted value
+// first on a command line, where `a=b` would be an assignment.
 func Q(s string) sh {
-	if s != "" && strings.IndexFunc(s, unsafeRune) < 0 {
-		return sh(s)
-	}
 	if strings.IndexFunc(s, isControl) >= 0 {
 		return ansiC(s)
 	}
-	return sh("'" + strings.ReplaceAll(s, "'", `'\''`) + "'")
+	return sh(shell.Quote(s))
 }
 
 func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
@@ -57,21 +53,6 @@ func ansiC(s string) sh {
 	}
 	b.WriteByte('\'')
 	return sh(b.String())
-}
-
-// unsafeRune reports whether c needs quoting anywhere in a word. The safe set excludes
-// everything with a meaning to bash in some position: whitespace, quotes, $ ` \ ! & ; | < >
-// ( ) { } [ ] * ? ~ # and every byte outside printable ASCII. `=` is safe because the
-// generator never puts a quoted value first on a command line, where `a=b` would be an
-// assignment.
-func unsafeRune(c rune) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return false
-	case strings.ContainsRune("@%+=:,./_-", c):
-		return false
-	}
-	return true
 }
 
 // qKey quotes s in single quotes even when it would be safe bare: the subscript of an

@@ -75,20 +75,6 @@ func TestQuoteRoundTrip(t *testing.T) {
 	}
 }
 
-// TestQuoteBare checks which words stay unquoted: only plain ones.
-func TestQuoteBare(t *testing.T) {
-	for _, s := range []string{"mkfs.ext4", "/dev/sda", "size=2G", "umask=0077", "a-b_c.d:e@f%g+h,i"} {
-		if string(Q(s)) != s {
-			t.Errorf("Q(%q) = %s, want it bare", s, Q(s))
-		}
-	}
-	for _, s := range hostileSamples {
-		if q := string(Q(s)); q == s && s != "-rf" && s != "--" && s != "-" && s != "=" && s != "a=b" && s != "%s" {
-			t.Errorf("Q(%q) left it bare", s)
-		}
-	}
-}
-
 // TestSplitWords checks disko's `toString list` splitting: whitespace separates words,
 // nothing else happens.
 func TestSplitWords(t *testing.T) {

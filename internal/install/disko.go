@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diskoanywhere/diskoanywhere/internal/remote"
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // disko runs the disk script: it wipes (in disko mode), formats and mounts
@@ -85,7 +85,7 @@ func (r *run) diskoCommand(ctx context.Context, phase string, a *artifacts, mode
 		if err := s.Done(err); err != nil {
 			return "", err
 		}
-		cmd := remote.Quote(p)
+		cmd := shell.Quote(p)
 		if strings.HasPrefix(mode, "destroy") {
 			// nixos-anywhere never asks: the plan names the disks instead.
 			cmd += " --yes-wipe-all-disks"
@@ -96,12 +96,12 @@ func (r *run) diskoCommand(ctx context.Context, phase string, a *artifacts, mode
 		if err != nil {
 			return "", err
 		}
-		return remote.Quote(out), nil
+		return shell.Quote(out), nil
 	default:
 		if err := r.copyTo(ctx, phase, "copy the disk script", a.diskoClosure, ""); err != nil {
 			return "", err
 		}
-		return remote.Quote(a.diskoScript), nil
+		return shell.Quote(a.diskoScript), nil
 	}
 }
 
@@ -122,7 +122,7 @@ func (r *run) withKeys(ctx context.Context, fn func() error) error {
 		var cmd strings.Builder
 		cmd.WriteString("rm -f --")
 		for _, p := range written {
-			cmd.WriteString(" " + remote.Quote(p))
+			cmd.WriteString(" " + shell.Quote(p))
 		}
 		s := r.rep.Step(string(PhaseDisko), "remove the disk keys")
 		s.Done(r.root.Run(cctx, cmd.String(), nil, nil, nil))
@@ -137,7 +137,7 @@ func (r *run) withKeys(ctx context.Context, fn func() error) error {
 	s.Done(nil)
 	var check strings.Builder
 	for _, p := range written {
-		fmt.Fprintf(&check, "printf '%%s %%s\\n' %s \"$(stat -f -c %%T -- %s)\"\n", remote.Quote(p), remote.Quote(path.Dir(p)))
+		fmt.Fprintf(&check, "printf '%%s %%s\\n' %s \"$(stat -f -c %%T -- %s)\"\n", shell.Quote(p), shell.Quote(path.Dir(p)))
 	}
 	if out, err := r.rootOutput(ctx, check.String()); err == nil {
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -153,7 +153,7 @@ func (r *run) withKeys(ctx context.Context, fn func() error) error {
 // checkMounted fails unless the mount point is a mount point.
 func (r *run) checkMounted(ctx context.Context) error {
 	mnt := r.o.mountPoint()
-	out, err := r.rootOutput(ctx, "if mountpoint -q "+remote.Quote(mnt)+"; then echo yes; else echo no; fi")
+	out, err := r.rootOutput(ctx, "if mountpoint -q "+shell.Quote(mnt)+"; then echo yes; else echo no; fi")
 	if err != nil {
 		return err
 	}

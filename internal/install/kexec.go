@@ -16,6 +16,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // The kexec phase boots a running Linux into a NixOS installer without
@@ -262,14 +263,14 @@ func (r *run) fetchKexec(ctx context.Context, src kexecSource, dir string) (stri
 	var get string
 	switch {
 	case r.facts.Tools["curl"] != "":
-		get = "curl --fail -sS -L -o \"$f\" " + remote.Quote(u)
+		get = "curl --fail -sS -L -o \"$f\" " + shell.Quote(u)
 	case r.facts.Tools["wget"] != "":
-		get = "wget -q -O \"$f\" " + remote.Quote(u)
+		get = "wget -q -O \"$f\" " + shell.Quote(u)
 	}
 	if get != "" {
 		s := r.rep.Step(phase, "download "+u+" on the target")
 		start := time.Now()
-		out, err := r.root.Output(ctx, fmt.Sprintf("set -e\nf=%s\nmkdir -p %s\n%s\nwc -c <\"$f\"", remote.Quote(dst), remote.Quote(dir), get))
+		out, err := r.root.Output(ctx, fmt.Sprintf("set -e\nf=%s\nmkdir -p %s\n%s\nwc -c <\"$f\"", shell.Quote(dst), shell.Quote(dir), get))
 		if err == nil {
 			var n int64
 			fmt.Sscan(string(out), &n)
@@ -357,7 +358,7 @@ echo "unpacked: $(du -sh kexec | cut -f1)"
 setsid=""
 if setsid --wait true 2>/dev/null; then setsid="setsid --wait"; fi
 TMPDIR="$dir" $setsid "$dir/kexec/run" --kexec-extra-flags %[3]s 2>&1 | tee "$dir/anywhere-kexec.log"
-`, remote.Quote(dir), remote.Quote(tarball), remote.Quote(flags))
+`, shell.Quote(dir), shell.Quote(tarball), shell.Quote(flags))
 	s := r.rep.Step(phase, "unpack the installer and load it (kexec/run)")
 	var out bytes.Buffer
 	w := newOutputWriter(r.stderr, "  "+phase+"| ")

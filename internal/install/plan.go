@@ -12,7 +12,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/closure"
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
-	"github.com/diskoanywhere/diskoanywhere/internal/remote"
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // Plan is what a run is about to do, printed by --dry-run (and as a JSON
@@ -157,7 +157,7 @@ func (r *run) planDisks(ctx context.Context, a *artifacts) ([]PlanDisk, error) {
 	var script strings.Builder
 	for _, n := range names {
 		dev := a.layout.Disk[n].Device
-		fmt.Fprintf(&script, "printf '%%s\\n' \"$(readlink -f -- %s 2>/dev/null)\"\n", remote.Quote(dev))
+		fmt.Fprintf(&script, "printf '%%s\\n' \"$(readlink -f -- %s 2>/dev/null)\"\n", shell.Quote(dev))
 	}
 	out, err := r.client.User().Output(ctx, script.String())
 	if err != nil {

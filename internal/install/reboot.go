@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // reboot unmounts the installed system, turns off its swap, exports its
@@ -107,7 +108,7 @@ func (r *run) installedHostKey(ctx context.Context) (ssh.PublicKey, string) {
   k=%s/etc/ssh/ssh_host_${t}_key
   if [ -f "$k.pub" ]; then cat "$k.pub"; exit 0; fi
   if [ -f "$k" ] && command -v ssh-keygen >/dev/null 2>&1; then ssh-keygen -y -f "$k" && exit 0; fi
-done`, remote.Quote(mnt))
+done`, shell.Quote(mnt))
 	out, err := r.rootOutput(ctx, cmd)
 	if err != nil || strings.TrimSpace(out) == "" {
 		return nil, "the installed system gets new host keys on first boot; pass --copy-host-keys, or put keys under etc/ssh in --extra-files, to have it checked"
@@ -171,7 +172,7 @@ else
   nohup sh -c "$cmd" </dev/null >/dev/null 2>&1 &
 fi
 echo "rebooting in %[5]d s"
-`, remote.Quote(r.o.mountPoint()), installer, remote.Quote(strings.Join(disks, " ")), remote.Quote(strings.Join(pools, " ")), int(r.o.RebootDelay.Round(time.Second)/time.Second))
+`, shell.Quote(r.o.mountPoint()), installer, shell.Quote(strings.Join(disks, " ")), shell.Quote(strings.Join(pools, " ")), int(r.o.RebootDelay.Round(time.Second)/time.Second))
 }
 
 // errProbeDone ends a handshake on purpose once the host key is known.

@@ -15,6 +15,7 @@ import (
 	"github.com/diskoanywhere/diskoanywhere/internal/closure"
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // run is one invocation's working state.
@@ -310,7 +311,7 @@ func (r *run) cleanupWorkdir() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	r.root.Run(ctx, "rm -rf -- "+remote.Quote(r.workdir), nil, nil, nil)
+	r.root.Run(ctx, "rm -rf -- "+shell.Quote(r.workdir), nil, nil, nil)
 	r.workdir = ""
 }
 
@@ -318,7 +319,7 @@ func (r *run) cleanupWorkdir() {
 func (r *run) nixOptionArgs() string {
 	var b strings.Builder
 	for _, kv := range r.o.NixOptions {
-		fmt.Fprintf(&b, " --option %s %s", remote.Quote(kv[0]), remote.Quote(kv[1]))
+		fmt.Fprintf(&b, " --option %s %s", shell.Quote(kv[0]), shell.Quote(kv[1]))
 	}
 	return b.String()
 }
@@ -373,12 +374,12 @@ func (r *run) realiseRemote(ctx context.Context, phase, drv, store string) (stri
 	}
 	storeArg := ""
 	if store != "" {
-		storeArg = " --store " + remote.Quote(store)
+		storeArg = " --store " + shell.Quote(store)
 	}
 	s := r.rep.Step(phase, "build on the target")
 	var out bytes.Buffer
 	w := newOutputWriter(r.stderr, "  "+phase+"| ")
-	err = r.root.Run(ctx, "nix-store"+storeArg+r.nixOptionArgs()+" --realise "+remote.Quote(drv), nil, &out, w)
+	err = r.root.Run(ctx, "nix-store"+storeArg+r.nixOptionArgs()+" --realise "+shell.Quote(drv), nil, &out, w)
 	w.Flush()
 	if err != nil {
 		return "", s.Done(err)

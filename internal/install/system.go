@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // installPhase copies the system into the mount point's store, places the
@@ -59,7 +60,7 @@ func (r *run) installPhase(ctx context.Context, a *artifacts) error {
 		cmd.WriteString("set -e\n")
 		for _, c := range o.Chown {
 			p := path.Join(mnt, path.Clean("/"+c.Path))
-			fmt.Fprintf(&cmd, "chown -R -- %s %s\n", remote.Quote(c.Owner), remote.Quote(p))
+			fmt.Fprintf(&cmd, "chown -R -- %s %s\n", shell.Quote(c.Owner), shell.Quote(p))
 		}
 		if err := r.rootRun(ctx, phase, "chown", cmd.String(), nil); err != nil {
 			return err
@@ -75,7 +76,7 @@ for f in /etc/ssh/ssh_host_*; do
   t="$mnt/etc/ssh/${f##*/}"
   if [ -e "$t" ]; then echo "keeping $t"; else cp -p "$f" "$t"; echo "copied $f"; fi
 done
-`, remote.Quote(mnt))
+`, shell.Quote(mnt))
 		if err := r.rootRun(ctx, phase, "copy the host keys", cmd, nil); err != nil {
 			return err
 		}
@@ -100,7 +101,7 @@ func (r *run) installScript(toplevel string) string {
 	mnt := r.o.mountPoint()
 	var env string
 	if v := r.o.getenv("NIXOS_NO_CHECK"); v != "" {
-		env = "export NIXOS_NO_CHECK=" + remote.Quote(v) + "\n"
+		env = "export NIXOS_NO_CHECK=" + shell.Quote(v) + "\n"
 	}
 	opts := r.nixOptionArgs()
 	return fmt.Sprintf(`set -eu
@@ -135,7 +136,7 @@ if [ -x "$mnt$system/bin/switch-to-configuration" ]; then
 else
   echo "warning: $system/bin/switch-to-configuration does not exist; no boot loader was installed" >&2
 fi
-`, remote.Quote(mnt), remote.Quote(toplevel), env, opts)
+`, shell.Quote(mnt), shell.Quote(toplevel), env, opts)
 }
 
 // machineSubstituters copies the configuration's nix.settings.substituters
@@ -180,7 +181,7 @@ mkdir -p "$(dirname "$f")"
 touch "$f"
 sed -i '/^# anywhere: begin$/,/^# anywhere: end$/d' "$f"
 printf '%%s' %s >> "$f"
-`, remote.Quote(block))
+`, shell.Quote(block))
 	if err := r.rootRun(ctx, phase, "use the configuration's binary caches", cmd, nil); err != nil {
 		r.rep.Warn(phase, "could not set the target's substituters: "+err.Error())
 	}

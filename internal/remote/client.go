@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // Client is an authenticated SSH connection to a target, possibly through
@@ -317,7 +319,7 @@ func (c *Client) run(ctx context.Context, shown, cmd string, stdin io.Reader, st
 	// thanks to sshd's setsid). It reports its PID so that a cancelled
 	// command can be killed, since sshd ignores "signal" requests for root
 	// sessions.
-	if err := sess.Start("exec /bin/sh -c " + Quote(pidPrefix+cmd)); err != nil {
+	if err := sess.Start("exec /bin/sh -c " + shell.Quote(pidPrefix+cmd)); err != nil {
 		return fmt.Errorf("starting %s on %s: %w", shown, c.cfg.Addr(), err)
 	}
 	done := make(chan error, 1)
@@ -375,7 +377,7 @@ func (c *Client) killGroup(pgid int, wrap func(string, io.Reader) (string, io.Re
 	}
 	sess.Stdin = stdin
 	done := make(chan error, 1)
-	go func() { done <- sess.Run("exec /bin/sh -c " + Quote(cmd)) }()
+	go func() { done <- sess.Run("exec /bin/sh -c " + shell.Quote(cmd)) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

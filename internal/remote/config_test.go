@@ -239,22 +239,6 @@ func TestFromEnv(t *testing.T) {
 	}
 }
 
-func TestQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"":             "''",
-		"/mnt/etc":     "/mnt/etc",
-		"a b":          "'a b'",
-		"it's":         `'it'\''s'`,
-		"$(reboot)":    "'$(reboot)'",
-		"x\ny":         "'x\ny'",
-		"key=value:1,": "key=value:1,",
-	} {
-		if got := Quote(in); got != want {
-			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
 func TestUnixMode(t *testing.T) {
 	for _, tc := range []struct {
 		in   os.FileMode

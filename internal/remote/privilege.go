@@ -9,6 +9,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // Method is how commands reach root on the target.
@@ -213,15 +215,15 @@ func (s *Shell) wrap(cmd string, stdin io.Reader) (string, io.Reader) {
 	}
 	switch {
 	case s.priv.Method == MethodDoas:
-		return "doas -n -- sh -c " + Quote(cmd), stdin
+		return "doas -n -- sh -c " + shell.Quote(cmd), stdin
 	case s.password != "":
 		if stdin == nil {
 			stdin = strings.NewReader("")
 		}
 		// -k: always ask, so the password line is never left for the command.
-		return "sudo -k -S -p '' -- sh -c " + Quote(cmd), io.MultiReader(strings.NewReader(s.password+"\n"), stdin)
+		return "sudo -k -S -p '' -- sh -c " + shell.Quote(cmd), io.MultiReader(strings.NewReader(s.password+"\n"), stdin)
 	default:
-		return "sudo -n -- sh -c " + Quote(cmd), stdin
+		return "sudo -n -- sh -c " + shell.Quote(cmd), stdin
 	}
 }
 
@@ -245,13 +247,4 @@ func output(ctx context.Context, s *Shell, cmd string) ([]byte, error) {
 		ee.Stderr = stderr.String()
 	}
 	return stdout.Bytes(), err
-}
-
-// Quote makes s one word for a POSIX shell. Every value that goes into a
-// remote command line passes through it.
-func Quote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@%+,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

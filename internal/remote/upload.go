@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // unixMode converts an os.FileMode to the octal mode chmod takes. Both Go's
@@ -44,7 +46,7 @@ func (s *Shell) Upload(ctx context.Context, data io.Reader, remotePath string, m
 	}
 	m := unixMode(mode)
 	var script strings.Builder
-	fmt.Fprintf(&script, "set -e\np=%s\nd=$(dirname \"$p\")\numask 077\nmkdir -p \"$d\"\n", Quote(remotePath))
+	fmt.Fprintf(&script, "set -e\np=%s\nd=$(dirname \"$p\")\numask 077\nmkdir -p \"$d\"\n", shell.Quote(remotePath))
 	script.WriteString("t=$(mktemp \"$d/.anywhere-upload.XXXXXX\")\ntrap 'rm -f \"$t\"' EXIT\ncat >\"$t\"\n")
 	switch {
 	case uid >= 0 && gid >= 0:
@@ -146,7 +148,7 @@ func (s *Shell) UploadTree(ctx context.Context, localDir, remoteDir string, opts
 	}()
 
 	script := fmt.Sprintf("set -e\nd=%s\nmkdir -p \"$d\"\ncd \"$d\"\n"+
-		"tar -x -p -v -f - | sed 's|/$||' | tr '\\n' '\\000' | xargs -0 -r stat -c '%%a %%u %%g %%n'\n", Quote(remoteDir))
+		"tar -x -p -v -f - | sed 's|/$||' | tr '\\n' '\\000' | xargs -0 -r stat -c '%%a %%u %%g %%n'\n", shell.Quote(remoteDir))
 	var stdout bytes.Buffer
 	stderr := &tailBuffer{max: 4096}
 	err := s.Run(ctx, script, pr, &stdout, stderr)

@@ -27,6 +27,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // Options choose the kind of target.
@@ -288,7 +290,7 @@ func (tt *Target) WriteKnownHosts(name string, keys ...ssh.PublicKey) string {
 func (tt *Target) writeStandins() error {
 	script := fmt.Sprintf("#!/bin/sh\n# testtarget stand-in: records the call, does nothing else.\n"+
 		"{ printf '%%s' \"${0##*/}\"; for a in \"$@\"; do printf ' %%s' \"$a\"; done; printf '\\n'; } >>%s\nexit 0\n",
-		shQuote(tt.RecordFile))
+		shell.Quote(tt.RecordFile))
 	rec := filepath.Join(tt.Dir, "standin")
 	if err := os.WriteFile(rec, []byte(script), 0o755); err != nil {
 		return err
@@ -526,9 +528,9 @@ func (tt *Target) setupScript() (string, error) {
 	b.WriteString("#!/bin/sh\nset -eu\n")
 	b.WriteString("mount -t tmpfs -o mode=0755 testtarget-run /run\nmkdir -p /run/sshd\n")
 	fmt.Fprintf(&b, "mount -t overlay testtarget-etc -o lowerdir=/etc,upperdir=%s,workdir=%s /etc\n",
-		shQuote(filepath.Join(tt.Dir, "etc-upper")), shQuote(filepath.Join(tt.Dir, "etc-work")))
+		shell.Quote(filepath.Join(tt.Dir, "etc-upper")), shell.Quote(filepath.Join(tt.Dir, "etc-work")))
 	if tt.Password != "" && tt.User != "root" {
-		fmt.Fprintf(&b, "chpasswd <%s\n", shQuote(filepath.Join(tt.Dir, "chpasswd.in")))
+		fmt.Fprintf(&b, "chpasswd <%s\n", shell.Quote(filepath.Join(tt.Dir, "chpasswd.in")))
 	}
 	seen := map[string]bool{}
 	var checks []string
@@ -542,13 +544,13 @@ func (tt *Target) setupScript() (string, error) {
 			continue
 		}
 		seen[real] = true
-		fmt.Fprintf(&b, "mount --bind %s %s\n", shQuote(rec), shQuote(real))
+		fmt.Fprintf(&b, "mount --bind %s %s\n", shell.Quote(rec), shell.Quote(real))
 	}
 	for _, p := range checks {
 		fmt.Fprintf(&b, "cmp -s %s %s || { echo 'testtarget: stand-in for %s is not active, refusing to start' >&2; exit 1; }\n",
-			shQuote(rec), shQuote(p), p)
+			shell.Quote(rec), shell.Quote(p), p)
 	}
-	fmt.Fprintf(&b, "%s -D -f %s -E %s\n", shQuote(sshd), shQuote(filepath.Join(tt.Dir, "sshd_config")), shQuote(filepath.Join(tt.Dir, "sshd.log")))
+	fmt.Fprintf(&b, "%s -D -f %s -E %s\n", shell.Quote(sshd), shell.Quote(filepath.Join(tt.Dir, "sshd_config")), shell.Quote(filepath.Join(tt.Dir, "sshd.log")))
 	return b.String(), nil
 }
 
@@ -707,8 +709,6 @@ func (tt *Target) link(state string) {
 		tt.t.Fatalf("testtarget: link %s: %v: %s", state, err, out)
 	}
 }
-
-func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func freePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

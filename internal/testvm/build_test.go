@@ -91,12 +91,3 @@ func TestCpio(t *testing.T) {
 		t.Errorf("root: %v, %v; want a 0700 directory", st, err)
 	}
 }
-
-func TestQuote(t *testing.T) {
-	for _, s := range []string{"plain", "with space", "it's", `$(touch /x) "q" \ ;`, "new\nline", ""} {
-		out, err := exec.Command("bash", "-c", "printf %s "+Quote(s)).Output()
-		if err != nil || string(out) != s {
-			t.Errorf("Quote(%q) came back as %q (%v)", s, out, err)
-		}
-	}
-}

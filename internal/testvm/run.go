@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
 // CommandError is a guest command that failed: it exited non-zero, was
@@ -117,9 +119,9 @@ func (vm *VM) RunScript(ctx context.Context, script []byte, args ...string) (std
 	if err := vm.WriteFile(ctx, name, script, 0o755); err != nil {
 		return nil, nil, err
 	}
-	cmd := Quote(name)
+	cmd := shell.Quote(name)
 	for _, a := range args {
-		cmd += " " + Quote(a)
+		cmd += " " + shell.Quote(a)
 	}
 	return vm.RunInput(ctx, cmd+" </dev/null", nil)
 }
@@ -151,19 +153,14 @@ func (vm *VM) writeFrom(ctx context.Context, guestPath string, r io.Reader, mode
 	if !path.IsAbs(guestPath) {
 		return fmt.Errorf("testvm: guest path %q is not absolute", guestPath)
 	}
-	q := Quote(guestPath)
-	cmd := fmt.Sprintf("mkdir -p %s && cat > %s && chmod %o %s", Quote(path.Dir(guestPath)), q, mode.Perm(), q)
+	q := shell.Quote(guestPath)
+	cmd := fmt.Sprintf("mkdir -p %s && cat > %s && chmod %o %s", shell.Quote(path.Dir(guestPath)), q, mode.Perm(), q)
 	_, _, err := vm.RunInput(ctx, cmd, r)
 	return err
 }
 
 // ReadFile returns the content of a guest file.
 func (vm *VM) ReadFile(ctx context.Context, guestPath string) ([]byte, error) {
-	out, _, err := vm.Run(ctx, "cat "+Quote(guestPath))
+	out, _, err := vm.Run(ctx, "cat "+shell.Quote(guestPath))
 	return out, err
-}
-
-// Quote makes s one word for the guest's shell.
-func Quote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
@@ -171,7 +172,7 @@ func (c *cycle) setup(modules []string) error {
 		cmd := "set -e\nmodprobe -q f2fs 2>/dev/null && exit 0\n"
 		for _, m := range modules {
 			name := strings.ReplaceAll(strings.TrimSuffix(path.Base(m), ".ko"), "-", "_")
-			cmd += fmt.Sprintf("[ -d /sys/module/%s ] || insmod %s\n", testvm.Quote(name), testvm.Quote(m))
+			cmd += fmt.Sprintf("[ -d /sys/module/%s ] || insmod %s\n", shell.Quote(name), shell.Quote(m))
 		}
 		if _, _, err := c.vm.Run(c.ctx, cmd); err != nil {
 			return err
@@ -226,11 +227,11 @@ func (c *cycle) checkKeyFiles() error {
 				continue
 			}
 			if _, _, err := c.vm.Run(c.ctx, fmt.Sprintf("cryptsetup open --test-passphrase --key-file %s %s",
-				testvm.Quote(kf), testvm.Quote(l.device))); err != nil {
+				shell.Quote(kf), shell.Quote(l.device))); err != nil {
 				return fmt.Errorf("LUKS %s: %s does not open it: %w", l.name, kf, err)
 			}
 		}
-		out, _, err := c.vm.Run(c.ctx, "cryptsetup luksDump "+testvm.Quote(l.device))
+		out, _, err := c.vm.Run(c.ctx, "cryptsetup luksDump "+shell.Quote(l.device))
 		if err != nil {
 			return err
 		}
@@ -254,11 +255,13 @@ func (c *cycle) checkTypedPassphrase() error {
 		if !l.ask {
 			continue
 		}
-		test := "printf %s " + testvm.Quote("%s") + " | cryptsetup open --test-passphrase --key-file - " + testvm.Quote(l.device)
-		if _, _, err := c.vm.Run(c.ctx, fmt.Sprintf(test, testvm.Quote(passphrase))); err != nil {
+		test := func(p string) string {
+			return "printf %s " + shell.Quote(p) + " | cryptsetup open --test-passphrase --key-file - " + shell.Quote(l.device)
+		}
+		if _, _, err := c.vm.Run(c.ctx, test(passphrase)); err != nil {
 			return fmt.Errorf("LUKS %s: the typed passphrase does not open it: %w", l.name, err)
 		}
-		if _, _, err := c.vm.Run(c.ctx, fmt.Sprintf(test, testvm.Quote("not "+passphrase))); err == nil {
+		if _, _, err := c.vm.Run(c.ctx, test("not "+passphrase)); err == nil {
 			return fmt.Errorf("LUKS %s: a wrong passphrase opens it", l.name)
 		}
 	}
@@ -270,7 +273,7 @@ func (c *cycle) writeFiles() error {
 	cmd := "set -e\n"
 	for _, m := range c.l.want.mounts {
 		if m.persistent() {
-			cmd += fmt.Sprintf("printf %%s %s > %s\n", testvm.Quote(c.l.name+" "+m.mountpoint), testvm.Quote(fileName(m)))
+			cmd += fmt.Sprintf("printf %%s %s > %s\n", shell.Quote(c.l.name+" "+m.mountpoint), shell.Quote(fileName(m)))
 		}
 	}
 	_, _, err := c.vm.Run(c.ctx, cmd+"sync\n")

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
@@ -179,7 +180,7 @@ func probeArgs(e *expect) []string {
 func probe(ctx context.Context, vm *testvm.VM, args []string) (*state, error) {
 	cmd := probePath
 	for _, a := range args {
-		cmd += " " + testvm.Quote(a)
+		cmd += " " + shell.Quote(a)
 	}
 	out, _, err := vm.Run(ctx, cmd)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
@@ -40,9 +41,9 @@ func runOnTerminal(ctx context.Context, vm *testvm.VM, script []byte, prompts []
 	if err := vm.WriteFile(ctx, name, script, 0o755); err != nil {
 		return "", nil, err
 	}
-	cmd := testvm.Quote(name)
+	cmd := shell.Quote(name)
 	for _, a := range args {
-		cmd += " " + testvm.Quote(a)
+		cmd += " " + shell.Quote(a)
 	}
 	client := vm.Client()
 	if client == nil {
