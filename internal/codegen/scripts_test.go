@@ -163,7 +163,7 @@ func TestTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"sfdisk", "partx", "blkid", "mkfs.ext4", "mkfs.xfs", "mount", "umount", "findmnt", "lsblk", "jq", "wipefs", "udevadm", "dd", "tr", "wc", "sleep"} {
+	for _, want := range []string{"sfdisk", "partx", "blkid", "mkfs.ext4", "mkfs.xfs", "mount", "umount", "findmnt", "lsblk", "jq", "wipefs", "udevadm", "cmp", "tail", "sleep"} {
 		if !slices.Contains(s.Tools, want) {
 			t.Errorf("Tools lacks %s: %v", want, s.Tools)
 		}

@@ -293,19 +293,15 @@ disko_unpin() {
 # signature it looks for lies there: superblocks near the start, md and ZFS labels and
 # the backup GPT near the end), and no partition table was ever there, so no partition
 # of an older layout can have left data where new partitions go. Two reads are quicker
-# than blkid's probe; checked before the table is written. dd, tr and wc, because the
-# installer may have only busybox (whose cmp lacks GNU's options).
+# than blkid's probe; checked before the table is written. Only options that GNU and
+# busybox share are used (an installer may have busybox alone); tail seeks to the end in
+# both, where busybox's cmp would read the whole disk up to a skip offset.
 disko_pristine() {
-  local k=${1##*/} sectors mib=2048
-  read -r sectors <"/sys/class/block/$k/size"
-  disko_zeros "$1" 0 $((sectors < mib ? sectors : mib)) &&
-    disko_zeros "$1" $((sectors > mib ? sectors - mib : 0)) $mib
-}
-
-# disko_zeros DEV SKIP COUNT: the COUNT 512-byte sectors of DEV after the first SKIP are
-# all zeros.
-disko_zeros() {
-  [ "$(dd if="$1" bs=512 skip="$2" count="$3" 2>/dev/null | tr -d '\000' | wc -c)" -eq 0 ]
+  local k=${1##*/} bytes mib=1048576
+  read -r bytes <"/sys/class/block/$k/size"
+  bytes=$((bytes * 512 < mib ? bytes * 512 : mib))
+  cmp -s -n "$bytes" "$1" /dev/zero &&
+    tail -c "$bytes" "$1" | cmp -s -n "$bytes" - /dev/zero
 }
 
 # disko_fresh_parts DISK PRISTINE N...: partitions N of DISK were just created. Unless the
