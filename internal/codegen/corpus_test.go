@@ -92,7 +92,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Generate: %v", err)
 			}
-			for file, got := range s.Files() {
+			for file, script := range s.Files() {
+				got := elideRuntime(t, file, script)
 				golden := filepath.Join("testdata", "golden", name, file)
 				if *update {
 					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
@@ -113,4 +114,18 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runtimeMarker stands for runtime.sh in golden files: every script embeds it whole
+// (scripts are self-contained), and 150 copies of it would bury a layout's own change
+// in the diff of a runtime change. The shell tests run the whole scripts.
+const runtimeMarker = "# (runtime.sh is embedded here; elided in golden files)\n"
+
+// elideRuntime replaces the one copy of runtime.sh in a script by runtimeMarker.
+func elideRuntime(t *testing.T, file string, script []byte) []byte {
+	t.Helper()
+	if n := bytes.Count(script, []byte(runtime)); n != 1 {
+		t.Fatalf("%s holds runtime.sh %d times, want once", file, n)
+	}
+	return bytes.Replace(script, []byte(runtime), []byte(runtimeMarker), 1)
 }
