@@ -144,7 +144,7 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		FormatMount:        script("format,mount: format, then mount", []string{format, mount}, "disko_format", "disko_mount"),
 		DestroyFormatMount: script("destroy,format,mount: wipe the disks (asks first), format, mount", []string{destroy, format, mount}, `disko_destroy "$@"`, "disko_format", "disko_mount"),
 	}
-	if s.Tools, err = tools(s.DestroyFormatMount, s.Unmount); err != nil {
+	if s.Tools, err = ToolsOf(s.DestroyFormatMount, s.Unmount); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -175,6 +175,45 @@ func TestTools(t *testing.T) {
 	}
 }
 
+// TestToolsOfReachable: every script embeds the whole runtime, but ToolsOf counts only
+// the code a script can reach, so format does not list destroy's teardown tools or
+// parted (legacy tables only), while destroy reaches the teardown through the plan it
+// evals and format its units through disko_parallel's arguments.
+func TestToolsOfReachable(t *testing.T) {
+	s, err := Generate(mustLoad(t, twoDisks), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	format, err := ToolsOf(s.Format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	destroy, err := ToolsOf(s.Destroy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		script string
+		tools  []string
+		has    []string
+		hasNot []string
+	}{
+		{"format", format, []string{"mkfs.ext4", "mkfs.xfs", "sfdisk", "jq", "cmp", "tail", "udevadm"}, []string{"parted", "zpool", "lvremove", "cryptsetup", "mdadm", "dd", "mkfs.vfat"}},
+		{"destroy", destroy, []string{"lsblk", "jq", "dd", "swapoff", "zpool", "vgchange", "lvremove", "cryptsetup", "mdadm", "wipefs"}, []string{"mkfs.ext4", "sfdisk", "parted"}},
+	} {
+		for _, want := range c.has {
+			if !slices.Contains(c.tools, want) {
+				t.Errorf("ToolsOf(%s) lacks %s: %v", c.script, want, c.tools)
+			}
+		}
+		for _, not := range c.hasNot {
+			if slices.Contains(c.tools, not) {
+				t.Errorf("ToolsOf(%s) holds %s, which it cannot reach: %v", c.script, not, c.tools)
+			}
+		}
+	}
+}
+
 // TestHookFailureStops: a failing command in a hook stops the script (set -e holds inside
 // hooks, as in disko), and the hook sees its node's options.
 func TestHookFailureStops(t *testing.T) {
