@@ -270,10 +270,17 @@ rec {
   # `_pkgs`), so a layout without ZFS does not drag ZFS into the closure that
   # nixos-anywhere copies to an installer in RAM.
 
+  # What every layout's scripts run: the shared runtime waits on udev
+  # (udevadm), reads partition tables as JSON (sfdisk | jq) and checks that a
+  # disk is blank (cmp). The rest is disko's base set, kept for hooks.
+  # internal/nixtest's TestToolsCoverScripts checks these lists against the
+  # commands of the generated scripts.
   baseTools = [
     "bash"
     "coreutils"
     "util-linux"
+    "diffutils"
+    "jq"
     "gnugrep"
     "gnused"
     "gawk"
@@ -288,8 +295,16 @@ rec {
     ];
     table = [ "parted" ];
     luks = [ "cryptsetup" ];
-    lvm_pv = [ "lvm2" ];
-    lvm_vg = [ "lvm2" ];
+    # kmod: creating a volume group loads the device-mapper targets its
+    # volumes need (modprobe).
+    lvm_pv = [
+      "lvm2"
+      "kmod"
+    ];
+    lvm_vg = [
+      "lvm2"
+      "kmod"
+    ];
     mdraid = [ "mdadm" ];
     mdadm = [ "mdadm" ];
     zfs = [ "zfs" ];
@@ -307,6 +322,7 @@ rec {
     ext4 = [ "e2fsprogs" ];
     vfat = [ "dosfstools" ];
     fat = [ "dosfstools" ];
+    msdos = [ "dosfstools" ];
     fat12 = [ "dosfstools" ];
     fat16 = [ "dosfstools" ];
     fat32 = [ "dosfstools" ];
@@ -319,13 +335,15 @@ rec {
   };
 
   # What destroy needs whatever the layout says: it tears down what is ON the
-  # disks, which may be anything (disko's destroyDependencies).
+  # disks, which may be anything (disko's destroyDependencies, plus cryptsetup,
+  # which closes an open LUKS device found there).
   destroyTools = [
     "util-linux"
     "e2fsprogs"
     "mdadm"
     "zfs"
     "lvm2"
+    "cryptsetup"
     "bash"
     "jq"
     "gnused"

@@ -91,12 +91,12 @@ func TestLib(t *testing.T) {
 		{
 			name: "tools of the small example: GPT, vfat and ext4 only",
 			expr: `l.toolsFor simple`,
-			want: `["bash","coreutils","dosfstools","e2fsprogs","findutils","gawk","gnugrep","gnused","gptfdisk","parted","systemdMinimal","util-linux"]`,
+			want: `["bash","coreutils","diffutils","dosfstools","e2fsprogs","findutils","gawk","gnugrep","gnused","gptfdisk","jq","parted","systemdMinimal","util-linux"]`,
 		},
 		{
-			name: "tools of the LUKS + LVM example add cryptsetup and lvm2",
+			name: "tools of the LUKS + LVM example add cryptsetup, lvm2 and kmod",
 			expr: `builtins.filter (n: !(builtins.elem n (l.toolsFor simple))) (l.toolsFor demo)`,
-			want: `["cryptsetup","lvm2"]`,
+			want: `["cryptsetup","kmod","lvm2"]`,
 		},
 		{
 			name: "tools follow node types and formats anywhere in the tree",
@@ -106,12 +106,12 @@ func TestLib(t *testing.T) {
 				nodev."/tmp" = { fsType = "tmpfs"; };
 				disk.d.content = { type = "table"; partitions = [ { content = { type = "filesystem"; format = "xfs"; }; } ]; };
 			}`,
-			want: `["bash","btrfs-progs","coreutils","findutils","gawk","gnugrep","gnused","mdadm","parted","systemdMinimal","util-linux","xfsprogs","zfs"]`,
+			want: `["bash","btrfs-progs","coreutils","diffutils","findutils","gawk","gnugrep","gnused","jq","mdadm","parted","systemdMinimal","util-linux","xfsprogs","zfs"]`,
 		},
 		{
 			name: "destroy needs what may be ON the disks, whatever the layout says",
 			expr: `builtins.filter (n: !(builtins.elem n (l.toolsFor simple))) (l.destroyToolsFor simple)`,
-			want: `["jq","lvm2","mdadm","zfs"]`,
+			want: `["cryptsetup","lvm2","mdadm","zfs"]`,
 		},
 		{
 			name: "binPath picks the bin output like lib.getBin",

@@ -38,6 +38,7 @@ let
     "parted"
     "cryptsetup"
     "lvm2"
+    "kmod"
     "mdadm"
     "zfs"
     "btrfs-progs"
