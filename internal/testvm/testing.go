@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +51,10 @@ func ContextT(t testing.TB) (context.Context, context.CancelFunc) {
 	}
 	return context.WithCancel(context.Background())
 }
+
+// LogT is a Log for Options and BuildOptions that turns the rig's progress
+// lines into t.Log calls, so they show under the test that caused them.
+func LogT(t testing.TB) io.Writer { return &testLog{t: t} }
 
 // testLog turns progress lines into t.Log calls.
 type testLog struct {

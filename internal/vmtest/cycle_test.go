@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path"
 	"slices"
 	"strings"
@@ -43,27 +41,11 @@ type cycle struct {
 	args []string // of the probe
 }
 
-// runLayout boots a guest for l and runs the cycle; each step is timed and followed by
-// a check of the guest's state.
-func runLayout(t *testing.T, images *imageSet, l *layout) {
-	ctx, cancel := testvm.ContextT(t)
-	defer cancel()
-	img, err := images.get(ctx, l.f2fs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files, modules, err := guestFiles(l, img.KernelRelease)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var disks []testvm.DiskSpec
-	for _, s := range l.sizes {
-		disks = append(disks, testvm.DiskSpec{Size: s})
-	}
-	vm := testvm.StartT(t, testvm.Options{Image: img, Disks: disks, ExtraFiles: files})
-	t.Logf("boot: %.1fs", vm.BootTime.Seconds())
+// runLayout runs l's cycle in vm; each step is timed and followed by a check of the
+// guest's state.
+func runLayout(t *testing.T, ctx context.Context, vm *testvm.VM, l *layout) {
 	c := &cycle{t: t, ctx: ctx, vm: vm, l: l, args: probeArgs(l.want)}
-	c.step("setup", func() error { return c.setup(modules) })
+	c.step("setup", c.setup)
 
 	if l.ask {
 		c.step("format without a terminal is refused", func() error {
@@ -74,23 +56,23 @@ func runLayout(t *testing.T, images *imageSet, l *layout) {
 			return nil
 		})
 	}
-	c.script("format", 2, checkFormatted)
+	c.script("format", 2, formatted)
 	if l.ask {
 		c.step("typed passphrase opens the container", c.checkTypedPassphrase)
 	}
 	c.step("key files open the containers", c.checkKeyFiles)
-	c.script("mount", 0, checkMounted)
-	c.script("mount", 0, checkMounted) // again: nothing changes
+	c.script("mount", 0, mounted)
+	c.script("mount", 0, mounted) // again: nothing changes
 	c.step("write files", c.writeFiles)
-	c.script("unmount", 0, checkUnmounted)
-	c.script("unmount", 0, checkUnmounted) // again
-	c.script("mount", 1, checkMounted)
+	c.script("unmount", 0, unmounted)
+	c.script("unmount", 0, unmounted) // again
+	c.script("mount", 1, mounted)
 	c.step("files survived unmount", func() error { return c.checkFiles(true) })
-	c.script("format", 0, checkMounted) // again, mounted: keeps everything
+	c.script("format", 0, mounted) // again, mounted: keeps everything
 	c.step("files survived format", func() error { return c.checkFiles(true) })
-	c.script("destroy,format,mount", 2, checkMounted, "--yes-wipe-all-disks")
+	c.script("destroy,format,mount", 2, mounted, "--yes-wipe-all-disks")
 	c.step("files are gone after destroy,format,mount", func() error { return c.checkFiles(false) })
-	c.script("unmount", 0, checkUnmounted)
+	c.script("unmount", 0, unmounted)
 	if l.ask {
 		c.step("destroy asks for consent", c.refuseDestroy)
 		c.step("destroy", func() error {
@@ -98,7 +80,7 @@ func runLayout(t *testing.T, images *imageSet, l *layout) {
 		})
 		c.step("blank", c.checkBlank)
 	} else {
-		c.script("destroy", 0, nil, "--yes-wipe-all-disks")
+		c.script("destroy", 0, noCheck, "--yes-wipe-all-disks")
 		c.step("blank", c.checkBlank)
 	}
 }
@@ -114,10 +96,20 @@ func (c *cycle) step(name string, f func() error) {
 	}
 }
 
-// script runs the script of a mode as a step, then checks the state with check (nil:
-// none). A layout that asks for passphrases runs it on a terminal and must be asked
-// `asks` times (once per passphrase typed, twice when formatting a container).
-func (c *cycle) script(mode string, asks int, check func(*state, *expect) error, args ...string) {
+// phase is the state a script leaves the layout in, which the step then checks.
+type phase int
+
+const (
+	noCheck   phase = iota
+	formatted       // checkFormatted
+	mounted         // checkMounted
+	unmounted       // checkUnmounted
+)
+
+// script runs the script of a mode as a step, then checks that the layout is in phase
+// ph. A layout that asks for passphrases runs it on a terminal and must be asked `asks`
+// times (once per passphrase typed, twice when formatting a container).
+func (c *cycle) script(mode string, asks int, ph phase, args ...string) {
 	c.t.Helper()
 	s, err := c.l.scripts.ByMode(mode)
 	if err != nil {
@@ -132,13 +124,14 @@ func (c *cycle) script(mode string, asks int, check func(*state, *expect) error,
 		} else if _, _, err := c.vm.RunScript(c.ctx, s, args...); err != nil {
 			return err
 		}
-		if check == nil {
+		if ph == noCheck {
 			return nil
 		}
-		st, err := probe(c.ctx, c.vm, c.args)
+		st, err := c.probe(ph)
 		if err != nil {
 			return err
 		}
+		check := map[phase]func(*state, *expect) error{formatted: checkFormatted, mounted: checkMounted, unmounted: checkUnmounted}[ph]
 		if err := check(st, c.l.want); err != nil {
 			return fmt.Errorf("after %s: %w", name, err)
 		}
@@ -164,16 +157,16 @@ func (c *cycle) onTerminal(script []byte, asks, yes int, args ...string) error {
 	return nil
 }
 
-// setup checks that the guest's disks are the blank virtio disks the layout was
-// mapped to, and loads the modules the stock guest lacks.
-func (c *cycle) setup(modules []string) error {
-	if len(modules) > 0 {
-		// A guest image that ships the module (or has it built in) needs none of ours.
-		cmd := "set -e\nmodprobe -q f2fs 2>/dev/null && exit 0\n"
-		for _, m := range modules {
-			name := strings.ReplaceAll(strings.TrimSuffix(path.Base(m), ".ko"), "-", "_")
-			cmd += fmt.Sprintf("[ -d /sys/module/%s ] || insmod %s\n", shell.Quote(name), shell.Quote(m))
-		}
+// setup checks that the guest's disks are blank virtio disks, one for each of the
+// layout's disks, and loads the f2fs module when the layout needs it.
+func (c *cycle) setup() error {
+	if c.l.f2fs {
+		// From the image when it ships the module, else the copies guestFiles added.
+		cmd := `modprobe -q f2fs 2>/dev/null && exit 0
+while read -r m; do
+	n=${m##*/}; n=${n#*-}; n=${n%.ko}; n=${n//-/_}
+	[ -d "/sys/module/$n" ] || insmod "$m"
+done <` + f2fsModules + "/order\nmodprobe -q f2fs || grep -qw f2fs /proc/filesystems"
 		if _, _, err := c.vm.Run(c.ctx, cmd); err != nil {
 			return err
 		}
@@ -183,7 +176,7 @@ func (c *cycle) setup(modules []string) error {
 		return err
 	}
 	var want []string
-	for i, s := range c.l.sizes {
+	for i, s := range c.l.class {
 		want = append(want, fmt.Sprintf("vd%c %d disk", 'a'+i, s))
 	}
 	if got := strings.Split(strings.TrimSpace(string(out)), "\n"); !slices.Equal(got, want) {
@@ -192,9 +185,19 @@ func (c *cycle) setup(modules []string) error {
 	return c.checkBlank()
 }
 
+// probe reads the guest's state for a check of phase ph.
+func (c *cycle) probe(ph phase) (*state, error) {
+	args := c.args
+	if ph == unmounted {
+		// Active LVs show as device-mapper devices: lvs (~0.7 s) is not needed.
+		args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "lvs" })
+	}
+	return probe(c.ctx, c.vm, args)
+}
+
 // checkBlank: nothing is mounted, open or on, and wipefs finds no signature on any disk.
 func (c *cycle) checkBlank() error {
-	st, err := probe(c.ctx, c.vm, c.args)
+	st, err := c.probe(unmounted)
 	if err != nil {
 		return err
 	}
@@ -311,7 +314,7 @@ func (c *cycle) refuseDestroy() error {
 	if err == nil || n[0] != 1 || !strings.Contains(out, "aborted; nothing was changed") {
 		return fmt.Errorf("destroy answered no: %v (asked %d times), want it to abort; output:\n%s", err, n[0], tail(out, 20))
 	}
-	st, err := probe(c.ctx, c.vm, c.args)
+	st, err := c.probe(unmounted)
 	if err != nil {
 		return err
 	}
@@ -321,40 +324,4 @@ func (c *cycle) refuseDestroy() error {
 		}
 	}
 	return nil
-}
-
-// guestFiles are the files put into the guest before it boots: the key files, the
-// probe, the cryptsetup stand-in, and for f2fs the kernel modules the stock guest
-// lacks (returned in load order).
-func guestFiles(l *layout, kernelRelease string) ([]testvm.File, []string, error) {
-	files := []testvm.File{
-		{GuestPath: probePath, Data: []byte(probeScript), Mode: 0o755},
-		{GuestPath: toolDir + "/cryptsetup", Data: []byte(cryptsetupStandIn), Mode: 0o755},
-	}
-	for p, content := range keyFiles {
-		files = append(files, testvm.File{GuestPath: p, Data: []byte(content), Mode: 0o600})
-	}
-	if !l.f2fs {
-		return files, nil, nil
-	}
-	// The guest image ships only the modules its own tests need: f2fs and what it
-	// depends on come from the host's copy of the same kernel.
-	out, err := exec.Command("modprobe", "--set-version", kernelRelease, "--show-depends", "f2fs").Output()
-	if err != nil {
-		return nil, nil, fmt.Errorf("modprobe --show-depends f2fs for %s: %w", kernelRelease, err)
-	}
-	var modules []string
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != "insmod" {
-			continue
-		}
-		if _, err := os.Stat(f[1]); err != nil {
-			return nil, nil, err
-		}
-		guest := "/opt/vmtest/modules/" + path.Base(f[1])
-		files = append(files, testvm.File{GuestPath: guest, HostPath: f[1], Mode: 0o644})
-		modules = append(modules, guest)
-	}
-	return files, modules, nil
 }

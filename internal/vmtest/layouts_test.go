@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,6 +73,37 @@ var diskMiB = map[string][]int64{
 
 const defaultDiskMiB = 2048
 
+// diskClasses are the disk sizes guests are made with (MiB): all disks of a layout's
+// guest have the smallest class that holds the biggest disk the layout needs, so that
+// a guest serves several layouts. More space costs little (the files are sparse and
+// mkfs is lazy) except where an md RAID1 resyncs it, which is why there is a small class.
+var diskClasses = []int64{256, 768, 2048}
+
+// classOf is the guest disks for a layout that needs sizes (bytes).
+func classOf(sizes []int64) []int64 {
+	c := slices.Max(sizes)
+	for _, mib := range diskClasses {
+		if mib*testvm.MiB >= c {
+			c = mib * testvm.MiB
+			break
+		}
+	}
+	out := make([]int64, len(sizes))
+	for i := range out {
+		out[i] = c
+	}
+	return out
+}
+
+// classKey names a disk class.
+func classKey(class []int64) string {
+	var parts []string
+	for _, c := range class {
+		parts = append(parts, strconv.FormatInt(c>>20, 10)+"M")
+	}
+	return strings.Join(parts, ",")
+}
+
 // defaultPBKDF lists the layouts formatted with cryptsetup's own key derivation
 // (argon2id, tuned by a benchmark to ~2 s per unlock, which is ~5 s under TCG); the
 // others get a cheap one from the cryptsetup stand-in (see fastLUKS), unless their
@@ -85,7 +117,8 @@ type layout struct {
 	disks   []string // disk names, sorted: disks[i] is /dev/vd{a+i}
 	d       *config.Devices
 	want    *expect
-	sizes   []int64 // bytes
+	sizes   []int64 // bytes the layout needs
+	class   []int64 // bytes of the guest's disks (see classOf)
 	scripts *codegen.Scripts
 	ask     bool // some LUKS container asks for its passphrase on the terminal
 	f2fs    bool // needs the f2fs module and mkfs.f2fs, which the stock guest lacks
@@ -179,6 +212,7 @@ func loadLayout(ctx context.Context, file, lib string) (*layout, error) {
 	for _, s := range sizes {
 		l.sizes = append(l.sizes, s*testvm.MiB)
 	}
+	l.class = classOf(l.sizes)
 	opts := codegen.Options{RootMountpoint: root}
 	if !defaultPBKDF[l.name] {
 		opts.PathDirs = toolDir
@@ -202,91 +236,100 @@ func parallelism(t *testing.T) int {
 	return n
 }
 
-// TestLayouts runs every layout's scripts through disko's test cycle in a guest of its
-// own, a few guests at a time, and prints each layout's time and a summary.
+// TestLayouts runs every layout's scripts through disko's test cycle, each in a subtest
+// of its own, a few guests at a time (DISKOANYWHERE_VMTEST_PARALLEL, default 2: each
+// guest is one goroutine, so go test's -parallel does not limit them), and prints each
+// layout's time and a summary. A guest is reused by the next layout of the same disk
+// class once the previous one left its disks blank: a boot costs ~12 s under TCG.
 func TestLayouts(t *testing.T) {
 	if testing.Short() {
-		t.Skip("boots a VM per layout; skipped in -short mode")
+		t.Skip("boots VMs; skipped in -short mode")
 	}
 	layouts := loadLayouts(t)
 	ctx, cancel := testvm.ContextT(t)
 	defer cancel()
-	images := &imageSet{log: t}
-	if _, err := images.get(ctx, false); err != nil {
+	img, err := testvm.Build(ctx, testvm.BuildOptions{ExtraPackages: extraPackages})
+	if err != nil {
 		if errors.Is(err, testvm.ErrUnavailable) {
 			t.Skipf("VM test skipped: %v", err)
 		}
 		t.Fatal(err)
 	}
-	par := parallelism(t)
-	sem := make(chan struct{}, par)
+	files, err := guestFiles(img.KernelRelease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queue []*layout
+	for _, l := range layouts {
+		if l.skip != "" {
+			t.Run(l.name, func(t *testing.T) { t.Skip(l.skip) })
+		} else {
+			queue = append(queue, l)
+		}
+	}
+	// The biggest class first, so that its guests are reused the most.
+	count := map[string]int{}
+	for _, l := range queue {
+		count[classKey(l.class)]++
+	}
+	slices.SortStableFunc(queue, func(a, b *layout) int {
+		return count[classKey(b.class)] - count[classKey(a.class)]
+	})
 	var mu sync.Mutex
+	next := func(key string) *layout {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(queue) == 0 {
+			return nil
+		}
+		i := max(0, slices.IndexFunc(queue, func(l *layout) bool { return classKey(l.class) == key }))
+		l := queue[i]
+		queue = slices.Delete(queue, i, i+1)
+		return l
+	}
+	par := parallelism(t)
 	times := map[string]time.Duration{}
+	boots := 0
 	start := time.Now()
-	t.Run("layout", func(t *testing.T) {
-		for _, l := range layouts {
-			t.Run(l.name, func(t *testing.T) {
-				if l.skip != "" {
-					t.Skip(l.skip)
-				}
-				t.Parallel()
-				sem <- struct{}{}
-				defer func() { <-sem }()
+	var wg sync.WaitGroup
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{ctx: ctx, img: img, files: files}
+			defer w.stop()
+			for l := w.next(next); l != nil; l = w.next(next) {
 				begin := time.Now()
-				defer func() {
-					d := time.Since(begin)
-					t.Logf("%s: %.1fs", l.name, d.Seconds())
-					mu.Lock()
-					times[l.name] = d
-					mu.Unlock()
-				}()
-				runLayout(t, images, l)
-			})
-		}
-	})
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range times {
-			if !yield(n) {
-				return
+				t.Run(l.name, func(t *testing.T) {
+					vm := w.guest(t, l)
+					defer func() {
+						if t.Failed() {
+							w.failed(t)
+						}
+					}()
+					runLayout(t, ctx, vm, l)
+					t.Logf("%s: %.1fs", l.name, time.Since(begin).Seconds())
+				})
+				mu.Lock()
+				times[l.name] = time.Since(begin)
+				mu.Unlock()
 			}
-		}
-	})
+			mu.Lock()
+			boots += w.boots
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	names := slices.Sorted(maps.Keys(times))
 	var parts []string
 	var sum time.Duration
 	for _, n := range names {
 		parts = append(parts, fmt.Sprintf("%s %.0fs", n, times[n].Seconds()))
 		sum += times[n]
 	}
-	t.Logf("vmtest summary: %d layouts in %.0fs wall, %.0fs of guest time, %d at a time: %s",
-		len(names), time.Since(start).Seconds(), sum.Seconds(), par, strings.Join(parts, ", "))
+	t.Logf("vmtest summary: %d layouts in %.0fs wall (%.0fs summed), %d guests at a time, %d boots: %s",
+		len(names), time.Since(start).Seconds(), sum.Seconds(), par, boots, strings.Join(parts, ", "))
 }
 
-// imageSet builds the guest images once, with the packages the stock guest lacks: GNU
-// cmp (diffutils; the scripts' disko_pristine runs cmp --silent --bytes, which busybox's
-// cmp does not know), and for f2fs layouts mkfs.f2fs (f2fs-tools).
-type imageSet struct {
-	log  testing.TB
-	mu   sync.Mutex
-	imgs map[bool]*testvm.Image
-}
-
-func (s *imageSet) get(ctx context.Context, f2fs bool) (*testvm.Image, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if img := s.imgs[f2fs]; img != nil {
-		return img, nil
-	}
-	opts := testvm.BuildOptions{ExtraPackages: []string{"diffutils"}}
-	if f2fs {
-		opts.ExtraPackages = append(opts.ExtraPackages, "f2fs-tools")
-	}
-	img, err := testvm.Build(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	if s.imgs == nil {
-		s.imgs = map[bool]*testvm.Image{}
-	}
-	s.imgs[f2fs] = img
-	return img, nil
-}
+// extraPackages are what the stock guest lacks: mkfs.f2fs (f2fs-tools).
+var extraPackages = []string{"f2fs-tools"}
