@@ -6,9 +6,15 @@
 // It does what nixos-anywhere's script does (../shared/reference/
 // nixos-anywhere.md §2) with these differences on purpose:
 //
-//   - host keys are verified, and after the reboot the new system must
-//     answer with the expected key (or its key is shown, unverified, when
-//     the installed system generates its own);
+//   - host keys are verified: the installer a kexec boots must present the
+//     key the target had before (nixos-images' kexec/run carries it over),
+//     and after the reboot the new system must answer with the expected
+//     key (or its key is shown, unverified, when the installed system
+//     generates its own);
+//   - a kexec that would fail or hang the machine is refused before
+//     anything changes (too little RAM for the tarball, a container, a
+//     kernel without kexec or locked down), and every wait has a deadline
+//     and checks SSH (a new boot id), not just an open TCP port;
 //   - a re-run after a failure resumes: phases already done with the same
 //     inputs are skipped, a half-copied closure continues where it stopped,
 //     and the filesystems are mounted again when needed;

@@ -335,30 +335,7 @@ const kexecMarker = "machine will boot into nixos"
 // kexec it schedules survives this SSH session.
 func (r *run) runKexec(ctx context.Context, dir, tarball string) error {
 	phase := string(PhaseKexec)
-	flags := r.o.KexecExtraFlags
-	script := fmt.Sprintf(`set -eu
-dir=%[1]s
-f=%[2]s
-cd "$dir"
-rm -rf kexec
-magic=$(od -An -N6 -tx1 "$f" | tr -d ' \n')
-case $magic in
-1f8b*) unpack="gzip -dc" ;;
-fd377a585a00) unpack="xz -dc" ;;
-28b52ffd*) unpack="zstd -dc" ;;
-*) unpack="cat" ;;
-esac
-$unpack <"$f" | tar -x
-rm -f "$f"
-if [ ! -x kexec/run ]; then
-  echo "the tarball has no executable kexec/run: not a nixos-images kexec installer (kexec/{run,kexec,bzImage,initrd,ip})" >&2
-  exit 3
-fi
-echo "unpacked: $(du -sh kexec | cut -f1)"
-setsid=""
-if setsid --wait true 2>/dev/null; then setsid="setsid --wait"; fi
-TMPDIR="$dir" $setsid "$dir/kexec/run" --kexec-extra-flags %[3]s 2>&1 | tee "$dir/anywhere-kexec.log"
-`, shell.Quote(dir), shell.Quote(tarball), shell.Quote(flags))
+	script := kexecScript(dir, tarball, r.o.KexecExtraFlags)
 	s := r.rep.Step(phase, "unpack the installer and load it (kexec/run)")
 	var out bytes.Buffer
 	w := newOutputWriter(r.stderr, "  "+phase+"| ")
@@ -368,6 +345,39 @@ TMPDIR="$dir" $setsid "$dir/kexec/run" --kexec-extra-flags %[3]s 2>&1 | tee "$di
 		err = fmt.Errorf("kexec/run did not say %q: the installer was not loaded (its output is above; the log is %s/anywhere-kexec.log on the target)", kexecMarker, dir)
 	}
 	return s.Done(err)
+}
+
+// kexecScript unpacks the tarball in dir and runs kexec/run as
+// nixos-anywhere does (TMPDIR in dir, setsid --wait where it exists, the
+// output kept in dir/anywhere-kexec.log).
+func kexecScript(dir, tarball, flags string) string {
+	return fmt.Sprintf(`set -eu
+dir=%[1]s
+f=%[2]s
+flags=%[3]s
+cd "$dir"
+rm -rf kexec
+case $(od -An -N6 -tx1 "$f" | tr -d ' \n') in
+1f8b*) unpack="gzip -dc" ;;
+fd377a585a00) unpack="xz -dc" ;;
+28b52ffd*) unpack="zstd -dc" ;;
+*) unpack="cat" ;;
+esac
+if ! command -v "${unpack%% *}" >/dev/null 2>&1; then
+  echo "the tarball is ${unpack%% *}-compressed, but the target has no ${unpack%% *}; install it, or repack the tarball with gzip" >&2
+  exit 3
+fi
+$unpack <"$f" | tar -x
+rm -f "$f"
+if [ ! -x kexec/run ]; then
+  echo "the tarball has no executable kexec/run: not a nixos-images kexec installer (kexec/{run,kexec,bzImage,initrd,ip})" >&2
+  exit 3
+fi
+echo "unpacked: $(du -sh kexec | cut -f1)"
+setsid=""
+if setsid --wait true 2>/dev/null; then setsid="setsid --wait"; fi
+TMPDIR="$dir" $setsid "$dir/kexec/run" --kexec-extra-flags "$flags" 2>&1 | tee "$dir/anywhere-kexec.log"
+`, shell.Quote(dir), shell.Quote(tarball), shell.Quote(flags))
 }
 
 // Deadlines of the waits after kexec/run: the kexec happens 6 s after run
@@ -415,7 +425,11 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 		return err
 	}
 
-	s = r.rep.Step(phase, "wait for the installer on "+after.String())
+	where := after.String()
+	if c, err := remote.Resolve(after, opts); err == nil {
+		where = c.Destination()
+	}
+	s = r.rep.Step(phase, "wait for the installer on "+where)
 	wctx, cancelUp := context.WithTimeout(ctx, kexecUpTimeout)
 	defer cancelUp()
 	var up *remote.Client

@@ -74,6 +74,10 @@ func TestScriptsQuoteEverything(t *testing.T) {
 			if got["mnt"] != mnt || got["disks"] != "/dev/disk/by-id/"+h || got["pools"] != "tank "+h {
 				t.Errorf("rebootScript(%q): mnt=%q disks=%q pools=%q", h, got["mnt"], got["disks"], got["pools"])
 			}
+			got = assignments(t, kexecScript(h, h+"/installer.tar", h))
+			if got["dir"] != h || got["f"] != h+"/installer.tar" || got["flags"] != h {
+				t.Errorf("kexecScript(%q): dir=%q f=%q flags=%q", h, got["dir"], got["f"], got["flags"])
+			}
 			if !strings.Contains(r.installScript("/x"), "export NIXOS_NO_CHECK=") {
 				t.Error("NIXOS_NO_CHECK is not passed on")
 			}
