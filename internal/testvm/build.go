@@ -103,6 +103,7 @@ var packagePathPrefixes = []string{
 	"/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/",
 	"/lib/udev/", "/usr/lib/udev/", "/lib/systemd/systemd-udevd",
 	"/usr/lib/openssh/", "/usr/libexec/", "/etc/", "/lib/terminfo/", "/usr/share/terminfo/",
+	"/lib/x86_64-linux-gnu/security/", // PAM modules, for sudo and doas (libpam-modules)
 }
 
 var packagePathExcludes = []string{
