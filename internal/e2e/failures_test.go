@@ -80,12 +80,20 @@ func TestResumeAndHostKeyChange(t *testing.T) {
 	vm := testvm.StartT(t, testvm.Options{MemoryMiB: 1536, Disks: []testvm.DiskSpec{{Size: 24 * testvm.GiB}}})
 	ctx, cancel := testvm.ContextT(t)
 	defer cancel()
-	proxy := newCutProxy(t, vm.SSHAddr())
+	// The old system is reached on one port, the installer on another
+	// (--post-kexec-ssh-port); both lead to the guest's sshd.
+	proxy, after := newCutProxy(t, vm.SSHAddr()), newCutProxy(t, vm.SSHAddr())
 	flags := []string{"-i", vm.ClientKeyPath(), "-p", strconv.Itoa(proxy.Port()),
-		"--ssh-option", "UserKnownHostsFile=" + knownHosts(t, proxy.Port(), vm.HostKey()),
+		"--post-kexec-ssh-port", strconv.Itoa(after.Port()),
+		"--ssh-option", "UserKnownHostsFile=" + knownHosts(t, vm.HostKey(), proxy.Port(), after.Port()),
 		"--ssh-option", "StrictHostKeyChecking=yes"}
 	args := append(ex.args(flags, url), "--phases", "kexec,disko,install", "root@127.0.0.1")
 	home := t.TempDir() // the state file lives here, for both runs
+	// A machine id and a second address, which the installer must carry over
+	// (as nixos-images' kexec/run does), checked once the installer is up.
+	if _, _, err := vm.Run(ctx, "echo 0123456789abcdef0123456789abcdef >/etc/machine-id; ip addr add 192.0.2.7/24 dev eth0"); err != nil {
+		t.Fatal(err)
+	}
 
 	ok := t.Run("connection cut in the install phase", func(t *testing.T) {
 		cut := false
@@ -93,12 +101,14 @@ func TestResumeAndHostKeyChange(t *testing.T) {
 			if !cut && strings.HasPrefix(line, "### install:") {
 				cut = true
 				proxy.Cut()
+				after.Cut()
 			}
 		}, args...)
 		if res.code == 0 {
 			t.Fatal("anywhere succeeded although its connection was cut")
 		}
-		for _, want := range []string{"kexec: download " + url + " here and upload it", "the target could not download", "run the same command again to resume"} {
+		for _, want := range []string{"kexec: download " + url + " here and upload it", "the target could not download",
+			fmt.Sprintf("wait for the installer on root@127.0.0.1:%d", after.Port()), "run the same command again to resume"} {
 			if !strings.Contains(res.output, want) {
 				t.Errorf("anywhere did not say %q", want)
 			}
@@ -130,6 +140,15 @@ func TestResumeAndHostKeyChange(t *testing.T) {
 		want := ex.system.Toplevel + "\n" + ex.greeting + "nixos-generation-1.conf\n"
 		if string(out) != want {
 			t.Errorf("installed: %q, want %q", out, want)
+		}
+		out, _, err = vm.Run(ctx, `test -e /etc/is_kexec && cat /etc/machine-id && ip -4 -o addr show dev eth0 | awk '{print $4}' | sort &&
+			ip -4 route show default && wc -l </root/.ssh/authorized_keys && stat -c %a /etc/ssh/ssh_host_ed25519_key`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = "0123456789abcdef0123456789abcdef\n10.0.2.15/24\n192.0.2.7/24\ndefault via 10.0.2.2 dev eth0 \n1\n400\n"
+		if string(out) != want {
+			t.Errorf("the installer did not carry over the machine id, addresses, route, authorized key or host key mode: %q, want %q", out, want)
 		}
 	})
 	if !ok {

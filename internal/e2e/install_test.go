@@ -63,6 +63,18 @@ func TestInstall(t *testing.T) {
 	if !strings.Contains(string(console), "stage-1: opening /dev/disk/by-partlabel/disk-main-luks as crypted") {
 		t.Errorf("the installed system's initrd did not unlock the LUKS partition (console)")
 	}
+
+	// The installed system boots again on its own: a reboot resets the same
+	// machine (same qemu), and the firmware finds systemd-boot again.
+	start := time.Now()
+	if _, _, err := vm.Run(ctx, "setsid sh -c 'sleep 1; reboot' </dev/null >/dev/null 2>&1 &"); err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.Reconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("UEFI reboot of the installed system: sshd answered %.1fs after the reboot command", time.Since(start).Seconds())
+	checkInstalled(t, vm, ex)
 }
 
 // checkInstalled logs in to the installed system (Reconnect pinned the host

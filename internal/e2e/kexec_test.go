@@ -166,11 +166,14 @@ func (p *cutProxy) Cut() {
 }
 
 // knownHosts writes a known_hosts file pinning key for 127.0.0.1:port.
-func knownHosts(t *testing.T, port int, key ssh.PublicKey) string {
+func knownHosts(t *testing.T, key ssh.PublicKey, ports ...int) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "known_hosts")
-	line := fmt.Sprintf("[127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(key))
-	if err := os.WriteFile(f, []byte(line), 0o644); err != nil {
+	var lines string
+	for _, p := range ports {
+		lines += fmt.Sprintf("[127.0.0.1]:%d %s", p, ssh.MarshalAuthorizedKey(key))
+	}
+	if err := os.WriteFile(f, []byte(lines), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return f
