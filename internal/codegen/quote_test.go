@@ -2,7 +2,6 @@ package codegen
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,15 +9,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-)
 
-// hostileSamples are values that break naive quoting.
-var hostileSamples = []string{
-	"", " ", "a b", "'", "''", `"`, `\`, `\'`, "$HOME", "${HOME}", "$(touch PWNED)", "`touch PWNED`",
-	"a\nb", "\n", "\r", "\t", "-rf", "--", "-", "*", "?", "[a]", "{a,b}", "~", "~root", "!", "!!",
-	"#x", "a;b", "a|b", "a&b", "a>b", "a<b", "(a)", "$((1+1))", "ü€😀", "\xff\xfe", "=", "a=b", "%s",
-	"x'$(touch PWNED)'y", `x"$(touch PWNED)"y`, "'\n'", "\\\n",
-}
+	"github.com/diskoanywhere/diskoanywhere/internal/shell/shelltest"
+)
 
 // TestQuoteRoundTrip runs bash on words made by Q and checks that each arrives as exactly
 // one argument with exactly the original bytes, and that nothing in them was executed.
@@ -27,24 +20,7 @@ var hostileSamples = []string{
 func TestQuoteRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	pwned := filepath.Join(dir, "pwned")
-	rng := rand.New(rand.NewPCG(1, 2))
-	var values []string
-	for _, s := range hostileSamples {
-		values = append(values, strings.ReplaceAll(s, "PWNED", pwned))
-	}
-	alphabet := []byte("ab '\"\\$`(){}[]*?~!#;&|<>\n\t\r-=%")
-	for range 2000 {
-		n := rng.IntN(12)
-		b := make([]byte, n)
-		for i := range b {
-			if rng.IntN(4) == 0 {
-				b[i] = byte(1 + rng.IntN(255))
-			} else {
-				b[i] = alphabet[rng.IntN(len(alphabet))]
-			}
-		}
-		values = append(values, string(b))
-	}
+	values := append(shelltest.Hostile(pwned), shelltest.Random(2000)...)
 	var script strings.Builder
 	script.WriteString("set -euo pipefail\n")
 	for _, v := range values {

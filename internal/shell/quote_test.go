@@ -1,12 +1,13 @@
 package shell
 
 import (
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/shell/shelltest"
 )
 
 func TestQuote(t *testing.T) {
@@ -33,24 +34,12 @@ func TestQuote(t *testing.T) {
 	}
 }
 
-// hostile are values that break naive quoting. PWNED is replaced by a file that must
-// never be created.
-var hostile = []string{
-	"", " ", "a b", "'", "''", `"`, `\`, `\'`, "$HOME", "${HOME}", "$(touch PWNED)", "`touch PWNED`",
-	"a\nb", "\n", "\r", "\t", "\x01\x7f", "-rf", "--", "-", "*", "?", "[a]", "{a,b}", "~", "~root",
-	"!", "!!", "#x", "a;b", "a|b", "a&b", "a>b", "a<b", "(a)", "$((1+1))", "^x", "ü€😀", "\xff\xfe",
-	"=", "a=b", "%s", "x'$(touch PWNED)'y", `x"$(touch PWNED)"y`, "'\n'", "\\\n", "a  b\t\tc\n",
-}
-
 // TestQuoteRoundTrip has sh (dash on Debian, the remote targets' kind of shell) and bash
 // read words made by Quote, and checks that each arrives as exactly one argument with
 // exactly the original bytes, and that nothing in it was executed.
 func TestQuoteRoundTrip(t *testing.T) {
 	pwned := filepath.Join(t.TempDir(), "pwned")
-	var values []string
-	for _, s := range hostile {
-		values = append(values, strings.ReplaceAll(s, "PWNED", pwned))
-	}
+	values := shelltest.Hostile(pwned)
 	for _, shell := range []string{"sh", "bash"} {
 		if _, err := exec.LookPath(shell); err != nil {
 			t.Skipf("%s not found: %v", shell, err)
@@ -72,20 +61,7 @@ func TestQuoteRoundTrip(t *testing.T) {
 // TestQuoteRandom does the same with random bytes (except NUL, which no argument can
 // hold), many values to one shell each, as words among others.
 func TestQuoteRandom(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	alphabet := []byte("ab '\"\\$`(){}[]*?~!#;&|<>\n\t\r-=%^")
-	var values []string
-	for range 2000 {
-		b := make([]byte, rng.IntN(12))
-		for i := range b {
-			if rng.IntN(4) == 0 {
-				b[i] = byte(1 + rng.IntN(255))
-			} else {
-				b[i] = alphabet[rng.IntN(len(alphabet))]
-			}
-		}
-		values = append(values, string(b))
-	}
+	values := shelltest.Random(2000)
 	var script strings.Builder
 	script.WriteString("set -eu\nx=1\n")
 	for _, v := range values {
@@ -121,7 +97,7 @@ func TestQuoteBare(t *testing.T) {
 		}
 	}
 	plainToo := map[string]bool{"-rf": true, "--": true, "-": true, "=": true, "a=b": true, "%s": true}
-	for _, s := range hostile {
+	for _, s := range shelltest.Hostile("/tmp/pwned") {
 		if Quote(s) == s && !plainToo[s] {
 			t.Errorf("Quote(%q) left it bare", s)
 		}
