@@ -76,3 +76,54 @@ func TestLoopDestroyFailsOnDiskInUse(t *testing.T) {
 		t.Fatalf("destroy with %sp1 held by %s: %v, want it to fail naming the partition:\n%s", a, holder, err, out2)
 	}
 }
+
+// TestLoopAskPasswordNeedsTerminal: a layout whose LUKS container asks for its passphrase,
+// run without a terminal, stops before anything changes, instead of failing at the prompt
+// after the disk was wiped (a nixos-anywhere run without a TTY). Destroy and unmount ask
+// nothing and are not held back.
+func TestLoopAskPasswordNeedsTerminal(t *testing.T) {
+	requireRoot(t, "mkfs.ext4", "cryptsetup")
+	a := newLoop(t, 64<<20)
+	d := layout(t, fmt.Sprintf(`{"disk": {"a": {"device": %q, "content": {"type": "gpt", "partitions": {
+  "luks": {"size": "100%%", "content": {"type": "luks", "name": "asks", "askPassword": true,
+    "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/"}}}}}}}}`, a), a)
+	ns := newNamespace(t)
+	s, err := Generate(d, Options{RootMountpoint: ns.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-L", "old-data", a).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	before := blank(t, a)
+	for _, c := range []struct {
+		mode   string
+		script []byte
+		args   []string
+	}{
+		{"destroy,format,mount", s.DestroyFormatMount, []string{"--yes-wipe-all-disks"}},
+		{"format", s.Format, nil},
+		{"format,mount", s.FormatMount, nil},
+		{"mount", s.Mount, nil},
+	} {
+		out, err := ns.script(t, c.script, c.args...) // stdin is /dev/null
+		if err == nil || !strings.Contains(out, "the passphrase of LUKS container asks (askPassword) must be typed, but stdin is not a terminal; nothing was changed") {
+			t.Errorf("%s without a terminal: err=%v, want the refusal:\n%s", c.mode, err, out)
+		}
+		if got := blank(t, a); got != before {
+			t.Errorf("%s changed the disk: %q, was %q", c.mode, got, before)
+		}
+	}
+	for _, c := range []struct {
+		mode   string
+		script []byte
+		args   []string
+	}{
+		{"unmount", s.Unmount, nil},
+		{"destroy", s.Destroy, []string{"--yes-wipe-all-disks"}},
+	} {
+		if out, err := ns.script(t, c.script, c.args...); err != nil || strings.Contains(out, "must be typed") {
+			t.Errorf("%s without a terminal: err=%v:\n%s", c.mode, err, out)
+		}
+	}
+}

@@ -41,6 +41,7 @@ type gen struct {
 	unitPos int       // position of the unit whose steps are being collected
 	// interactive layouts ask for passphrases on the terminal, so nothing runs in parallel.
 	interactive bool
+	asks        []string // device-mapper names of the LUKS containers that ask (askPassword)
 }
 
 // memberKey names an aggregate: a kind of disko.devices and the attribute name.
@@ -197,11 +198,9 @@ func (g *gen) note(u *unit, p optPath, node any, ref *devRef) {
 	g.seq++
 	g.info[node] = &nodeInfo{path: p, ref: ref, unit: u, seq: g.seq}
 	u.strs = append(u.strs, stringsOf(node)...)
-	if g.interactive {
-		return
-	}
 	if l, ok := node.(*config.LUKS); ok && l.AskPassword != nil && *l.AskPassword {
 		g.interactive = true
+		g.asks = append(g.asks, l.Name)
 	}
 }
 

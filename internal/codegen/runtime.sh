@@ -728,6 +728,23 @@ disko_password() {
   printf -v "$2" '%s' "$pw"
 }
 
+# disko_need_terminal WIPES NAME...: the passphrases of LUKS containers NAME (askPassword)
+# are typed on the terminal when a container is created or opened. Without a terminal, stop
+# before anything changes: when WIPES is 1 (the script destroys first, which closes them
+# all) or when a container is not open yet.
+disko_need_terminal() {
+  local wipes=$1 n
+  shift
+  if [ -n "${IN_DISKO_TEST+x}" ] || [ -t 0 ]; then
+    return 0
+  fi
+  for n in "$@"; do
+    if [ "$wipes" = 1 ] || [ ! -e "/dev/mapper/$n" ]; then
+      disko_die "$(printf 'the passphrase of LUKS container %q (askPassword) must be typed, but stdin is not a terminal; nothing was changed. Run this on a terminal (ssh -t), or give the container a passwordFile or settings.keyFile' "$n")"
+    fi
+  done
+}
+
 # disko_parallel FUNCTION OPTPATH ...: run each function in a background job and wait for
 # all of them; fails, naming the option paths, when any failed. Jobs get the script's stdin
 # (a background job would otherwise read /dev/null). Layouts that prompt for passphrases

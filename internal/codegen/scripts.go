@@ -128,8 +128,12 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 			b.WriteString("\n" + f)
 		}
 		b.WriteString("\n")
-		if !slices.Contains(calls, `disko_destroy "$@"`) {
+		wipes := slices.Contains(calls, `disko_destroy "$@"`)
+		if !wipes {
 			b.WriteString("[ \"$#\" -eq 0 ] || disko_die \"this script takes no arguments\"\n")
+		}
+		if len(g.asks) > 0 && (slices.Contains(calls, "disko_format") || slices.Contains(calls, "disko_mount")) {
+			b.WriteString(string(g.needTerminal(wipes)) + "\n")
 		}
 		for _, c := range calls {
 			b.WriteString(c + "\n")
@@ -148,6 +152,20 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// needTerminal is the check, before anything changes, that the passphrases the layout
+// asks for can be typed: a script that stops for want of a terminal halfway through, after
+// wiping, would leave the disks neither old nor new.
+func (g *gen) needTerminal(wipes bool) sh {
+	words := []sh{"disko_need_terminal", "0"}
+	if wipes {
+		words[1] = "1"
+	}
+	for _, name := range g.asks {
+		words = append(words, Q(name))
+	}
+	return joinSh(words)
 }
 
 var devVar = regexp.MustCompile(`\bdev([0-9]+)\b`)
