@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
@@ -23,6 +24,52 @@ type auth struct {
 	notes    []string // identities that could not be used, and why
 	password string
 	agent    net.Conn
+
+	given     ssh.PublicKey // the first key from -i or SSH_PRIVATE_KEY, if any
+	givenFrom string
+
+	mu     sync.Mutex
+	method string // the method tried last: after success, the one that let us in
+}
+
+// Authentication methods, as SSH names them (RFC 4252).
+const (
+	AuthNone                = "none"
+	AuthPublicKey           = "publickey"
+	AuthPassword            = "password"
+	AuthKeyboardInteractive = "keyboard-interactive"
+)
+
+// Login says how the server let a connection in and which key the user
+// gave. The NixOS installer a kexec boots lets root in with the carried
+// authorized keys only, never with a password: a run that got in with a
+// password must authorize a key of its own before it kexecs.
+type Login struct {
+	// Method is the method that let the user in: AuthPublicKey,
+	// AuthPassword, AuthKeyboardInteractive or AuthNone.
+	Method string
+	// GivenKey is the first key given with -i or SSH_PRIVATE_KEY that could
+	// be loaded (nil when none), and GivenFrom says which ("-i PATH" or
+	// SSH_PRIVATE_KEY). Every connection of the run offers it first.
+	GivenKey  ssh.PublicKey
+	GivenFrom string
+}
+
+func (a *auth) trying(method string) {
+	a.mu.Lock()
+	a.method = method
+	a.mu.Unlock()
+}
+
+// login is how the finished handshake got in.
+func (a *auth) login() Login {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := Login{Method: a.method, GivenKey: a.given, GivenFrom: a.givenFrom}
+	if l.Method == "" {
+		l.Method = AuthNone // no callback ran: the server took "none"
+	}
+	return l
 }
 
 func (a *auth) close() {
@@ -40,6 +87,13 @@ func (a *auth) add(s ssh.Signer, source string) {
 	}
 	a.signers = append(a.signers, s)
 	a.sources = append(a.sources, fmt.Sprintf("%s (%s)", source, keyString(s.PublicKey())))
+}
+
+// give records the first key the user gave explicitly.
+func (a *auth) give(s ssh.Signer, source string) {
+	if a.given == nil {
+		a.given, a.givenFrom = s.PublicKey(), source
+	}
 }
 
 // newAuth loads the keys for cfg. password is only set for the final target.
@@ -67,6 +121,7 @@ func newAuth(cfg *Config, o Options, password string) (*auth, error) {
 	for _, f := range files {
 		if f.explicit && f.signer != nil {
 			a.add(f.signer, "-i "+f.path)
+			a.give(f.signer, "-i "+f.path)
 		}
 	}
 	if len(o.PrivateKey) > 0 {
@@ -75,6 +130,7 @@ func newAuth(cfg *Config, o Options, password string) (*auth, error) {
 			return nil, fmt.Errorf("%s: not a usable unencrypted private key: %w", EnvPrivateKey, err)
 		}
 		a.add(s, EnvPrivateKey)
+		a.give(s, EnvPrivateKey)
 	}
 	if cfg.IdentityAgent != "" {
 		conn, err := net.Dial("unix", cfg.IdentityAgent)
@@ -159,16 +215,26 @@ func readPublicKey(path string) (ssh.PublicKey, error) {
 	return k, err
 }
 
-// methods builds the ssh.AuthMethods in offering order.
+// methods builds the ssh.AuthMethods in offering order. Each records that
+// it is being tried: x/crypto/ssh tries them one after the other and stops
+// at the first success, so the last one tried is the one that got in.
 func (a *auth) methods() []ssh.AuthMethod {
 	var m []ssh.AuthMethod
 	if len(a.signers) > 0 {
-		m = append(m, ssh.PublicKeys(a.signers...))
+		signers := a.signers
+		m = append(m, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			a.trying(AuthPublicKey)
+			return signers, nil
+		}))
 	}
 	if a.password != "" {
 		pw := a.password
-		m = append(m, ssh.Password(pw))
+		m = append(m, ssh.PasswordCallback(func() (string, error) {
+			a.trying(AuthPassword)
+			return pw, nil
+		}))
 		m = append(m, ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
+			a.trying(AuthKeyboardInteractive)
 			answers := make([]string, len(questions))
 			for i := range answers {
 				answers[i] = pw

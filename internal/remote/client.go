@@ -28,6 +28,7 @@ type Client struct {
 	conn    *ssh.Client
 	hops    []*ssh.Client // jump host connections, outermost first
 	hostKey ssh.PublicKey
+	login   Login
 
 	sessions atomic.Int64
 
@@ -62,7 +63,7 @@ func DialConfig(ctx context.Context, cfg *Config, o Options) (*Client, error) {
 	}
 	var via *ssh.Client
 	for _, jc := range cfg.ProxyJump {
-		c, _, err := dialHop(ctx, via, jc, o, "")
+		c, _, _, err := dialHop(ctx, via, jc, o, "")
 		if err != nil {
 			closeHops()
 			return nil, fmt.Errorf("ssh %s via jump host %s: %w", cfg.Destination(), jc.Destination(), err)
@@ -70,12 +71,12 @@ func DialConfig(ctx context.Context, cfg *Config, o Options) (*Client, error) {
 		hops = append(hops, c)
 		via = c
 	}
-	conn, key, err := dialHop(ctx, via, cfg, o, o.Password)
+	conn, key, login, err := dialHop(ctx, via, cfg, o, o.Password)
 	if err != nil {
 		closeHops()
 		return nil, fmt.Errorf("ssh %s: %w", cfg.Destination(), err)
 	}
-	c := &Client{cfg: cfg, opts: o, log: log, conn: conn, hops: hops, hostKey: key, done: make(chan struct{})}
+	c := &Client{cfg: cfg, opts: o, log: log, conn: conn, hops: hops, hostKey: key, login: login, done: make(chan struct{})}
 	go func() {
 		err := conn.Wait()
 		c.setDead(fmt.Errorf("connection to %s closed: %v", cfg.Addr(), err))
@@ -84,13 +85,13 @@ func DialConfig(ctx context.Context, cfg *Config, o Options) (*Client, error) {
 	if cfg.ServerAliveInterval > 0 {
 		go c.keepalive(cfg.ServerAliveInterval, cfg.ServerAliveCountMax)
 	}
-	log.Info("connected", "host", cfg.Destination(), "hops", len(hops), "key", ssh.FingerprintSHA256(key), "took", time.Since(start).Round(time.Millisecond))
+	log.Info("connected", "host", cfg.Destination(), "hops", len(hops), "key", ssh.FingerprintSHA256(key), "auth", login.Method, "took", time.Since(start).Round(time.Millisecond))
 	return c, nil
 }
 
 // dialHop opens one SSH connection, directly or through via. The whole
 // TCP connect and handshake is bounded by ConnectTimeout and ctx.
-func dialHop(ctx context.Context, via *ssh.Client, cfg *Config, o Options, password string) (*ssh.Client, ssh.PublicKey, error) {
+func dialHop(ctx context.Context, via *ssh.Client, cfg *Config, o Options, password string) (*ssh.Client, ssh.PublicKey, Login, error) {
 	addr := cfg.Addr()
 	if cfg.ConnectTimeout > 0 {
 		var cancel context.CancelFunc
@@ -100,16 +101,16 @@ func dialHop(ctx context.Context, via *ssh.Client, cfg *Config, o Options, passw
 	checker := &hostKeyChecker{cfg: cfg, addr: addr, prompt: o.HostKeyPrompt}
 	algos, err := checker.algorithms()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, Login{}, err
 	}
 	a, err := newAuth(cfg, o, password)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, Login{}, err
 	}
 	defer a.close()
 	methods := a.methods()
 	if len(methods) == 0 {
-		return nil, nil, fmt.Errorf("no credentials for %s: no identity file, no %s, no agent and no password; "+
+		return nil, nil, Login{}, fmt.Errorf("no credentials for %s: no identity file, no %s, no agent and no password; "+
 			"pass -i KEY, set %s, or start ssh-agent", cfg.Destination(), EnvPrivateKey, EnvPrivateKey)
 	}
 	sc := &ssh.ClientConfig{
@@ -131,7 +132,7 @@ func dialHop(ctx context.Context, via *ssh.Client, cfg *Config, o Options, passw
 		conn, err = via.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to %s: %w%s", addr, err, timeoutHint(ctx, cfg, err))
+		return nil, nil, Login{}, fmt.Errorf("connecting to %s: %w%s", addr, err, timeoutHint(ctx, cfg, err))
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
@@ -147,21 +148,21 @@ func dialHop(ctx context.Context, via *ssh.Client, cfg *Config, o Options, passw
 		conn.Close()
 		var hke *HostKeyError
 		if errors.As(err, &hke) {
-			return nil, nil, hke
+			return nil, nil, Login{}, hke
 		}
 		if ctx.Err() != nil {
-			return nil, nil, fmt.Errorf("ssh handshake with %s: %w%s", addr, ctx.Err(), timeoutHint(ctx, cfg, err))
+			return nil, nil, Login{}, fmt.Errorf("ssh handshake with %s: %w%s", addr, ctx.Err(), timeoutHint(ctx, cfg, err))
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, nil, fmt.Errorf("authenticating as %s: %w (%s)", cfg.Destination(), err, a.describe())
+			return nil, nil, Login{}, fmt.Errorf("authenticating as %s: %w (%s)", cfg.Destination(), err, a.describe())
 		}
-		return nil, nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
+		return nil, nil, Login{}, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}
 	conn.SetDeadline(time.Time{})
 	checker.mu.Lock()
 	key := checker.seen
 	checker.mu.Unlock()
-	return ssh.NewClient(sconn, chans, reqs), key, nil
+	return ssh.NewClient(sconn, chans, reqs), key, a.login(), nil
 }
 
 func timeoutHint(ctx context.Context, cfg *Config, err error) string {
@@ -255,6 +256,10 @@ func (c *Client) Config() *Config { return c.cfg }
 // HostKey is the key the target presented; pin it with
 // Options.ExpectHostKey to recognise the machine after kexec or reboot.
 func (c *Client) HostKey() ssh.PublicKey { return c.hostKey }
+
+// Login says how the target let this connection in (password or key) and
+// which key the user gave, if any.
+func (c *Client) Login() Login { return c.login }
 
 // Sessions counts the sessions (round trips) opened so far; tests use it to
 // check that fact gathering takes one.

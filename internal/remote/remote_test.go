@@ -595,27 +595,33 @@ func TestAuthSources(t *testing.T) {
 		name    string
 		mod     func(*remote.Options)
 		wantErr string
+		// how the login went: the method and where the given key came from
+		method, given string
 	}{
-		{"SSH_PRIVATE_KEY", func(o *remote.Options) {
+		{name: "SSH_PRIVATE_KEY", mod: func(o *remote.Options) {
 			o.FromEnv(func(k string) string { return map[string]string{remote.EnvPrivateKey: string(keyPEM)}[k] }, false)
-		}, ""},
-		{"SSHPASS with --env-password", func(o *remote.Options) {
+		}, method: remote.AuthPublicKey, given: remote.EnvPrivateKey},
+		{name: "SSHPASS with --env-password", mod: func(o *remote.Options) {
 			o.FromEnv(func(k string) string { return map[string]string{remote.EnvPassword: "pa55 word"}[k] }, true)
-		}, ""},
-		{"SSHPASS without --env-password", func(o *remote.Options) {
+		}, method: remote.AuthPassword},
+		{name: "a key the target refuses, then the password", mod: func(o *remote.Options) {
+			o.IdentityFiles = []string{unrelated}
+			o.Password = "pa55 word"
+		}, method: remote.AuthPassword, given: "-i " + unrelated},
+		{name: "SSHPASS without --env-password", mod: func(o *remote.Options) {
 			o.FromEnv(func(k string) string { return map[string]string{remote.EnvPassword: "pa55 word"}[k] }, false)
-		}, "no credentials"},
-		{"wrong password", func(o *remote.Options) { o.Password = "wrong" }, "unable to authenticate"},
-		{"ssh-agent", func(o *remote.Options) { o.AgentSocket = sock }, ""},
-		{"IdentitiesOnly filters the agent", func(o *remote.Options) {
+		}, wantErr: "no credentials"},
+		{name: "wrong password", mod: func(o *remote.Options) { o.Password = "wrong" }, wantErr: "unable to authenticate"},
+		{name: "ssh-agent", mod: func(o *remote.Options) { o.AgentSocket = sock }, method: remote.AuthPublicKey},
+		{name: "IdentitiesOnly filters the agent", mod: func(o *remote.Options) {
 			o.AgentSocket = sock
 			o.IdentityFiles = []string{unrelated}
 			o.SSHOptions = append(o.SSHOptions, "IdentitiesOnly=yes")
-		}, "unable to authenticate"},
-		{"IdentityAgent=none", func(o *remote.Options) {
+		}, wantErr: "unable to authenticate"},
+		{name: "IdentityAgent=none", mod: func(o *remote.Options) {
 			o.AgentSocket = sock
 			o.SSHOptions = append(o.SSHOptions, "IdentityAgent=none")
-		}, "no credentials"},
+		}, wantErr: "no credentials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := noKeys(t)
@@ -636,6 +642,10 @@ func TestAuthSources(t *testing.T) {
 			defer c.Close()
 			if got := output(t, c, "id -un"); got != "erin" {
 				t.Errorf("id -un = %q", got)
+			}
+			l := c.Login()
+			if l.Method != tc.method || l.GivenFrom != tc.given || (l.GivenKey != nil) != (tc.given != "") {
+				t.Errorf("Login() = %s, given %q (key %v); want %s, given %q", l.Method, l.GivenFrom, l.GivenKey != nil, tc.method, tc.given)
 			}
 		})
 	}
