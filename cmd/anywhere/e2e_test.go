@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -517,11 +518,14 @@ func TestBuiltDiskScripts(t *testing.T) {
 // os-release, in its private /etc) with nixos-install and
 // nixos-generate-config stand-ins that record their arguments: the kexec
 // phase is skipped, the hardware report is written locally, and
-// nixos-install is called as nixos-anywhere calls it.
+// nixos-install is called as nixos-anywhere calls it. The flake needs the
+// report to evaluate its system, so the order is checked too: before the
+// target runs the installer (here: the kexec phase refuses this machine's
+// kernel) neither the report nor the system is made, a dry run says when
+// they will be, and the system installed is the one built from the report.
 func TestOnAnInstaller(t *testing.T) {
-	w := newWorld(t, worldOptions{})
+	w := newWorld(t, worldOptions{fixture: fixtureOptions{NoHardwareConfig: true}})
 	ctx := ctxFor(t, 3*time.Minute)
-	w.sh("rm -f /etc/os-release; printf 'NAME=NixOS\nID=nixos\nVARIANT_ID=installer\nPRETTY_NAME=\"NixOS installer\"\n' > /etc/os-release")
 	bin := filepath.Join(w.tt.Dir, "standin-bin")
 	record := filepath.Join(w.tt.Dir, "tools.log")
 	for name, body := range map[string]string{
@@ -532,24 +536,103 @@ func TestOnAnInstaller(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hw := filepath.Join(t.TempDir(), "hosts", "test", "hardware-configuration.nix")
-	res := w.run(ctx, nil, nil, w.args("--flake", w.fix.Flake, "--disko-layout", w.fix.Layout, "--disk", "main", w.loop,
-		"--phases", "kexec,disko,install", "--generate-hardware-config", "nixos-generate-config", hw)...)
+	hw := filepath.Join(w.fix.Dir, "hardware-configuration.nix")
+	args := w.args("--flake", w.fix.Flake, "--disko-layout", w.fix.Layout, "--disk", "main", w.loop,
+		"--phases", "kexec,disko,install", "--generate-hardware-config", "nixos-generate-config", hw)
+
+	// The old system: the kexec phase comes first and refuses; nothing ran before it.
+	res := w.run(ctx, nil, nil, args...)
+	if res.code == 0 || !strings.Contains(res.stderr, "refusing to kexec") {
+		t.Fatalf("want the kexec refusal, got:\n%s", res)
+	}
+	for _, phase := range []string{"hardware", "build"} {
+		if res.has(install.Event{Event: "step", Phase: phase}) {
+			t.Errorf("a %s step ran before the kexec phase:\n%s", phase, res.stdout)
+		}
+	}
+	if b, err := os.ReadFile(record); err == nil {
+		t.Errorf("tools ran on the old system: %s", b)
+	}
+	if _, err := os.Stat(hw); err == nil {
+		t.Errorf("%s was written before the kexec phase", hw)
+	}
+
+	w.sh("rm -f /etc/os-release; printf 'NAME=NixOS\nID=nixos\nVARIANT_ID=installer\nPRETTY_NAME=\"NixOS installer\"\n' > /etc/os-release")
+
+	// A dry run makes no report, so it cannot build the system: it says so.
+	res = w.run(ctx, nil, nil, append([]string{"--dry-run"}, args...)...)
+	plan := res.find(install.Event{Event: "plan"})
+	if res.code != 0 || plan == nil {
+		t.Fatalf("dry run: no plan:\n%s", res)
+	}
+	if got, _ := plan.Data["hardwareConfig"].(string); !strings.Contains(got, "nixos-generate-config on the target once the kexec phase is over") {
+		t.Errorf("plan hardwareConfig = %q", got)
+	}
+	if disks, _ := plan.Data["disks"].([]any); plan.Data["system"] != nil || len(disks) != 1 {
+		t.Errorf("plan system = %v, disks = %v; want no system yet, the layout's disk", plan.Data["system"], plan.Data["disks"])
+	}
+	if _, err := os.Stat(record); err == nil {
+		t.Errorf("a dry run ran tools on the target: %s", mustRead(t, record))
+	}
+
+	res = w.run(ctx, nil, nil, args...)
 	if res.code != 0 {
 		t.Fatalf("install on an installer failed:\n%s", res)
 	}
-	if !res.has(install.Event{Event: "skipped", Phase: "kexec", Message: "already runs a NixOS installer"}) {
-		t.Errorf("the kexec phase was not skipped:\n%s", res.stdout)
+	order := []install.Event{
+		{Event: "skipped", Phase: "kexec", Message: "already runs a NixOS installer"},
+		{Event: "step", Phase: "hardware", Step: "generate the hardware configuration with nixos-generate-config", Status: "ok"},
+		{Event: "step", Phase: "build", Step: "build", Status: "ok"},
+		{Event: "phase", Phase: "disko"},
+	}
+	last := -1
+	for _, want := range order {
+		i := res.index(want)
+		if i <= last {
+			t.Errorf("event %+v at %d, want it after %d:\n%s", want, i, last, res.stdout)
+		}
+		last = i
 	}
 	if b, err := os.ReadFile(hw); err != nil || !strings.Contains(string(b), "virtio_pci") {
 		t.Errorf("hardware configuration %s: %q, %v", hw, b, err)
 	}
 	toplevel := w.fix.build(t, "toplevel")[0]
+	if got := w.sh("cat " + w.mnt + toplevel + "/hardware-configuration.nix"); !strings.Contains(got, "virtio_pci") {
+		t.Errorf("the installed system carries the hardware configuration %q", got)
+	}
 	want := "nixos-generate-config --show-hardware-config --no-filesystems\n" +
 		"nixos-install --root " + w.mnt + " --no-root-passwd --no-channel-copy --system " + toplevel +
 		" --option substituters  --option build-users-group  --option sandbox false"
 	if got := strings.TrimSpace(string(mustRead(t, record))); got != want {
 		t.Errorf("tools called:\n%s\nwant:\n%s", got, want)
+	}
+
+	// Resuming: the same report gives the same system, so the finished
+	// phases are skipped.
+	res = w.run(ctx, nil, nil, args...)
+	if res.code != 0 || !res.has(install.Event{Event: "skipped", Phase: "install", Message: "done in a previous run"}) {
+		t.Fatalf("the same command again did not skip the finished phases:\n%s", res)
+	}
+	// Another report gives another system: the run starts over, but a
+	// kexec recorded as done stays done (the target still runs the installer).
+	os.WriteFile(filepath.Join(bin, "nixos-generate-config"), []byte("#!/bin/sh\necho '{ boot.initrd.availableKernelModules = [ \"nvme\" ]; }'\n"), 0o755)
+	var st map[string]any
+	if err := json.Unmarshal(mustRead(t, w.state), &st); err != nil {
+		t.Fatal(err)
+	}
+	st["phases"].(map[string]any)["kexec"] = map[string]any{"done": true, "finished": time.Now().UTC(), "took_s": 1}
+	b, _ := json.Marshal(st)
+	os.WriteFile(w.state, b, 0o600)
+	res = w.run(ctx, nil, nil, args...)
+	if res.code != 0 || !res.has(install.Event{Event: "warning", Phase: "state", Message: "the inputs changed since the last run (system "}) ||
+		res.index(install.Event{Event: "phase", Phase: "disko"}) < 0 {
+		t.Fatalf("another hardware report did not start the install over:\n%s", res)
+	}
+	if err := json.Unmarshal(mustRead(t, w.state), &st); err != nil {
+		t.Fatal(err)
+	}
+	if phases := st["phases"].(map[string]any); phases["kexec"] == nil || phases["install"] == nil {
+		t.Errorf("state after starting over: phases %v, want kexec kept and install done", phases)
 	}
 }
 

@@ -71,7 +71,9 @@ func layoutJSON(device, keyPath string) string {
 // fixture is a flake with nixosConfigurations.test: a tiny "system" built
 // with Debian's Nix whose activation and switch-to-configuration record
 // that they ran (inside the chroot), referencing payload paths of random
-// data; and disk scripts compiled for one loop device and mount point.
+// data, and that carries the flake's hardware-configuration.nix (which it
+// cannot evaluate without, as a real configuration importing it); and disk
+// scripts compiled for one loop device and mount point.
 type fixture struct {
 	Dir    string
 	Flake  string // Dir + "#test"
@@ -86,6 +88,9 @@ type fixtureOptions struct {
 	Payloads   int    // number of random-data paths
 	PayloadMB  int    // size of each
 	Salt       string
+	// NoHardwareConfig leaves hardware-configuration.nix out, for
+	// --generate-hardware-config to write.
+	NoHardwareConfig bool
 }
 
 const flakeNix = `{
@@ -109,6 +114,7 @@ const flakeNix = `{
         ${bb} chmod 555 $out/bin/switch-to-configuration $out/activate
         ${bb} echo anywhere-test > $out/nixos-version
         ${bb} echo ${toString payloads} > $out/payloads
+        ${bb} cp ${hardware} $out/hardware-configuration.nix
       '';
       script = name: file: sh name ''
         { ${bb} echo "#!${bb} sh"; ${bb} echo "exec /usr/bin/env bash ${file} --yes-wipe-all-disks \"\$@\""; } > $out
@@ -119,6 +125,7 @@ const flakeNix = `{
         ${bb} chmod 555 $out
       '';
       layout = builtins.fromJSON (builtins.readFile ./layout.json);
+      hardware = builtins.toFile "hardware-configuration.nix" (builtins.readFile ./hardware-configuration.nix);
     in {
       diskoConfigurations.test = { disko.devices = layout; };
       nixosConfigurations.test.config = {
@@ -185,6 +192,9 @@ func newFixture(t *testing.T, o fixtureOptions) *fixture {
 		"destroy-format-mount.sh": scripts.DestroyFormatMount,
 		"format.sh":               scripts.Format,
 		"mount.sh":                scripts.Mount,
+	}
+	if !o.NoHardwareConfig {
+		files["hardware-configuration.nix"] = []byte("{ }\n")
 	}
 	for name, b := range files {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
@@ -311,16 +321,7 @@ func (r result) String() string {
 }
 
 // has reports an event matching the fields set in want.
-func (r result) has(want install.Event) bool {
-	for _, e := range r.events {
-		if (want.Event == "" || e.Event == want.Event) && (want.Phase == "" || e.Phase == want.Phase) &&
-			(want.Step == "" || strings.Contains(e.Step, want.Step)) && (want.Status == "" || e.Status == want.Status) &&
-			(want.Message == "" || strings.Contains(e.Message, want.Message)) {
-			return true
-		}
-	}
-	return false
-}
+func (r result) has(want install.Event) bool { return r.index(want) >= 0 }
 
 func (r result) find(want install.Event) *install.Event {
 	for i, e := range r.events {
@@ -330,6 +331,19 @@ func (r result) find(want install.Event) *install.Event {
 		}
 	}
 	return nil
+}
+
+// index is the position of the first event matching the fields set in
+// want, or -1.
+func (r result) index(want install.Event) int {
+	for i, e := range r.events {
+		if (want.Event == "" || e.Event == want.Event) && (want.Phase == "" || e.Phase == want.Phase) &&
+			(want.Step == "" || strings.Contains(e.Step, want.Step)) && (want.Status == "" || e.Status == want.Status) &&
+			(want.Message == "" || strings.Contains(e.Message, want.Message)) {
+			return i
+		}
+	}
+	return -1
 }
 
 // run runs the whole command in-process with --json, refusing every disk

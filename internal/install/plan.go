@@ -37,6 +37,11 @@ type Plan struct {
 	Closure     *PlanSize   `json:"closure,omitempty"`
 	Files       []string    `json:"files,omitempty"`
 	StateFile   string      `json:"stateFile"`
+
+	// HardwareConfig says when --generate-hardware-config runs: a dry run
+	// makes no report, so the disk script and the system built from a
+	// configuration that imports it are not known yet.
+	HardwareConfig string `json:"hardwareConfig,omitempty"`
 }
 
 // PlanPhase is one phase and what will happen to it.
@@ -84,6 +89,10 @@ func (r *run) plan(ctx context.Context, a *artifacts) (*Plan, error) {
 	if f.Privilege.NeedsPassword {
 		p.Privilege += " (password)"
 	}
+	if hc := o.HardwareConfig; hc != nil {
+		p.HardwareConfig = hc.Kind + " on the target once the kexec phase is over, written to " + hc.Path +
+			"; the configuration is evaluated and built after it"
+	}
 	if a.closure != nil {
 		p.Closure = &PlanSize{Paths: len(a.closure), Bytes: closure.Size(a.closure)}
 	}
@@ -110,7 +119,7 @@ func (r *run) plan(ctx context.Context, a *artifacts) (*Plan, error) {
 	}
 	if o.has(PhaseDisko) {
 		p.DiskoMode = o.diskoMode()
-		p.DiskoScript = a.diskoSource
+		p.DiskoScript = or(a.diskoSource, "built after the hardware configuration")
 		if a.layout == nil {
 			p.DisksNote = "disks unknown: " + a.layoutNote
 		} else {
@@ -249,6 +258,9 @@ func (p *Plan) Print(w io.Writer) {
 	fmt.Fprintf(w, "  phases:\n")
 	for _, ph := range p.Phases {
 		fmt.Fprintf(w, "    %-8s %-5s %s\n", ph.Name, ph.Action, ph.Why)
+	}
+	if p.HardwareConfig != "" {
+		fmt.Fprintf(w, "  hardware:    %s\n", p.HardwareConfig)
 	}
 	if p.DiskoMode != "" {
 		fmt.Fprintf(w, "  disk script: %s (--disko-mode %s)\n", p.DiskoScript, p.DiskoMode)

@@ -143,20 +143,27 @@ func (r *run) install(ctx context.Context) error {
 		if err := s.Done(err); err != nil {
 			return err
 		}
-		if o.HardwareConfig != nil {
-			if err := r.generateHardwareConfig(ctx); err != nil {
-				return err
-			}
-		}
 	}
 
+	// The configuration is evaluated and built before any phase runs, but
+	// with --generate-hardware-config it may import the hardware report,
+	// which only the installer can make (the old system has neither
+	// nixos-generate-config nor nixos-facter): then, as in nixos-anywhere,
+	// it waits until the kexec phase is over (configureInInstaller).
 	a := &artifacts{}
 	a.buildOn = r.decideBuildOn(r.facts)
-	if err := r.loadLayout(ctx, a); err != nil {
-		return err
-	}
-	if err := r.build(ctx, a); err != nil {
-		return err
+	configureLater := o.HardwareConfig != nil
+	switch {
+	case !configureLater:
+		if err := r.configure(ctx, a); err != nil {
+			return err
+		}
+	case o.DryRun:
+		// Only the layout, for the plan's disks: without the report the
+		// system may not evaluate, and a dry run does not make one.
+		if err := r.loadLayout(ctx, a); err != nil {
+			return err
+		}
 	}
 
 	statePath := o.StateFile
@@ -208,6 +215,12 @@ func (r *run) install(ctx context.Context) error {
 	}
 	var times []string
 	for _, p := range o.Phases {
+		if configureLater && p != PhaseKexec {
+			if err := r.configureInInstaller(ctx, a); err != nil {
+				return err
+			}
+			configureLater = false
+		}
 		if st.Done(p) {
 			r.rep.Skipped(string(p), "", fmt.Sprintf("done in a previous run at %s; --restart to redo", st.DoneAt(p).Local().Format(time.DateTime)))
 			continue
@@ -241,6 +254,11 @@ func (r *run) install(ctx context.Context) error {
 			return err
 		}
 	}
+	if configureLater { // --phases kexec alone
+		if err := r.configureInInstaller(ctx, a); err != nil {
+			return err
+		}
+	}
 	summary := "### Done"
 	if len(times) > 0 {
 		summary += fmt.Sprintf(" (%s; %s in all)", strings.Join(times, ", "), formatDuration(time.Since(runStart)))
@@ -250,6 +268,41 @@ func (r *run) install(ctx context.Context) error {
 }
 
 var errSkipped = errors.New("skipped")
+
+// configure evaluates the layout and builds what the phases ship, after
+// writing the hardware report the configuration may import.
+func (r *run) configure(ctx context.Context, a *artifacts) error {
+	if r.o.HardwareConfig != nil {
+		if err := r.generateHardwareConfig(ctx); err != nil {
+			return err
+		}
+	}
+	if err := r.loadLayout(ctx, a); err != nil {
+		return err
+	}
+	return r.build(ctx, a)
+}
+
+// configureInInstaller is configure for --generate-hardware-config, once
+// the target runs the installer: after the kexec phase, or before the first
+// phase when the kexec phase is not selected. Only now are the disk script
+// and the system known, so the state's inputs are compared again; the
+// kexec phase's record is kept, as what the target runs does not depend on
+// the configuration.
+func (r *run) configureInInstaller(ctx context.Context, a *artifacts) error {
+	if err := r.configure(ctx, a); err != nil {
+		return err
+	}
+	st := r.state
+	kexec := st.Phases[string(PhaseKexec)]
+	if why := st.Reconcile(r.inputs(a), false); why != "" {
+		r.rep.Warn("state", why)
+	}
+	if kexec != nil {
+		st.Phases[string(PhaseKexec)] = kexec
+	}
+	return st.Save()
+}
 
 func describeFacts(f *facts.Facts) string {
 	os := f.OS.PrettyName

@@ -188,22 +188,14 @@ printf '%%s' %s >> "$f"
 }
 
 // generateHardwareConfig runs nixos-facter or nixos-generate-config on the
-// target and writes the report to the local path, adding it to git (as
-// intent-to-add) so a flake sees it.
+// target (in the installer: see configureInInstaller) and writes the report
+// to the local path, adding it to git (as intent-to-add) so a flake sees it.
 func (r *run) generateHardwareConfig(ctx context.Context) error {
 	hc := r.o.HardwareConfig
-	cmd := "nixos-generate-config --show-hardware-config --no-filesystems"
-	if hc.Kind == "nixos-facter" {
-		cmd = "if command -v nixos-facter >/dev/null 2>&1; then nixos-facter; else nix --extra-experimental-features 'nix-command flakes'" +
-			r.nixOptionArgs() + " shell nixpkgs#nixos-facter -c nixos-facter; fi"
-	}
 	s := r.rep.Step("hardware", "generate the hardware configuration with "+hc.Kind)
-	out, err := r.root.Output(ctx, "PATH=\"$PATH:/run/current-system/sw/bin\"; "+cmd)
-	if err == nil && len(strings.TrimSpace(string(out))) == 0 {
-		err = fmt.Errorf("%s printed nothing", hc.Kind)
-	}
-	if err == nil && hc.Kind == "nixos-facter" && !json.Valid(out) {
-		err = fmt.Errorf("nixos-facter's output is not JSON (begins %q)", firstLine(string(out)))
+	out, err := r.root.Output(ctx, hardwareCommand(hc.Kind, r.nixOptionArgs()))
+	if err == nil {
+		err = checkHardwareReport(hc.Kind, out)
 	}
 	if err == nil {
 		if err = os.MkdirAll(filepath.Dir(hc.Path), 0o755); err == nil {
@@ -214,5 +206,31 @@ func (r *run) generateHardwareConfig(ctx context.Context) error {
 		return fmt.Errorf("--generate-hardware-config: %w", err)
 	}
 	gitAddIntent(hc.Path)
+	return nil
+}
+
+// hardwareCommand prints the hardware report of kind on the target. A
+// target without nixos-facter runs it from nixpkgs with `nix shell`, as
+// nixos-anywhere does (custom installer images often lack it).
+func hardwareCommand(kind, nixOptionArgs string) string {
+	cmd := "nixos-generate-config --show-hardware-config --no-filesystems"
+	if kind == "nixos-facter" {
+		cmd = "if command -v nixos-facter >/dev/null 2>&1; then nixos-facter; else nix --extra-experimental-features 'nix-command flakes'" +
+			nixOptionArgs + " shell nixpkgs#nixos-facter -c nixos-facter; fi"
+	}
+	return "PATH=\"$PATH:/run/current-system/sw/bin\"; " + cmd
+}
+
+// checkHardwareReport refuses output that cannot be the report, before it
+// overwrites the file the configuration imports: nothing at all, or, from
+// nixos-facter, anything but JSON (Nix's progress text can end up in it,
+// nixos-anywhere#665).
+func checkHardwareReport(kind string, out []byte) error {
+	if len(strings.TrimSpace(string(out))) == 0 {
+		return fmt.Errorf("%s printed nothing", kind)
+	}
+	if kind == "nixos-facter" && !json.Valid(out) {
+		return fmt.Errorf("nixos-facter's output is not JSON (begins %q)", firstLine(string(out)))
+	}
 	return nil
 }
