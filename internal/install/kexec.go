@@ -195,6 +195,9 @@ func (r *run) planKexec(ctx context.Context) string {
 		what += fmt.Sprintf(" (%s; needs %s of RAM, the target has %s)", formatBytes(src.size),
 			formatBytes(int64(KexecMemoryNeeded(src.size))), formatBytes(int64(r.facts.MemTotal)))
 	}
+	if r.client.Login().Method != remote.AuthPublicKey {
+		what += fmt.Sprintf("; first a key is added to %s's ~/.ssh/authorized_keys, since the installer does not take the password", r.client.Config().User)
+	}
 	return what
 }
 
@@ -216,6 +219,9 @@ func (r *run) kexec(ctx context.Context) error {
 	}
 	if disabled, _ := r.rootOutput(ctx, "cat /proc/sys/kernel/kexec_load_disabled 2>/dev/null"); strings.TrimSpace(disabled) == "1" {
 		return refusal{fmt.Errorf("refusing to kexec %s: kexec is switched off until the next boot (kernel.kexec_load_disabled = 1); reboot it, or boot a NixOS installer image", r.target)}
+	}
+	if err := r.authorizeInstallerKey(ctx); err != nil {
+		return err
 	}
 
 	home, err := r.rootOutput(ctx, `printf '%s' "${HOME:-/root}"`)

@@ -54,6 +54,7 @@ func (r *run) reboot(ctx context.Context, a *artifacts) error {
 	if err := s.Done(err); err != nil {
 		return fmt.Errorf("waiting for %s to go down after the reboot command: %w (check the machine's console)", cfg.Addr(), err)
 	}
+	r.forgetInstallerKey() // the installer is gone
 
 	up, cancelUp := context.WithTimeout(ctx, r.o.RebootTimeout)
 	defer cancelUp()
