@@ -121,7 +121,7 @@ func (r *run) authorizeInstallerKey(ctx context.Context) error {
 	out, err := r.client.User().Output(ctx, authorizeScript(pub))
 	if err != nil {
 		s.Done(err)
-		return refuse(fmt.Errorf("adding a key to the authorized_keys of %s failed: %w", r.client.Config().User, err))
+		return refuse(fmt.Errorf("adding a key to the authorized_keys of %s failed (put one there yourself and pass it with -i): %w", r.client.Config().User, err))
 	}
 	verb, file, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
 	user := r.client.Config().User
