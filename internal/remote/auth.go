@@ -19,10 +19,11 @@ import (
 // Explicit keys come first so that an agent full of keys does not exhaust
 // the server's MaxAuthTries (nixos-anywhere #629).
 type auth struct {
+	cfg      *Config
 	signers  []ssh.Signer
 	sources  []string // human description per signer, for error messages
 	notes    []string // identities that could not be used, and why
-	password string
+	password string   // empty when no password method may be offered
 	agent    net.Conn
 
 	given     ssh.PublicKey // the first key from -i or SSH_PRIVATE_KEY, if any
@@ -85,6 +86,11 @@ func (a *auth) add(s ssh.Signer, source string) {
 			return
 		}
 	}
+	s, note := usableSigner(a.cfg, s, source)
+	if s == nil {
+		a.notes = append(a.notes, note)
+		return
+	}
 	a.signers = append(a.signers, s)
 	a.sources = append(a.sources, fmt.Sprintf("%s (%s)", source, keyString(s.PublicKey())))
 }
@@ -98,8 +104,15 @@ func (a *auth) give(s ssh.Signer, source string) {
 
 // newAuth loads the keys for cfg. password is only set for the final target.
 func newAuth(cfg *Config, o Options, password string) (*auth, error) {
-	a := &auth{password: password}
-	if !cfg.PubkeyAuthentication {
+	a := &auth{cfg: cfg}
+	if password != "" {
+		if cfg.offers(AuthPassword) || cfg.offers(AuthKeyboardInteractive) {
+			a.password = password
+		} else {
+			a.notes = append(a.notes, "the password is not sent: PasswordAuthentication, KbdInteractiveAuthentication or PreferredAuthentications rule it out")
+		}
+	}
+	if !cfg.offers(AuthPublicKey) {
 		return a, nil
 	}
 	var files []fileKey
@@ -218,29 +231,35 @@ func readPublicKey(path string) (ssh.PublicKey, error) {
 // methods builds the ssh.AuthMethods in offering order. Each records that
 // it is being tried: x/crypto/ssh tries them one after the other and stops
 // at the first success, so the last one tried is the one that got in.
+// The order is PreferredAuthentications' (keys, then the password, by
+// default), without the methods the configuration turns off.
 func (a *auth) methods() []ssh.AuthMethod {
 	var m []ssh.AuthMethod
-	if len(a.signers) > 0 {
-		signers := a.signers
-		m = append(m, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
-			a.trying(AuthPublicKey)
-			return signers, nil
-		}))
-	}
-	if a.password != "" {
-		pw := a.password
-		m = append(m, ssh.PasswordCallback(func() (string, error) {
-			a.trying(AuthPassword)
-			return pw, nil
-		}))
-		m = append(m, ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
-			a.trying(AuthKeyboardInteractive)
-			answers := make([]string, len(questions))
-			for i := range answers {
-				answers[i] = pw
-			}
-			return answers, nil
-		}))
+	pw := a.password
+	for _, name := range a.cfg.authOrder() {
+		switch {
+		case !a.cfg.offers(name):
+		case name == AuthPublicKey && len(a.signers) > 0:
+			signers := a.signers
+			m = append(m, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+				a.trying(AuthPublicKey)
+				return signers, nil
+			}))
+		case name == AuthPassword && pw != "":
+			m = append(m, ssh.PasswordCallback(func() (string, error) {
+				a.trying(AuthPassword)
+				return pw, nil
+			}))
+		case name == AuthKeyboardInteractive && pw != "":
+			m = append(m, ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
+				a.trying(AuthKeyboardInteractive)
+				answers := make([]string, len(questions))
+				for i := range answers {
+					answers[i] = pw
+				}
+				return answers, nil
+			}))
+		}
 	}
 	return m
 }

@@ -89,15 +89,11 @@ func DialConfig(ctx context.Context, cfg *Config, o Options) (*Client, error) {
 	return c, nil
 }
 
-// dialHop opens one SSH connection, directly or through via. The whole
-// TCP connect and handshake is bounded by ConnectTimeout and ctx.
+// dialHop opens one SSH connection, directly or through via. Each TCP
+// connect attempt and the handshake after it are bounded by ConnectTimeout
+// and ctx.
 func dialHop(ctx context.Context, via *ssh.Client, cfg *Config, o Options, password string) (*ssh.Client, ssh.PublicKey, Login, error) {
 	addr := cfg.Addr()
-	if cfg.ConnectTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.ConnectTimeout)
-		defer cancel()
-	}
 	checker := &hostKeyChecker{cfg: cfg, addr: addr, prompt: o.HostKeyPrompt}
 	algos, err := checker.algorithms()
 	if err != nil {
@@ -110,30 +106,30 @@ func dialHop(ctx context.Context, via *ssh.Client, cfg *Config, o Options, passw
 	defer a.close()
 	methods := a.methods()
 	if len(methods) == 0 {
+		notes := ""
+		if len(a.notes) > 0 {
+			notes = " (" + strings.Join(a.notes, "; ") + ")"
+		}
 		return nil, nil, Login{}, fmt.Errorf("no credentials for %s: no identity file, no %s, no agent and no password; "+
-			"pass -i KEY, set %s, or start ssh-agent", cfg.Destination(), EnvPrivateKey, EnvPrivateKey)
+			"pass -i KEY, set %s, or start ssh-agent%s", cfg.Destination(), EnvPrivateKey, EnvPrivateKey, notes)
 	}
 	sc := &ssh.ClientConfig{
 		User:              cfg.User,
 		Auth:              methods,
 		HostKeyCallback:   checker.check,
 		HostKeyAlgorithms: algos,
+		Config:            cfg.algorithms(),
 		BannerCallback: func(msg string) error {
 			o.logger().Info("banner", "host", addr, "text", strings.TrimSpace(msg))
 			return nil
 		},
 	}
 
-	var conn net.Conn
-	if via == nil {
-		d := net.Dialer{KeepAlive: 30 * time.Second}
-		conn, err = d.DialContext(ctx, "tcp", addr)
-	} else {
-		conn, err = via.DialContext(ctx, "tcp", addr)
-	}
+	conn, ctx, cancel, err := dialTCP(ctx, via, cfg, o.logger())
 	if err != nil {
-		return nil, nil, Login{}, fmt.Errorf("connecting to %s: %w%s", addr, err, timeoutHint(ctx, cfg, err))
+		return nil, nil, Login{}, err
 	}
+	defer cancel()
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -131,12 +132,28 @@ type Config struct {
 	HostKeyAlias           string
 	HashKnownHosts         bool
 	ConnectTimeout         time.Duration
+	ConnectionAttempts     int
+	Network                string        // "tcp", "tcp4" or "tcp6" (AddressFamily)
 	ServerAliveInterval    time.Duration // 0 disables keepalives
 	ServerAliveCountMax    int
 	BatchMode              bool
 	PasswordAuthentication bool
+	KbdInteractive         bool // KbdInteractiveAuthentication
 	PubkeyAuthentication   bool
 	ExpectHostKey          ssh.PublicKey // pinned key, final target only
+
+	// PreferredAuthentications are the methods offered, in order: publickey,
+	// password, keyboard-interactive; nil offers all three in that order.
+	PreferredAuthentications []string
+	// Algorithm lists; nil means golang.org/x/crypto/ssh's defaults.
+	KexAlgorithms, Ciphers, MACs, HostKeyAlgorithms []string
+	PubkeyAcceptedAlgorithms, CASignatureAlgorithms []string
+	// RequiredRSASize is the smallest RSA key accepted, in bits; 0 leaves
+	// it to x/crypto.
+	RequiredRSASize int
+	// Ignored are the ssh_config options set for this host that have no
+	// effect here, each with the reason; logged with --debug.
+	Ignored []string
 
 	explicitIdentities int // the first n IdentityFiles came from -i
 }
@@ -156,68 +173,6 @@ func (c *Config) knownHostsName() string {
 		h = c.HostKeyAlias
 	}
 	return joinHostPort(h, c.Port)
-}
-
-// supportedOptions are the keys accepted in --ssh-option, lower-cased, mapped
-// to their canonical spelling. Unknown keys are an error rather than being
-// silently ignored.
-var supportedOptions = map[string]string{}
-
-func init() {
-	for _, k := range []string{
-		"BatchMode", "ConnectTimeout", "GlobalKnownHostsFile", "HashKnownHosts",
-		"HostKeyAlias", "HostName", "IdentitiesOnly", "IdentityAgent", "IdentityFile",
-		"PasswordAuthentication", "Port", "ProxyJump", "PubkeyAuthentication",
-		"ServerAliveCountMax", "ServerAliveInterval", "StrictHostKeyChecking", "User",
-		"UserKnownHostsFile",
-	} {
-		supportedOptions[strings.ToLower(k)] = k
-	}
-}
-
-// jumpInherited are the --ssh-option keys that also apply to jump hosts; the
-// others (User, Port, HostName, …) describe the final target only.
-var jumpInherited = []string{
-	"batchmode", "connecttimeout", "globalknownhostsfile", "hashknownhosts",
-	"identitiesonly", "identityagent", "serveralivecountmax", "serveraliveinterval",
-	"stricthostkeychecking", "userknownhostsfile",
-}
-
-// SupportedSSHOptions lists the keys --ssh-option accepts, for help texts.
-func SupportedSSHOptions() []string {
-	var ks []string
-	for _, k := range supportedOptions {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
-
-// parseSSHOptions turns KEY=VALUE (or "KEY VALUE") pairs into a map of
-// lower-cased keys to values; IdentityFile accumulates.
-func parseSSHOptions(opts []string) (map[string][]string, error) {
-	m := map[string][]string{}
-	for _, kv := range opts {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			k, v, ok = strings.Cut(strings.TrimSpace(kv), " ")
-		}
-		k, v = strings.TrimSpace(k), unquote(strings.TrimSpace(v))
-		if !ok || k == "" {
-			return nil, fmt.Errorf("--ssh-option %q: want KEY=VALUE (example: --ssh-option StrictHostKeyChecking=accept-new)", kv)
-		}
-		lk := strings.ToLower(k)
-		if _, known := supportedOptions[lk]; !known {
-			return nil, fmt.Errorf("--ssh-option %q: %s is not supported by the built-in SSH client (supported: %s)",
-				kv, k, strings.Join(SupportedSSHOptions(), ", "))
-		}
-		if lk == "identityfile" {
-			m[lk] = append(m[lk], v)
-		} else {
-			m[lk] = []string{v}
-		}
-	}
-	return m, nil
 }
 
 // lookup answers "what is KEY for this alias" with the precedence
@@ -278,7 +233,7 @@ func Resolve(t Target, o Options) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	over, err := parseSSHOptions(o.SSHOptions)
+	over, _, err := parseSSHOptions(o.SSHOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +245,11 @@ func Resolve(t Target, o Options) (*Config, error) {
 	c, err := resolve(t, o, files, names, over, true)
 	if err != nil {
 		return nil, err
+	}
+	for _, hop := range append(slices.Clone(c.ProxyJump), c) {
+		for _, note := range hop.Ignored {
+			o.logger().Debug(note, "host", hop.Alias)
+		}
 	}
 	return c, nil
 }
@@ -308,8 +268,8 @@ func resolve(t Target, o Options, files []*ssh_config.Config, names []string, ov
 	l := &lookup{alias: t.Host, over: over, files: files, names: names, explicit: explicit}
 	if !final {
 		l.over = map[string][]string{}
-		for _, k := range jumpInherited {
-			if v, ok := over[k]; ok {
+		for k, v := range over {
+			if sshOptions[k].jump {
 				l.over[k] = v
 			}
 		}
@@ -339,6 +299,34 @@ func resolve(t Target, o Options, files []*ssh_config.Config, names []string, ov
 		}
 		return b
 	}
+	// alias reads an option that has an older spelling as well.
+	alias := func(key, old string) string {
+		if v := str(key, ""); v != "" || err != nil {
+			return v
+		}
+		return str(old, "")
+	}
+	count := func(key string, def, minimum int) int {
+		v := str(key, "")
+		if v == "" || err != nil {
+			return def
+		}
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < minimum {
+			err = fmt.Errorf("%s %q for host %q: want a number, at least %d", key, v, t.Host, minimum)
+		}
+		return n
+	}
+	list := func(key, spec string) []string {
+		if err != nil {
+			return nil
+		}
+		var algos []string
+		if algos, err = algorithms(key, spec); err != nil {
+			err = fmt.Errorf("host %q: %w", t.Host, err)
+		}
+		return algos
+	}
 	seconds := func(key string, def time.Duration) time.Duration {
 		v := str(key, "")
 		if v == "" || err != nil {
@@ -359,29 +347,70 @@ func resolve(t Target, o Options, files []*ssh_config.Config, names []string, ov
 	c.HostKeyAlias = str("HostKeyAlias", "")
 	c.HashKnownHosts = boolean("HashKnownHosts", false)
 	c.ConnectTimeout = seconds("ConnectTimeout", DefaultConnectTimeout)
+	c.ConnectionAttempts = count("ConnectionAttempts", 1, 1)
+	family := strings.ToLower(str("AddressFamily", "any"))
 	c.ServerAliveInterval = seconds("ServerAliveInterval", DefaultServerAliveInterval)
-	countMax := str("ServerAliveCountMax", strconv.Itoa(DefaultServerAliveCountMax))
+	c.ServerAliveCountMax = count("ServerAliveCountMax", DefaultServerAliveCountMax, 1)
 	c.BatchMode = boolean("BatchMode", false)
 	c.PasswordAuthentication = boolean("PasswordAuthentication", true)
-	c.PubkeyAuthentication = boolean("PubkeyAuthentication", true)
+	kbd := alias("KbdInteractiveAuthentication", "ChallengeResponseAuthentication")
+	pubkey := str("PubkeyAuthentication", "yes")
+	preferred := str("PreferredAuthentications", "")
+	c.KexAlgorithms = list("KexAlgorithms", str("KexAlgorithms", ""))
+	c.Ciphers = list("Ciphers", str("Ciphers", ""))
+	c.MACs = list("MACs", str("MACs", ""))
+	c.HostKeyAlgorithms = list("HostKeyAlgorithms", str("HostKeyAlgorithms", ""))
+	c.PubkeyAcceptedAlgorithms = list("PubkeyAcceptedAlgorithms", alias("PubkeyAcceptedAlgorithms", "PubkeyAcceptedKeyTypes"))
+	c.CASignatureAlgorithms = list("CASignatureAlgorithms", str("CASignatureAlgorithms", ""))
+	c.RequiredRSASize = count("RequiredRSASize", 0, 1024)
 	agent := str("IdentityAgent", "")
 	userKH := str("UserKnownHostsFile", "~/.ssh/known_hosts ~/.ssh/known_hosts2")
 	globalKH := str("GlobalKnownHostsFile", "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2")
 	jump := str("ProxyJump", "")
-	proxyCommand := ""
-	if len(files) > 0 && err == nil {
-		proxyCommand, err = l.get("ProxyCommand")
-	}
 	if err != nil {
+		return nil, err
+	}
+	if err := l.unusable(c, jump != "" && !strings.EqualFold(jump, "none")); err != nil {
 		return nil, err
 	}
 	if c.Port, err = parsePort(port); err != nil {
 		return nil, fmt.Errorf("host %q: %w", t.Host, err)
 	}
-	if n, perr := strconv.Atoi(countMax); perr != nil || n < 1 {
-		return nil, fmt.Errorf("ServerAliveCountMax %q for host %q: want a positive number", countMax, t.Host)
-	} else {
-		c.ServerAliveCountMax = n
+	switch family {
+	case "any":
+		c.Network = "tcp"
+	case "inet":
+		c.Network = "tcp4"
+	case "inet6":
+		c.Network = "tcp6"
+	default:
+		return nil, fmt.Errorf("AddressFamily %q for host %q: want any, inet or inet6", family, t.Host)
+	}
+	c.KbdInteractive = true
+	if kbd != "" {
+		var ok bool
+		if c.KbdInteractive, ok = parseYesNo(kbd); !ok {
+			return nil, fmt.Errorf("KbdInteractiveAuthentication %q for host %q: want yes or no", kbd, t.Host)
+		}
+	}
+	switch strings.ToLower(pubkey) {
+	case "yes", "true", "unbound", "host-bound":
+		c.PubkeyAuthentication = true
+	case "no", "false":
+	default:
+		return nil, fmt.Errorf("PubkeyAuthentication %q for host %q: want yes or no", pubkey, t.Host)
+	}
+	if preferred != "" {
+		for _, m := range strings.Split(preferred, ",") {
+			m = strings.ToLower(strings.TrimSpace(m))
+			if slices.Contains(authMethodNames, m) && !slices.Contains(c.PreferredAuthentications, m) {
+				c.PreferredAuthentications = append(c.PreferredAuthentications, m)
+			}
+		}
+		if len(c.PreferredAuthentications) == 0 {
+			return nil, fmt.Errorf("PreferredAuthentications %q for host %q: names none of the methods the built-in client offers (%s)",
+				preferred, t.Host, strings.Join(authMethodNames, ", "))
+		}
 	}
 	switch c.StrictHostKeyChecking {
 	case "yes", "ask", "accept-new":
@@ -394,9 +423,6 @@ func resolve(t Target, o Options, files []*ssh_config.Config, names []string, ov
 	}
 	if o.AcceptNewHostKey && c.StrictHostKeyChecking == "ask" {
 		c.StrictHostKeyChecking = "accept-new"
-	}
-	if proxyCommand != "" && !strings.EqualFold(proxyCommand, "none") && (jump == "" || strings.EqualFold(jump, "none")) {
-		return nil, fmt.Errorf("host %q: ssh_config sets ProxyCommand, which the built-in SSH client does not run; use ProxyJump instead (or --ssh-option ProxyJump=user@jumphost)", t.Host)
 	}
 
 	tok := tokens{home: home, local: o.localUser(), host: c.HostName, port: c.Port, user: c.User, alias: t.Host}
@@ -430,12 +456,8 @@ func resolve(t Target, o Options, files []*ssh_config.Config, names []string, ov
 	default:
 		c.IdentityAgent = tok.path(agent)
 	}
-	for _, f := range strings.Fields(userKH) {
-		c.UserKnownHostsFiles = append(c.UserKnownHostsFiles, tok.path(f))
-	}
-	for _, f := range strings.Fields(globalKH) {
-		c.GlobalKnownHostsFiles = append(c.GlobalKnownHostsFiles, tok.path(f))
-	}
+	c.UserKnownHostsFiles = knownHostsFiles(userKH, tok)
+	c.GlobalKnownHostsFiles = knownHostsFiles(globalKH, tok)
 	if final {
 		c.ExpectHostKey = o.ExpectHostKey
 	}
@@ -453,6 +475,47 @@ func resolve(t Target, o Options, files []*ssh_config.Config, names []string, ov
 		}
 	}
 	return c, nil
+}
+
+// knownHostsFiles splits a known_hosts file list; "none" (OpenSSH's way of
+// saying "no file") becomes /dev/null, which reads as empty and records
+// nothing.
+func knownHostsFiles(v string, tok tokens) []string {
+	var out []string
+	for _, f := range strings.Fields(v) {
+		if strings.EqualFold(f, "none") {
+			f = os.DevNull
+		}
+		out = append(out, tok.path(f))
+	}
+	return out
+}
+
+// unusable applies the ignored and refused rows of sshOptions to what
+// ssh_config (or a --ssh-option "none") sets for this host: a refused option
+// is an error, an ignored one is noted in c.Ignored. ProxyCommand is
+// overridden by a ProxyJump, as the built-in client follows that instead.
+func (l *lookup) unusable(c *Config, proxyJump bool) error {
+	keys := slices.Sorted(maps.Keys(sshOptions))
+	for _, k := range keys {
+		opt := sshOptions[k]
+		if opt.use == honoured {
+			continue
+		}
+		v, err := l.get(opt.name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case v == "":
+		case opt.use == ignored:
+			c.Ignored = append(c.Ignored, fmt.Sprintf("ssh_config %s has no effect: %s", opt.name, opt.why))
+		case strings.EqualFold(v, "none") || (k == "proxycommand" && proxyJump):
+		default:
+			return fmt.Errorf("host %q: ssh_config sets %s, which is not supported: %s", l.alias, opt.name, opt.why)
+		}
+	}
+	return nil
 }
 
 func parseYesNo(v string) (bool, bool) {

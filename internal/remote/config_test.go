@@ -198,7 +198,8 @@ func TestResolveErrors(t *testing.T) {
 		o            Options
 		want         string
 	}{
-		{"unknown --ssh-option", "h", Options{SSHOptions: []string{"ControlMaster=auto"}}, "ControlMaster is not supported"},
+		{"unknown --ssh-option", "h", Options{SSHOptions: []string{"NoSuchOption=1"}}, "NoSuchOption is not an OpenSSH client option"},
+		{"refused --ssh-option", "h", Options{SSHOptions: []string{"BindInterface=eth1"}}, "BindInterface is not supported"},
 		{"malformed --ssh-option", "h", Options{SSHOptions: []string{"Port"}}, "want KEY=VALUE"},
 		{"bad port option", "h", Options{SSHOptions: []string{"Port=abc"}}, `port "abc"`},
 		{"bad StrictHostKeyChecking", "h", Options{SSHOptions: []string{"StrictHostKeyChecking=maybe"}}, "want yes, accept-new, no or ask"},

@@ -6,5 +6,10 @@
 // verified uploads of files and directory trees.
 //
 // Unlike nixos-anywhere, host keys are never ignored and every built-in
-// default can be overridden with an --ssh-option KEY=VALUE.
+// default can be overridden with an --ssh-option KEY=VALUE. Every OpenSSH
+// client option is classified in one table (sshOptions in options.go) that
+// applies to --ssh-option and ssh_config alike: honoured, ignored with a
+// reason (multiplexing, logging, forwarding: nothing a built-in client
+// does), or refused where ignoring it would change security or where the
+// connection goes (ProxyCommand, RevokedHostKeys, BindAddress, …).
 package remote

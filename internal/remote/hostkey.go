@@ -137,11 +137,36 @@ var (
 
 // algorithms returns the host key algorithms to negotiate: only the types
 // recorded for this host (or the pinned type), so that a server offering
-// several key types presents one we can verify. nil means "any".
+// several key types presents one we can verify, and of those only the ones
+// HostKeyAlgorithms allows. nil means "any".
 func (h *hostKeyChecker) algorithms() ([]string, error) {
 	if h.cfg.ExpectHostKey != nil {
 		return algorithmsFor(h.cfg.ExpectHostKey.Type()), nil
 	}
+	known, err := h.knownAlgorithms()
+	if err != nil || h.cfg.HostKeyAlgorithms == nil {
+		return known, err
+	}
+	if known == nil {
+		return h.cfg.HostKeyAlgorithms, nil
+	}
+	var algos []string
+	for _, a := range h.cfg.HostKeyAlgorithms {
+		if slices.Contains(known, a) {
+			algos = append(algos, a)
+		}
+	}
+	if len(algos) == 0 {
+		return nil, fmt.Errorf("HostKeyAlgorithms for %s (%s) allows none of the key types known_hosts has for it (%s); "+
+			"allow one of them, or remove the host's entries with `ssh-keygen -R %s`",
+			h.cfg.knownHostsName(), strings.Join(h.cfg.HostKeyAlgorithms, ","), strings.Join(known, ","), hostForKeygen(h.cfg.knownHostsName()))
+	}
+	return algos, nil
+}
+
+// knownAlgorithms are the host key algorithms for the key types known_hosts
+// records for this host; nil when it records none.
+func (h *hostKeyChecker) knownAlgorithms() ([]string, error) {
 	cb, err := h.db()
 	if err != nil {
 		return nil, err
@@ -184,6 +209,14 @@ func (h *hostKeyChecker) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 	h.seen = key
 	h.mu.Unlock()
 	name := h.cfg.knownHostsName()
+	if bits := rsaBits(key); bits > 0 && bits < h.cfg.RequiredRSASize {
+		return fmt.Errorf("host key of %s (%s) is a %d-bit RSA key, smaller than RequiredRSASize %d", name, h.addr, bits, h.cfg.RequiredRSASize)
+	}
+	if cert, ok := key.(*ssh.Certificate); ok && h.cfg.CASignatureAlgorithms != nil && cert.Signature != nil &&
+		!slices.Contains(h.cfg.CASignatureAlgorithms, cert.Signature.Format) {
+		return fmt.Errorf("host certificate of %s (%s) is signed with %s, which CASignatureAlgorithms does not allow (%s)",
+			name, h.addr, cert.Signature.Format, strings.Join(h.cfg.CASignatureAlgorithms, ","))
+	}
 	if h.cfg.ExpectHostKey != nil {
 		if bytes.Equal(key.Marshal(), h.cfg.ExpectHostKey.Marshal()) {
 			return nil
