@@ -139,7 +139,9 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Category: catSSH, Name: "target-host", Usage: "the SSH destination `[user@]host[:port]`, or an ssh_config alias (same as the argument)"},
 		&cli.StringSliceFlag{Category: catSSH, Name: "i", Usage: "private key `FILE` to log in with (repeatable); default: ssh_config, the agent, SSH_PRIVATE_KEY"},
 		&cli.IntFlag{Category: catSSH, Name: "ssh-port", Aliases: []string{"p"}, Usage: "SSH `PORT` (a port in the destination wins)"},
-		&cli.StringSliceFlag{Category: catSSH, Name: "ssh-option", Usage: "an ssh_config `KEY=VALUE` for every connection; overrides every default (repeatable). Keys: " + strings.Join(remote.SupportedSSHOptions(), ", ")},
+		&cli.StringSliceFlag{Category: catSSH, Name: "ssh-option", Usage: "an ssh_config `KEY=VALUE` for every connection; overrides every default (repeatable). Honoured: " + strings.Join(remote.SupportedSSHOptions(), ", ") +
+			". OpenSSH options without effect for the built-in client (ControlMaster, LogLevel, ForwardAgent, …) are accepted with a warning; " +
+			strings.Join(remote.RefusedSSHOptions(), ", ") + " are refused"},
 		&cli.BoolFlag{Category: catSSH, Name: "env-password", Usage: "log in with the password in SSHPASS"},
 		&cli.StringFlag{Category: catSSH, Name: "ssh-config", Usage: "read this ssh_config `FILE` instead of ~/.ssh/config (\"none\" for none)"},
 
@@ -328,6 +330,20 @@ func options(c *cli.Context, d deps) (*install.Options, error) {
 		Port:           c.Int("ssh-port"),
 		IdentityFiles:  c.StringSlice("i"),
 		Home:           getenv("HOME"),
+	}
+	// --ssh-option is checked before anything runs: a refused option is a
+	// usage error, and each one without effect here warns once, however
+	// often the run connects.
+	host := ""
+	if t, err := remote.ParseTarget(o.Target); err == nil {
+		host = t.Host
+	}
+	ws, err := remote.CheckSSHOptions(o.SSH.SSHOptions, host)
+	if err != nil {
+		return nil, cliargs.UsageError{Err: err}
+	}
+	for _, w := range ws {
+		warn("%s", w)
 	}
 	o.SSH.FromEnv(getenv, c.Bool("env-password"))
 	if c.Bool("env-password") && o.SSH.Password == "" {

@@ -159,13 +159,12 @@ func TestBadCommandLines(t *testing.T) {
 		{"disk without layout", []string{"--flake", ".#x", "--disk", "main", "/dev/vdb", "root@h"}, "--disk needs --disko-layout"},
 		{"build-on-remote vs local", []string{"--flake", ".#x", "--build-on", "local", "--build-on-remote", "root@h"}, "conflicts"},
 		{"unknown store setting", []string{"--flake", ".#x", "--ssh-store-setting", "ssh-key", "/k", "root@h"}, "not supported"},
-		{"bad ssh option", []string{"--flake", ".#x", "--ssh-option", "NoSuchOption=1", "root@h"}, ""},
+		{"bad ssh option", []string{"--flake", ".#x", "--ssh-option", "NoSuchOption=1", "root@h"}, "NoSuchOption is not an OpenSSH client option"},
+		{"refused ssh option", []string{"--flake", ".#x", "--ssh-option", "ProxyCommand=nc %h %p", "root@h"}, "ProxyCommand is not supported: the built-in client never runs local commands; use ProxyJump"},
+		{"bad ssh option value", []string{"--flake", ".#x", "--ssh-option", "AddressFamily=ipx", "root@h"}, `AddressFamily "ipx" for host "h": want any, inet or inet6`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, code, stderr := parse(t, nil, tc.args...)
-			if tc.want == "" {
-				return
-			}
 			if code != exitBadArgs {
 				t.Fatalf("anywhere %s: exit %d, want %d; stderr:\n%s", strings.Join(tc.args, " "), code, exitBadArgs, stderr)
 			}
@@ -173,6 +172,26 @@ func TestBadCommandLines(t *testing.T) {
 				t.Errorf("anywhere %s: stderr %q lacks %q", strings.Join(tc.args, " "), stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestIgnoredSSHOptions: OpenSSH options that have no effect on the
+// built-in client, as nixos-anywhere users pass them out of habit, are
+// accepted with one warning line each, whatever their case or repetition.
+func TestIgnoredSSHOptions(t *testing.T) {
+	o, code, stderr := parse(t, nil, "--flake", ".#x", "--ssh-option", "LogLevel=ERROR", "--ssh-option", "controlmaster=auto",
+		"--ssh-option", "ControlPath=/tmp/%C", "--ssh-option", "LOGLEVEL=QUIET", "--ssh-option", "ConnectionAttempts=3", "root@h")
+	if code != exitOK {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitOK, stderr)
+	}
+	want := "warning: --ssh-option LogLevel has no effect: use --debug to log connections and commands\n" +
+		"warning: --ssh-option ControlMaster has no effect: the built-in client keeps one connection per host open for the whole run and runs every command as a session on it; there is no control socket\n" +
+		"warning: --ssh-option ControlPath has no effect: the built-in client keeps one connection per host open for the whole run and runs every command as a session on it; there is no control socket\n"
+	if stderr != want {
+		t.Errorf("stderr =\n%s\nwant\n%s", stderr, want)
+	}
+	if len(o.SSH.SSHOptions) != 5 {
+		t.Errorf("SSHOptions = %q, want all five passed on", o.SSH.SSHOptions)
 	}
 }
 
