@@ -174,7 +174,7 @@ func flags() []cli.Flag {
 		&cli.StringSliceFlag{Category: catNix, Name: "ssh-store-setting", Usage: "`KEY VALUE` of the target store: remote-store (URL-encoded store URI), remote-program; compress is accepted and ignored"},
 		&cli.BoolFlag{Category: catNix, Name: "no-substitute-on-destination", Usage: "do not let the target fetch paths from its binary caches itself"},
 		&cli.BoolFlag{Category: catNix, Name: "no-use-machine-substituters", Usage: "do not give the target the configuration's nix.settings.substituters"},
-		&cli.StringSliceFlag{Category: catNix, Name: "generate-hardware-config", Usage: "`KIND PATH`: run nixos-facter or nixos-generate-config on the target and write its report to PATH before building"},
+		&cli.StringSliceFlag{Category: catNix, Name: "generate-hardware-config", Usage: "`KIND PATH`: once the target runs the installer (after the kexec phase), run nixos-facter or nixos-generate-config there and write its report to PATH; the configuration is built after it"},
 
 		// Kexec.
 		&cli.StringFlag{Category: catKexec, Name: "kexec", Usage: "installer tarball `PATH|URL` (nixos-images layout kexec/{run,kexec,bzImage,initrd,ip}); a file is uploaded, a URL downloaded by the target (or here and streamed up); default: nixos-images' " + install.DefaultKexecRelease + " image for the target's architecture"},
