@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,15 @@ func TestInstall(t *testing.T) {
 	defer cancel()
 
 	guestURL := strings.Replace(url, fmt.Sprintf("127.0.0.1:%d", port), "10.0.2.100:8080", 1)
-	args := append(ex.args(sshArgs(vm), guestURL), "--kexec-extra-flags", "--no-sync", "root@127.0.0.1")
+	oldBoot, _, err := vm.Run(ctx, "cat /proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hardware configuration is made in the installer (the old system
+	// has no nixos-generate-config), as nixos-anywhere does.
+	hardware := filepath.Join(t.TempDir(), "hardware-configuration.nix")
+	args := append(ex.args(sshArgs(vm), guestURL), "--kexec-extra-flags", "--no-sync",
+		"--generate-hardware-config", "nixos-generate-config", hardware, "root@127.0.0.1")
 	res := anywhere(t, ctx, t.TempDir(), args...)
 	if res.code != 0 {
 		t.Fatalf("anywhere exited %d after %s", res.code, res.took.Round(time.Second))
@@ -50,6 +59,26 @@ func TestInstall(t *testing.T) {
 		if !strings.Contains(res.output, want) {
 			t.Errorf("anywhere did not say %q", want)
 		}
+	}
+
+	report, err := os.ReadFile(hardware)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(report), "(--show-hardware-config --no-filesystems): ID=nixos VARIANT_ID=installer") ||
+		strings.Contains(string(report), "boot_id="+strings.TrimSpace(string(oldBoot))) {
+		t.Errorf("the hardware configuration was not made in the installer:\n%s", report)
+	}
+	order := []string{"kexec: check the installer", "hardware: generate the hardware configuration", "build: list the system closure", "### disko:"}
+	last := -1
+	for _, o := range order {
+		i := strings.Index(res.output, o)
+		if i < 0 {
+			t.Errorf("anywhere did not say %q", o)
+		} else if i < last {
+			t.Errorf("%q comes before the step that must precede it (order %q)", o, order)
+		}
+		last = i
 	}
 
 	if err := vm.Reconnect(ctx); err != nil {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,5 +88,55 @@ func TestSudoUserKexec(t *testing.T) {
 				t.Errorf("root on the target after the kexec: %q, %v; want the installer", out, err)
 			}
 		})
+	}
+}
+
+// TestPasswordLoginKexec: `anywhere --env-password root@host` (SSHPASS) on a machine
+// whose root logs in by password: the installer lets root in by key only, so before the
+// kexec anywhere authorizes a key of its own in root's authorized_keys, which the
+// installer carries over, and reaches the installer with it (nixos-anywhere's
+// ssh-copy-id step). The rig's key stays authorized too, for the checks after.
+func TestPasswordLoginKexec(t *testing.T) {
+	needRoot(t)
+	ex := theExample(t)
+	const password = "pw of root"
+	hash, err := exec.Command("busybox", "mkpasswd", "-m", "sha512", password).Output()
+	if err != nil {
+		t.Skipf("busybox mkpasswd (busybox-static) makes the password hash: %v", err)
+	}
+	vm := testvm.StartT(t, testvm.Options{MemoryMiB: 1536})
+	ctx, cancel := testvm.ContextT(t)
+	defer cancel()
+	setup := `set -e
+sed -i -e 's/^PermitRootLogin .*/PermitRootLogin yes/' -e 's/^PasswordAuthentication .*/PasswordAuthentication yes/' /etc/ssh/sshd_config
+grep -v '^root:' /etc/shadow >/etc/shadow.new || :
+echo "root:$1:19000:0:99999:7:::" | cat - /etc/shadow.new >/etc/shadow
+rm /etc/shadow.new
+kill -HUP "$(cat /run/sshd.pid)" # sshd re-reads its configuration; new connections wait for it
+sleep 1
+`
+	if _, _, err := vm.Run(ctx, "sh -s "+shell.Quote(strings.TrimSpace(string(hash)))+" <<'SETUP'\n"+setup+"SETUP\n"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSHPASS", password)
+	home := t.TempDir() // no key of its own: anywhere can only use the password
+	dummy := addToStore(t, "dummy", "not used by the kexec phase\n")
+	res := anywhere(t, ctx, home, "-p", strconv.Itoa(vm.SSHPort()), "--env-password",
+		"--ssh-option", "UserKnownHostsFile="+vm.KnownHostsPath(), "--ssh-option", "StrictHostKeyChecking=yes",
+		"--phases", "kexec", "--kexec", ex.installer.Tarball, "--store-paths", dummy, dummy, "root@127.0.0.1")
+	if res.code != 0 {
+		t.Fatalf("anywhere exited %d", res.code)
+	}
+	for _, want := range []string{"to root's /root/.ssh/authorized_keys", "the installer presents the host key seen before the kexec", "### kexec: done"} {
+		if !strings.Contains(res.output, want) {
+			t.Errorf("anywhere did not say %q", want)
+		}
+	}
+	if err := vm.Reconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := vm.Run(ctx, "test -e /etc/is_kexec && wc -l </root/.ssh/authorized_keys")
+	if err != nil || strings.TrimSpace(string(out)) != "2" {
+		t.Errorf("the installer's root has %q authorized keys (%v), want the rig's and anywhere's", out, err)
 	}
 }
