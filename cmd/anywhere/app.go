@@ -120,9 +120,6 @@ func newApp(d deps) *cli.App {
 			if d.install != nil {
 				return d.install(c.Context, *o)
 			}
-			// A re-run that has only the password reaches the installer
-			// with the key an earlier run made for it.
-			o.AddSavedInstallerKey()
 			return install.Run(c.Context, *o)
 		},
 	}

@@ -45,11 +45,11 @@ func InstallerKeyPath(statePath string) string {
 	return statePath + ".key"
 }
 
-// AddSavedInstallerKey offers the key an earlier run made for this
+// addSavedInstallerKey offers the key an earlier run made for this
 // target's installer (an -i file), so that a re-run logging in with a
-// password can reach an installer that takes keys only. It must be called
-// before Run connects; it returns the file added, or "" when there is none.
-func (o *Options) AddSavedInstallerKey() string {
+// password can reach an installer that takes keys only. Run calls it
+// before it connects; it returns the file added, or "" when there is none.
+func (o *Options) addSavedInstallerKey() string {
 	statePath := o.StateFile
 	if statePath == "" {
 		t, err := remote.ParseTarget(o.Target)

@@ -308,7 +308,7 @@ func TestPasswordLoginAuthorizesAKeyBeforeKexec(t *testing.T) {
 			Phases:    []Phase{PhaseKexec},
 			StateFile: stateFile,
 		}
-		o.AddSavedInstallerKey() // as cmd/anywhere does
+		o.addSavedInstallerKey() // as Run does
 		return o
 	}
 	sshDir := filepath.Join(tt.Dir, "home", "carol", ".ssh")
@@ -483,21 +483,21 @@ func TestAddSavedInstallerKey(t *testing.T) {
 	saved := filepath.Join(dir, "anywhere", "root@192.0.2.1_22.key")
 	o := Options{Target: "root@192.0.2.1", Env: []string{"XDG_STATE_HOME=" + dir},
 		SSH: remote.Options{UserConfigFile: "none", SystemConfigFile: "none", Home: dir, IdentityFiles: []string{}}}
-	if got := o.AddSavedInstallerKey(); got != "" || len(o.SSH.IdentityFiles) != 0 {
+	if got := o.addSavedInstallerKey(); got != "" || len(o.SSH.IdentityFiles) != 0 {
 		t.Fatalf("no saved key: added %q, -i %q", got, o.SSH.IdentityFiles)
 	}
 	if err := writeSecret(saved, []byte("key")); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		o.AddSavedInstallerKey()
+		o.addSavedInstallerKey()
 	}
 	if len(o.SSH.IdentityFiles) != 1 || o.SSH.IdentityFiles[0] != saved {
 		t.Errorf("-i %q, want [%s]", o.SSH.IdentityFiles, saved)
 	}
 	o = Options{Target: "root@192.0.2.1", StateFile: filepath.Join(dir, "mine.json"), SSH: remote.Options{UserConfigFile: "none", SystemConfigFile: "none", Home: dir}}
 	writeSecret(filepath.Join(dir, "mine.key"), []byte("key"))
-	if got := o.AddSavedInstallerKey(); got != filepath.Join(dir, "mine.key") {
+	if got := o.addSavedInstallerKey(); got != filepath.Join(dir, "mine.key") {
 		t.Errorf("with --state-file: added %q", got)
 	}
 }

@@ -62,6 +62,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err := o.Check(); err != nil {
 		return err
 	}
+	// A re-run that has only the password reaches the installer with the
+	// key an earlier run made for it.
+	o.addSavedInstallerKey()
 	outR, errR := NewRedactor(o.Stdout), NewRedactor(o.Stderr)
 	defer outR.Flush()
 	defer errR.Flush()
