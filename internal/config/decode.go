@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,9 +73,13 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(obj))
-		for _, key := range sortedKeys(obj) {
+		for _, key := range sortedMapKeys(obj) {
 			if key == "" {
 				probs.add(path, "has an entry with an empty name")
+				continue
+			}
+			if obj[key] == nil && !nullable(v.Type().Elem()) {
+				probs.add(attrPath(path, key), "must not be null (remove the entry instead)")
 				continue
 			}
 			elem := reflect.New(v.Type().Elem()).Elem()
@@ -96,6 +99,15 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 		}
 		s := reflect.MakeSlice(v.Type(), len(list), len(list))
 		for i, item := range list {
+			if item == nil && !nullable(v.Type().Elem()) {
+				// Keep an empty item in its place, so that later items keep their positions
+				// (and paths); checks below this path are not reported again.
+				probs.add(indexPath(path, i), "must not be null (remove the item instead)")
+				if t := v.Type().Elem(); t.Kind() == reflect.Pointer {
+					s.Index(i).Set(reflect.New(t.Elem()))
+				}
+				continue
+			}
 			decodeValue(probs, indexPath(path, i), item, s.Index(i), reflect.StructField{})
 		}
 		v.Set(s)
@@ -132,6 +144,13 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 	}
 }
 
+// nullable reports whether null is a value of a map entry or list item of type t: only
+// free-form values (LUKS settings) hold it. Elsewhere null would leave a nil node or an
+// empty string that no later stage expects, so it is refused at its path.
+func nullable(t reflect.Type) bool {
+	return t == reflect.TypeFor[any]()
+}
+
 // decodeStruct decodes an attribute set into a struct: unknown keys are problems with a
 // suggestion, absent keys get their tag default, required keys must be present.
 func decodeStruct(probs *Problems, path string, obj map[string]any, v reflect.Value) {
@@ -140,7 +159,7 @@ func decodeStruct(probs *Problems, path string, obj map[string]any, v reflect.Va
 	for _, f := range fields {
 		names = append(names, f.name)
 	}
-	for _, key := range sortedKeys(obj) {
+	for _, key := range sortedMapKeys(obj) {
 		if strings.HasPrefix(key, "_") {
 			continue // disko's module output carries internal options such as _index.
 		}
@@ -216,7 +235,7 @@ func AllowedTypes(slot reflect.Type) []string {
 			out = append(out, kind)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	allowedCache.Store(slot, out)
 	return out
 }
@@ -354,15 +373,6 @@ func setTagDefault(v reflect.Value, f reflect.StructField) {
 	case reflect.Slice:
 		v.Set(reflect.ValueOf(slices.Clone(defaults)))
 	}
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // describe names the JSON kind of a value for error messages.

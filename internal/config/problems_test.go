@@ -169,6 +169,31 @@ func TestProblems(t *testing.T) {
 		{"nodev without mount point", `{"nodev":{"/tmp":{"fsType":"tmpfs","mountpoint":null}}}`, []string{
 			`disko.devices.nodev."/tmp".mountpoint: must not be null (null would leave this entry without any effect: remove the entry instead)`}},
 		{"nodev only", `{"nodev":{"/tmp":{"fsType":"tmpfs"}}}`, nil},
+		{"null partition", gptDisk(`{"root":null}`), []string{p + `.root: must not be null (remove the entry instead)`}},
+		{"null disk", `{"disk":{"d":null,"e":{"device":"/dev/sda"}}}`, []string{`disko.devices.disk.d: must not be null (remove the entry instead)`}},
+		{"null lv, subvolume, swap file, array, dataset", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"gpt","partitions":{
+			"a":{"size":"1G","content":{"type":"lvm_pv","vg":"vg"}},
+			"b":{"size":"1G","content":{"type":"mdraid","name":"md"}},
+			"c":{"size":"1G","content":{"type":"zfs","pool":"z"}},
+			"e":{"size":"1G","content":{"type":"btrfs","swap":{"s":null},"subvolumes":{"x":null,"y":{"swap":{"t":null}}}}}}}}},
+			"lvm_vg":{"vg":{"lvs":{"lv":null}}},"mdadm":{"md":null,"md2":{}},"zpool":{"z":{"datasets":{"ds":null},"options":{"ashift":null}}},
+			"bcachefs_filesystems":{"b":{"subvolumes":{"s":null}}},"nodev":{"/n":null}}`, []string{
+			`disko.devices.bcachefs_filesystems.b: no device is a member: add a content of type bcachefs that names "b"`,
+			`disko.devices.bcachefs_filesystems.b.subvolumes.s: must not be null (remove the entry instead)`,
+			`disko.devices.disk.d.content.partitions.b.content.name: "md" names no entry of disko.devices.mdadm (did you mean "md2"?)`,
+			`disko.devices.disk.d.content.partitions.e.content.subvolumes.x: must not be null (remove the entry instead)`,
+			`disko.devices.disk.d.content.partitions.e.content.subvolumes.y.swap.t: must not be null (remove the entry instead)`,
+			`disko.devices.disk.d.content.partitions.e.content.swap.s: must not be null (remove the entry instead)`,
+			`disko.devices.lvm_vg.vg.lvs.lv: must not be null (remove the entry instead)`,
+			`disko.devices.mdadm.md: must not be null (remove the entry instead)`,
+			`disko.devices.mdadm.md2: no device is a member: add a content of type mdraid that names "md2"`,
+			`disko.devices.nodev."/n": must not be null (remove the entry instead)`,
+			`disko.devices.zpool.z.datasets.ds: must not be null (remove the entry instead)`,
+			`disko.devices.zpool.z.options.ashift: must not be null (remove the entry instead)`}},
+		{"null list items", onDisk(`{"type":"table","partitions":[null,{"name":"a","flags":[null]}]}`), []string{
+			`disko.devices.disk.main.content.partitions[0]: must not be null (remove the item instead)`,
+			`disko.devices.disk.main.content.partitions[1].flags[0]: must not be null (remove the item instead)`}},
+		{"null in LUKS settings is a value", onDisk(`{"type":"luks","name":"c","settings":{"keyFile":null}}`), nil},
 		{"computed device cannot be set", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"device":"/dev/md0"}}}`, []string{
 			`disko.devices.mdadm.r.device: is computed as "/dev/md/r" and cannot be set to "/dev/md0"`}},
 		{"computed device may be restated", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"device":"/dev/md/r"}}}`, nil},
