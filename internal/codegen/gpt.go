@@ -118,47 +118,97 @@ func sfdiskName(s string) string {
 	return b.String()
 }
 
-func (g *gen) createGPT(w *writer, p optPath, n *config.GPT, dev sh) error {
+// GPTPartitionSpec is one partition of a GPT as the format script writes it: its number,
+// where sgdisk would place it (Start and End in disko_gpt_value's syntax: "0" or
+// SIGN:VALUE:UNITBYTES), and the fields of its sfdisk line. Disk images are built from the
+// same specs, so that their tables equal the ones the format script writes.
+type GPTPartitionSpec struct {
+	Number int
+	Start  string
+	End    string
+	// Align is sgdisk's --set-alignment in sectors; 0 is sgdisk's default.
+	Align int
+	// TypeGUID is the upper-case partition type GUID.
+	TypeGUID string
+	// UUID is the upper-case partition GUID, or "" for a random one.
+	UUID string
+	// Attrs is sfdisk's attrs value, or "" for none.
+	Attrs string
+	// Name is the partition name, escaped for an sfdisk script (\xHH).
+	Name string
+	// Label is the partition name as the layout says it.
+	Label  string
+	Hybrid *config.Hybrid
+}
+
+// GPTSpecs returns the partitions of the GPT at option path p (for example
+// disko.devices.disk.main.content), numbered as the format script numbers them.
+func GPTSpecs(p string, n *config.GPT) ([]GPTPartitionSpec, error) {
 	order := config.GPTOrder(n)
-	var specs []sh
-	var hybrid []int
+	specs := make([]GPTPartitionSpec, 0, len(order))
 	for i, key := range order {
 		part := n.Partitions[key]
-		pp := p.field("partitions").attr(key)
+		pp := optPath(p).field("partitions").attr(key)
 		start, err := posSpec(part.Start)
 		if err != nil {
-			return fmt.Errorf("%s: %w", pp.field("start"), err)
+			return nil, fmt.Errorf("%s: %w", pp.field("start"), err)
 		}
 		end, err := posSpec(part.End)
 		if err != nil {
-			return fmt.Errorf("%s: %w", pp.field("end"), err)
+			return nil, fmt.Errorf("%s: %w", pp.field("end"), err)
 		}
 		guid, ok := typeGUID(part.Type)
 		if !ok {
-			return fmt.Errorf("%s: %q is not a partition type sgdisk knows (run sgdisk -L) nor a type GUID", pp.field("type"), part.Type)
+			return nil, fmt.Errorf("%s: %q is not a partition type sgdisk knows (run sgdisk -L) nor a type GUID", pp.field("type"), part.Type)
 		}
-		uuid := "-"
+		uuid := ""
 		if part.UUID != "" {
 			if !guidRe.MatchString(part.UUID) {
-				return fmt.Errorf("%s: %q is not a GUID", pp.field("uuid"), part.UUID)
+				return nil, fmt.Errorf("%s: %q is not a GUID", pp.field("uuid"), part.UUID)
 			}
 			uuid = strings.ToUpper(part.UUID)
 		}
 		attrs, err := sfdiskAttrs(part.Attributes)
 		if err != nil {
-			return fmt.Errorf("%s: %w", pp.field("attributes"), err)
+			return nil, fmt.Errorf("%s: %w", pp.field("attributes"), err)
+		}
+		if attrs == "-" {
+			attrs = ""
 		}
 		align := 0
 		if part.Alignment != nil {
 			align = *part.Alignment
 		}
 		if align < 0 {
-			return fmt.Errorf("%s: %d is not an alignment", pp.field("alignment"), align)
+			return nil, fmt.Errorf("%s: %d is not an alignment", pp.field("alignment"), align)
 		}
-		specs = append(specs, Q(fmt.Sprintf("%d %s %s %d %s %s %s %s %s", i+1, start, end, align, guid, uuid, attrs,
-			base64.StdEncoding.EncodeToString([]byte(part.Label)), sfdiskName(part.Label))))
-		if part.Hybrid != nil {
-			hybrid = append(hybrid, i+1)
+		specs = append(specs, GPTPartitionSpec{Number: i + 1, Start: start, End: end, Align: align, TypeGUID: guid,
+			UUID: uuid, Attrs: attrs, Name: sfdiskName(part.Label), Label: part.Label, Hybrid: part.Hybrid})
+	}
+	return specs, nil
+}
+
+// orDash is s, or "-" (the runtime's "none") when s is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (g *gen) createGPT(w *writer, p optPath, n *config.GPT, dev sh) error {
+	order := config.GPTOrder(n)
+	parsed, err := GPTSpecs(string(p), n)
+	if err != nil {
+		return err
+	}
+	var specs []sh
+	var hybrid []int
+	for _, s := range parsed {
+		specs = append(specs, Q(fmt.Sprintf("%d %s %s %d %s %s %s %s %s", s.Number, s.Start, s.End, s.Align, s.TypeGUID, orDash(s.UUID), orDash(s.Attrs),
+			base64.StdEncoding.EncodeToString([]byte(s.Label)), s.Name)))
+		if s.Hybrid != nil {
+			hybrid = append(hybrid, s.Number)
 		}
 	}
 	w.linef("disko_gpt %s %s \\", dev, p.q())
@@ -264,9 +314,11 @@ func (g *gen) hybridMBR(w *writer, n *config.GPT, order []string, hybrid []int, 
 	})
 }
 
-// createTable writes the legacy table with one parted run: mklabel, then mkpart and the
-// flags of every partition, in order.
-func (g *gen) createTable(w *writer, p optPath, n *config.Table, dev sh) error {
+// TableScript returns what the format script does to write the legacy table at option
+// path p: the arguments of its one parted run, and the disk identifier set right after
+// (an MBR's 0xXXXXXXXX or a GPT's GUID, derived from p so that the table is recognised as
+// this layout's).
+func TableScript(p string, n *config.Table) (partedArgs []string, diskID string) {
 	numbers := config.TableNumbers(n)
 	args := []string{"mklabel", n.Format}
 	for i, part := range n.Partitions {
@@ -295,6 +347,14 @@ func (g *gen) createTable(w *writer, p optPath, n *config.Table, dev sh) error {
 		h := strings.ToUpper(hex.EncodeToString(sum[:16]))
 		id = h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 	}
+	return args, id
+}
+
+// createTable writes the legacy table with one parted run: mklabel, then mkpart and the
+// flags of every partition, in order.
+func (g *gen) createTable(w *writer, p optPath, n *config.Table, dev sh) error {
+	numbers := config.TableNumbers(n)
+	args, id := TableScript(string(p), n)
 	var all, filled []string
 	for i, part := range n.Partitions {
 		all = append(all, strconv.Itoa(numbers[i]))
