@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+	"golang.org/x/sys/unix"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
@@ -82,6 +83,10 @@ type Target struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	running bool
+	// initFD is a pidfd of the PID namespace's first process (the child of
+	// unshare), -1 when not known: it ends only after every process of the
+	// namespace is gone, sshd's listening socket with them.
+	initFD int
 }
 
 // sbinTools are the commands replaced by recording stand-ins.
@@ -144,7 +149,7 @@ func Start(t testing.TB, o Options) *Target {
 	if o.LogLevel == "" {
 		o.LogLevel = "VERBOSE"
 	}
-	tt := &Target{t: t, opts: o, Dir: t.TempDir(), User: o.User, Password: o.Password}
+	tt := &Target{t: t, opts: o, Dir: t.TempDir(), User: o.User, Password: o.Password, initFD: -1}
 	// The throwaway user must be able to reach its files under the temp dir.
 	for _, d := range []string{filepath.Dir(tt.Dir), tt.Dir} {
 		if err := os.Chmod(d, 0o755); err != nil {
@@ -609,6 +614,7 @@ func (tt *Target) start() error {
 			return fmt.Errorf("sshd did not listen on %s within 15s:\n%s", tt.Addr(), tt.Logs())
 		}
 	}
+	tt.initFD = namespaceInit(tt.cmd.Process.Pid)
 	if tt.opts.InNetnsOf == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -641,10 +647,21 @@ func waitBanner(ctx context.Context, addr string) error {
 }
 
 // Stop kills the target's PID namespace (sshd and every session) by the
-// PID of the unshare process this package started. Safe to call twice.
+// PID of the unshare process this package started, and waits until the
+// namespace is empty and sshd's port is free. Safe to call twice.
 func (tt *Target) Stop() {
+	if err := tt.stop(); err != nil {
+		tt.t.Errorf("testtarget: %v", err)
+	}
+}
+
+// stop is Stop returning its error. unshare exits at once on SIGKILL; the
+// kernel then kills the namespace's processes one by one, and under load
+// the old sshd may hold its port for a while after that: a new sshd
+// started too early fails with "Address already in use".
+func (tt *Target) stop() error {
 	if !tt.running {
-		return
+		return nil
 	}
 	tt.running = false
 	if tt.cmd.Process != nil {
@@ -653,17 +670,93 @@ func (tt *Target) Stop() {
 	select {
 	case <-tt.exited:
 	case <-time.After(10 * time.Second):
-		tt.t.Errorf("testtarget: unshare (pid %d) did not exit after SIGKILL", tt.cmd.Process.Pid)
+		return fmt.Errorf("unshare (pid %d) did not exit after SIGKILL", tt.cmd.Process.Pid)
 	}
+	if tt.initFD >= 0 {
+		err := waitExit(tt.initFD, 10*time.Second)
+		unix.Close(tt.initFD)
+		tt.initFD = -1
+		if err != nil {
+			return fmt.Errorf("the PID namespace of unshare (pid %d): %w", tt.cmd.Process.Pid, err)
+		}
+	}
+	if tt.opts.InNetnsOf != nil {
+		return nil // its address is reachable only inside the other namespace
+	}
+	return waitFree(tt.Addr(), 10*time.Second)
 }
 
 // Restart stops the target and starts it again with the same network
 // address and the current host keys (see RotateHostKeys).
 func (tt *Target) Restart() {
 	tt.t.Helper()
-	tt.Stop()
+	if err := tt.stop(); err != nil {
+		tt.t.Fatalf("testtarget: restart: %v", err)
+	}
 	if err := tt.start(); err != nil {
 		tt.t.Fatalf("testtarget: restart: %v", err)
+	}
+}
+
+// namespaceInit opens a pidfd of unshare's child, the first process of the
+// new PID namespace; -1 when it cannot (then Stop waits for the port only).
+func namespaceInit(unsharePID int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", unsharePID, unsharePID))
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 1 {
+		return -1
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil {
+		return -1
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// waitExit waits until the process of pidfd fd has exited. The first
+// process of a PID namespace exits only after the kernel has reaped every
+// other process in it, so then all their sockets are closed.
+func waitExit(fd int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("its processes did not exit within %s of SIGKILL", timeout)
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return fmt.Errorf("poll on its pidfd: %w", err)
+		case n > 0:
+			return nil
+		}
+	}
+}
+
+// waitFree waits until addr no longer accepts TCP connections: nothing
+// listens there any more. A refused or unanswered connection counts as
+// free (a test may have cut the link).
+func waitFree(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return nil
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still accepts connections %s after sshd was killed", addr, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

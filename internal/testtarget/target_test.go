@@ -180,3 +180,29 @@ func TestLoopGuard(t *testing.T) {
 		t.Fatalf("%s is not a device: %v", dev, err)
 	}
 }
+
+// TestRestartReusesThePort restarts a target with a session open many times
+// in a row: each restart must wait until the old sshd has let go of its
+// port, or the new one fails with "Address already in use".
+func TestRestartReusesThePort(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts Options
+	}{
+		{"netns", Options{}},
+		{"loopback", Options{Loopback: true}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			tt := Start(t, mode.opts)
+			for i := range 10 {
+				if out, err := run(t, tt, "sleep 60 </dev/null >/dev/null 2>&1 & echo started", ""); err != nil {
+					t.Fatalf("restart %d: %v: %s", i, err, out)
+				}
+				tt.Restart()
+			}
+			if out, err := run(t, tt, "echo ok", ""); err != nil || out != "ok" {
+				t.Fatalf("after the restarts: %q, %v", out, err)
+			}
+		})
+	}
+}
