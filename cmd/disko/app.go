@@ -98,8 +98,8 @@ func run(ctx context.Context, args []string, e env) int {
 
 func newApp(e env) *cli.App {
 	return &cli.App{
-		Name:  "disko",
-		Usage: "format, mount, unmount or destroy the disks of a disko layout",
+		Name:      "disko",
+		Usage:     "format, mount, unmount or destroy the disks of a disko layout",
 		UsageText: "disko [options] disk-config.nix\ndisko [options] --flake github:somebody/somewhere#disk-config",
 		Description: `The layout is compiled and its script for --mode is run. With --flake it is
 diskoConfigurations.NAME, else the disko.devices of nixosConfigurations.NAME.
