@@ -98,12 +98,21 @@ func (r *run) chrootStore() string {
 
 // installScript is nixos-install, or what it does when the target lacks it.
 func (r *run) installScript(toplevel string) string {
-	mnt := r.o.mountPoint()
 	var env string
 	if v := r.o.getenv("NIXOS_NO_CHECK"); v != "" {
 		env = "export NIXOS_NO_CHECK=" + shell.Quote(v) + "\n"
 	}
-	opts := r.nixOptionArgs()
+	return SystemInstallScript(r.o.mountPoint(), toplevel, env, r.nixOptionArgs())
+}
+
+// SystemInstallScript is the shell script that installs the system toplevel, whose
+// closure is already in the store under mnt, onto the file systems mounted at mnt:
+// nixos-install where it is on PATH, else its steps (set the system profile, run the
+// activation and `switch-to-configuration boot` with NIXOS_INSTALL_BOOTLOADER=1 in a
+// chroot). env is shell run first (exports); nixOptionArgs are " --option K V" words
+// for Nix. Exported for disko-install, which installs onto a local disk the same way.
+func SystemInstallScript(mnt, toplevel, env, nixOptionArgs string) string {
+	opts := nixOptionArgs
 	return fmt.Sprintf(`set -eu
 mnt=%[1]s
 system=%[2]s
