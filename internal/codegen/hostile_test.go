@@ -33,7 +33,7 @@ const richLayout = `{
               "content": {"type": "lvm_pv", "vg": "pool"}}},
       "pw": {"size": "1G", "content": {"type": "luks", "name": "pwcrypt", "passwordFile": "/tmp/pw", "content": {"type": "btrfs", "extraArgs": ["-f", "-L root"], "mountpoint": "/top", "mountOptions": ["noatime"],
               "swap": {"swapfile": {"size": "16M"}},
-              "subvolumes": {"/home": {"mountpoint": "/home", "mountOptions": ["compress=zstd"], "extraArgs": ["-p"]}, "/swap": {"swap": {"rel/path": {"size": "8M", "path": "sw"}}}}}}},
+              "subvolumes": {"/home": {"mountpoint": "/home", "mountOptions": ["compress=zstd"], "extraArgs": ["-p"]}, "/swap": {"mountpoint": "/swap", "swap": {"rel/path": {"size": "8M", "path": "sw"}}}}}}},
       "md": {"size": "1G", "content": {"type": "mdraid", "name": "raid"}},
       "zfs": {"size": "1G", "content": {"type": "zfs", "pool": "tank"}},
       "bc": {"size": "100%", "content": {"type": "bcachefs", "filesystem": "bfs", "label": "group.a", "extraFormatArgs": ["--discard"]}}

@@ -24,8 +24,6 @@ import (
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
 
-//go:generate sh parttypes_gen.sh
-
 //go:embed runtime.sh
 var runtime string
 

@@ -12,7 +12,9 @@
 //   - `jsonschema`: accepted values (`enum=`), simple defaults (`default=`, applied by the
 //     decoder when the key is absent) and `required`;
 //   - `defaultText`: a human description of a default that is computed from other options
-//     (applied by the defaulting pass in defaults.go).
+//     (applied by the defaulting pass in defaults.go);
+//   - `pattern`: the name of the pattern (patterns.go) a string option must match; the
+//     validator checks it and the JSON Schema carries it.
 //
 // The `content` slots are tagged unions on the `type` key. Which types may sit in which slot
 // is expressed in the type system: a slot's Go type is an interface (DeviceNode,
@@ -71,7 +73,7 @@ type Disk struct {
 	Device    string     `json:"device" jsonschema:"required" jsonschema_description:"Path of the block device, for example /dev/sda or (better, stable across boots) /dev/disk/by-id/..."`
 	Destroy   bool       `json:"destroy" jsonschema:"default=true" jsonschema_description:"Whether destroy mode wipes this disk. Set to false to keep a disk out of destroy."`
 	ImageName string     `json:"imageName,omitempty" defaultText:"the disk's name" jsonschema_description:"File name (without extension) of this disk's image when building disk images."`
-	ImageSize string     `json:"imageSize" jsonschema:"default=2G" jsonschema_description:"Size of this disk's image when building disk images: a number with an optional K, M, G, T or P suffix."`
+	ImageSize string     `json:"imageSize" pattern:"imageSize" jsonschema:"default=2G" jsonschema_description:"Size of this disk's image when building disk images: a number with an optional K, M, G, T or P suffix."`
 	Content   DeviceNode `json:"content,omitempty" jsonschema_description:"What the disk holds: a partition table, or a whole-disk filesystem, LUKS container, pool member and so on. Null leaves the disk untouched."`
 	Hooks
 }
@@ -89,9 +91,9 @@ type GPT struct {
 type GPTPartition struct {
 	Name       string        `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Partition name, used in the default label."`
 	Type       string        `json:"type,omitempty" defaultText:"8200 when the content is swap, else 8300" jsonschema_description:"Partition type: a 4-digit sgdisk type code (EF00 ESP, EF02 BIOS boot, 8300 Linux, 8200 swap, FD00 RAID, 8E00 LVM) or a full type GUID."`
-	Size       string        `json:"size" jsonschema:"default=0" jsonschema_description:"Size: a number with a K, M, G, T or P suffix, or 100% for the rest of the disk. \"0\" means: from start to end."`
-	Start      string        `json:"start" jsonschema:"default=0" jsonschema_description:"Start in sgdisk syntax (\"0\" is the next free aligned sector, or for example 1M or 2048s)."`
-	End        string        `json:"end,omitempty" defaultText:"-0 when size is 100%, else +SIZE" jsonschema_description:"End in sgdisk syntax; a negative value counts from the end of the disk (-10M)."`
+	Size       string        `json:"size" pattern:"gptSize" jsonschema:"default=0" jsonschema_description:"Size: a number with a K, M, G, T or P suffix, or 100% for the rest of the disk. \"0\" means: from start to end."`
+	Start      string        `json:"start" pattern:"gptPosition" jsonschema:"default=0" jsonschema_description:"Start in sgdisk syntax (\"0\" is the next free aligned sector, or for example 1M or 2048s)."`
+	End        string        `json:"end,omitempty" pattern:"gptPosition" defaultText:"-0 when size is 100%, else +SIZE" jsonschema_description:"End in sgdisk syntax; a negative value counts from the end of the disk (-10M)."`
 	Alignment  *int          `json:"alignment,omitempty" defaultText:"1 when start or end is in sectors (ends in s), else 0 (sgdisk's default)" jsonschema_description:"Sector alignment passed to sgdisk --set-alignment; 0 keeps sgdisk's default."`
 	Priority   *int          `json:"priority,omitempty" defaultText:"100 for EF02, 9001 when size is 100%, else 1000" jsonschema_description:"Creation order and hence partition number: lower first, ties broken by name."`
 	UUID       string        `json:"uuid,omitempty" jsonschema_description:"Partition GUID. When set, the partition is addressed by /dev/disk/by-partuuid/UUID; when unset a random GUID is used."`
@@ -123,8 +125,8 @@ type TablePartition struct {
 	Name     string        `json:"name,omitempty" jsonschema_description:"GPT partition name; required in a gpt-format table, unused in msdos."`
 	PartType string        `json:"part-type" jsonschema:"enum=primary,enum=logical,enum=extended,default=primary" jsonschema_description:"MBR partition kind (msdos format only)."`
 	FSType   string        `json:"fs-type,omitempty" jsonschema:"enum=bcachefs,enum=btrfs,enum=ext2,enum=ext3,enum=ext4,enum=fat16,enum=fat32,enum=hfs,enum=hfs+,enum=linux-swap,enum=ntfs,enum=reiserfs,enum=udf,enum=xfs" jsonschema_description:"Filesystem type hint written into the table by parted; it does not format anything."`
-	Start    string        `json:"start" jsonschema:"default=0%" jsonschema_description:"Start in parted units (1MiB, 50%, ...)."`
-	End      string        `json:"end" jsonschema:"default=100%" jsonschema_description:"End in parted units (1GiB, 100%, ...)."`
+	Start    string        `json:"start" pattern:"partedPosition" jsonschema:"default=0%" jsonschema_description:"Start in parted units (1MiB, 50%, ...)."`
+	End      string        `json:"end" pattern:"partedPosition" jsonschema:"default=100%" jsonschema_description:"End in parted units (1GiB, 100%, ...)."`
 	Flags    []string      `json:"flags,omitempty" jsonschema_description:"parted flags to set, for example bios_grub or esp."`
 	Bootable bool          `json:"bootable" jsonschema:"default=false" jsonschema_description:"Set the boot flag."`
 	Device   string        `json:"device,omitempty" defaultText:"the disk's device with the partition number, in kernel naming (sda1, nvme0n1p1, by-id/...-part1)" jsonschema_description:"Device path of the partition, as its content sees it. Setting it is an extension of this tool (disko always computes it), for devices whose partitions the kernel names in another way."`
@@ -191,7 +193,7 @@ type LVMVG struct {
 // LV is a logical volume of an LVM volume group.
 type LV struct {
 	Name      string        `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Logical volume name."`
-	Size      string        `json:"size" jsonschema:"required" jsonschema_description:"Size: 10G (lvcreate -L), a percentage such as 100%FREE or 50%VG (-l; a bare 100% means 100%FREE), or the virtual size of a thin volume."`
+	Size      string        `json:"size" pattern:"lvSize" jsonschema:"required" jsonschema_description:"Size: 10G (lvcreate -L), a percentage such as 100%FREE or 50%VG (-l; a bare 100% means 100%FREE), or the virtual size of a thin volume."`
 	LVMType   string        `json:"lvm_type,omitempty" jsonschema:"enum=mirror,enum=raid0,enum=raid1,enum=raid4,enum=raid5,enum=raid6,enum=thin-pool,enum=thinlv" jsonschema_description:"Logical volume type (lvcreate --type); thinlv creates a thin volume in pool."`
 	Pool      string        `json:"pool,omitempty" jsonschema_description:"Thin pool (another LV of this group with lvm_type thin-pool) that a thinlv lives in."`
 	ExtraArgs []string      `json:"extraArgs,omitempty" jsonschema_description:"Extra arguments to lvcreate."`
@@ -278,7 +280,7 @@ type ZFSFS struct {
 type ZFSVolume struct {
 	Type         string            `json:"type" jsonschema:"enum=zfs_volume" jsonschema_description:"Always \"zfs_volume\"."`
 	Name         string            `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Volume name relative to the pool; the device is /dev/zvol/POOL/NAME."`
-	Size         string            `json:"size" jsonschema:"required" jsonschema_description:"Volume size (zfs create -V), a number with a K, M, G, T or P suffix."`
+	Size         string            `json:"size" pattern:"zvolSize" jsonschema:"required" jsonschema_description:"Volume size (zfs create -V), a number with a K, M, G, T or P suffix."`
 	Options      map[string]string `json:"options,omitempty" jsonschema_description:"ZFS properties (zfs create -o), for example volblocksize or compression."`
 	ExtraArgs    []string          `json:"extraArgs,omitempty" jsonschema_description:"Extra arguments to zfs create."`
 	MountOptions []string          `json:"mountOptions" jsonschema:"default=defaults" jsonschema_description:"Unused; kept for compatibility with disko."`
@@ -311,7 +313,7 @@ type Subvolume struct {
 
 // Swapfile is a swap file on btrfs.
 type Swapfile struct {
-	Size     string   `json:"size" jsonschema:"required" jsonschema_description:"Swap file size, a number with a K, M, G, T or P suffix."`
+	Size     string   `json:"size" pattern:"swapfileSize" jsonschema:"required" jsonschema_description:"Swap file size, a number with a K, M, G, T or P suffix."`
 	Path     string   `json:"path,omitempty" defaultText:"the attribute name" jsonschema_description:"Path of the file, relative to the filesystem or subvolume."`
 	Priority *int     `json:"priority,omitempty" jsonschema_description:"Swap priority; null keeps the kernel's default."`
 	Options  []string `json:"options" jsonschema:"default=defaults" jsonschema_description:"swapon options."`

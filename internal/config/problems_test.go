@@ -64,9 +64,9 @@ func TestProblems(t *testing.T) {
 		{"decimal size on gpt", gptDisk(`{"a":{"size":"1.5G"}}`), []string{
 			p + `.a.size: "1.5G" is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100% (examples: 500M, 2G, 100%)`}},
 		{"bad start", gptDisk(`{"a":{"size":"1G","start":"1 M"}}`), []string{
-			p + `.a.start: "1 M" is not a position sgdisk understands (examples: 0, 1M, 2048s)`}},
+			p + `.a.start: "1 M" is not a position sgdisk understands (examples: 0, 1M, +500M, -10M, 2048s)`}},
 		{"bad end", gptDisk(`{"a":{"end":"end"}}`), []string{
-			p + `.a.end: "end" is not a position sgdisk understands (examples: +500M, -10M, -0)`}},
+			p + `.a.end: "end" is not a position sgdisk understands (examples: 0, 1M, +500M, -10M, 2048s)`}},
 		{"two fillers", gptDisk(`{"a":{"size":"100%"},"b":{"size":"100%"}}`), []string{
 			p + `: partitions a, b all have size 100%, but only one can fill the rest of the disk`}},
 		{"bad type code", gptDisk(`{"a":{"size":"1G","type":"EFI"}}`), []string{
@@ -145,7 +145,7 @@ func TestProblems(t *testing.T) {
 			`disko.devices.disk.main.content.filesystem: "fs" names no entry of disko.devices.bcachefs_filesystems`}},
 		{"bcachefs uuid", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"bcachefs","filesystem":"fs"}}},"bcachefs_filesystems":{"fs":{"uuid":"nope"}}}`, []string{
 			`disko.devices.bcachefs_filesystems.fs.uuid: "nope" is not a UUID (example: 809b3a2b-828a-4730-95e1-75b6343e415a)`}},
-		{"btrfs swapfile size", onDisk(`{"type":"btrfs","swap":{"swapfile":{"size":"1.5G"}}}`), []string{
+		{"btrfs swapfile size", onDisk(`{"type":"btrfs","mountpoint":"/","swap":{"swapfile":{"size":"1.5G"}}}`), []string{
 			`disko.devices.disk.main.content.swap.swapfile.size: "1.5G" is not a swap file size: a whole number with a K, M, G, T or P suffix (examples: 512M, 4G)`}},
 		{"btrfs duplicate subvolume mount", onDisk(`{"type":"btrfs","subvolumes":{"/a":{"mountpoint":"/x"},"/b":{"mountpoint":"/x"}}}`), []string{
 			`disko.devices.disk.main.content.subvolumes."/b".mountpoint: "/x" is also the mount point of disko.devices.disk.main.content.subvolumes."/a".mountpoint`}},
@@ -166,9 +166,10 @@ func TestProblems(t *testing.T) {
 			`disko.devices.disk.main.content.partitions[0]: cannot name partition 1 of "/dev/weird": a legacy table needs a device named like /dev/sdX, /dev/vdX, /dev/xvdX, /dev/nvmeXnY, /dev/mmcblkX, /dev/loopX, /dev/md/X, /dev/mapper/X or /dev/disk/by-*/X (or set the partition's device)`}},
 		{"null takes the default", `{"disk":{"main":{"device":"/dev/sda","destroy":null}}}`, nil},
 		{"null on a required option", `{"disk":{"main":{"device":null}}}`, []string{`disko.devices.disk.main.device: is required and must not be null`}},
-		{"nodev without mount point", `{"nodev":{"/tmp":{"fsType":"tmpfs","mountpoint":null}}}`, []string{
+		{"nodev without mount point", `{"disk":{"d":{"device":"/dev/sda"}},"nodev":{"/tmp":{"fsType":"tmpfs","mountpoint":null}}}`, []string{
 			`disko.devices.nodev."/tmp".mountpoint: must not be null (null would leave this entry without any effect: remove the entry instead)`}},
-		{"nodev only", `{"nodev":{"/tmp":{"fsType":"tmpfs"}}}`, nil},
+		{"nodev only", `{"nodev":{"/tmp":{"fsType":"tmpfs"}}}`, []string{
+			`disko.devices.disk: no disks are defined: a layout needs at least one disk, as in disko (mounts without a device alone belong in fileSystems of the NixOS configuration)`}},
 		{"null partition", gptDisk(`{"root":null}`), []string{p + `.root: must not be null (remove the entry instead)`}},
 		{"null disk", `{"disk":{"d":null,"e":{"device":"/dev/sda"}}}`, []string{`disko.devices.disk.d: must not be null (remove the entry instead)`}},
 		{"null lv, subvolume, swap file, array, dataset", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"gpt","partitions":{
@@ -193,6 +194,52 @@ func TestProblems(t *testing.T) {
 		{"null list items", onDisk(`{"type":"table","partitions":[null,{"name":"a","flags":[null]}]}`), []string{
 			`disko.devices.disk.main.content.partitions[0]: must not be null (remove the item instead)`,
 			`disko.devices.disk.main.content.partitions[1].flags[0]: must not be null (remove the item instead)`}},
+		{"names a tool would read as options", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"gpt","partitions":{
+			"a":{"size":"1G","content":{"type":"luks","name":"--help","content":{"type":"lvm_pv","vg":"-f"}}},
+			"b":{"size":"1G","content":{"type":"mdraid","name":"--help"}},
+			"c":{"size":"1G","content":{"type":"zfs","pool":"z"}}}}}},
+			"lvm_vg":{"-f":{"lvs":{"lv":{"name":"--help","size":"1G"},"-x":{"size":"1G"}}}},"mdadm":{"--help":{}},
+			"zpool":{"z":{"name":"-f"}},"nodev":{"/n":{"fsType":"tmpfs","device":"-v"}}}`, []string{
+			`disko.devices.disk.d.content.partitions.a.content.name: "--help" starts with "-", which cryptsetup would read as an option (use a name that starts with a letter or digit)`,
+			`disko.devices.lvm_vg."-f": "-f" starts with "-", which vgcreate would read as an option (use a name that starts with a letter or digit)`,
+			`disko.devices.lvm_vg."-f".lvs."-x": "-x" starts with "-", which lvcreate would read as an option (use a name that starts with a letter or digit)`,
+			`disko.devices.lvm_vg."-f".lvs.lv.name: "--help" starts with "-", which lvcreate would read as an option (use a name that starts with a letter or digit)`,
+			`disko.devices.mdadm."--help": "--help" starts with "-", which mdadm would read as an option (use a name that starts with a letter or digit)`,
+			`disko.devices.nodev."/n".device: "-v" starts with "-", which mount would read as an option (use a name that starts with a letter or digit)`,
+			`disko.devices.zpool.z.name: "-f" starts with "-", which zpool would read as an option (use a name that starts with a letter or digit)`}},
+		{"subvolume names mount options cannot carry", onDisk(`{"type":"btrfs","subvolumes":{"@a\"b":{},"a,b":{},"x":{"name":"a\\b"},"../up":{},"/":{}}}`), []string{
+			`disko.devices.disk.main.content.subvolumes."../up": "../up" has a ".." component: a subvolume must lie inside its filesystem`,
+			`disko.devices.disk.main.content.subvolumes."/": "/" names the top level of the filesystem, not a subvolume`,
+			`disko.devices.disk.main.content.subvolumes."@a\"b": "@a\"b" contains "\"", which the mount option subvol=NAME cannot carry (use letters, digits, spaces and other punctuation)`,
+			`disko.devices.disk.main.content.subvolumes."a,b": "a,b" contains ",", which the mount option subvol=NAME cannot carry (use letters, digits, spaces and other punctuation)`,
+			`disko.devices.disk.main.content.subvolumes.x.name: "a\\b" contains "\\", which the mount option subvol=NAME cannot carry (use letters, digits, spaces and other punctuation)`}},
+		{"bcachefs subvolume names", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"bcachefs","filesystem":"b"}}},"bcachefs_filesystems":{"b":{"subvolumes":{"a,b":{}}}}}`, []string{
+			`disko.devices.bcachefs_filesystems.b.subvolumes."a,b": "a,b" contains ",", which the mount option X-mount.subdir=NAME cannot carry (use letters, digits, spaces and other punctuation)`}},
+		{"odd names that work", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"btrfs","subvolumes":{"@home dir/ünï 😀":{},"a-b_c.d@e'f$(g)":{}}}}}}`, nil},
+		{"line break in a mount point", onDisk(`{"type":"filesystem","format":"ext4","mountpoint":"/a\nb"}`), []string{
+			`disko.devices.disk.main.content.mountpoint: "/a\nb" contains a line break, which fstab and the scripts' messages cannot carry (an absolute mount point such as /home)`}},
+		{"NUL bytes anywhere", `{"disk":{"d\u0000":{"device":"/dev/sda"},"e":{"device":"/dev/sdb","content":{"type":"filesystem","format":"ext4","mountpoint":"/\u0000","extraArgs":["-L","a\u0000"]}}}}`, []string{
+			`disko.devices.disk."d\x00": the name contains a NUL byte, which no command line or Nix string can carry`,
+			`disko.devices.disk.e.content.extraArgs[1]: "a\x00" contains a NUL byte, which no command line or Nix string can carry`,
+			`disko.devices.disk.e.content.mountpoint: "/\x00" contains a NUL byte, which no command line or Nix string can carry`}},
+		{"what the partition table cannot hold", gptDisk(`{"a":{"size":"99999999999999999999G"},"b":{"start":"16777216P","end":"+1"},"c":{"size":"1G","alignment":-1,"attributes":[10],"type":"ABCD"}}`), []string{
+			p + `.a.size: "99999999999999999999G" is too large (at most 4 EiB)`,
+			p + `.b.start: "16777216P" is too large (at most 4 EiB)`,
+			p + `.c.alignment: -1 is not an alignment: use a number of sectors, or 0 for sgdisk's default`,
+			p + `.c.attributes[0]: bit 10 is reserved by UEFI and cannot be set (use 0, 1, 2 or 48 to 63)`,
+			p + `.c.type: "ABCD" is not a partition type code sgdisk knows (sgdisk -L lists them; or use a type GUID)`}},
+		{"filesystem format that is no mkfs tool", onDisk(`{"type":"filesystem","format":"ext4😀"}`), []string{
+			`disko.devices.disk.main.content.format: "ext4😀" is not a filesystem type with a mkfs tool: letters, digits and . _ + - after a letter or digit (for example ext4, xfs, vfat, btrfs)`}},
+		{"what NixOS has one of", `{"disk":{"main":{"device":"/dev/sda","content":{"type":"gpt","partitions":{
+			"a":{"size":"1G","content":{"type":"swap","resumeDevice":true}},"b":{"size":"1G","content":{"type":"swap","resumeDevice":true}},
+			"c":{"size":"1G","content":{"type":"luks","name":"x","settings":{"keyFileSize":1e999}}},"e":{"size":"1G","content":{"type":"luks","name":"x"}},
+			"f":{"size":"1G","content":{"type":"luks","name":""}}}}}}}`, []string{
+			p + `.b.content.resumeDevice: is also set at ` + p + `.a.content: NixOS has only one boot.resumeDevice`,
+			p + `.c.content.settings.keyFileSize: 1e999 is not a number Nix can hold`,
+			p + `.e.content.name: "x" is also the name of the LUKS container at ` + p + `.c.content: device-mapper names must be unique`,
+			p + `.f.content.name: must not be empty: it names the opened container /dev/mapper/NAME`}},
+		{"swap file on an unmounted filesystem", onDisk(`{"type":"btrfs","subvolumes":{"/swap":{"swap":{"s":{"size":"1G"}}}}}`), []string{
+			`disko.devices.disk.main.content.subvolumes."/swap".swap.s: a swap file needs its filesystem or subvolume to be mounted: set mountpoint at disko.devices.disk.main.content.subvolumes."/swap"`}},
 		{"null in LUKS settings is a value", onDisk(`{"type":"luks","name":"c","settings":{"keyFile":null}}`), nil},
 		{"computed device cannot be set", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"device":"/dev/md0"}}}`, []string{
 			`disko.devices.mdadm.r.device: is computed as "/dev/md/r" and cannot be set to "/dev/md0"`}},

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -11,20 +13,12 @@ import (
 // nodes, and layouts that disko accepts but that can only fail once disks are being
 // written. Every check reports at the option path and keeps going.
 
+// SgdiskTypes (parttypes.go) is asked from sgdisk itself.
+//go:generate sh parttypes_gen.sh
+
 var (
-	gptSize = regexp.MustCompile(`^(100%|[0-9]+[KMGTP]?)$`)
-	// What sgdisk reads: whole numbers, a unit letter with an optional B or iB, or sectors
-	// (decimals are refused: sgdisk silently reads +1.5G as one sector).
-	sgdiskPos = regexp.MustCompile(`(?i)^[+-]?[0-9]+([KMGTP](i?B)?|s)?$`)
-	// What parted reads: a number with a unit (B, s, kB..TB, KiB..TiB, %, cyl, chs).
-	partedPos = regexp.MustCompile(`(?i)^-?[0-9]+(\.[0-9]+)?(%|s|b|[kmgt]i?b|[kmgt]|cyl|chs)?$`)
-	// What lvcreate reads: -L sizes (the first unit letter counts) and -l percentages with
-	// lvm's abbreviations of VG, LV, PVS, FREE and ORIGIN.
-	lvSize = regexp.MustCompile(`(?i)^([0-9]+(\.[0-9]+)?([bskmgtpe][a-z]*)?|[0-9]+(\.[0-9]+)?%(v|vg|l|lv|p|pv|pvs|f|fr|fre|free|o|or|ori|orig|origi|origin)?)$`)
-	// What zfs create -V reads: a number with an optional unit and B or iB.
-	zvolSize      = regexp.MustCompile(`(?i)^[0-9]+(\.[0-9]+)?([bkmgtpez](i?b)?)?$`)
-	imageSize     = regexp.MustCompile(`^[0-9]+[KMGTP]?$`)
-	swapfileSize  = regexp.MustCompile(`^[0-9]+[KMGTP]$`)
+	// What may follow "mkfs." in a tool name.
+	fsFormat      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 	gptTypeCode   = regexp.MustCompile(`^[0-9A-Fa-f]{4}$`)
 	guid          = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 	sizeExamples  = "(examples: 500M, 2G, 100%)"
@@ -41,31 +35,42 @@ type validator struct {
 	labels map[string]string
 	// members lists, per aggregate kind and name, the devices that declared membership.
 	members map[string]map[string][]string
+	// luksNames maps each LUKS device-mapper name to the option path that first claimed it.
+	luksNames map[string]string
+	// resume is the option path of the swap that is the resume device, and its device.
+	resume, resumeDevice string
 }
 
 func validate(d *Devices, probs *Problems) {
-	v := &validator{d: d, probs: probs, mounts: map[string]string{}, labels: map[string]string{},
+	v := &validator{d: d, probs: probs, mounts: map[string]string{}, labels: map[string]string{}, luksNames: map[string]string{},
 		members: map[string]map[string][]string{"lvm_vg": {}, "mdadm": {}, "zpool": {}, "bcachefs_filesystems": {}}}
-	if len(d.Disk)+len(d.MDADM)+len(d.Zpool)+len(d.LVMVG)+len(d.Nodev)+len(d.BcachefsFilesystems) == 0 {
+	switch {
+	case len(d.Disk)+len(d.MDADM)+len(d.Zpool)+len(d.LVMVG)+len(d.Nodev)+len(d.BcachefsFilesystems) == 0:
 		probs.add(RootPath+".disk", "no disks are defined (did you forget to import your disk layout, or is it under disko.devices?)")
+	case len(d.Disk) == 0:
+		// disko's scripts stop the same way: without a disk there is nothing to format, and
+		// every array, group, pool or filesystem is built from disks.
+		probs.add(RootPath+".disk", "no disks are defined: a layout needs at least one disk, as in disko (mounts without a device alone belong in fileSystems of the NixOS configuration)")
 	}
 	for _, key := range sortedMapKeys(d.Disk) {
 		disk := d.Disk[key]
 		path := attrPath(RootPath+".disk", key)
 		v.absolute(path+".device", disk.Device, "a device path "+deviceExample)
-		if !imageSize.MatchString(disk.ImageSize) {
+		if !patterns["imageSize"].MatchString(disk.ImageSize) {
 			v.add(path+".imageSize", "%q is not a size (examples: 2G, 512M)", disk.ImageSize)
 		}
 		v.content(path+".content", disk.Content)
 	}
 	for _, key := range sortedMapKeys(d.MDADM) {
-		v.content(attrPath(RootPath+".mdadm", key)+".content", d.MDADM[key].Content)
+		path := attrPath(RootPath+".mdadm", key)
+		v.toolName(namePath(path, key, d.MDADM[key].Name), d.MDADM[key].Name, "mdadm")
+		v.content(path+".content", d.MDADM[key].Content)
 	}
 	for _, key := range sortedMapKeys(d.LVMVG) {
-		v.lvmVG(attrPath(RootPath+".lvm_vg", key), d.LVMVG[key])
+		v.lvmVG(attrPath(RootPath+".lvm_vg", key), key, d.LVMVG[key])
 	}
 	for _, key := range sortedMapKeys(d.Zpool) {
-		v.zpool(attrPath(RootPath+".zpool", key), d.Zpool[key])
+		v.zpool(attrPath(RootPath+".zpool", key), key, d.Zpool[key])
 	}
 	for _, key := range sortedMapKeys(d.BcachefsFilesystems) {
 		fs := d.BcachefsFilesystems[key]
@@ -73,14 +78,29 @@ func validate(d *Devices, probs *Problems) {
 		v.uuid(path+".uuid", fs.UUID)
 		v.optionalAbsolute(path+".passwordFile", fs.PasswordFile)
 		v.mountpoint(path+".mountpoint", fs.Mountpoint)
-		for _, sv := range sortedMapKeys(fs.Subvolumes) {
-			v.mountpoint(attrPath(path+".subvolumes", sv)+".mountpoint", fs.Subvolumes[sv].Mountpoint)
+		for _, key := range sortedMapKeys(fs.Subvolumes) {
+			sv := fs.Subvolumes[key]
+			svPath := attrPath(path+".subvolumes", key)
+			v.subvolumeName(namePath(svPath, key, sv.Name), sv.Name, "X-mount.subdir=")
+			v.mountpoint(svPath+".mountpoint", sv.Mountpoint)
 		}
 	}
 	for _, key := range sortedMapKeys(d.Nodev) {
-		v.mountpoint(attrPath(RootPath+".nodev", key)+".mountpoint", d.Nodev[key].Mountpoint)
+		path := attrPath(RootPath+".nodev", key)
+		v.toolName(path+".device", d.Nodev[key].Device, "mount")
+		v.mountpoint(path+".mountpoint", d.Nodev[key].Mountpoint)
 	}
 	v.references()
+	v.noNUL(RootPath, reflect.ValueOf(d))
+}
+
+// namePath is the option path to report a node's name at: the name option when it was
+// set to something else than the attribute name, else the entry itself.
+func namePath(entry, key, name string) string {
+	if name == key {
+		return entry
+	}
+	return entry + ".name"
 }
 
 func (v *validator) add(path, format string, args ...any) { v.probs.add(path, format, args...) }
@@ -95,12 +115,19 @@ func (v *validator) content(path string, node Node) {
 	case *Filesystem:
 		if n.Format == "" {
 			v.add(path+".format", "must not be empty (for example ext4, xfs, vfat, btrfs)")
+		} else if !fsFormat.MatchString(n.Format) {
+			v.add(path+".format", "%q is not a filesystem type with a mkfs tool: letters, digits and . _ + - after a letter or digit (for example ext4, xfs, vfat, btrfs)", n.Format)
 		}
 		v.mountpoint(path+".mountpoint", n.Mountpoint)
 	case *Swap:
 		v.nonEmpty(path+".mountOptions", n.MountOptions)
-		if n.RandomEncryption && n.ResumeDevice {
+		switch {
+		case n.RandomEncryption && n.ResumeDevice:
 			v.add(path+".resumeDevice", "cannot resume from a swap with randomEncryption: its key is new at every boot")
+		case n.ResumeDevice && v.resume != "" && v.resumeDevice != n.Device:
+			v.add(path+".resumeDevice", "is also set at %s: NixOS has only one boot.resumeDevice", v.resume)
+		case n.ResumeDevice:
+			v.resume, v.resumeDevice = path, n.Device
 		}
 	case *LUKS:
 		v.luks(path, n)
@@ -114,12 +141,13 @@ func (v *validator) content(path string, node Node) {
 		v.member("bcachefs_filesystems", n.Filesystem, path+".filesystem", n.Device)
 	case *BTRFS:
 		v.mountpoint(path+".mountpoint", n.Mountpoint)
-		v.swapfiles(path+".swap", n.Swap)
+		v.swapfiles(path, n.Mountpoint, n.Swap)
 		for _, key := range sortedMapKeys(n.Subvolumes) {
 			sv := n.Subvolumes[key]
 			svPath := attrPath(path+".subvolumes", key)
+			v.subvolumeName(namePath(svPath, key, sv.Name), sv.Name, "subvol=")
 			v.mountpoint(svPath+".mountpoint", sv.Mountpoint)
-			v.swapfiles(svPath+".swap", sv.Swap)
+			v.swapfiles(svPath, sv.Mountpoint, sv.Swap)
 		}
 	}
 }
@@ -129,21 +157,30 @@ func (v *validator) gpt(path string, g *GPT) {
 	for _, key := range sortedMapKeys(g.Partitions) {
 		p := g.Partitions[key]
 		pPath := attrPath(path+".partitions", key)
-		sizeOK := gptSize.MatchString(p.Size)
+		sizeOK := patterns["gptSize"].MatchString(p.Size)
 		if !sizeOK {
 			v.add(pPath+".size", "%q is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100%% %s", p.Size, sizeExamples)
 		}
 		if p.Size == "100%" {
 			fillers = append(fillers, key)
 		}
-		if !sgdiskPos.MatchString(p.Start) {
-			v.add(pPath+".start", "%q is not a position sgdisk understands (examples: 0, 1M, 2048s)", p.Start)
+		if _, err := ParsePosition(p.Start); err != nil {
+			v.add(pPath+".start", "%v", err)
 		}
-		if sizeOK && !sgdiskPos.MatchString(p.End) {
-			v.add(pPath+".end", "%q is not a position sgdisk understands (examples: +500M, -10M, -0)", p.End)
+		if _, err := ParsePosition(p.End); err != nil && sizeOK {
+			if p.End == "+"+p.Size { // the end was derived from the size
+				v.add(pPath+".size", "%q is too large (at most 4 EiB)", p.Size)
+			} else {
+				v.add(pPath+".end", "%v", err)
+			}
+		}
+		if p.Alignment != nil && *p.Alignment < 0 {
+			v.add(pPath+".alignment", "%d is not an alignment: use a number of sectors, or 0 for sgdisk's default", *p.Alignment)
 		}
 		if !gptTypeCode.MatchString(p.Type) && !guid.MatchString(p.Type) {
 			v.add(pPath+".type", "%q is not a partition type: use a 4-digit sgdisk code such as EF00, EF02, 8300, 8200 or a type GUID", p.Type)
+		} else if _, known := SgdiskTypes[strings.ToUpper(p.Type)]; gptTypeCode.MatchString(p.Type) && !known {
+			v.add(pPath+".type", "%q is not a partition type code sgdisk knows (sgdisk -L lists them; or use a type GUID)", p.Type)
 		}
 		if p.UUID != "" {
 			v.uuid(pPath+".uuid", p.UUID)
@@ -158,8 +195,11 @@ func (v *validator) gpt(path string, g *GPT) {
 			}
 		}
 		for i, bit := range p.Attributes {
-			if bit < 0 || bit > 63 {
+			switch {
+			case bit < 0 || bit > 63:
 				v.add(indexPath(pPath+".attributes", i), "%d is not a GPT attribute bit (0 to 63)", bit)
+			case bit > 2 && bit < 48:
+				v.add(indexPath(pPath+".attributes", i), "bit %d is reserved by UEFI and cannot be set (use 0, 1, 2 or 48 to 63)", bit)
 			}
 		}
 		v.content(pPath+".content", p.Content)
@@ -173,10 +213,10 @@ func (v *validator) table(path string, t *Table) {
 	primaries, extended := 0, 0
 	for i, p := range t.Partitions {
 		pPath := indexPath(path+".partitions", i)
-		if !partedPos.MatchString(p.Start) {
+		if !patterns["partedPosition"].MatchString(p.Start) {
 			v.add(pPath+".start", "%q is not a position parted understands (examples: 1MiB, 0%%, 50%%)", p.Start)
 		}
-		if !partedPos.MatchString(p.End) {
+		if !patterns["partedPosition"].MatchString(p.End) {
 			v.add(pPath+".end", "%q is not a position parted understands (examples: 512MiB, 100%%)", p.End)
 		}
 		switch {
@@ -203,6 +243,18 @@ func (v *validator) table(path string, t *Table) {
 }
 
 func (v *validator) luks(path string, l *LUKS) {
+	if l.Name == "" {
+		v.add(path+".name", "must not be empty: it names the opened container /dev/mapper/NAME")
+	}
+	v.toolName(path+".name", l.Name, "cryptsetup")
+	if first, dup := v.luksNames[l.Name]; dup && l.Name != "" {
+		v.add(path+".name", "%q is also the name of the LUKS container at %s: device-mapper names must be unique", l.Name, first)
+	} else {
+		v.luksNames[l.Name] = path
+	}
+	for _, key := range sortedMapKeys(l.Settings) {
+		v.nixNumbers(attrPath(path+".settings", key), l.Settings[key])
+	}
 	v.optionalAbsolute(path+".passwordFile", l.PasswordFile)
 	v.optionalAbsolute(path+".keyFile", l.KeyFile)
 	for i, f := range l.AdditionalKeyFiles {
@@ -211,12 +263,14 @@ func (v *validator) luks(path string, l *LUKS) {
 	v.content(path+".content", l.Content)
 }
 
-func (v *validator) lvmVG(path string, vg *LVMVG) {
+func (v *validator) lvmVG(path, key string, vg *LVMVG) {
+	v.toolName(namePath(path, key, vg.Name), vg.Name, "vgcreate")
 	var fillers []string
 	for _, key := range sortedMapKeys(vg.LVs) {
 		lv := vg.LVs[key]
 		lvPath := attrPath(path+".lvs", key)
-		if !lvSize.MatchString(lv.Size) {
+		v.toolName(namePath(lvPath, key, lv.Name), lv.Name, "lvcreate")
+		if !patterns["lvSize"].MatchString(lv.Size) {
 			v.add(lvPath+".size", "%q is not a size: use a number with an optional unit (10G, 512M) or a percentage (100%%FREE, 50%%VG)", lv.Size)
 		}
 		if (lv.Size == "100%" || strings.EqualFold(lv.Size, "100%FREE")) && lv.LVMType != "thinlv" {
@@ -237,7 +291,8 @@ func (v *validator) lvmVG(path string, vg *LVMVG) {
 	}
 }
 
-func (v *validator) zpool(path string, pool *Zpool) {
+func (v *validator) zpool(path, key string, pool *Zpool) {
+	v.toolName(namePath(path, key, pool.Name), pool.Name, "zpool")
 	v.datasetMountpoint(path+".mountpoint", pool.Mountpoint, pool.RootFsOptions)
 	for _, key := range sortedMapKeys(pool.Datasets) {
 		dsPath := attrPath(path+".datasets", key)
@@ -245,7 +300,7 @@ func (v *validator) zpool(path string, pool *Zpool) {
 		case *ZFSFS:
 			v.datasetMountpoint(dsPath+".mountpoint", ds.Mountpoint, ds.Options)
 		case *ZFSVolume:
-			if !zvolSize.MatchString(ds.Size) {
+			if !patterns["zvolSize"].MatchString(ds.Size) {
 				v.add(dsPath+".size", "%q is not a size (examples: 10M, 4G)", ds.Size)
 			}
 			v.content(dsPath+".content", ds.Content)
@@ -263,13 +318,20 @@ func (v *validator) datasetMountpoint(path, mp string, options map[string]string
 	}
 }
 
-func (v *validator) swapfiles(path string, files map[string]*Swapfile) {
+// swapfiles checks the swap files of the filesystem or subvolume at path, mounted at
+// mountpoint.
+func (v *validator) swapfiles(path, mountpoint string, files map[string]*Swapfile) {
 	for _, key := range sortedMapKeys(files) {
 		f := files[key]
-		if !swapfileSize.MatchString(f.Size) {
-			v.add(attrPath(path, key)+".size", "%q is not a swap file size: a whole number with a K, M, G, T or P suffix (examples: 512M, 4G)", f.Size)
+		fPath := attrPath(path+".swap", key)
+		if !patterns["swapfileSize"].MatchString(f.Size) {
+			v.add(fPath+".size", "%q is not a swap file size: a whole number with a K, M, G, T or P suffix (examples: 512M, 4G)", f.Size)
 		}
-		v.nonEmpty(attrPath(path, key)+".options", f.Options)
+		if mountpoint == "" {
+			// NixOS finds a swap file by its path in the mounted system.
+			v.add(fPath, "a swap file needs its filesystem or subvolume to be mounted: set mountpoint at %s", path)
+		}
+		v.nonEmpty(fPath+".options", f.Options)
 	}
 }
 
@@ -378,11 +440,103 @@ func (v *validator) optionalAbsolute(path, value string) {
 }
 
 func (v *validator) absolute(path, value, what string) bool {
-	if !strings.HasPrefix(value, "/") || strings.ContainsAny(value, "\x00\n") {
+	switch {
+	case strings.ContainsRune(value, 0):
+		return false // noNUL reports it
+	case strings.ContainsAny(value, "\n\r"):
+		v.add(path, "%q contains a line break, which fstab and the scripts' messages cannot carry (%s)", value, what)
+	case !strings.HasPrefix(value, "/"):
 		v.add(path, "%q is not %s", value, what)
-		return false
+	default:
+		return true
 	}
-	return true
+	return false
+}
+
+// toolName refuses a name that a tool would read as an option: the scripts pass names
+// such as a LUKS, volume group or pool name as plain arguments (cryptsetup open DEV NAME,
+// vgcreate NAME PVS, zpool create NAME ...), where "-f" or "--help" changes what the tool
+// does instead of naming something.
+func (v *validator) toolName(path, name, tool string) {
+	if strings.HasPrefix(name, "-") {
+		v.add(path, "%q starts with \"-\", which %s would read as an option (use a name that starts with a letter or digit)", name, tool)
+	}
+}
+
+// subvolumeName refuses a subvolume name that the mount option carrying it (subvol= for
+// btrfs, X-mount.subdir= for bcachefs) cannot hold: mount splits options at commas and
+// reads double quotes as quoting, so `@a"b` silently mounts the top level instead, and a
+// "." or ".." component would create the subvolume outside the filesystem's mount.
+func (v *validator) subvolumeName(path, name, option string) {
+	if i := strings.IndexAny(name, "\",\\"); i >= 0 {
+		v.add(path, "%q contains %q, which the mount option %sNAME cannot carry (use letters, digits, spaces and other punctuation)", name, name[i:i+1], option)
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == "." || c == ".." {
+			v.add(path, "%q has a %q component: a subvolume must lie inside its filesystem", name, c)
+			break
+		}
+	}
+	if strings.Trim(name, "/") == "" {
+		v.add(path, "%q names the top level of the filesystem, not a subvolume", name)
+	}
+}
+
+// nixNumbers refuses numbers in a free-form value (LUKS settings) that Nix cannot hold:
+// whole numbers beyond 64 bits are written as floats, and floats beyond float64 not at all.
+func (v *validator) nixNumbers(path string, value any) {
+	switch val := value.(type) {
+	case json.Number:
+		if _, err := val.Float64(); err != nil {
+			v.add(path, "%s is not a number Nix can hold", val)
+		}
+	case []any:
+		for i, item := range val {
+			v.nixNumbers(indexPath(path, i), item)
+		}
+	case map[string]any:
+		for _, key := range sortedMapKeys(val) {
+			v.nixNumbers(attrPath(path, key), val[key])
+		}
+	}
+}
+
+// noNUL refuses NUL bytes in every string of the layout: no command line, fstab or Nix
+// string can hold one.
+func (v *validator) noNUL(path string, val reflect.Value) {
+	switch val.Kind() {
+	case reflect.String:
+		if strings.ContainsRune(val.String(), 0) {
+			v.add(path, "%q contains a NUL byte, which no command line or Nix string can carry", val.String())
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !val.IsNil() {
+			v.noNUL(path, val.Elem())
+		}
+	case reflect.Slice:
+		for i := range val.Len() {
+			v.noNUL(indexPath(path, i), val.Index(i))
+		}
+	case reflect.Map:
+		keys := val.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		for _, k := range keys {
+			kp := attrPath(path, k.String())
+			if strings.ContainsRune(k.String(), 0) {
+				v.add(kp, "the name contains a NUL byte, which no command line or Nix string can carry")
+				continue
+			}
+			v.noNUL(kp, val.MapIndex(k))
+		}
+	case reflect.Struct:
+		if val.Type() == reflect.TypeFor[ZpoolMode]() {
+			v.noNUL(path, reflect.ValueOf(val.Interface().(ZpoolMode).Topology))
+			return
+		}
+		for _, f := range jsonFields(val.Type()) {
+			v.noNUL(attrPath(path, f.name), val.FieldByIndex(f.index))
+		}
+	}
 }
 
 func (v *validator) uuid(path, value string) {
