@@ -5,12 +5,12 @@
 //
 // Each layout gets one guest whose virtio disks stand in for the layout's
 // disks (sorted by name: /dev/vda, /dev/vdb, ...) and goes through disko's
-// own test cycle: format, mount, mount again, write a file, unmount, unmount
-// again, mount, format again (the file survives), destroy,format,mount,
-// unmount and destroy (the disks are blank). After each step the guest's
-// state is read from the tools' JSON or stable output (findmnt, lsblk,
-// cryptsetup, lvs, mdadm, /proc/swaps, wipefs) and compared with what the
-// layout and its NixOS configuration (internal/codegen/nixos) say.
+// own test cycle, as internal/vmcycle runs it (the same code as
+// `disko-compile vm-test`): format, mount, mount again, write a file,
+// unmount, unmount again, mount, format again (the file survives),
+// destroy,format,mount, unmount and destroy (the disks are blank), with the
+// guest's state checked after each step. This package picks the disk sizes
+// and shares guests between layouts.
 //
 // ZFS and bcachefs layouts are not run: Debian's kernel has neither.
 //

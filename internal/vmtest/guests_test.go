@@ -2,14 +2,11 @@ package vmtest
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path"
-	"strings"
 	"testing"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
+	"github.com/diskoanywhere/diskoanywhere/internal/vmcycle"
 )
 
 // worker runs layouts one after the other in its guest, and boots a new guest when the
@@ -63,7 +60,7 @@ func (w *worker) failed(t *testing.T) {
 		return
 	}
 	if b, err := os.ReadFile(w.vm.ConsoleLog()); err == nil {
-		t.Logf("guest console, last lines:\n%s", tail(string(b), 30))
+		t.Logf("guest console, last lines:\n%s", vmcycle.Tail(string(b), 30))
 	}
 	w.stop()
 }
@@ -74,35 +71,3 @@ func (w *worker) stop() {
 		w.vm, w.key = nil, ""
 	}
 }
-
-// guestFiles are put into every guest before it boots: the key files, the probe, the
-// cryptsetup stand-in, and the f2fs kernel module with what it depends on (under
-// f2fsModules, in load order), which the guest image may lack.
-func guestFiles(kernelRelease string) ([]testvm.File, error) {
-	files := []testvm.File{
-		{GuestPath: probePath, Data: []byte(probeScript), Mode: 0o755},
-		{GuestPath: toolDir + "/cryptsetup", Data: []byte(cryptsetupStandIn), Mode: 0o755},
-	}
-	for p, content := range keyFiles {
-		files = append(files, testvm.File{GuestPath: p, Data: []byte(content), Mode: 0o600})
-	}
-	out, err := exec.Command("modprobe", "--set-version", kernelRelease, "--show-depends", "f2fs").Output()
-	if err != nil {
-		return nil, fmt.Errorf("modprobe --show-depends f2fs for kernel %s: %w", kernelRelease, err)
-	}
-	var order []string
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || f[0] != "insmod" {
-			continue
-		}
-		guest := fmt.Sprintf("%s/%02d-%s", f2fsModules, len(order), path.Base(f[1]))
-		files = append(files, testvm.File{GuestPath: guest, HostPath: f[1], Mode: 0o644})
-		order = append(order, guest)
-	}
-	files = append(files, testvm.File{GuestPath: f2fsModules + "/order", Data: []byte(strings.Join(order, "\n") + "\n"), Mode: 0o644})
-	return files, nil
-}
-
-// f2fsModules holds the f2fs module files in the guest.
-const f2fsModules = "/opt/vmtest/modules"

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
-	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/eval"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
+	"github.com/diskoanywhere/diskoanywhere/internal/vmcycle"
 )
 
 const (
@@ -26,22 +25,7 @@ const (
 	corpusDir = "../../../shared/corpus/disko-examples"
 	// fakeLib is internal/eval's stand-in for nixpkgs' lib, for with-lib.nix.
 	fakeLib = "../eval/testdata/fakelib"
-	// root is where the scripts mount the installed system.
-	root = "/mnt"
-	// toolDir is put in front of the scripts' PATH (codegen.Options.PathDirs, the way
-	// the Nix package injects its tools); it holds the cryptsetup stand-in of fastLUKS.
-	toolDir = "/opt/vmtest/bin"
 )
-
-// Key files that layouts name, created in the guest before anything runs, with the
-// contents disko's own tests give them.
-var keyFiles = map[string]string{
-	"/tmp/secret.key":           "secretsecret",
-	"/tmp/additionalSecret.key": "additionalSecret",
-}
-
-// passphrase is what the askPassword layout is told on the terminal.
-const passphrase = "typed passphrase"
 
 // diskMiB are the disk sizes of each layout, as small as its partitions allow: the
 // files are sparse, but every MiB costs under TCG in mkfs, md resync and LVM mirror
@@ -106,23 +90,18 @@ func classKey(class []int64) string {
 
 // defaultPBKDF lists the layouts formatted with cryptsetup's own key derivation
 // (argon2id, tuned by a benchmark to ~2 s per unlock, which is ~5 s under TCG); the
-// others get a cheap one from the cryptsetup stand-in (see fastLUKS), unless their
-// extraFormatArgs choose one.
+// others get a cheap one from the cryptsetup stand-in (vmcycle.Options.FastLUKS),
+// unless their extraFormatArgs choose one.
 var defaultPBKDF = map[string]bool{"luks-interactive-login": true}
 
 // layout is one layout under test.
 type layout struct {
-	name    string
-	file    string
-	disks   []string // disk names, sorted: disks[i] is /dev/vd{a+i}
-	d       *config.Devices
-	want    *expect
-	sizes   []int64 // bytes the layout needs
-	class   []int64 // bytes of the guest's disks (see classOf)
-	scripts *codegen.Scripts
-	ask     bool // some LUKS container asks for its passphrase on the terminal
-	f2fs    bool // needs the f2fs module and mkfs.f2fs, which the stock guest lacks
-	skip    string
+	name  string
+	file  string
+	cycle *vmcycle.Layout // its disks, scripts and what the cycle checks
+	sizes []int64         // bytes the layout needs
+	class []int64         // bytes of the guest's disks (see classOf)
+	skip  string
 }
 
 // loadLayouts evaluates every corpus layout and this package's own ones, with the
@@ -163,63 +142,30 @@ func loadLayout(ctx context.Context, file, lib string) (*layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := config.Load(raw, config.LoadOptions{})
+	l.cycle, err = vmcycle.Compile(l.name, raw, vmcycle.Options{FastLUKS: !defaultPBKDF[l.name]})
+	if errors.Is(err, vmcycle.ErrUnsupported) {
+		l.skip = vmcycle.ErrUnsupported.Error()
+		return l, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if len(plain.Zpool) > 0 || len(plain.BcachefsFilesystems) > 0 {
-		l.skip = "ZFS and bcachefs are not in Debian's kernel; their scripts are checked by internal/codegen's golden tests"
-		return l, nil
-	}
-	l.disks = slices.Sorted(func(yield func(string) bool) {
-		for name := range plain.Disk {
-			if !yield(name) {
-				return
-			}
-		}
-	})
-	if len(l.disks) > 26 {
-		return nil, fmt.Errorf("%d disks: more than /dev/vda../dev/vdz", len(l.disks))
-	}
-	devices := map[string]string{}
-	for i, name := range l.disks {
-		devices[name] = "/dev/vd" + string(rune('a'+i))
-	}
-	if l.d, err = config.Load(raw, config.LoadOptions{DiskDevices: devices}); err != nil {
-		return nil, err
-	}
-	if l.want, err = expectOf(l.d, root); err != nil {
-		return nil, err
-	}
-	for _, lk := range l.want.luks {
-		l.ask = l.ask || lk.ask
-	}
-	walk(l.d, func(n config.Node) {
-		if fs, ok := n.(*config.Filesystem); ok && fs.Format == "f2fs" {
-			l.f2fs = true
-		}
-	})
+	disks := len(l.cycle.Disks)
 	sizes, ok := diskMiB[l.name]
 	if !ok {
 		sizes = nil
-		for range l.disks {
+		for range disks {
 			sizes = append(sizes, defaultDiskMiB)
 		}
 	}
-	if len(sizes) != len(l.disks) {
-		return nil, fmt.Errorf("diskMiB lists %d sizes for %d disks", len(sizes), len(l.disks))
+	if len(sizes) != disks {
+		return nil, fmt.Errorf("diskMiB lists %d sizes for %d disks", len(sizes), disks)
 	}
 	for _, s := range sizes {
 		l.sizes = append(l.sizes, s*testvm.MiB)
 	}
 	l.class = classOf(l.sizes)
-	opts := codegen.Options{RootMountpoint: root}
-	if !defaultPBKDF[l.name] {
-		opts.PathDirs = toolDir
-	}
-	if l.scripts, err = codegen.Generate(l.d, opts); err != nil {
-		return nil, err
-	}
+	l.cycle.DiskSizes = l.class
 	return l, nil
 }
 
@@ -255,7 +201,13 @@ func TestLayouts(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	files, err := guestFiles(img.KernelRelease)
+	var all []*vmcycle.Layout
+	for _, l := range layouts {
+		if l.skip == "" {
+			all = append(all, l.cycle)
+		}
+	}
+	files, err := vmcycle.GuestFiles(img.KernelRelease, all...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +259,9 @@ func TestLayouts(t *testing.T) {
 							w.failed(t)
 						}
 					}()
-					runLayout(t, ctx, vm, l)
+					if err := vmcycle.Run(ctx, vm, l.cycle, t.Logf); err != nil {
+						t.Fatal(err)
+					}
 					t.Logf("%s: %.1fs", l.name, time.Since(begin).Seconds())
 				})
 				mu.Lock()

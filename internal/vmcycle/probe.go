@@ -1,4 +1,4 @@
-package vmtest
+package vmcycle
 
 import (
 	"context"
@@ -329,7 +329,7 @@ func field(f []string, i int) string {
 func (s *state) layoutMounts() []fmEntry {
 	var out []fmEntry
 	for _, m := range s.mounts {
-		if m.Target == root || strings.HasPrefix(m.Target, root+"/") || strings.HasPrefix(m.Source, "/dev/") {
+		if m.Target == Root || strings.HasPrefix(m.Target, Root+"/") || strings.HasPrefix(m.Source, "/dev/") {
 			out = append(out, m)
 		}
 	}
@@ -535,7 +535,7 @@ func checkActive(c *check, s *state, e *expect) {
 				fill = fill || strings.HasPrefix(lv.size, "100%")
 				continue
 			}
-			size, err1 := parseSize(lv.size)
+			size, err1 := ParseSize(lv.size)
 			got, err2 := strconv.ParseInt(g.Size, 10, 64)
 			ext, err3 := strconv.ParseInt(g.ExtentSize, 10, 64)
 			if err1 != nil || err2 != nil || err3 != nil {
@@ -649,7 +649,7 @@ func missingOptions(want, got []string) []string {
 					missing = append(missing, o)
 				}
 			case strings.HasPrefix(o, "size="): // tmpfs shows its size in KiB
-				n, err := parseSize(strings.TrimPrefix(o, "size="))
+				n, err := ParseSize(strings.TrimPrefix(o, "size="))
 				if err != nil || !has(fmt.Sprintf("size=%dk", n>>10)) {
 					missing = append(missing, o)
 				}

@@ -1,4 +1,4 @@
-package vmtest
+package vmcycle
 
 import (
 	"fmt"
@@ -120,7 +120,7 @@ func expectOf(d *config.Devices, root string) (*expect, error) {
 					return
 				}
 				for _, k := range slices.Sorted(maps.Keys(files)) {
-					size, err := parseSize(files[k].Size)
+					size, err := ParseSize(files[k].Size)
 					if err != nil {
 						problems = append(problems, err.Error())
 					}
@@ -213,9 +213,9 @@ func isNil(n config.Node) bool {
 	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
-// parseSize reads a size with an optional binary K, M, G, T or P suffix (disko's
+// ParseSize reads a size with an optional binary K, M, G, T or P suffix (disko's
 // swapfile and LV sizes; "10M" is 10 MiB for both btrfs and lvcreate).
-func parseSize(s string) (int64, error) {
+func ParseSize(s string) (int64, error) {
 	num, mult := strings.TrimSpace(s), int64(1)
 	if num != "" {
 		if i := strings.IndexByte("KMGTP", num[len(num)-1]&^0x20); i >= 0 {

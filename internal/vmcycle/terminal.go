@@ -1,4 +1,4 @@
-package vmtest
+package vmcycle
 
 import (
 	"bytes"
@@ -103,7 +103,7 @@ func runOnTerminal(ctx context.Context, vm *testvm.VM, script []byte, prompts []
 	}
 	text := strings.ReplaceAll(out.String(), "\r\n", "\n")
 	if err != nil {
-		return text, counts, fmt.Errorf("%s on a terminal: %w\noutput:\n%s", cmd, err, tail(text, 30))
+		return text, counts, fmt.Errorf("%s on a terminal: %w\noutput:\n%s", cmd, err, Tail(text, 30))
 	}
 	return text, counts, nil
 }
@@ -132,8 +132,8 @@ func (n *notifyBuffer) String() string {
 	return n.b.String()
 }
 
-// tail is the last n lines of text.
-func tail(text string, n int) string {
+// Tail is the last n lines of text (a console log, a script's output), for error messages.
+func Tail(text string, n int) string {
 	ls := strings.Split(strings.TrimRight(text, "\n"), "\n")
 	if len(ls) > n {
 		ls = append([]string{"..."}, ls[len(ls)-n:]...)

@@ -1,4 +1,4 @@
-package vmtest
+package vmcycle
 
 import (
 	"context"
@@ -7,93 +7,104 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
-// cryptsetupStandIn is the test-only cryptsetup on the scripts' PATH (toolDir): luksFormat
-// and luksAddKey get PBKDF2 with 1000 iterations unless the command line already chooses
-// a key derivation, because argon2id, benchmarked to ~2 s per unlock on real hardware,
-// costs ~5 s per unlock and ~8 s per format under TCG, and the cycle unlocks each
-// container several times. Everything else goes to the real cryptsetup unchanged. The
-// layouts themselves are not changed.
-const cryptsetupStandIn = `#!/bin/bash
-case " $* " in
-*" luksFormat "* | *" luksAddKey "*)
-	case " $* " in
-	*" --pbkdf"* | *" --iter-time"* | *" -i "*) ;;
-	*) set -- --pbkdf pbkdf2 --pbkdf-force-iterations 1000 "$@" ;;
-	esac
-	;;
-esac
-exec /usr/sbin/cryptsetup "$@"
-`
-
 // cycle is one layout's run through disko's test cycle in its guest.
 type cycle struct {
-	t    *testing.T
 	ctx  context.Context
 	vm   *testvm.VM
-	l    *layout
+	l    *Layout
+	logf func(format string, args ...any)
 	args []string // of the probe
 }
 
-// runLayout runs l's cycle in vm; each step is timed and followed by a check of the
-// guest's state.
-func runLayout(t *testing.T, ctx context.Context, vm *testvm.VM, l *layout) {
-	c := &cycle{t: t, ctx: ctx, vm: vm, l: l, args: probeArgs(l.want)}
-	c.step("setup", c.setup)
-
-	if l.ask {
-		c.step("format without a terminal is refused", func() error {
-			_, _, err := vm.RunScript(ctx, l.scripts.Format)
-			if err == nil || !strings.Contains(err.Error(), "stdin is not a terminal") {
-				return fmt.Errorf("format with stdin not a terminal: %v, want a refusal naming the terminal", err)
-			}
-			return nil
-		})
-	}
-	c.script("format", 2, formatted)
-	if l.ask {
-		c.step("typed passphrase opens the container", c.checkTypedPassphrase)
-	}
-	c.step("key files open the containers", c.checkKeyFiles)
-	c.script("mount", 0, mounted)
-	c.script("mount", 0, mounted) // again: nothing changes
-	c.step("write files", c.writeFiles)
-	c.script("unmount", 0, unmounted)
-	c.script("unmount", 0, unmounted) // again
-	c.script("mount", 1, mounted)
-	c.step("files survived unmount", func() error { return c.checkFiles(true) })
-	c.script("format", 0, mounted) // again, mounted: keeps everything
-	c.step("files survived format", func() error { return c.checkFiles(true) })
-	c.script("destroy,format,mount", 2, mounted, "--yes-wipe-all-disks")
-	c.step("files are gone after destroy,format,mount", func() error { return c.checkFiles(false) })
-	c.script("unmount", 0, unmounted)
-	if l.ask {
-		c.step("destroy asks for consent", c.refuseDestroy)
-		c.step("destroy", func() error {
-			return c.onTerminal(l.scripts.Destroy, 0, 1)
-		})
-		c.step("blank", c.checkBlank)
-	} else {
-		c.script("destroy", 0, noCheck, "--yes-wipe-all-disks")
-		c.step("blank", c.checkBlank)
-	}
+// StepError is a step of the cycle that failed.
+type StepError struct {
+	Step string
+	Err  error
 }
 
-// step runs f as a named, timed step; a failure ends the test.
-func (c *cycle) step(name string, f func() error) {
-	c.t.Helper()
+func (e *StepError) Error() string { return e.Step + ": " + e.Err.Error() }
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// Run takes l through disko's test cycle in vm, whose disks must be blank and sized
+// l.DiskSizes and which got GuestFiles before it booted: format, mount, mount again,
+// write a file, unmount, unmount again, mount, format again (the file survives),
+// destroy,format,mount, unmount and destroy (the disks are blank). Each step is timed
+// (one line to logf) and followed by a check of the guest's state. The first failing
+// step ends the cycle with a *StepError.
+func Run(ctx context.Context, vm *testvm.VM, l *Layout, logf func(format string, args ...any)) error {
+	c := &cycle{ctx: ctx, vm: vm, l: l, logf: logf, args: probeArgs(l.want)}
+	return c.run()
+}
+
+func (c *cycle) run() error {
+	l := c.l
+	steps := []func() error{func() error { return c.step("setup", c.setup) }}
+	if l.ask {
+		steps = append(steps, func() error {
+			return c.step("format without a terminal is refused", func() error {
+				_, _, err := c.vm.RunScript(c.ctx, l.Scripts.Format)
+				if err == nil || !strings.Contains(err.Error(), "stdin is not a terminal") {
+					return fmt.Errorf("format with stdin not a terminal: %v, want a refusal naming the terminal", err)
+				}
+				return nil
+			})
+		})
+	}
+	steps = append(steps, c.script("format", 2, formatted))
+	if l.ask {
+		steps = append(steps, func() error { return c.step("typed passphrase opens the container", c.checkTypedPassphrase) })
+	}
+	steps = append(steps,
+		func() error { return c.step("key files open the containers", c.checkKeyFiles) },
+		c.script("mount", 0, mounted),
+		c.script("mount", 0, mounted), // again: nothing changes
+		func() error { return c.step("write files", c.writeFiles) },
+		c.script("unmount", 0, unmounted),
+		c.script("unmount", 0, unmounted), // again
+		c.script("mount", 1, mounted),
+		func() error { return c.step("files survived unmount", func() error { return c.checkFiles(true) }) },
+		c.script("format", 0, mounted), // again, mounted: keeps everything
+		func() error { return c.step("files survived format", func() error { return c.checkFiles(true) }) },
+		c.script("destroy,format,mount", 2, mounted, "--yes-wipe-all-disks"),
+		func() error {
+			return c.step("files are gone after destroy,format,mount", func() error { return c.checkFiles(false) })
+		},
+		c.script("unmount", 0, unmounted),
+	)
+	if l.ask {
+		steps = append(steps,
+			func() error { return c.step("destroy asks for consent", c.refuseDestroy) },
+			func() error {
+				return c.step("destroy", func() error { return c.onTerminal(l.Scripts.Destroy, 0, 1) })
+			})
+	} else {
+		steps = append(steps, c.script("destroy", 0, noCheck, "--yes-wipe-all-disks"))
+	}
+	steps = append(steps, func() error { return c.step("blank", c.checkBlank) })
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step runs f as a named, timed step.
+func (c *cycle) step(name string, f func() error) error {
 	start := time.Now()
 	err := f()
-	c.t.Logf("%-45s %5.1fs", name, time.Since(start).Seconds())
+	c.logf("%-45s %5.1fs", name, time.Since(start).Seconds())
 	if err != nil {
-		c.t.Fatalf("%s: %v", name, err)
+		return &StepError{Step: name, Err: err}
 	}
+	return nil
 }
 
 // phase is the state a script leaves the layout in, which the step then checks.
@@ -106,37 +117,38 @@ const (
 	unmounted       // checkUnmounted
 )
 
-// script runs the script of a mode as a step, then checks that the layout is in phase
-// ph. A layout that asks for passphrases runs it on a terminal and must be asked `asks`
-// times (once per passphrase typed, twice when formatting a container).
-func (c *cycle) script(mode string, asks int, ph phase, args ...string) {
-	c.t.Helper()
-	s, err := c.l.scripts.ByMode(mode)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	name := strings.TrimSpace(mode + " " + strings.Join(args, " "))
-	c.step(name, func() error {
-		if c.l.ask {
-			if err := c.onTerminal(s, asks, 0, args...); err != nil {
-				return err
-			}
-		} else if _, _, err := c.vm.RunScript(c.ctx, s, args...); err != nil {
-			return err
-		}
-		if ph == noCheck {
-			return nil
-		}
-		st, err := c.probe(ph)
+// script is a step that runs the script of a mode, then checks that the layout is in
+// phase ph. A layout that asks for passphrases runs it on a terminal and must be asked
+// `asks` times (once per passphrase typed, twice when formatting a container).
+func (c *cycle) script(mode string, asks int, ph phase, args ...string) func() error {
+	return func() error {
+		s, err := c.l.Scripts.ByMode(mode)
 		if err != nil {
 			return err
 		}
-		check := map[phase]func(*state, *expect) error{formatted: checkFormatted, mounted: checkMounted, unmounted: checkUnmounted}[ph]
-		if err := check(st, c.l.want); err != nil {
-			return fmt.Errorf("after %s: %w", name, err)
-		}
-		return nil
-	})
+		name := strings.TrimSpace(mode + " " + strings.Join(args, " "))
+		return c.step(name, func() error {
+			if c.l.ask {
+				if err := c.onTerminal(s, asks, 0, args...); err != nil {
+					return err
+				}
+			} else if _, _, err := c.vm.RunScript(c.ctx, s, args...); err != nil {
+				return err
+			}
+			if ph == noCheck {
+				return nil
+			}
+			st, err := c.probe(ph)
+			if err != nil {
+				return err
+			}
+			check := map[phase]func(*state, *expect) error{formatted: checkFormatted, mounted: checkMounted, unmounted: checkUnmounted}[ph]
+			if err := check(st, c.l.want); err != nil {
+				return fmt.Errorf("after %s: %w", name, err)
+			}
+			return nil
+		})
+	}
 }
 
 // onTerminal runs script on a terminal, typing the passphrase when asked (it must be
@@ -144,15 +156,15 @@ func (c *cycle) script(mode string, asks int, ph phase, args ...string) {
 // consenting to destroy `yes` times.
 func (c *cycle) onTerminal(script []byte, asks, yes int, args ...string) error {
 	out, n, err := runOnTerminal(c.ctx, c.vm, script,
-		[]prompt{{passphrasePrompt, passphrase}, {consentPrompt, "yes"}}, args...)
+		[]prompt{{passphrasePrompt, Passphrase}, {consentPrompt, "yes"}}, args...)
 	if err != nil {
 		return err
 	}
-	if strings.Contains(out, passphrase) {
-		return fmt.Errorf("the passphrase was echoed:\n%s", tail(out, 20))
+	if strings.Contains(out, Passphrase) {
+		return fmt.Errorf("the passphrase was echoed:\n%s", Tail(out, 20))
 	}
 	if n[0] != asks || n[1] != yes {
-		return fmt.Errorf("asked for the passphrase %d times and for consent %d times, want %d and %d; output:\n%s", n[0], n[1], asks, yes, tail(out, 20))
+		return fmt.Errorf("asked for the passphrase %d times and for consent %d times, want %d and %d; output:\n%s", n[0], n[1], asks, yes, Tail(out, 20))
 	}
 	return nil
 }
@@ -161,7 +173,7 @@ func (c *cycle) onTerminal(script []byte, asks, yes int, args ...string) error {
 // layout's disks, and loads the f2fs module when the layout needs it.
 func (c *cycle) setup() error {
 	if c.l.f2fs {
-		// From the image when it ships the module, else the copies guestFiles added.
+		// From the image when it ships the module, else the copies GuestFiles added.
 		cmd := `modprobe -q f2fs 2>/dev/null && exit 0
 while read -r m; do
 	n=${m##*/}; n=${n#*-}; n=${n%.ko}; n=${n//-/_}
@@ -176,11 +188,11 @@ done <` + f2fsModules + "/order\nmodprobe -q f2fs || grep -qw f2fs /proc/filesys
 		return err
 	}
 	var want []string
-	for i, s := range c.l.class {
+	for i, s := range c.l.DiskSizes {
 		want = append(want, fmt.Sprintf("vd%c %d disk", 'a'+i, s))
 	}
 	if got := strings.Split(strings.TrimSpace(string(out)), "\n"); !slices.Equal(got, want) {
-		return fmt.Errorf("guest block devices %q, want %q (the layout's disks, in name order %q)", got, want, c.l.disks)
+		return fmt.Errorf("guest block devices %q, want %q (the layout's disks, in name order %q)", got, want, c.l.Disks)
 	}
 	return c.checkBlank()
 }
@@ -205,8 +217,8 @@ func (c *cycle) checkBlank() error {
 	if err := checkUnmounted(st, c.l.want); err != nil {
 		problems = append(problems, err.Error())
 	}
-	for i := range c.l.disks {
-		dev := fmt.Sprintf("/dev/vd%c", 'a'+i)
+	for i := range c.l.Disks {
+		dev := VirtioDisk(i)
 		out, _, err := c.vm.Run(c.ctx, "wipefs --no-act --noheadings "+dev+"; ls -d /sys/class/block/"+path.Base(dev)+"/"+path.Base(dev)+"* 2>/dev/null || :")
 		if err != nil {
 			return err
@@ -239,7 +251,7 @@ func (c *cycle) checkKeyFiles() error {
 			return err
 		}
 		want := "pbkdf2"
-		if defaultPBKDF[c.l.name] {
+		if !c.l.FastLUKS {
 			want = "argon2id"
 		}
 		for _, line := range strings.Split(string(out), "\n") {
@@ -261,10 +273,10 @@ func (c *cycle) checkTypedPassphrase() error {
 		test := func(p string) string {
 			return "printf %s " + shell.Quote(p) + " | cryptsetup open --test-passphrase --key-file - " + shell.Quote(l.device)
 		}
-		if _, _, err := c.vm.Run(c.ctx, test(passphrase)); err != nil {
+		if _, _, err := c.vm.Run(c.ctx, test(Passphrase)); err != nil {
 			return fmt.Errorf("LUKS %s: the typed passphrase does not open it: %w", l.name, err)
 		}
-		if _, _, err := c.vm.Run(c.ctx, test("not "+passphrase)); err == nil {
+		if _, _, err := c.vm.Run(c.ctx, test("not "+Passphrase)); err == nil {
 			return fmt.Errorf("LUKS %s: a wrong passphrase opens it", l.name)
 		}
 	}
@@ -276,7 +288,7 @@ func (c *cycle) writeFiles() error {
 	cmd := "set -e\n"
 	for _, m := range c.l.want.mounts {
 		if m.persistent() {
-			cmd += fmt.Sprintf("printf %%s %s > %s\n", shell.Quote(c.l.name+" "+m.mountpoint), shell.Quote(fileName(m)))
+			cmd += fmt.Sprintf("printf %%s %s > %s\n", shell.Quote(c.l.Name+" "+m.mountpoint), shell.Quote(fileName(m)))
 		}
 	}
 	_, _, err := c.vm.Run(c.ctx, cmd+"sync\n")
@@ -295,7 +307,7 @@ func (c *cycle) checkFiles(want bool) error {
 		switch {
 		case want && err != nil:
 			problems = append(problems, fmt.Sprintf("%s is gone: %v", fileName(m), err))
-		case want && string(got) != c.l.name+" "+m.mountpoint:
+		case want && string(got) != c.l.Name+" "+m.mountpoint:
 			problems = append(problems, fmt.Sprintf("%s holds %q", fileName(m), got))
 		case !want && err == nil:
 			problems = append(problems, fmt.Sprintf("%s is still there", fileName(m)))
@@ -310,9 +322,9 @@ func (c *cycle) checkFiles(want bool) error {
 // refuseDestroy: destroy without --yes-wipe-all-disks asks on the terminal, and an
 // answer other than yes leaves the disks alone.
 func (c *cycle) refuseDestroy() error {
-	out, n, err := runOnTerminal(c.ctx, c.vm, c.l.scripts.Destroy, []prompt{{consentPrompt, "no"}})
+	out, n, err := runOnTerminal(c.ctx, c.vm, c.l.Scripts.Destroy, []prompt{{consentPrompt, "no"}})
 	if err == nil || n[0] != 1 || !strings.Contains(out, "aborted; nothing was changed") {
-		return fmt.Errorf("destroy answered no: %v (asked %d times), want it to abort; output:\n%s", err, n[0], tail(out, 20))
+		return fmt.Errorf("destroy answered no: %v (asked %d times), want it to abort; output:\n%s", err, n[0], Tail(out, 20))
 	}
 	st, err := c.probe(unmounted)
 	if err != nil {
