@@ -36,6 +36,8 @@ let
 
   # The NixOS config alone: what import-from-derivation has to build at
   # evaluation time, so it depends on the compiler only, not on the tools.
+  # resolved.json is the layout with every default applied (`disko-compile
+  # json`): the computed defaults the module shows in config.disko.devices.
   nixosConfig = pkgs.runCommand "${name}-nixos-config" {
     nativeBuildInputs = [ package ];
     inherit layout;
@@ -45,6 +47,7 @@ let
     cp "$layoutPath" "$out/layout.json"
     disko-compile nixos-config "$out/layout.json" > "$out/nixos-config.json"
     disko-compile nixos-config --nix "$out/layout.json" > "$out/nixos-config.nix"
+    disko-compile json "$out/layout.json" > "$out/resolved.json"
   '';
 
   # All scripts in two variants: deps/ (tools by store path, bash from the

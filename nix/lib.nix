@@ -153,6 +153,16 @@ rec {
   extraBuildAttrNames = [
     "diskoCompiled"
     "diskoNixosConfig"
+  ]
+  ++ pendingBuildAttrNames;
+
+  # disko's outputs that need a feature this project does not have yet; the
+  # module defines them as derivations that fail with the feature's name.
+  pendingBuildAttrNames = [
+    "installTest"
+    "vmWithDisko"
+    "diskoImages"
+    "diskoImagesScript"
   ];
 
   # `system.build` attribute -> script path inside the compiled output,
@@ -222,6 +232,260 @@ rec {
   # An empty layout has nothing to mount: the module then skips the compiler
   # entirely (no build, no import-from-derivation).
   isEmpty = layout: normalize layout == { };
+
+  # ---------------------------------------------------------------------
+  # `config.disko.devices` as disko shows it: every option of every node
+  # present, with its default. The option NAMES come from the JSON Schema
+  # (schema/disko.schema.json, generated from the Go model and drift-checked),
+  # so the structure is known without building anything; a default is a
+  # static one from the schema, or else the value `disko-compile json`
+  # computed (device paths, labels, names, priorities): `computed` is only
+  # forced when such a value is read. An option name the schema does not know
+  # is an error naming the option path.
+
+  schemaDef =
+    schema: ref:
+    let
+      m = match "#/\\$defs/(.*)" ref;
+    in
+    if m == null then throw "disko: unsupported schema reference ${ref}" else schema."$defs".${head m};
+
+  # The node definition a property holds, chosen by the value's `type` when
+  # the slot is a union (content slots, zpool datasets); null for a leaf.
+  nodeDefFor =
+    schema: prop: raw:
+    let
+      refs = filter (x: x ? "$ref") (prop.oneOf or prop.anyOf or [ ]);
+      defs = map (r: schemaDef schema r."$ref") refs;
+      byType = filter (d: (d.properties.type.const or null) == (raw.type or null)) defs;
+    in
+    if !isAttrs raw || isDerivationLike raw then
+      null
+    else if prop ? "$ref" then
+      schemaDef schema prop."$ref"
+    else if length defs == 1 then
+      head defs
+    else if defs == [ ] then
+      null
+    else if byType != [ ] then
+      head byType
+    else
+      { unknownType = map (d: d.properties.type.const or "?") defs; };
+
+  # The element schema of a map (additionalProperties) or list (items) that
+  # holds nodes; null for free-form maps and lists of plain values.
+  elementProp =
+    prop: key:
+    let
+      e = prop.${key} or null;
+    in
+    if isAttrs e && (e ? "$ref" || e ? oneOf) then e else null;
+
+  nodeSlot = prop: prop ? "$ref" || builtins.any (x: x ? "$ref") (prop.oneOf or prop.anyOf or [ ]);
+
+  resolveValue =
+    schema: path: prop: raw: computed:
+    let
+      def = nodeDefFor schema prop raw;
+      mapElem = elementProp prop "additionalProperties";
+      listElem = elementProp prop "items";
+    in
+    if def != null then
+      resolveNode schema path def raw computed
+    else if mapElem != null && isAttrs raw && !(isDerivationLike raw) then
+      mapAttrs (k: v: resolveValue schema (path ++ [ k ]) mapElem v (computed.${k} or null)) raw
+    else if listElem != null && isList raw then
+      builtins.genList (
+        i: resolveValue schema (path ++ [ "[${toString i}]" ]) listElem (builtins.elemAt raw i) (builtins.elemAt computed i)
+      ) (length raw)
+    else
+      raw;
+
+  resolveNode =
+    schema: path: def: raw: computed:
+    let
+      props = def.properties or { };
+      unknown = filter (k: !(props ? ${k}) && !(hasPrefix "_" k)) (attrNames raw);
+      internal = filter (hasPrefix "_") (attrNames raw);
+    in
+    if def ? unknownType then
+      throw "The option `${showPath (path ++ [ "type" ])}' has the value ${builtins.toJSON (raw.type or null)}, which is not one of ${concatStringsSep ", " def.unknownType}"
+    else if unknown != [ ] then
+      throw "The option `${showPath (path ++ [ (head unknown) ])}' does not exist. A ${def.title or "node"} node has: ${concatStringsSep ", " (sort (attrNames props))}"
+    else
+      mapAttrs (
+        k: prop:
+        if raw ? ${k} then
+          resolveValue schema (path ++ [ k ]) prop raw.${k} (computed.${k} or null)
+        else if prop ? default then
+          prop.default
+        # the compiler never adds nodes: an absent node slot stays empty,
+        # so reading one builds nothing
+        else if nodeSlot prop then
+          null
+        else if elementProp prop "additionalProperties" != null then
+          { }
+        else if elementProp prop "items" != null then
+          [ ]
+        else
+          computed.${k} or null
+      ) props
+      // listToAttrs (
+        map (k: {
+          name = k;
+          value = raw.${k};
+        }) internal
+      );
+
+  # The whole tree: `raw` is the merged `disko.devices` (plain data, as the
+  # compiler reads it), `computed` the compiler's `json` output for it.
+  resolveDevices =
+    schema: raw: computed:
+    resolveNode schema [ "disko" "devices" ] (schemaDef schema "#/$defs/Devices") (normalize raw) computed;
+
+  # Every option path of `raw` the schema does not know, without building
+  # anything (the module's assertion lists them all at once).
+  unknownOptions =
+    schema:
+    let
+      value =
+        path: prop: raw:
+        let
+          def = nodeDefFor schema prop raw;
+          mapElem = elementProp prop "additionalProperties";
+          listElem = elementProp prop "items";
+        in
+        if def != null then
+          node path def raw
+        else if mapElem != null && isAttrs raw then
+          concatMap (k: value (path ++ [ k ]) mapElem raw.${k}) (attrNames raw)
+        else if listElem != null && isList raw then
+          concatMap (i: value (path ++ [ "[${toString i}]" ]) listElem (builtins.elemAt raw i)) (
+            builtins.genList (i: i) (length raw)
+          )
+        else
+          [ ];
+      node =
+        path: def: raw:
+        let
+          props = def.properties or { };
+        in
+        if def ? unknownType then
+          [ "${showPath (path ++ [ "type" ])} (${builtins.toJSON (raw.type or null)} is not one of ${concatStringsSep ", " def.unknownType})" ]
+        else
+          concatMap (
+            k:
+            if hasPrefix "_" k then
+              [ ]
+            else if props ? ${k} then
+              value (path ++ [ k ]) props.${k} raw.${k}
+            else
+              [ (showPath (path ++ [ k ])) ]
+          ) (attrNames raw);
+    in
+    raw: node [ "disko" "devices" ] (schemaDef schema "#/$defs/Devices") (normalize raw);
+
+  # ---------------------------------------------------------------------
+  # The shape of the NixOS config a layout implies, computed from the layout
+  # alone (no build): which mount points, LUKS devices and boot options
+  # `disko-compile nixos-config` will set. The module defines exactly these
+  # names and reads only their VALUES from the compiler, so evaluating
+  # anything else (another option, `attrNames config.system.build`) never
+  # builds the compiler. It follows internal/codegen/nixos; the module's
+  # assertion and TestNixosShape check it against the compiler's output.
+  nixosShape =
+    layout:
+    let
+      devices = normalize layout;
+      set = v: v != null && v != "";
+      values = v: if isAttrs v then builtins.attrValues v else if isList v then v else [ ];
+      swapfiles = mp: files: if set mp && values files != [ ] then [ "swap" ] else [ ];
+      content =
+        n:
+        if !isAttrs n then
+          [ ]
+        else
+          let
+            t = n.type or null;
+          in
+          if t == "gpt" then
+            concatMap (p: content (p.content or null)) (values (n.partitions or { }))
+            ++ (if builtins.any (p: (p.type or null) == "EF02") (values (n.partitions or { })) then [ "grub" ] else [ ])
+          else if t == "table" then
+            concatMap (p: content (p.content or null)) (values (n.partitions or [ ]))
+          else if t == "filesystem" then
+            (if set (n.mountpoint or null) then [ { fs = n.mountpoint; } ] else [ ])
+          else if t == "swap" then
+            [ "swap" ] ++ (if n.resumeDevice or false then [ "resume" ] else [ ])
+          else if t == "luks" then
+            (if n.initrdUnlock or true then [ { luks = n.name or ""; } ] else [ ]) ++ content (n.content or null)
+          else if t == "btrfs" then
+            concatMap (
+              sv:
+              (if set (sv.mountpoint or null) then [ { fs = sv.mountpoint; } ] else [ ])
+              ++ swapfiles (sv.mountpoint or null) (sv.swap or { })
+            ) (values (n.subvolumes or { }))
+            ++ (if set (n.mountpoint or null) then [ { fs = n.mountpoint; } ] else [ ])
+            ++ swapfiles (n.mountpoint or null) (n.swap or { })
+          else
+            [ ];
+      zfsFs =
+        mp: options:
+        if set mp && (options.mountpoint or null) != "none" && (options.canmount or null) != "off" then
+          [ { fs = mp; } ]
+        else
+          [ ];
+      items =
+        concatMap (d: content (d.content or null)) (values (devices.disk or { }))
+        ++ concatMap (
+          vg: [ "kernelModules" ] ++ concatMap (lv: content (lv.content or null)) (values (vg.lvs or { }))
+        ) (values (devices.lvm_vg or { }))
+        ++ concatMap (md: [ "swraid" ] ++ content (md.content or null)) (values (devices.mdadm or { }))
+        ++ concatMap (
+          k:
+          let
+            mp = devices.nodev.${k}.mountpoint or k;
+          in
+          if set mp then [ { fs = mp; } ] else [ ]
+        ) (attrNames (devices.nodev or { }))
+        ++ concatMap (
+          pool:
+          zfsFs (pool.mountpoint or null) (pool.rootFsOptions or { })
+          ++ concatMap (
+            ds: if (ds.type or null) == "zfs_volume" then content (ds.content or null) else zfsFs (ds.mountpoint or null) (ds.options or { })
+          ) (values (pool.datasets or { }))
+        ) (values (devices.zpool or { }))
+        ++ concatMap (
+          fs:
+          (if set (fs.mountpoint or null) then [ { fs = fs.mountpoint; } ] else [ ])
+          ++ concatMap (sv: if set (sv.mountpoint or null) then [ { fs = sv.mountpoint; } ] else [ ]) (
+            values (fs.subvolumes or { })
+          )
+        ) (values (devices.bcachefs_filesystems or { }));
+      flags = filter isString items;
+      named = key: sort (unique (concatMap (i: if isAttrs i && i ? ${key} then [ i.${key} ] else [ ]) items));
+    in
+    {
+      fileSystems = named "fs";
+      luksDevices = named "luks";
+      swapDevices = elem "swap" flags;
+      resumeDevice = elem "resume" flags;
+      kernelModules = elem "kernelModules" flags;
+      swraid = elem "swraid" flags;
+      grubDevices = elem "grub" flags;
+    };
+
+  # The shape of a NixOS config as the compiler wrote it, in the terms of
+  # nixosShape (the module asserts the two agree).
+  shapeOf = cfg: {
+    fileSystems = sort (attrNames (cfg.fileSystems or { }));
+    luksDevices = sort (attrNames (cfg.boot.initrd.luks.devices or { }));
+    swapDevices = (cfg.swapDevices or [ ]) != [ ];
+    resumeDevice = (cfg.boot or { }) ? resumeDevice;
+    kernelModules = (cfg.boot.initrd or { }) ? kernelModules;
+    swraid = cfg.boot.swraid.enable or false;
+    grubDevices = (cfg.boot.loader.grub or { }) ? devices;
+  };
 
   # ---------------------------------------------------------------------
   # Option merging of `disko.devices` (see types.nix). disko's options are
@@ -392,7 +656,6 @@ rec {
     "fileSystems"
     "swapDevices"
     "boot"
-    "networking"
   ];
 
   splitNixosConfig =

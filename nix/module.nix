@@ -1,5 +1,14 @@
 # NixOS module: a drop-in for disko's `disko.*` options.
 #
+# Evaluation builds nothing unless a value that only the compiler knows is
+# read: the attribute NAMES this module defines (fileSystems mount points,
+# LUKS device names, system.build names, the option tree of disko.devices)
+# are computed in Nix from the layout and the schema; only leaf VALUES
+# (a mount's device, a computed partition label) come from the compiler.
+# NixOS declares fileSystems, boot, swapDevices as option trees, so an
+# attribute set whose names needed a build would make every evaluation that
+# touches `boot.*` build the compiler.
+#
 # `disko.devices` takes the same tree as disko (see types.nix for how
 # definitions from several modules merge). The tree is serialised with
 # `builtins.toJSON` and compiled by `disko-compile` in a derivation, which
@@ -22,34 +31,49 @@
 # `disko.devices`. See nix/README.md.
 {
   config,
+  options,
   lib,
   pkgs,
+  extendModules,
   ...
 }:
 let
   cfg = config.disko;
   pure = import ./lib.nix;
   diskoTypes = import ./types.nix { inherit lib; };
+  # The option names and static defaults of every node type, generated from
+  # the Go model (internal/config) and drift-checked like the docs.
+  schema = builtins.fromJSON (builtins.readFile ../schema/disko.schema.json);
+
+  # The merged definitions of disko.devices as plain data, without the
+  # defaults that config.disko.devices shows: what the compiler reads.
+  devicesOption = options.disko.devices;
+  raw = (lib.mergeDefinitions devicesOption.loc devicesOption.type devicesOption.definitionsWithLocations).mergedValue;
 
   compiled = import ./compile.nix {
     inherit pkgs;
     inherit (cfg) package rootMountPoint checkScripts;
-    devices = cfg.devices;
+    devices = raw;
   };
 
-  empty = pure.isEmpty cfg.devices;
+  empty = pure.isEmpty raw;
+
+  # Read from a build result (import-from-derivation): forced only when a
+  # value below is read, never to learn an attribute name.
+  fromBuild = file: builtins.fromJSON (builtins.readFile "${compiled.nixosConfig}/${file}");
 
   # The NixOS config the layout implies, from the committed file or by IFD.
-  nixosConfig =
-    if empty then
-      { }
-    else if cfg.generatedConfig != null then
-      import cfg.generatedConfig
-    else
-      builtins.fromJSON (builtins.readFile "${compiled.nixosConfig}/nixos-config.json");
+  nixosConfig = if cfg.generatedConfig != null then import cfg.generatedConfig else fromBuild "nixos-config.json";
   split = pure.splitNixosConfig nixosConfig;
+  shape = pure.nixosShape raw;
+  on = cfg.enableConfig && !empty;
 
-  requireDisks = _: v: if pure.hasDisks cfg.devices then v else throw pure.noDisksMessage;
+  # A submodule definition (a fileSystems entry, a LUKS device) whose
+  # option names are only learnt when the entry itself is read: as a module
+  # function it needs no evaluation to be counted as defined.
+  lazyEntry = value: _: { config = value; };
+
+  requireDisks = _: v: if pure.hasDisks raw then v else throw pure.noDisksMessage;
 
   deprecated = builtins.listToAttrs (
     map (d: {
@@ -57,18 +81,61 @@ let
       value = builtins.trace "the .${d.attr} output is deprecated, please use .${d.target} instead" compiled.scripts.${d.target};
     }) pure.deprecatedScripts
   );
+
+  # disko's system.build outputs that need a feature not built yet: present
+  # (so `attrNames` and nixos-anywhere's checks see them), failing when built
+  # with the feature's name. mkDefault: the module that implements one
+  # replaces it.
+  notYet = name: feature: pkgs.runCommand "disko-${name}-not-available" {
+    message = "diskoanywhere: system.build.${name} is not available yet: it needs ${feature}, which this module does not implement yet";
+  } ''
+    echo "$message" >&2
+    exit 1
+  '';
+  pendingBuilds = {
+    installTest = notYet "installTest" "the VM install test (disko.tests.*, the --vm-test feature)";
+    vmWithDisko = notYet "vmWithDisko" "the interactive VM with the disk layout (virtualisation.vmVariantWithDisko)";
+    diskoImages = notYet "diskoImages" "disk image building (disko.imageBuilder.*)";
+    diskoImagesScript = notYet "diskoImagesScript" "disk image building (disko.imageBuilder.*)";
+  };
+
+  # disko options accepted with disko's type and default that have no effect
+  # yet, and the feature that will give them one: a warning when set.
+  pendingOptions = map (p: { path = p; feature = "disk image building"; }) (
+    map (n: [ "disko" "imageBuilder" n ]) (builtins.attrNames options.disko.imageBuilder)
+    ++ [ [ "disko" "memSize" ] ]
+  )
+  ++ map (p: { path = p; feature = "VM tests"; }) (
+    map (n: [ "disko" "tests" n ]) (builtins.attrNames options.disko.tests)
+    ++ [
+      [ "disko" "testMode" ]
+      [ "virtualisation" "vmVariantWithDisko" ]
+    ]
+  );
+  isSet = path: (lib.attrByPath path { } options).highestPrio or 1500 < 1500;
+
+  pendingNote = feature: "Accepted for compatibility with disko; has no effect yet (needs ${feature}); setting it prints a warning.";
 in
 {
+  # Importing disko's module as well declares every disko.* option twice; the
+  # module system then reports "The option `disko.…' in `<disko's file>' is
+  # already declared in `<this name>'", so this name says what to do.
+  _file = "${toString ./module.nix} (diskoanywhere's disko module: it replaces disko's, import only one: drop disko.nixosModules.disko or diskoanywhere.nixosModules.default)";
+
   options.disko = {
     devices = lib.mkOption {
       type = diskoTypes.devices;
       default = { };
+      apply = _: pure.resolveDevices schema raw (fromBuild "resolved.json");
       description = ''
         The disk layout: the same tree as disko's `disko.devices` (disk,
         mdadm, zpool, lvm_vg, nodev, bcachefs_filesystems). Definitions
-        from several modules merge as in disko. The tree is plain data,
-        validated by `disko-compile` when the scripts are built; errors name
-        the option path.
+        from several modules merge as in disko. Reading it shows every
+        option of every node with its default, as disko does: static
+        defaults (imageSize "2G", ...) from the schema, computed ones (device
+        paths, labels, names) from `disko-compile json`, built only when such
+        a value is read. An option name a node does not have is an error
+        naming the option path.
       '';
     };
 
@@ -116,8 +183,128 @@ in
         a build result during evaluation (import-from-derivation), and
         `system.build.diskoGeneratedConfigCheck` (also in `system.checks`)
         fails the build when the file no longer matches `disko.devices`.
+        Use it where import-from-derivation is disabled (Hydra, `nix flake
+        check` in restricted mode).
       '';
     };
+
+    memSize = lib.mkOption {
+      type = lib.types.int;
+      default = 1024;
+      description = "Memory (MiB) of the VM that builds images and runs tests. ${pendingNote "disk image building"}";
+    };
+
+    testMode = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      internal = true;
+      description = "True when the system runs in a VM test or the interactive VM. ${pendingNote "VM tests"}";
+    };
+
+    imageBuilder = {
+      enableBinfmt = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Emulate foreign-architecture binaries in the image builder. ${pendingNote "disk image building"}";
+      };
+      qemu = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        description = "The qemu emulator the image builder runs. ${pendingNote "disk image building"}";
+      };
+      pkgs = lib.mkOption {
+        type = lib.types.attrs;
+        default = pkgs;
+        defaultText = lib.literalExpression "pkgs";
+        description = "The package set of the image builder. ${pendingNote "disk image building"}";
+      };
+      kernelPackages = lib.mkOption {
+        type = lib.types.attrs;
+        default = config.boot.kernelPackages;
+        defaultText = lib.literalExpression "config.boot.kernelPackages";
+        description = "The kernel of the image builder. ${pendingNote "disk image building"}";
+      };
+      extraRootModules = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        example = [ "bcachefs" ];
+        description = "Extra kernel modules of the image builder. ${pendingNote "disk image building"}";
+      };
+      extraPostVM = lib.mkOption {
+        type = lib.types.lines;
+        default = ":";
+        description = "Shell code run after the images were created and moved to $out. ${pendingNote "disk image building"}";
+      };
+      extraDependencies = lib.mkOption {
+        type = lib.types.listOf lib.types.package;
+        default = [ ];
+        description = "Extra packages in the image builder. ${pendingNote "disk image building"}";
+      };
+      name = lib.mkOption {
+        type = lib.types.str;
+        default = "${config.networking.hostName}-disko-images";
+        defaultText = "\${config.networking.hostName}-disko-images";
+        description = "Name of the disk images. ${pendingNote "disk image building"}";
+      };
+      copyNixStore = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "Copy the system's closure into the images. ${pendingNote "disk image building"}";
+      };
+      copyNixStoreThreads = lib.mkOption {
+        type = lib.types.either lib.types.ints.positive (lib.types.enum [ "auto" ]);
+        default = "auto";
+        example = 4;
+        description = "Parallel threads copying the store (\"auto\": CPU cores, at most 8). ${pendingNote "disk image building"}";
+      };
+      extraConfig = lib.mkOption {
+        default = { };
+        description = "Extra NixOS config of the system installed in the images. ${pendingNote "disk image building"}";
+      };
+      imageFormat = lib.mkOption {
+        type = lib.types.enum [
+          "raw"
+          "qcow2"
+        ];
+        default = "raw";
+        description = "QEMU image format of the disk images. ${pendingNote "disk image building"}";
+      };
+    };
+
+    tests = {
+      bootCommands = lib.mkOption {
+        type = lib.types.lines;
+        default = "";
+        description = "Python test commands run while the test machine boots (e.g. typing a passphrase). ${pendingNote "VM tests"}";
+      };
+      efi = lib.mkOption {
+        type = lib.types.bool;
+        default = config.boot.loader.systemd-boot.enable || config.boot.loader.grub.efiSupport;
+        defaultText = "config.boot.loader.systemd-boot.enable || config.boot.loader.grub.efiSupport";
+        description = "Boot the install test with UEFI. ${pendingNote "VM tests"}";
+      };
+      enableOCR = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Enable OCR in the install test. ${pendingNote "VM tests"}";
+      };
+      extraChecks = lib.mkOption {
+        type = lib.types.lines;
+        default = "";
+        description = "Extra Python checks of the install test. ${pendingNote "VM tests"}";
+      };
+      extraConfig = lib.mkOption {
+        default = { };
+        description = "Extra NixOS config of the install test's machine. ${pendingNote "VM tests"}";
+      };
+    };
+  };
+
+  options.virtualisation.vmVariantWithDisko = lib.mkOption {
+    inherit ((extendModules { modules = [ ]; })) type;
+    default = { };
+    visible = "shallow";
+    description = "Machine configuration added for system.build.vmWithDisko. ${pendingNote "VM tests"}";
   };
 
   config = lib.mkMerge [
@@ -131,29 +318,57 @@ in
         // lib.optionalAttrs (cfg.generatedConfig != null) {
           diskoGeneratedConfigCheck = compiled.checkGenerated cfg.generatedConfig;
           # On demand (this one is IFD): nix eval ...system.build.diskoGeneratedConfigDiff
-          diskoGeneratedConfigDiff = pure.diffValues (import cfg.generatedConfig) (
-            builtins.fromJSON (builtins.readFile "${compiled.nixosConfig}/nixos-config.json")
-          );
-        };
+          diskoGeneratedConfigDiff = pure.diffValues (import cfg.generatedConfig) (fromBuild "nixos-config.json");
+        }
+        // builtins.mapAttrs (_: lib.mkDefault) pendingBuilds;
+
+      warnings = map (
+        o: "${lib.showOption o.path} is set, but diskoanywhere's module does not implement ${o.feature} yet: the setting has no effect"
+      ) (builtins.filter (o: isSet o.path) pendingOptions);
+
+      assertions =
+        let
+          typos = pure.unknownOptions schema raw;
+        in
+        [
+          {
+            assertion = typos == [ ];
+            message = "disko.devices: these options do not exist: ${builtins.concatStringsSep ", " typos}";
+          }
+        ];
     }
 
-    (lib.mkIf (cfg.enableConfig && cfg.generatedConfig != null && !empty) {
+    (lib.mkIf (on && cfg.generatedConfig != null) {
       system.checks = [ (compiled.checkGenerated cfg.generatedConfig) ];
     })
 
-    (lib.mkIf cfg.enableConfig {
+    (lib.mkIf on {
       assertions = [
         {
           assertion = split.unknown == [ ];
           message = "disko: disko-compile set NixOS options this module does not apply: ${builtins.concatStringsSep ", " split.unknown} (known: ${builtins.concatStringsSep ", " pure.nixosConfigKeys})";
         }
+        {
+          assertion = pure.shapeOf nixosConfig == shape;
+          message = "disko: the NixOS config from disko-compile (${builtins.toJSON (pure.shapeOf nixosConfig)}) does not have the shape this module predicted from the layout (${builtins.toJSON shape}); this is a bug of nix/lib.nix nixosShape";
+        }
       ];
-      # Named statically: computing the names from the config would be
-      # infinite recursion (as in disko's module).
-      fileSystems = split.known.fileSystems or { };
-      swapDevices = split.known.swapDevices or [ ];
-      boot = split.known.boot or { };
-      networking = split.known.networking or { };
     })
+
+    # Every name below is computed from the layout alone; the values come
+    # from the compiler (or generatedConfig) and are read only when used.
+    {
+      fileSystems = lib.mkIf on (
+        lib.genAttrs shape.fileSystems (mp: lazyEntry nixosConfig.fileSystems.${mp})
+      );
+      boot.initrd.luks.devices = lib.mkIf on (
+        lib.genAttrs shape.luksDevices (name: lazyEntry nixosConfig.boot.initrd.luks.devices.${name})
+      );
+      boot.initrd.kernelModules = lib.mkIf (on && shape.kernelModules) nixosConfig.boot.initrd.kernelModules;
+      boot.resumeDevice = lib.mkIf (on && shape.resumeDevice) nixosConfig.boot.resumeDevice;
+      boot.swraid.enable = lib.mkIf (on && shape.swraid) true;
+      boot.loader.grub.devices = lib.mkIf (on && shape.grubDevices) nixosConfig.boot.loader.grub.devices;
+      swapDevices = lib.mkIf (on && shape.swapDevices) nixosConfig.swapDevices;
+    }
   ];
 }

@@ -1,0 +1,278 @@
+package nixtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// noIFD forbids import-from-derivation outright (on top of nix-instantiate's read-only
+// mode, where any build fails): an evaluation that passes with it built nothing.
+var noIFD = []string{"--option", "allow-import-from-derivation", "false"}
+
+// jsonContains reports whether every value of want is in got at the same place (maps:
+// got may have more keys; lists and scalars: equal).
+func jsonContains(t *testing.T, got, want []byte) bool {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("decoding %s: %v", got, err)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatalf("decoding %s: %v", want, err)
+	}
+	return contains(g, w)
+}
+
+func contains(got, want any) bool {
+	if wl, ok := want.([]any); ok {
+		gl, ok := got.([]any)
+		if !ok || len(gl) != len(wl) {
+			return false
+		}
+		for i := range wl {
+			if !contains(gl[i], wl[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	wm, ok := want.(map[string]any)
+	if !ok {
+		return reflect.DeepEqual(got, want)
+	}
+	gm, ok := got.(map[string]any)
+	if !ok {
+		return false
+	}
+	for k, wv := range wm {
+		if gv, ok := gm[k]; !ok || !contains(gv, wv) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestModuleBuildsNothing: with no compiler at all and import-from-derivation forbidden,
+// everything that does not need a value only the compiler knows evaluates. NixOS-shaped
+// option trees (nixos-stub.nix) make any attribute set whose names come from a build fail
+// here, as in NixOS.
+func TestModuleBuildsNothing(t *testing.T) {
+	needNix(t)
+	lib := needLib(t)
+	tests := []struct {
+		name, modules, body, want string
+	}{
+		{"an unrelated option", `demo`, `cfg.networking.hostName`, `"nixos"`},
+		{"the names of system.build", `demo`, `builtins.length (builtins.attrNames cfg.system.build) == builtins.length (l.scriptAttrNames ++ l.extraBuildAttrNames)`, `true`},
+		{"mount points and LUKS names come from the layout", `demo`,
+			`{ fs = builtins.attrNames cfg.fileSystems; luks = builtins.attrNames cfg.boot.initrd.luks.devices; }`,
+			`{"fs":["/","/boot","/home"],"luks":["crypted"]}`},
+		{"boot options the layout does not set", `demo`,
+			`{ inherit (cfg.boot) resumeDevice; grub = cfg.boot.loader.grub.devices; swraid = cfg.boot.swraid.enable; systemd = cfg.boot.initrd.systemd.enable; swap = cfg.swapDevices; }`,
+			`{"resumeDevice":"","grub":[],"swraid":false,"systemd":false,"swap":[]}`},
+		{"enableConfig = false applies nothing", `demo { disko.enableConfig = false; }`,
+			`{ fs = cfg.fileSystems; boot = cfg.boot.initrd; swap = cfg.swapDevices; asserts = map (a: a.assertion) cfg.assertions; }`,
+			`{"fs":{},"boot":{"availableKernelModules":[],"kernelModules":[],"luks":{"devices":{}},"systemd":{"enable":false}},"swap":[],"asserts":[true]}`},
+		{"static defaults and the user's values of disko.devices", `demo`,
+			`{ inherit (cfg.disko.devices.disk.main) imageSize device destroy; t = cfg.disko.devices.disk.main.content.type; parts = builtins.attrNames cfg.disko.devices.disk.main.content.partitions; vg = builtins.attrNames cfg.disko.devices.lvm_vg; }`,
+			`{"imageSize":"2G","device":"/dev/vda","destroy":true,"t":"gpt","parts":["ESP","luks"],"vg":["pool"]}`},
+		{"every node shows every option of its type", `demo`,
+			`builtins.attrNames cfg.disko.devices.disk.main.content.partitions.ESP`,
+			`["alignment","attributes","content","device","end","hybrid","label","name","priority","size","start","type","uuid"]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got any
+			evalJSON(t, moduleExpr(t, lib, "", "[ "+tc.modules+" ]", tc.body), &got, noIFD...)
+			gb, _ := json.Marshal(got)
+			if !jsonEqual(t, gb, []byte(tc.want)) {
+				t.Errorf("got:  %s\nwant: %s", gb, tc.want)
+			}
+		})
+	}
+
+	// A value only the compiler knows is the one thing that needs a build.
+	_, stderr, err := runNix("nix-instantiate", append([]string{"--eval", "--strict", "--json"}, append(noIFD, "-E",
+		moduleExpr(t, lib, "", `[ demo ]`, `cfg.disko.devices.disk.main.content.partitions.ESP.device`))...)...)
+	if err == nil || !strings.Contains(stderr, "disko-nixos-config") {
+		t.Errorf("reading a computed device path without a compiler: err %v, want a failed build of disko-nixos-config:\n%s", err, stderr)
+	}
+}
+
+// TestModuleDiskoOptions: every option of disko's module is accepted with disko's type
+// and default; the ones without an effect yet warn when set; disko's system.build
+// outputs that need a missing feature fail when built, naming it.
+func TestModuleDiskoOptions(t *testing.T) {
+	needNix(t)
+	lib := needLib(t)
+	defaults := `{ inherit (cfg.disko) memSize testMode; ib = builtins.removeAttrs cfg.disko.imageBuilder [ "pkgs" "kernelPackages" ]; kp = cfg.disko.imageBuilder.kernelPackages == cfg.boot.kernelPackages; tests = cfg.disko.tests; vm = builtins.isAttrs cfg.virtualisation.vmVariantWithDisko; warnings = cfg.warnings; }`
+	var got any
+	evalJSON(t, moduleExpr(t, lib, "", `[ demo ]`, defaults), &got, noIFD...)
+	want := `{"memSize":1024,"testMode":false,"kp":true,"vm":true,"warnings":[],
+		"ib":{"enableBinfmt":false,"qemu":null,"extraRootModules":[],"extraPostVM":":","extraDependencies":[],"name":"nixos-disko-images","copyNixStore":true,"copyNixStoreThreads":"auto","extraConfig":{},"imageFormat":"raw"},
+		"tests":{"bootCommands":"","efi":false,"enableOCR":false,"extraChecks":"","extraConfig":{}}}`
+	if gb, _ := json.Marshal(got); !jsonEqual(t, gb, []byte(want)) {
+		t.Errorf("defaults:\ngot:  %s\nwant: %s", gb, strings.Join(strings.Fields(want), " "))
+	}
+
+	set := `{
+		disko.memSize = 2048; disko.testMode = true;
+		disko.imageBuilder = { enableBinfmt = true; qemu = "qemu-system-aarch64"; pkgs = { }; kernelPackages = { }; extraRootModules = [ "bcachefs" ]; extraPostVM = "true"; extraDependencies = [ ]; name = "img"; copyNixStore = false; copyNixStoreThreads = 4; extraConfig = { }; imageFormat = "qcow2"; };
+		disko.tests = { bootCommands = "x"; efi = true; enableOCR = true; extraChecks = "y"; extraConfig = { }; };
+		virtualisation.vmVariantWithDisko = { networking.hostName = "vm"; };
+	}`
+	var warnings []string
+	evalJSON(t, moduleExpr(t, lib, "", "[ demo "+set+" ]", `cfg.warnings`), &warnings, noIFD...)
+	if len(warnings) != 12+5+3 {
+		t.Errorf("%d warnings, want one per option set (20):\n%s", len(warnings), strings.Join(warnings, "\n"))
+	}
+	for _, w := range []string{"disko.imageBuilder.imageFormat is set", "disko.tests.efi is set", "virtualisation.vmVariantWithDisko is set", "disko.memSize is set"} {
+		if !slices.ContainsFunc(warnings, func(s string) bool { return strings.Contains(s, w) && strings.Contains(s, "no effect") }) {
+			t.Errorf("no warning says %q ... no effect:\n%s", w, strings.Join(warnings, "\n"))
+		}
+	}
+	var typeErr string
+	_, typeErr, _ = runNix("nix-instantiate", "--eval", "--strict", "-E", moduleExpr(t, lib, "", `[ demo { disko.imageBuilder.imageFormat = "vmdk"; } ]`, `cfg.disko.imageBuilder.imageFormat`))
+	if !strings.Contains(typeErr, "disko.imageBuilder.imageFormat") {
+		t.Errorf("a wrong imageFormat: want a type error naming the option, got:\n%s", typeErr)
+	}
+
+	for _, name := range []string{"installTest", "vmWithDisko", "diskoImages", "diskoImagesScript"} {
+		_, stderr, err := runNix("nix-build", "--no-out-link", "-E", moduleExpr(t, lib, "", `[ demo ]`, "cfg.system.build."+name))
+		if err == nil || !strings.Contains(stderr, "system.build."+name+" is not available yet") {
+			t.Errorf("building system.build.%s: err %v, want a failure naming the missing feature:\n%s", name, err, stderr)
+		}
+	}
+}
+
+// TestModuleTypos: an option name a node does not have is an error naming its path, both
+// when the node is read and in an assertion that lists every one (no build needed).
+func TestModuleTypos(t *testing.T) {
+	needNix(t)
+	lib := needLib(t)
+	typo := `demo { disko.devices.disk.main.contnet = { }; disko.devices.disk.main.content.partitions.ESP.content.mountpoints = "/efi"; }`
+	var msgs []string
+	evalJSON(t, moduleExpr(t, lib, "", "[ "+typo+" ]", `[ (builtins.head cfg.assertions).message ]`), &msgs, noIFD...)
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "disko.devices.disk.main.contnet") || !strings.Contains(msgs[0], "disko.devices.disk.main.content.partitions.ESP.content.mountpoints") {
+		t.Errorf("assertion messages %q, want one naming both typos", msgs)
+	}
+	msg := evalError(t, moduleExpr(t, lib, "", "[ "+typo+" ]", `cfg.disko.devices.disk.main.device`))
+	if !strings.Contains(msg, "The option `disko.devices.disk.main.contnet' does not exist") {
+		t.Errorf("reading the node: %s", msg)
+	}
+	msg = evalError(t, moduleExpr(t, lib, "", `[ { disko.devices.disk.main = { device = "/dev/vda"; content.type = "gtp"; }; } ]`, `cfg.disko.devices.disk.main.content`))
+	if !strings.Contains(msg, "disko.devices.disk.main.content.type") || !strings.Contains(msg, "gpt") {
+		t.Errorf("an unknown node type: %s", msg)
+	}
+}
+
+// TestModuleWithDiskosModule: importing disko's module as well fails with one error that
+// says which module to drop.
+func TestModuleWithDiskosModule(t *testing.T) {
+	needNix(t)
+	lib := needLib(t)
+	msg := evalError(t, moduleExpr(t, lib, "", fmt.Sprintf(`[ %s demo ]`, filepath.Join(mustAbs(t, "."), "testdata", "stand-in-disko-module.nix")), `cfg.system.build.diskoScript.name`))
+	if !strings.Contains(msg, "already declared") || !strings.Contains(msg, "drop disko.nixosModules.disko") {
+		t.Errorf("importing both modules: %s", msg)
+	}
+}
+
+// TestModuleDefaultsCorpus reads config.disko.devices of every corpus layout through the
+// module with the real compiler: every value `disko-compile json` gives is there, and
+// the computed device paths agree with what disko itself put in the NixOS config
+// (the corpus' expected/*.nixos.json, made by disko): each mounted filesystem's device,
+// each swap device, each LUKS device.
+func TestModuleDefaultsCorpus(t *testing.T) {
+	needNix(t)
+	lib := needLib(t)
+	dir := needCompiler(t)
+	corpus := filepath.Join(root(t), "..", "shared", "corpus", "disko-examples")
+	if env := os.Getenv("DISKO_CORPUS"); env != "" {
+		corpus = env
+	}
+	files, _ := filepath.Glob(filepath.Join(corpus, "*.nix"))
+	if len(files) == 0 {
+		t.Skipf("no disko example corpus in %s (set DISKO_CORPUS)", corpus)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".nix")
+		t.Run(name, func(t *testing.T) {
+			var got any
+			layout := fmt.Sprintf(`(let f = import %s; in if builtins.isFunction f then f { inherit lib; } else f)`, f)
+			evalJSON(t, moduleExpr(t, lib, dir, "[ "+layout+" ]", `builtins.removeAttrs cfg.disko.devices [ "_module" ]`), &got, "--read-write-mode")
+			gb, _ := json.Marshal(got)
+			args := []string{"json", f}
+			if name == "with-lib" {
+				args = []string{"json", "--nixpkgs", filepath.Dir(lib), f}
+			}
+			if want := compiler(t, dir, args...); !jsonContains(t, gb, want) {
+				t.Errorf("config.disko.devices lacks values of disko-compile json:\ngot:  %s\nwant: %s", gb, want)
+			}
+			expected, err := os.ReadFile(filepath.Join(corpus, "expected", name+".nixos.json"))
+			if err != nil {
+				t.Skipf("no disko output for %s: %v", name, err)
+			}
+			var disko struct {
+				FileSystems map[string]struct{ Device string } `json:"fileSystems"`
+				SwapDevices []struct{ Device string }          `json:"swapDevices"`
+				Boot        struct {
+					Initrd struct {
+						Luks struct {
+							Devices map[string]struct{ Device string }
+						}
+					}
+				}
+			}
+			if err := json.Unmarshal(expected, &disko); err != nil {
+				t.Fatal(err)
+			}
+			checked := 0
+			walk(got, func(n map[string]any) {
+				device, _ := n["device"].(string)
+				switch n["type"] {
+				case "filesystem":
+					if mp, _ := n["mountpoint"].(string); mp != "" {
+						checked++
+						if want := disko.FileSystems[mp].Device; device != want {
+							t.Errorf("filesystem at %s: device %q, disko's %q", mp, device, want)
+						}
+					}
+				case "swap":
+					checked++
+					if !slices.ContainsFunc(disko.SwapDevices, func(s struct{ Device string }) bool { return s.Device == device }) {
+						t.Errorf("swap device %q is not among disko's %v", device, disko.SwapDevices)
+					}
+				case "luks":
+					if name, _ := n["name"].(string); n["initrdUnlock"] == true {
+						checked++
+						if want := disko.Boot.Initrd.Luks.Devices[name].Device; device != want {
+							t.Errorf("LUKS %s: device %q, disko's %q", name, device, want)
+						}
+					}
+				}
+			})
+			t.Logf("%d device paths checked against disko's", checked)
+		})
+	}
+}
+
+// walk calls f on every object of a decoded JSON value.
+func walk(v any, f func(map[string]any)) {
+	switch x := v.(type) {
+	case map[string]any:
+		f(x)
+		for _, c := range x {
+			walk(c, f)
+		}
+	case []any:
+		for _, c := range x {
+			walk(c, f)
+		}
+	}
+}
