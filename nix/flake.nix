@@ -30,9 +30,11 @@ let
         };
     in
     {
+      disko = one "disko";
+      disko-install = one "disko-install";
       disko-compile = one "disko-compile";
       anywhere = one "anywhere";
-      # Both binaries, for `nix profile install`.
+      # All binaries, for `nix profile install`.
       default = import ./package.nix { inherit pkgs; };
     };
 
@@ -81,9 +83,12 @@ in
       p = packagesFor system;
     in
     {
+      disko = app p.disko "disko" "Format and mount disks from a disko layout (disko's command line)";
+      disko-install = app p.disko-install "disko-install" "Install a flake's NixOS configuration onto a local disk (disko-install's command line)";
       anywhere = app p.anywhere "anywhere" "Install NixOS over SSH (nixos-anywhere compatible)";
       disko-compile = app p.disko-compile "disko-compile" "Compile a disko layout to scripts and NixOS config";
-      default = app p.disko-compile "disko-compile" "Compile a disko layout to scripts and NixOS config";
+      # disko's flake runs disko by default: `nix run <flake> -- --mode disko ./disk-config.nix`
+      default = app p.disko "disko" "Format and mount disks from a disko layout (disko's command line)";
     }
   );
 
@@ -147,7 +152,12 @@ in
         };
     in
     {
-      inherit (p) disko-compile anywhere;
+      inherit (p)
+        disko
+        disko-install
+        disko-compile
+        anywhere
+        ;
     }
     // (if isLinux system then linuxChecks else { })
   );

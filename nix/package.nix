@@ -2,8 +2,10 @@
 # module, the flake and non-flake users build the very same derivation.
 {
   pkgs,
-  # Which cmd/ directories to build; both by default.
+  # Which cmd/ directories to build; all four by default.
   commands ? [
+    "disko"
+    "disko-install"
     "disko-compile"
     "anywhere"
   ],

@@ -42,10 +42,10 @@ func TestFlakeStructure(t *testing.T) {
 	}
 	systems := []string{"aarch64-darwin", "aarch64-linux", "x86_64-darwin", "x86_64-linux"}
 	for _, sys := range systems {
-		expect(t, "packages."+sys, s.Packages[sys], "anywhere", "default", "disko-compile")
-		expect(t, "apps."+sys, s.Apps[sys], "anywhere", "default", "disko-compile")
+		expect(t, "packages."+sys, s.Packages[sys], "anywhere", "default", "disko", "disko-compile", "disko-install")
+		expect(t, "apps."+sys, s.Apps[sys], "anywhere", "default", "disko", "disko-compile", "disko-install")
 		expect(t, "devShells."+sys, s.DevShells[sys], "default")
-		checks := []string{"anywhere", "disko-compile"}
+		checks := []string{"anywhere", "disko", "disko-compile", "disko-install"}
 		if sys == "x86_64-linux" || sys == "aarch64-linux" {
 			checks = append(checks, "example-demo", "example-simple", "module-eval")
 		}
