@@ -127,6 +127,9 @@ func defaultContent(probs *Problems, path string, node Node, device string, own 
 		defaultTable(probs, path, n)
 	case *LUKS:
 		n.Device = or(n.Device, device)
+		// A null setting is NixOS's default for the options that take one (keyFile,
+		// keyFileSize, ...): the same as leaving it out, which is what the scripts read.
+		maps.DeleteFunc(n.Settings, func(_ string, v any) bool { return v == nil })
 		if n.AskPassword == nil {
 			_, settingsKey := n.Settings["keyFile"]
 			n.AskPassword = ptr(n.KeyFile == "" && n.PasswordFile == "" && !settingsKey)

@@ -32,28 +32,6 @@ func TestCorpusLoads(t *testing.T) {
 	}
 }
 
-// FuzzLoad checks (inputs it found are kept as regression cases in testdata/fuzz/FuzzLoad) that no input makes decoding or validation panic, and that a layout that
-// loads is reported consistently: no problems, every device path filled in.
-func FuzzLoad(f *testing.F) {
-	for _, data := range corpusSeeds(f) {
-		f.Add(data)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := Load(data, LoadOptions{})
-		if err != nil {
-			if _, ok := err.(Problems); !ok {
-				t.Fatalf("error is not Problems: %T %v", err, err)
-			}
-			return
-		}
-		for name, disk := range d.Disk {
-			if disk.Device == "" || disk.Name == "" {
-				t.Fatalf("disk %s loaded without device or name", name)
-			}
-		}
-	})
-}
-
 // BenchmarkLoadLargest measures decode + defaults + validation of the largest corpus
 // layout, without Nix. Target: well under 1 ms.
 func BenchmarkLoadLargest(b *testing.B) {

@@ -232,14 +232,20 @@ func TestProblems(t *testing.T) {
 			`disko.devices.disk.main.content.format: "ext4😀" is not a filesystem type with a mkfs tool: letters, digits and . _ + - after a letter or digit (for example ext4, xfs, vfat, btrfs)`}},
 		{"what NixOS has one of", `{"disk":{"main":{"device":"/dev/sda","content":{"type":"gpt","partitions":{
 			"a":{"size":"1G","content":{"type":"swap","resumeDevice":true}},"b":{"size":"1G","content":{"type":"swap","resumeDevice":true}},
-			"c":{"size":"1G","content":{"type":"luks","name":"x","settings":{"keyFileSize":1e999}}},"e":{"size":"1G","content":{"type":"luks","name":"x"}},
+			"c":{"size":"1G","content":{"type":"luks","name":"x","settings":{"header":1e999}}},"e":{"size":"1G","content":{"type":"luks","name":"x"}},
 			"f":{"size":"1G","content":{"type":"luks","name":""}}}}}}}`, []string{
 			p + `.b.content.resumeDevice: is also set at ` + p + `.a.content: NixOS has only one boot.resumeDevice`,
-			p + `.c.content.settings.keyFileSize: 1e999 is not a number Nix can hold`,
+			p + `.c.content.settings.header: 1e999 is not a number Nix can hold`,
 			p + `.e.content.name: "x" is also the name of the LUKS container at ` + p + `.c.content: device-mapper names must be unique`,
 			p + `.f.content.name: must not be empty: it names the opened container /dev/mapper/NAME`}},
 		{"swap file on an unmounted filesystem", onDisk(`{"type":"btrfs","subvolumes":{"/swap":{"swap":{"s":{"size":"1G"}}}}}`), []string{
 			`disko.devices.disk.main.content.subvolumes."/swap".swap.s: a swap file needs its filesystem or subvolume to be mounted: set mountpoint at disko.devices.disk.main.content.subvolumes."/swap"`}},
+		{"LUKS settings the scripts read", onDisk(`{"type":"luks","name":"c","settings":{"keyFile":["/k"],"keyFileSize":1.5,"keyFileOffset":-1,"allowDiscards":"yes","bypassWorkqueues":1}}`), []string{
+			`disko.devices.disk.main.content.settings.allowDiscards: must be true or false, not the string "yes"`,
+			`disko.devices.disk.main.content.settings.bypassWorkqueues: must be true or false, not the number 1`,
+			`disko.devices.disk.main.content.settings.keyFile: must be a string (the key file's path), not a list`,
+			`disko.devices.disk.main.content.settings.keyFileOffset: must be a whole number of bytes, not the number -1`,
+			`disko.devices.disk.main.content.settings.keyFileSize: must be a whole number of bytes, not the number 1.5`}},
 		{"null in LUKS settings is a value", onDisk(`{"type":"luks","name":"c","settings":{"keyFile":null}}`), nil},
 		{"computed device cannot be set", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"device":"/dev/md0"}}}`, []string{
 			`disko.devices.mdadm.r.device: is computed as "/dev/md/r" and cannot be set to "/dev/md0"`}},

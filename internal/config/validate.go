@@ -253,7 +253,24 @@ func (v *validator) luks(path string, l *LUKS) {
 		v.luksNames[l.Name] = path
 	}
 	for _, key := range sortedMapKeys(l.Settings) {
-		v.nixNumbers(attrPath(path+".settings", key), l.Settings[key])
+		sPath := attrPath(path+".settings", key)
+		value := l.Settings[key]
+		v.nixNumbers(sPath, value)
+		// The settings the scripts read as well, with the types NixOS gives them.
+		switch key {
+		case "keyFile":
+			if _, ok := value.(string); !ok {
+				v.add(sPath, "must be a string (the key file's path), not %s", describe(value))
+			}
+		case "keyFileSize", "keyFileOffset":
+			if n, ok := value.(json.Number); !ok || !wholeNumber(n) {
+				v.add(sPath, "must be a whole number of bytes, not %s", describe(value))
+			}
+		case "allowDiscards", "bypassWorkqueues":
+			if _, ok := value.(bool); !ok {
+				v.add(sPath, "must be true or false, not %s", describe(value))
+			}
+		}
 	}
 	v.optionalAbsolute(path+".passwordFile", l.PasswordFile)
 	v.optionalAbsolute(path+".keyFile", l.KeyFile)
@@ -499,6 +516,12 @@ func (v *validator) nixNumbers(path string, value any) {
 			v.nixNumbers(attrPath(path, key), val[key])
 		}
 	}
+}
+
+// wholeNumber reports whether n is a whole number that is not negative.
+func wholeNumber(n json.Number) bool {
+	i, err := n.Int64()
+	return err == nil && i >= 0
 }
 
 // noNUL refuses NUL bytes in every string of the layout: no command line, fstab or Nix

@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/invopop/jsonschema"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
 
 // Schema returns the JSON Schema of a layout: the JSON that a disko layout file evaluates
@@ -150,7 +152,7 @@ func (m *model) modeSchema(v *valueType) *jsonschema.Schema {
 
 // property completes the reflected schema p of option o of td with what the reflector
 // cannot know: the `type` discriminator, slots inside attribute sets, one-or-many lists,
-// computed defaults and null.
+// computed defaults, the format of sizes and positions, and null.
 func (m *model) property(td *typeDoc, o *optionDoc, p *jsonschema.Schema) *jsonschema.Schema {
 	if o.constant() {
 		p.Const = p.Enum[0]
@@ -170,6 +172,9 @@ func (m *model) property(td *typeDoc, o *optionDoc, p *jsonschema.Schema) *jsons
 	}
 	if o.defaultText != "" {
 		p.Description += " Default: " + o.defaultText + "."
+	}
+	if pattern := config.Pattern(o.field); pattern != "" {
+		p.Pattern = pattern // the validator's own rule for the option
 	}
 	if o.nullable {
 		p = orNull(p)

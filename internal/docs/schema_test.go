@@ -187,6 +187,15 @@ func TestSchemaCases(t *testing.T) {
 		{"wrong type of value", gpt(`{"size":1}`), false, "at '/disk/main/content/partitions/p/size': got number, want string"},
 		{"wrong type discriminator at the top level", `{"disk":{"main":{"type":"gpt","device":"/dev/sda"}}}`, false, "at '/disk/main/type': value must be 'disk'"},
 		{"luks settings take anything", disk(`{"type":"luks","name":"c","settings":{"allowDiscards":true,"keyFileSize":4096}}`), true, ""},
+		{"size with an unknown unit", gpt(`{"size":"500X"}`), false, "at '/disk/main/content/partitions/p/size': '500X' does not match pattern"},
+		{"sizes the validator accepts", gpt(`{"size":"100%","start":"1MiB","end":"-10m"}`), true, ""},
+		{"gpt position with a space", gpt(`{"size":"1G","start":"1 M"}`), false, "at '/disk/main/content/partitions/p/start': '1 M' does not match pattern"},
+		{"image size", `{"disk":{"main":{"device":"/dev/sda","imageSize":"2 GB"}}}`, false, "at '/disk/main/imageSize': '2 GB' does not match pattern"},
+		{"lv sizes", `{"lvm_vg":{"vg":{"type":"lvm_vg","lvs":{"a":{"size":"100%FREE"},"b":{"size":"10GiB"},"c":{"size":"50%vg"}}}}}`, true, ""},
+		{"lv size", `{"lvm_vg":{"vg":{"type":"lvm_vg","lvs":{"a":{"size":"lots"}}}}}`, false, "at '/lvm_vg/vg/lvs/a/size': 'lots' does not match pattern"},
+		{"zvol size", zpool(`{"type":"zpool","datasets":{"v":{"type":"zfs_volume","size":"big"}}}`), false, "at '/zpool/z/datasets/v/size': 'big' does not match pattern"},
+		{"swap file size", disk(`{"type":"btrfs","swap":{"s":{"size":"1.5G"}}}`), false, "at '/disk/main/content/swap/s/size': '1.5G' does not match pattern"},
+		{"table positions", disk(`{"type":"table","partitions":[{"start":"1MiB","end":"10cyl"},{"start":"one"}]}`), false, "at '/disk/main/content/partitions/1/start': 'one' does not match pattern"},
 		{"pool options are strings", zpool(`{"type":"zpool","options":{"ashift":12}}`), false, "at '/zpool/z/options/ashift': got number, want string"},
 	}
 	for _, c := range cases {
