@@ -207,6 +207,12 @@ func TestModuleDefaultsCorpus(t *testing.T) {
 			layout := fmt.Sprintf(`(let f = import %s; in if builtins.isFunction f then f { inherit lib; } else f)`, f)
 			evalJSON(t, moduleExpr(t, lib, dir, "[ "+layout+" ]", `builtins.removeAttrs cfg.disko.devices [ "_module" ]`), &got, "--read-write-mode")
 			gb, _ := json.Marshal(got)
+			// The module's assertions include nixosShape == the compiler's NixOS config shape.
+			var failed []string
+			evalJSON(t, moduleExpr(t, lib, dir, "[ "+layout+" ]", `map (a: a.message) (builtins.filter (a: !a.assertion) cfg.assertions)`), &failed, "--read-write-mode")
+			if len(failed) > 0 {
+				t.Errorf("failed assertions: %q", failed)
+			}
 			args := []string{"json", f}
 			if name == "with-lib" {
 				args = []string{"json", "--nixpkgs", filepath.Dir(lib), f}
