@@ -282,3 +282,50 @@ func walk(v any, f func(map[string]any)) {
 		}
 	}
 }
+
+// TestNixosShape checks, with builtins only (no nixpkgs, so in CI too), on every corpus
+// layout: the shape the module predicts from the layout (lib.nix nixosShape: mount
+// points, LUKS names, which boot options) is the shape of `disko-compile nixos-config`,
+// and lib.nix resolveDevices (what config.disko.devices shows) holds every value of
+// `disko-compile json`.
+func TestNixosShape(t *testing.T) {
+	needNix(t)
+	dir := needCompiler(t)
+	files, err := filepath.Glob(filepath.Join(root(t), "internal", "config", "testdata", "corpus", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Skipf("no corpus JSON in internal/config/testdata/corpus (%v)", err)
+	}
+	schema := filepath.Join(root(t), "schema", "disko.schema.json")
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			tmp := t.TempDir()
+			nixos, resolved := filepath.Join(tmp, "nixos.json"), filepath.Join(tmp, "resolved.json")
+			if err := os.WriteFile(nixos, compiler(t, dir, "nixos-config", f), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := compiler(t, dir, "json", f)
+			if err := os.WriteFile(resolved, want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Same     bool            `json:"same"`
+				Devices  json.RawMessage `json:"devices"`
+				Shape    json.RawMessage `json:"shape"`
+				Compiled json.RawMessage `json:"compiled"`
+			}
+			evalJSON(t, fmt.Sprintf(`let
+  l = import %s/nix/lib.nix;
+  read = f: builtins.fromJSON (builtins.readFile f);
+  layout = read %s;
+  shape = l.nixosShape layout;
+  compiled = l.shapeOf (read %s);
+in { same = shape == compiled; inherit shape compiled; devices = l.resolveDevices (read %s) layout (read %s); }`, root(t), f, nixos, schema, resolved), &got)
+			if !got.Same {
+				t.Errorf("nixosShape %s, compiler's %s", got.Shape, got.Compiled)
+			}
+			if !jsonContains(t, got.Devices, want) {
+				t.Errorf("resolveDevices lacks values of disko-compile json:\ngot:  %s\nwant: %s", got.Devices, want)
+			}
+		})
+	}
+}
