@@ -21,11 +21,11 @@
 # lists (mergeEqualOption) where disko concatenates them, and has no notion
 # of hooks. Functions are rejected: they cannot be compiled.
 #
-# Differences from disko that remain: disko fills defaults in the option tree
-# (e.g. `config.disko.devices.disk.main.name`); here defaults are applied by
-# the compiler, so reading an unset option from another module fails. Inside
-# disko's free-form attrsets (luks `settings`, zfs `options`) disko does not
-# concatenate lists; here it does.
+# Defaults are not part of this type: the module's `apply` (lib.nix
+# resolveDevices) shows every option with its default when the option is
+# read. A difference from disko that remains: inside disko's free-form
+# attrsets (luks `settings`, zfs `options`) disko does not concatenate lists;
+# here it does.
 { lib }:
 let
   pure = import ./lib.nix;
