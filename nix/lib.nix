@@ -31,7 +31,10 @@ let
   unique = list: foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ] list;
   sort = builtins.sort builtins.lessThan;
   hasPrefix = prefix: s: substring 0 (stringLength prefix) s == prefix;
-  showPath = path: concatStringsSep "." path;
+  # disko.devices.disk.main.extraArgs[1], as the compiler writes option paths.
+  showPath =
+    path:
+    foldl' (acc: seg: if acc == "" then seg else if hasPrefix "[" seg then acc + seg else "${acc}.${seg}") "" path;
   isDerivationLike = v: isAttrs v && v ? outPath;
 in
 rec {
@@ -281,6 +284,48 @@ rec {
     in
     if isAttrs e && (e ? "$ref" || e ? oneOf) then e else null;
 
+  # Why a plain value does not fit a leaf option of the schema (its JSON
+  # `type` and `enum`, and the type of a list's elements), or null when it
+  # does. Patterns (sizes, ...) are left to the compiler, which reports them
+  # with the option path when the layout is compiled.
+  jsonTypeOf =
+    v:
+    if isString v then
+      "string"
+    else if builtins.isBool v then
+      "boolean"
+    else if builtins.isInt v then
+      "integer"
+    else if builtins.isFloat v then
+      "number"
+    else if isList v then
+      "array"
+    else if isAttrs v then
+      "object"
+    else if v == null then
+      "null"
+    else
+      typeOf v;
+  leafProblem =
+    prop: v:
+    let
+      allowed = if prop ? type then (if isList prop.type then prop.type else [ prop.type ]) else null;
+      t = jsonTypeOf v;
+      fits = allowed == null || elem t allowed || (t == "integer" && elem "number" allowed);
+      elemType = prop.items.type or null;
+      badElems = if isList v && isString elemType then filter (e: jsonTypeOf e != elemType) v else [ ];
+    in
+    if !fits then
+      "is a ${t}, expected ${concatStringsSep " or " allowed}"
+    else if prop ? enum && !(elem v prop.enum) then
+      "is ${builtins.toJSON v}, expected one of ${concatStringsSep ", " (map builtins.toJSON prop.enum)}"
+    else if prop ? const && v != prop.const then
+      "is ${builtins.toJSON v}, expected ${builtins.toJSON prop.const}"
+    else if badElems != [ ] then
+      "has an element ${builtins.toJSON (head badElems)}, expected a list of ${elemType}"
+    else
+      null;
+
   nodeSlot = prop: prop ? "$ref" || builtins.any (x: x ? "$ref") (prop.oneOf or prop.anyOf or [ ]);
 
   resolveValue =
@@ -298,6 +343,8 @@ rec {
       builtins.genList (
         i: resolveValue schema (path ++ [ "[${toString i}]" ]) listElem (builtins.elemAt raw i) (builtins.elemAt computed i)
       ) (length raw)
+    else if mapElem == null && listElem == null && leafProblem prop raw != null then
+      throw "The option `${showPath path}' ${leafProblem prop raw}"
     else
       raw;
 
@@ -343,8 +390,9 @@ rec {
     schema: raw: computed:
     resolveNode schema [ "disko" "devices" ] (schemaDef schema "#/$defs/Devices") (normalize raw) computed;
 
-  # Every option path of `raw` the schema does not know, without building
-  # anything (the module's assertion lists them all at once).
+  # Every option path of `raw` the schema does not know or whose value does
+  # not fit its type, without building anything (the module's assertion
+  # lists them all at once).
   unknownOptions =
     schema:
     let
@@ -363,6 +411,8 @@ rec {
           concatMap (i: value (path ++ [ "[${toString i}]" ]) listElem (builtins.elemAt raw i)) (
             builtins.genList (i: i) (length raw)
           )
+        else if mapElem == null && listElem == null && leafProblem prop raw != null then
+          [ "${showPath path} (${leafProblem prop raw})" ]
         else
           [ ];
       node =

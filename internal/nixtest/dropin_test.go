@@ -170,6 +170,20 @@ func TestModuleTypos(t *testing.T) {
 	if !strings.Contains(msg, "disko.devices.disk.main.content.type") || !strings.Contains(msg, "gpt") {
 		t.Errorf("an unknown node type: %s", msg)
 	}
+
+	// Values of the wrong type or outside an enum: at the leaf when read, and all of
+	// them in the assertion.
+	wrong := `demo { disko.devices.disk.main.imageSize = 2; disko.devices.disk.main.content.partitions.ESP.content.mountOptions = [ 1 ]; disko.devices.lvm_vg.pool.lvs.root.lvm_type = "raid7"; }`
+	msg = evalError(t, moduleExpr(t, lib, "", "[ "+wrong+" ]", `cfg.disko.devices.disk.main.imageSize`))
+	if !strings.Contains(msg, "The option `disko.devices.disk.main.imageSize' is a integer, expected string") {
+		t.Errorf("reading a leaf of the wrong type: %s", msg)
+	}
+	evalJSON(t, moduleExpr(t, lib, "", "[ "+wrong+" ]", `[ (builtins.head cfg.assertions).message ]`), &msgs, noIFD...)
+	for _, want := range []string{"disko.devices.disk.main.imageSize (is a integer", "disko.devices.disk.main.content.partitions.ESP.content.mountOptions (has an element 1", `disko.devices.lvm_vg.pool.lvs.root.lvm_type (is "raid7", expected one of`} {
+		if !strings.Contains(msgs[0], want) {
+			t.Errorf("assertion message %q lacks %q", msgs[0], want)
+		}
+	}
 }
 
 // TestModuleWithDiskosModule: importing disko's module as well fails with one error that

@@ -191,7 +191,7 @@ func TestLibErrors(t *testing.T) {
 		name, expr, want string
 	}{
 		{"a function in the tree", `l.toJSON { disk.main.content = x: x; }`, "disko.devices.disk.main.content: is a function"},
-		{"a function in a list", `l.toJSON { disk.main.extraArgs = [ "a" (x: x) ]; }`, "disko.devices.disk.main.extraArgs.[1]: is a function"},
+		{"a function in a list", `l.toJSON { disk.main.extraArgs = [ "a" (x: x) ]; }`, "disko.devices.disk.main.extraArgs[1]: is a function"},
 		{"devices that are not a set", `l.normalize { disko.devices = [ ]; }`, "disko.devices: expected an attribute set"},
 		{"disko without devices", `l.normalize { disko = { }; }`, "has `disko` but no `disko.devices`"},
 		{"a NixOS config that is not a set", `l.splitNixosConfig [ ]`, "must be an attribute set, got a list"},
