@@ -326,6 +326,20 @@ rec {
     else
       null;
 
+  # What disko shows for an unset list or attribute-set option the compiler
+  # leaves out of its output (it omits empty ones): [ ] or { }, else null.
+  emptyOf =
+    prop:
+    let
+      types = if isList (prop.type or null) then prop.type else [ (prop.type or null) ];
+    in
+    if elem "array" types then
+      [ ]
+    else if elem "object" types then
+      { }
+    else
+      null;
+
   nodeSlot = prop: prop ? "$ref" || builtins.any (x: x ? "$ref") (prop.oneOf or prop.anyOf or [ ]);
 
   resolveValue =
@@ -375,7 +389,7 @@ rec {
         else if elementProp prop "items" != null then
           [ ]
         else
-          computed.${k} or null
+          computed.${k} or (emptyOf prop)
       ) props
       // listToAttrs (
         map (k: {

@@ -120,7 +120,7 @@ in
   # Importing disko's module as well declares every disko.* option twice; the
   # module system then reports "The option `disko.…' in `<disko's file>' is
   # already declared in `<this name>'", so this name says what to do.
-  _file = "${toString ./module.nix} (diskoanywhere's disko module: it replaces disko's, import only one: drop disko.nixosModules.disko or diskoanywhere.nixosModules.default)";
+  _file = "${toString ./module.nix} (diskoanywhere's module, which replaces disko's: drop disko.nixosModules.disko from the imports)";
 
   options.disko = {
     devices = lib.mkOption {

@@ -3,6 +3,7 @@ package nixtest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -191,9 +192,17 @@ func TestModuleTypos(t *testing.T) {
 func TestModuleWithDiskosModule(t *testing.T) {
 	needNix(t)
 	lib := needLib(t)
-	msg := evalError(t, moduleExpr(t, lib, "", fmt.Sprintf(`[ %s demo ]`, filepath.Join(mustAbs(t, "."), "testdata", "stand-in-disko-module.nix")), `cfg.system.build.diskoScript.name`))
-	if !strings.Contains(msg, "already declared") || !strings.Contains(msg, "drop disko.nixosModules.disko") {
-		t.Errorf("importing both modules: %s", msg)
+	modules := []string{filepath.Join(mustAbs(t, "."), "testdata", "stand-in-disko-module.nix")}
+	if src := os.Getenv("DISKO_SRC"); src != "" {
+		modules = append(modules, filepath.Join(src, "module.nix"))
+	} else {
+		t.Log("DISKO_SRC is not set: checked with the stand-in of disko's module only")
+	}
+	for _, m := range modules {
+		msg := evalError(t, moduleExpr(t, lib, "", fmt.Sprintf(`[ %s demo ]`, m), `cfg.system.build.diskoScript.name`))
+		if !strings.Contains(msg, "already declared") || !strings.Contains(msg, "drop disko.nixosModules.disko from the imports") {
+			t.Errorf("importing %s too: %s", m, msg)
+		}
 	}
 }
 
@@ -342,4 +351,88 @@ in { same = shape == compiled; inherit shape compiled; devices = l.resolveDevice
 			}
 		})
 	}
+}
+
+// TestDefaultsEqualDisko compares config.disko.devices, read through our module (real
+// compiler, IFD), with the same option tree computed by nix-community/disko's own types
+// (its source in DISKO_SRC, e.g. extracted from the disko mirror), on every corpus
+// layout: every value disko shows must be there, equal. Skips without DISKO_SRC (disko's
+// source is not part of this repository).
+func TestDefaultsEqualDisko(t *testing.T) {
+	needNix(t)
+	lib := needLib(t)
+	src := os.Getenv("DISKO_SRC")
+	if src == "" {
+		t.Skip("DISKO_SRC is not set: the oracle is disko's own lib/types (e.g. git -C <disko mirror> archive HEAD | tar -x -C /tmp/disko-src; DISKO_SRC=/tmp/disko-src)")
+	}
+	dir := needCompiler(t)
+	corpus := filepath.Join(root(t), "..", "shared", "corpus", "disko-examples")
+	if env := os.Getenv("DISKO_CORPUS"); env != "" {
+		corpus = env
+	}
+	files, _ := filepath.Glob(filepath.Join(corpus, "*.nix"))
+	if len(files) == 0 {
+		t.Skipf("no disko example corpus in %s (set DISKO_CORPUS)", corpus)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			var disko any
+			evalJSON(t, fmt.Sprintf(`import %s/testdata/disko-devices.nix { libPath = %s; diskoSrc = %s; layout = %s; }`, mustAbs(t, "."), lib, src, f), &disko)
+			layout := fmt.Sprintf(`(let f = import %s; in if builtins.isFunction f then f { inherit lib; } else f)`, f)
+			var ours any
+			evalJSON(t, moduleExpr(t, lib, dir, "[ "+layout+" ]", `builtins.removeAttrs cfg.disko.devices [ "_module" ]`), &ours, "--read-write-mode")
+			for _, d := range differences("disko.devices", ours, disko) {
+				if reason := knownDifference(d); reason != "" {
+					t.Logf("known difference: %s (%s)", d, reason)
+					continue
+				}
+				t.Error(d)
+			}
+		})
+	}
+}
+
+// differences lists where got lacks or differs from a value of want (maps: every key of
+// want; lists: same length, element-wise).
+func differences(path string, got, want any) []string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: ours %v, disko's %v", path, got, want)}
+		}
+		var out []string
+		for _, k := range slices.Sorted(maps.Keys(w)) {
+			gv, ok := g[k]
+			if !ok {
+				out = append(out, fmt.Sprintf("%s.%s: missing here, disko's %v", path, k, w[k]))
+				continue
+			}
+			out = append(out, differences(path+"."+k, gv, w[k])...)
+		}
+		return out
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return []string{fmt.Sprintf("%s: ours %v, disko's %v", path, got, want)}
+		}
+		var out []string
+		for i := range w {
+			out = append(out, differences(fmt.Sprintf("%s[%d]", path, i), g[i], w[i])...)
+		}
+		return out
+	}
+	if !reflect.DeepEqual(got, want) {
+		return []string{fmt.Sprintf("%s: ours %v, disko's %v", path, got, want)}
+	}
+	return nil
+}
+
+// knownDifference explains a difference from disko's option tree that is known and
+// harmless for the machine, or returns "".
+func knownDifference(d string) string {
+	if strings.Contains(d, "bcachefs_filesystems.") && strings.Contains(d, ".subvolumes.") && strings.Contains(d, ".mountOptions: ours [], disko's [X-mount.mkdir X-mount.subdir=") {
+		return "disko's default of a bcachefs subvolume's mountOptions is [X-mount.mkdir X-mount.subdir=NAME]; the Go model's is empty and internal/codegen/nixos adds both options to fileSystems, so the NixOS config is the same (the default belongs in internal/config/defaults.go)"
+	}
+	return ""
 }
