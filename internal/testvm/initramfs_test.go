@@ -116,6 +116,12 @@ func decompressMember(b []byte) ([]byte, int, error) {
 		if m.name != "gzip" {
 			return nil, 0, fmt.Errorf("a %s member: this parser reads only gzip", m.name)
 		}
+		// lib/decompress_inflate.c skips a 10-byte header and a file name;
+		// any other optional field is read as compressed data.
+		const fhcrc, fextra, fcomment = 0x02, 0x04, 0x10
+		if len(b) < 10 || b[2] != 8 || b[3]&(fhcrc|fextra|fcomment) != 0 {
+			return nil, 0, errors.New("uncompression error (a gzip header with more than a file name)")
+		}
 		r := bytes.NewReader(b) // an io.ByteReader: gzip reads no further than the member
 		zr, err := gzip.NewReader(r)
 		if err != nil {
@@ -132,7 +138,7 @@ func decompressMember(b []byte) ([]byte, int, error) {
 }
 
 // gzipOfResidue is a gzip initrd holding files whose size is residue modulo
-// 4 (a header comment of the right length shifts it).
+// 4 (a header file name of the right length shifts it).
 func gzipOfResidue(t *testing.T, files map[string]string, residue int) []byte {
 	t.Helper()
 	tr := tree{}
@@ -143,8 +149,8 @@ func gzipOfResidue(t *testing.T, files map[string]string, residue int) []byte {
 	if err := tr.writeCpio(&archive); err != nil {
 		t.Fatal(err)
 	}
-	for comment := "x"; ; comment += "x" {
-		z, err := gzipBytes(archive.Bytes(), comment)
+	for name := "x"; ; name += "x" {
+		z, err := gzipBytes(archive.Bytes(), name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -160,7 +160,10 @@ func BuildSystem(ctx context.Context, o SystemOptions) (*System, error) {
 	}
 
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\nsystem\nkernel %s\n", recipeVersion, rel)
+	if err := hashRecipe(ctx, h); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(h, "system\nkernel %s\n", rel)
 	for _, k := range sortedKeys(versions) {
 		fmt.Fprintf(h, "pkg %s %s\n", k, versions[k])
 	}
@@ -424,9 +427,10 @@ in
 // initrdResidue is what the stand-in's gzip initrd's size leaves modulo 4.
 // Its size follows the host's package versions, and switch-to-configuration
 // appends the initrd secrets to it, which the kernel finds only after padding
-// to a 4-byte boundary: fixing the residue at 1 (a gzip header comment of the
-// right length) makes every boot of the stand-in need that padding, instead
-// of 3 hosts in 4.
+// to a 4-byte boundary: fixing the residue at 1 (a gzip header file name of
+// the right length) makes every boot of the stand-in need that padding,
+// instead of 3 hosts in 4. (A file name, not a comment: the kernel's gunzip
+// skips only that field of a gzip header.)
 const initrdResidue = 1
 
 // writeInitramfsGzip writes the tree as a gzip compressed cpio whose size is
@@ -440,25 +444,26 @@ func writeInitramfsGzip(t tree, out string) error {
 	if err != nil {
 		return err
 	}
-	comment := fmt.Sprintf("testvm stand-in initrd, size padded to %d mod 4", initrdResidue)
-	for (len(plain)+len(comment)+1)%4 != initrdResidue { // +1: the comment's NUL
-		comment += "."
+	name := "initrd"
+	for (len(plain)+len(name)+1)%4 != initrdResidue { // +1: the name's NUL
+		name += "_"
 	}
-	z, err := gzipBytes(archive.Bytes(), comment)
+	z, err := gzipBytes(archive.Bytes(), name)
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(out, z, 0o644)
 }
 
-// gzipBytes compresses data into one gzip member with the given header comment.
-func gzipBytes(data []byte, comment string) ([]byte, error) {
+// gzipBytes compresses data into one gzip member with the given file name
+// in its header.
+func gzipBytes(data []byte, name string) ([]byte, error) {
 	var b bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&b, gzip.BestCompression)
 	if err != nil {
 		return nil, err
 	}
-	zw.Comment = comment
+	zw.Name = name
 	if _, err := zw.Write(data); err != nil {
 		return nil, err
 	}
