@@ -21,15 +21,51 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 )
 
-// recipeVersion names the builder's recipe. Bump it when the way the image is
-// assembled changes in a way the hashed inputs below do not capture.
-const recipeVersion = "testvm-recipe-2"
+// recipeSources are the files of this package that assemble the images and
+// the stand-in system. Their content is part of every cache key, so an
+// entry that an older checkout built is never reused.
+//
+//go:embed build.go cpio.go installer.go keys.go system.go
+var recipeSources embed.FS
+
+// hashRecipe feeds h what every artifact of the rig is made from besides
+// its own options: the recipe's source, and the version of every Debian
+// package installed on the host. Shared libraries, busybox applets and the
+// tools the build runs come from packages that no list here names, so any
+// package change rebuilds (once) rather than reuse an entry made from
+// other files.
+func hashRecipe(ctx context.Context, h io.Writer) error {
+	if err := fs.WalkDir(recipeSources, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := recipeSources.ReadFile(p)
+		fmt.Fprintf(h, "source %s %d\n", p, len(b))
+		h.Write(b)
+		return err
+	}); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "dpkg-query", "-W", "-f", "${Package}:${Architecture} ${Version} ${db:Status-Abbrev}\n").Output()
+	if err != nil {
+		return fmt.Errorf("testvm: dpkg-query -W: %w (is this a Debian machine?)", err)
+	}
+	lines := strings.Split(string(out), "\n")
+	sort.Strings(lines)
+	for _, l := range lines {
+		if strings.HasSuffix(l, " ii ") {
+			fmt.Fprintf(h, "installed %s\n", l)
+		}
+	}
+	return nil
+}
 
 // guestPackage is a Debian package whose programs (and their shared
 // libraries) are copied into the guest.
@@ -255,7 +291,7 @@ func buildFlavor(ctx context.Context, opts BuildOptions, fl flavor) (*Image, err
 	if err != nil {
 		return nil, fmt.Errorf("testvm: %w", err)
 	}
-	m := manifest{Key: in.key, Recipe: recipeVersion + " " + fl.name, KernelRelease: in.kernelRelease, Packages: in.versions,
+	m := manifest{Key: in.key, Recipe: fl.name, KernelRelease: in.kernelRelease, Packages: in.versions,
 		BuiltAt: time.Now().UTC(), BuildSeconds: time.Since(start).Seconds(), InitrdBytes: st.Size()}
 	mj, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "manifest.json"), mj, 0o644); err != nil {
@@ -281,7 +317,8 @@ type inputs struct {
 	kernelImage   string            // /boot/vmlinuz-<release>
 	flavor        string            // guest or installer
 	packages      []guestPackage    // guestPackages and the extra ones
-	versions      map[string]string // package -> version ("" for a kexec-tools to download)
+	versions      map[string]string // package -> version
+	kexecDownload string            // the kexec-tools version to download; "" when installed
 	key           string
 }
 
@@ -326,10 +363,20 @@ func resolveInputs(ctx context.Context, extra []string, fl flavor) (*inputs, err
 		return nil, &MissingError{What: "guest packages " + strings.Join(missing, ", "), Packages: missing}
 	}
 	in.versions[kpkg] = versions[kpkg]
-	in.versions[kexecPackage] = versions[kexecPackage] // "" means: download it
+	in.versions[kexecPackage] = versions[kexecPackage]
+	if in.versions[kexecPackage] == "" {
+		// The download is of apt's candidate: that version is the input.
+		if in.kexecDownload, err = kexecCandidate(); err != nil {
+			return nil, err
+		}
+		in.versions[kexecPackage] = "download " + in.kexecDownload
+	}
 
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\nflavor %s\nkernel %s\n", recipeVersion, fl.name, rel)
+	if err := hashRecipe(ctx, h); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(h, "flavor %s\nkernel %s\n", fl.name, rel)
 	var keys []string
 	for k := range in.versions {
 		keys = append(keys, k)
@@ -524,7 +571,7 @@ func buildInto(ctx context.Context, dir, cacheDir string, in *inputs, fl flavor,
 			return err
 		}},
 		{"kexec-tools", func() error {
-			bin, libDirs, err := kexecBinary(ctx, cacheDir, in.versions[kexecPackage] != "", logw)
+			bin, libDirs, err := kexecBinary(ctx, cacheDir, in.kexecDownload, logw)
 			if err != nil {
 				return err
 			}
@@ -739,13 +786,14 @@ func addBusybox(ctx context.Context, t tree) error {
 }
 
 // kexecBinary returns kexec and the directories of the libraries it needs
-// that are not on the host: nil when kexec-tools is installed, else the
-// unpacked downloads under cacheDir/debs.
-func kexecBinary(ctx context.Context, cacheDir string, installed bool, logw io.Writer) (string, []string, error) {
-	if installed {
+// that are not on the host: nil when kexec-tools is installed (download ""),
+// else the unpacked downloads of that version under cacheDir/debs.
+func kexecBinary(ctx context.Context, cacheDir, download string, logw io.Writer) (string, []string, error) {
+	if download == "" {
 		return "/sbin/kexec", nil, nil
 	}
-	debs := filepath.Join(cacheDir, "debs")
+	// As apt names its files: a ':' would split LD_LIBRARY_PATH below.
+	debs := filepath.Join(cacheDir, "debs", strings.ReplaceAll(download, ":", "%3a"))
 	root := filepath.Join(debs, "root")
 	bin := filepath.Join(root, "sbin", "kexec")
 	libDirs := []string{filepath.Join(root, "usr/lib/x86_64-linux-gnu"), filepath.Join(root, "lib/x86_64-linux-gnu")}
@@ -779,6 +827,24 @@ func kexecBinary(ctx context.Context, cacheDir string, installed bool, logw io.W
 		return "", nil, err
 	}
 	return bin, libDirs, nil
+}
+
+// kexecCandidate is the kexec-tools version apt-get would download, asked
+// once per process: apt-cache takes a second or more on a busy machine.
+var kexecCandidate = sync.OnceValues(func() (string, error) { return candidateVersion(kexecPackage) })
+
+// candidateVersion is the version of pkg that apt-get would download.
+func candidateVersion(pkg string) (string, error) {
+	out, err := exec.Command("apt-cache", "policy", pkg).Output()
+	if err != nil {
+		return "", fmt.Errorf("testvm: apt-cache policy %s: %w", pkg, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Candidate: "); ok && v != "(none)" {
+			return v, nil
+		}
+	}
+	return "", &MissingError{What: pkg + " (installed, or known to apt for a download; run apt-get update)", Packages: []string{pkg}}
 }
 
 // notInstalledDeps lists pkg and the packages it needs (recursively) that

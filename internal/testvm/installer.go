@@ -62,7 +62,7 @@ func BuildInstaller(ctx context.Context, opts BuildOptions) (*Installer, error) 
 // writeKexecTarball packs the kernel, the initramfs, run and the bundled
 // kexec and ip into dir/InstallerTarballName.
 func writeKexecTarball(ctx context.Context, dir, cacheDir string, in *inputs, logw io.Writer) error {
-	kexecBin, libDirs, err := kexecBinary(ctx, cacheDir, in.versions[kexecPackage] != "", logw)
+	kexecBin, libDirs, err := kexecBinary(ctx, cacheDir, in.kexecDownload, logw)
 	if err != nil {
 		return err
 	}
