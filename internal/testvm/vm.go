@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -235,7 +236,8 @@ func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 		return nil, err
 	}
 	// The forwarded port is picked before qemu binds it, so another process
-	// can take it in between; qemu then exits at once and we retry.
+	// can take it in between (see freePort); qemu then exits at once and we
+	// retry with another.
 	for attempt := 0; ; attempt++ {
 		if vm.port, err = freePort(); err != nil {
 			return nil, err
@@ -678,13 +680,36 @@ func tailFile(name string, lines int) string {
 	return strings.Join(ls, "\n") + "\n"
 }
 
+// freePort picks the port for qemu's forward of the guest's sshd. qemu binds
+// it only later, so it is drawn at random from below the kernel's ephemeral
+// range (net.ipv4.ip_local_port_range): the kernel never gives those to
+// other programs' connections or port-0 listeners, which would otherwise
+// take it in between under load. Only a program that binds that very port
+// can, and Start then tries another.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("testvm: find a free port: %w", err)
+	const low = 10000
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &ephemeral)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	if ephemeral-low < 1000 { // an unusual range: let the kernel choose
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("testvm: find a free port: %w", err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port, nil
+	}
+	var err error
+	for range 100 {
+		port := low + rand.IntN(ephemeral-low)
+		var l net.Listener
+		if l, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("testvm: find a free port below %d: %w", ephemeral, err)
 }
 
 // SSHAddr is the host address forwarded to the guest's sshd (127.0.0.1:port).
