@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,12 +19,7 @@ func TestRefusals(t *testing.T) {
 	t.Run("unreachable host", func(t *testing.T) {
 		ctx, cancel := testvm.ContextT(t)
 		defer cancel()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close() // nothing listens there now
+		port := closedPort(t)
 		flags := []string{"-i", ex.clientKey, "-p", strconv.Itoa(port), "--ssh-option", "StrictHostKeyChecking=yes"}
 		res := anywhere(t, ctx, t.TempDir(), append(ex.args(flags, ex.installer.Tarball), "root@127.0.0.1")...)
 		if res.code == 0 {
