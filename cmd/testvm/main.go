@@ -383,7 +383,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	select {
 	case <-ctx.Done():
 	case <-vm.Exited():
-		return errors.New("testvm: the guest powered off")
+		// Stop removes the console log with the VM's directory: show its end now.
+		return fmt.Errorf("testvm: the guest powered off; its console, last lines:\n%s", consoleTail(vm.ConsoleLog(), 40))
 	}
 	return nil
+}
+
+// consoleTail is the last n lines of a console log, without carriage returns.
+func consoleTail(name string, n int) string {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(string(b), "\r", ""), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -31,7 +31,7 @@ func StartT(t testing.TB, opts Options) *VM {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("guest console (kept at %s), last lines:\n%s", vm.keepConsole(), tailFile(vm.ConsoleLog(), 30))
+			t.Logf("guest console (kept at %s), last lines:\n%s", vm.keepConsole(), tailFile(vm.ConsoleLog(), 40))
 		}
 		if err := vm.Stop(); err != nil {
 			t.Errorf("testvm: stop: %v", err)
