@@ -304,8 +304,9 @@ func TestBuildCache(t *testing.T) {
 	if string(second.HostKey.Marshal()) != string(first.HostKey.Marshal()) {
 		t.Fatal("the pinned host key changed between builds of the same entry")
 	}
-	if hit > time.Second {
-		t.Errorf("cache hit took %v, want well under a second", hit)
+	// A ratio, not a bound in seconds: other load on the machine slows both.
+	if hit*10 > cold {
+		t.Errorf("cache hit took %v, not 10 times less than the build (%v)", hit, cold)
 	}
 }
 
