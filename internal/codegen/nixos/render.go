@@ -262,3 +262,21 @@ func number(f float64) any {
 	}
 	return f
 }
+
+// Expr writes a decoded JSON value (maps, lists, strings, numbers, booleans, null) as a Nix
+// expression, with the same quoting as the NixOS configuration: `disko-compile import`
+// writes the layouts it reads from disks with it.
+func Expr(v any) (string, error) {
+	p, err := plain(v)
+	if err != nil {
+		return "", err
+	}
+	if err := checkStrings("", p); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := writeNix(&b, p, 0); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
