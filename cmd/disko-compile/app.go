@@ -82,6 +82,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			}
 		},
 		Commands: []*cli.Command{
+			vmTestCommand(stdin, stdout, stderr),
 			{
 				Name:         "validate",
 				Usage:        "check a layout; print every problem with its option path",
@@ -213,18 +214,9 @@ func loadLayout(c *cli.Context, stdin io.Reader) (*config.Devices, error) {
 
 // loadLayoutAt evaluates and loads the layout named by argument n or --flake.
 func loadLayoutAt(c *cli.Context, stdin io.Reader, n int) (*config.Devices, error) {
-	src := eval.Source{Path: c.Args().Get(n), Flake: c.String("flake"), Nixpkgs: c.String("nixpkgs"), ShowTrace: c.Bool("show-trace")}
-	if c.NArg() > n+1 {
-		return nil, cliargs.UsageError{Err: fmt.Errorf("unexpected arguments after the layout: %s", strings.Join(c.Args().Slice()[n+1:], " "))}
-	}
-	for _, kind := range []string{"arg", "argstr"} {
-		for _, a := range c.StringSlice(kind) {
-			name, value, ok := strings.Cut(a, "=")
-			if !ok || name == "" {
-				return nil, cliargs.UsageError{Err: fmt.Errorf("--%s needs NAME and a value, got %q", kind, a)}
-			}
-			src.Args = append(src.Args, eval.Arg{Name: name, Value: value, String: kind == "argstr"})
-		}
+	src, err := layoutSource(c, n)
+	if err != nil {
+		return nil, err
 	}
 	disks := map[string]string{}
 	for _, m := range c.StringSlice("disk") {
@@ -247,6 +239,25 @@ func loadLayoutAt(c *cli.Context, stdin io.Reader, n int) (*config.Devices, erro
 		return nil, fmt.Errorf("%s has problems:\n%w", name, err)
 	}
 	return d, nil
+}
+
+// layoutSource is the layout source named by argument n or --flake, with its --arg and
+// --argstr values.
+func layoutSource(c *cli.Context, n int) (eval.Source, error) {
+	src := eval.Source{Path: c.Args().Get(n), Flake: c.String("flake"), Nixpkgs: c.String("nixpkgs"), ShowTrace: c.Bool("show-trace")}
+	if c.NArg() > n+1 {
+		return src, cliargs.UsageError{Err: fmt.Errorf("unexpected arguments after the layout: %s", strings.Join(c.Args().Slice()[n+1:], " "))}
+	}
+	for _, kind := range []string{"arg", "argstr"} {
+		for _, a := range c.StringSlice(kind) {
+			name, value, ok := strings.Cut(a, "=")
+			if !ok || name == "" {
+				return src, cliargs.UsageError{Err: fmt.Errorf("--%s needs NAME and a value, got %q", kind, a)}
+			}
+			src.Args = append(src.Args, eval.Arg{Name: name, Value: value, String: kind == "argstr"})
+		}
+	}
+	return src, nil
 }
 
 func scriptOptions(c *cli.Context) codegen.Options {
