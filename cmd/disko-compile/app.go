@@ -82,6 +82,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			}
 		},
 		Commands: []*cli.Command{
+			planCommand(load, stdout), applyCommand(load, stdout, stderr), importCommand(stdout, stderr),
 			vmTestCommand(stdin, stdout, stderr),
 			{
 				Name:         "validate",
