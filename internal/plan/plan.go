@@ -214,7 +214,7 @@ func (pl *planner) gpt(p string, g *config.GPT, ad *probe.Disk) {
 	for i, key := range config.GPTOrder(g) {
 		part := g.Partitions[key]
 		w := wanted{path: attr(p+".partitions", key), number: i + 1, label: part.Label, content: part.Content, start: -1}
-		w.start = sectors(part.Start, ad.SectorSize, ad.Table.LastLBA)
+		w.start = sectors(part.Start, ad.SectorSize)
 		if part.Size == "100%" {
 			w.size = -1
 		} else {
@@ -669,7 +669,7 @@ var posRe = regexp.MustCompile(`^([0-9]+)([KMGTPs]?)$`)
 
 // sectors is an explicit sgdisk start in sectors, or -1 for "where sgdisk puts it" (0,
 // or a position relative to something).
-func sectors(s string, ss, last int64) int64 {
+func sectors(s string, ss int64) int64 {
 	m := posRe.FindStringSubmatch(s)
 	if m == nil {
 		return -1

@@ -1,0 +1,182 @@
+package plan
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/probe"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/incremental.md's table from Rows")
+
+// Fake probe results: a 1 GiB disk of 512-byte sectors.
+const (
+	diskSectors = 1 << 21
+	mib         = 2048 // sectors
+	linuxGUID   = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+	swapGUID    = "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"
+)
+
+func disk(table *probe.Table, content *probe.Content) *probe.State {
+	return &probe.State{Disks: map[string]*probe.Disk{"main": {Name: "main", Device: "/dev/sdx", Path: "/dev/sdx",
+		Size: diskSectors * 512, SectorSize: 512, Table: table, Content: content}}}
+}
+
+func gpt(parts ...*probe.Partition) *probe.State {
+	return disk(&probe.Table{Label: "gpt", FirstLBA: 2048, LastLBA: diskSectors - 34, Partitions: parts}, nil)
+}
+
+// part is partition n labelled disk-main-KEY at startMiB with sizeMiB.
+func part(n int, key string, startMiB, sizeMiB int64, c *probe.Content) *probe.Partition {
+	return &probe.Partition{Number: n, Node: fmt.Sprintf("/dev/sdx%d", n), Start: startMiB * mib, Size: sizeMiB * mib,
+		Type: linuxGUID, Name: "disk-main-" + key, Content: c}
+}
+
+func fs(t string) *probe.Content { return &probe.Content{Type: t} }
+
+func layoutOf(t *testing.T, content string, extra string) *config.Devices {
+	t.Helper()
+	js := `{"disk": {"main": {"device": "/dev/sdx"` + content + `}}` + extra + `}`
+	d, err := config.Load([]byte(js), config.LoadOptions{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, js)
+	}
+	return d
+}
+
+// gptLayout is a GPT layout with the given partitions (JSON members).
+func gptLayout(parts string) string {
+	return `, "content": {"type": "gpt", "partitions": {` + parts + `}}`
+}
+
+const (
+	ext4Root = `"root": {"size": "100M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/"}}`
+	rootPath = `disko.devices.disk.main.content.partitions.root`
+)
+
+// rowCases has, for every row of the decision table, a layout and a fake probe result
+// that reach it, and where the plan must report it.
+var rowCases = []struct {
+	row     Row
+	content string // disk options after "device"
+	extra   string // top-level members after "disk"
+	state   *probe.State
+	path    string // where the action or refusal is reported ("" for rows that change nothing)
+}{
+	{DiskUnreadable, gptLayout(ext4Root), "", &probe.State{Disks: map[string]*probe.Disk{"main": {Unreadable: "blockdev: cannot open /dev/sdx"}}}, "disko.devices.disk.main"},
+	{DiskUntouched, "", "", gpt(), ""},
+	{DiskBlank, gptLayout(ext4Root), "", disk(nil, nil), "disko.devices.disk.main"},
+	{DiskBlankMember, `, "content": {"type": "lvm_pv", "vg": "pool"}`, `, "lvm_vg": {"pool": {"lvs": {}}}`, disk(nil, nil), "disko.devices.disk.main.content"},
+	{TableDiffers, gptLayout(ext4Root), "", disk(nil, fs("ext4")), "disko.devices.disk.main.content.type"},
+	{TableDiffers, `, "content": {"type": "table", "format": "msdos", "partitions": []}`, "", gpt(), "disko.devices.disk.main.content.format"},
+	{WholeDiskHasTable, `, "content": {"type": "filesystem", "format": "ext4"}`, "", gpt(), "disko.devices.disk.main.content.type"},
+	{PartSame, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, fs("ext4"))), ""},
+	{PartMissing, gptLayout(`"boot": {"size": "64M", "content": {"type": "filesystem", "format": "ext4"}}, "root": {"size": "100M", "priority": 2000}`), "",
+		gpt(part(1, "boot", 1, 64, fs("ext4"))), rootPath},
+	{PartMissingSwap, gptLayout(`"boot": {"size": "64M"}, "swap": {"size": "64M", "content": {"type": "swap"}}`), "", gpt(part(1, "boot", 1, 64, nil)), "disko.devices.disk.main.content.partitions.swap"},
+	{PartNoRoom, gptLayout(`"root": {"size": "2G"}`), "", gpt(), rootPath},
+	{PartNoRoom, gptLayout(`"a": {"size": "64M"}, "root": {"size": "64M"}`), "", gpt(part(1, "root", 1, 64, nil)), "disko.devices.disk.main.content.partitions.a"},
+	{PartMoved, gptLayout(ext4Root), "", gpt(part(2, "root", 1, 100, fs("ext4"))), rootPath},
+	{PartMoved, gptLayout(`"root": {"size": "100M", "start": "4M"}`), "", gpt(part(1, "root", 1, 100, nil)), rootPath + ".start"},
+	{PartType, gptLayout(ext4Root), "", gpt(func() *probe.Partition { p := part(1, "root", 1, 100, fs("ext4")); p.Type = swapGUID; return p }()), rootPath + ".type"},
+	{PartGrow, gptLayout(`"root": {"size": "200M", "content": {"type": "filesystem", "format": "ext4"}}`), "", gpt(part(1, "root", 1, 100, fs("ext4"))), rootPath + ".size"},
+	{PartGrow, gptLayout(`"root": {"size": "100%", "content": {"type": "btrfs"}}`), "", gpt(part(1, "root", 1, 100, fs("btrfs"))), rootPath + ".size"},
+	{PartGrowBlocked, gptLayout(`"root": {"size": "200M", "priority": 1}, "b": {"size": "100M", "priority": 2}`), "",
+		gpt(part(1, "root", 1, 100, nil), part(2, "b", 101, 100, nil)), rootPath + ".size"},
+	{PartGrowBlocked, gptLayout(`"root": {"size": "200M", "content": {"type": "swap"}}`), "", gpt(part(1, "root", 1, 100, fs("swap"))), rootPath + ".size"},
+	{PartShrink, gptLayout(`"root": {"size": "50M"}`), "", gpt(part(1, "root", 1, 100, nil)), rootPath + ".size"},
+	{PartExtra, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, fs("ext4")), part(2, "foreign", 200, 10, nil)), "disko.devices.disk.main.content.partitions"},
+	{ContentUntouched, gptLayout(`"root": {"size": "100M"}`), "", gpt(part(1, "root", 1, 100, fs("ext4"))), ""},
+	{ContentBlank, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, nil)), rootPath + ".content"},
+	{ContentSame, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, fs("ext4"))), ""},
+	{ContentDiffers, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, fs("xfs"))), rootPath + ".content.format"},
+	{ContentDiffers, gptLayout(`"root": {"size": "100M", "content": {"type": "swap"}}`), "", gpt(part(1, "root", 1, 100, fs("ext4"))), rootPath + ".content.type"},
+	{ContentUnreadable, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs"}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Unreadable: "mount: permission denied"})), rootPath + ".content"},
+	{ContentNoCreate, gptLayout(`"root": {"size": "100M", "content": {"type": "luks", "name": "crypted"}}`), "", gpt(part(1, "root", 1, 100, nil)), rootPath + ".content"},
+	{LUKSSame, gptLayout(`"root": {"size": "100M", "content": {"type": "luks", "name": "crypted"}}`), "", gpt(part(1, "root", 1, 100, fs("crypto_LUKS"))), ""},
+	{LUKSAdded, gptLayout(`"root": {"size": "100M", "content": {"type": "luks", "name": "crypted"}}`), "", gpt(part(1, "root", 1, 100, fs("ext4"))), rootPath + ".content.type"},
+	{LUKSRemoved, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, fs("crypto_LUKS"))), rootPath + ".content.type"},
+	{SubvolSame, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "subvolumes": {"/home": {}}}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"home"}})), ""},
+	{SubvolMissing, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "subvolumes": {"/home": {}, "/nix": {}}}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"home"}})), rootPath + `.content.subvolumes."/nix"`},
+	{SubvolExtra, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs"}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"old"}})), ""},
+	{SwapfileMissing, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "subvolumes": {"/swap": {"mountpoint": "/.swapvol", "swap": {"swapfile": {"size": "16M"}}}}}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"swap"}})), rootPath + `.content.subvolumes."/swap".swap.swapfile`},
+	{SwapfileSame, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "mountpoint": "/top", "swap": {"swapfile": {"size": "16M"}}}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Swapfiles: map[string]int64{"swapfile": 16 << 20}})), ""},
+	{MountMoved, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "ext4", Mounts: []probe.Mount{{Target: "/mnt/old", FSRoot: "/"}}})), rootPath + ".content.mountpoint"},
+	{MountElsewhere, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "ext4", Mounts: []probe.Mount{{Target: "/mnt", FSRoot: "/"}}})), ""},
+}
+
+// TestDecisionTable checks every row of the decision table with a fake probe result, and
+// that every row has a case.
+func TestDecisionTable(t *testing.T) {
+	covered := map[string]bool{}
+	for i, c := range rowCases {
+		t.Run(fmt.Sprintf("%02d-%s", i, c.row.ID), func(t *testing.T) {
+			d := layoutOf(t, c.content, c.extra)
+			p, rows := rowsOf(d, c.state, Options{RootMountpoint: "/mnt"})
+			if !slices.Contains(rows, c.row.ID) {
+				t.Fatalf("row %s not reached; rows %v; plan %+v", c.row.ID, rows, p)
+			}
+			covered[c.row.ID] = true
+			switch {
+			case c.row.Refuse:
+				if !slices.ContainsFunc(p.Refused, func(r Refusal) bool { return r.Row == c.row.ID && r.Path == c.path }) {
+					t.Errorf("no refusal of row %s at %s: %+v", c.row.ID, c.path, p.Refused)
+				}
+				if len(p.Actions) > 0 && c.row.ID != PartNoRoom.ID {
+					t.Logf("actions next to the refusal (apply runs none of them): %+v", p.Actions)
+				}
+			case c.row.Action != "":
+				if !slices.ContainsFunc(p.Actions, func(a Action) bool { return a.Row == c.row.ID && a.Path == c.path && a.Action == c.row.Action }) {
+					t.Errorf("no action %s of row %s at %s: %+v", c.row.Action, c.row.ID, c.path, p.Actions)
+				}
+				if len(p.Refused) > 0 {
+					t.Errorf("unexpected refusals: %+v", p.Refused)
+				}
+				script := string(p.Script())
+				if !strings.Contains(script, "# "+c.path+": "+c.row.Action) {
+					t.Errorf("the apply script has no section for %s:\n%s", c.path, script)
+				}
+			default:
+				if len(p.Actions)+len(p.Refused) > 0 {
+					t.Errorf("row %s should change nothing: %+v", c.row.ID, p)
+				}
+			}
+		})
+	}
+	for _, r := range Rows {
+		if !covered[r.ID] {
+			t.Errorf("row %s has no test case", r.ID)
+		}
+	}
+}
+
+// TestDocsTable checks that docs/incremental.md holds the decision table as Rows render
+// it (go test -update rewrites it there).
+func TestDocsTable(t *testing.T) {
+	const file = "../../docs/incremental.md"
+	const begin, end = "<!-- decision table: generated from internal/plan/table.go -->\n", "<!-- end of decision table -->\n"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no %q ... %q section", file, begin, end)
+	}
+	want := doc[:i+len(begin)] + Markdown() + doc[j:]
+	if *update {
+		if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if doc != want {
+		t.Errorf("%s's decision table differs from internal/plan/table.go; run go test ./internal/plan -run TestDocsTable -update", file)
+	}
+}
