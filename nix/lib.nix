@@ -463,6 +463,29 @@ rec {
       devices = normalize layout;
       set = v: v != null && v != "";
       values = v: if isAttrs v then builtins.attrValues v else if isList v then v else [ ];
+      # A fileSystems entry: its name, and what is known of it without the
+      # compiler (fsType, and neededForBoot, which disko sets for bcachefs).
+      mount =
+        mp: fsType:
+        if set mp then
+          [
+            {
+              fs = mp;
+              inherit fsType;
+              neededForBoot = false;
+            }
+          ]
+        else
+          [ ];
+      bcachefsMount =
+        mp:
+        map (
+          m:
+          m
+          // {
+            neededForBoot = true;
+          }
+        ) (mount mp "bcachefs");
       swapfiles = mp: files: if set mp && values files != [ ] then [ "swap" ] else [ ];
       content =
         n:
@@ -478,27 +501,35 @@ rec {
           else if t == "table" then
             concatMap (p: content (p.content or null)) (values (n.partitions or [ ]))
           else if t == "filesystem" then
-            (if set (n.mountpoint or null) then [ { fs = n.mountpoint; } ] else [ ])
+            mount (n.mountpoint or null) (n.format or null)
           else if t == "swap" then
             [ "swap" ] ++ (if n.resumeDevice or false then [ "resume" ] else [ ])
           else if t == "luks" then
-            (if n.initrdUnlock or true then [ { luks = n.name or ""; } ] else [ ]) ++ content (n.content or null)
+            (
+              if n.initrdUnlock or true then
+                [
+                  {
+                    luks = n.name or "";
+                    keys = sort (unique ([ "device" ] ++ attrNames (n.settings or { })));
+                  }
+                ]
+              else
+                [ ]
+            )
+            ++ content (n.content or null)
           else if t == "btrfs" then
             concatMap (
               sv:
-              (if set (sv.mountpoint or null) then [ { fs = sv.mountpoint; } ] else [ ])
+              mount (sv.mountpoint or null) "btrfs"
               ++ swapfiles (sv.mountpoint or null) (sv.swap or { })
             ) (values (n.subvolumes or { }))
-            ++ (if set (n.mountpoint or null) then [ { fs = n.mountpoint; } ] else [ ])
+            ++ mount (n.mountpoint or null) "btrfs"
             ++ swapfiles (n.mountpoint or null) (n.swap or { })
           else
             [ ];
       zfsFs =
         mp: options:
-        if set mp && (options.mountpoint or null) != "none" && (options.canmount or null) != "off" then
-          [ { fs = mp; } ]
-        else
-          [ ];
+        if (options.mountpoint or null) != "none" && (options.canmount or null) != "off" then mount mp "zfs" else [ ];
       items =
         concatMap (d: content (d.content or null)) (values (devices.disk or { }))
         ++ concatMap (
@@ -507,10 +538,7 @@ rec {
         ++ concatMap (md: [ "swraid" ] ++ content (md.content or null)) (values (devices.mdadm or { }))
         ++ concatMap (
           k:
-          let
-            mp = devices.nodev.${k}.mountpoint or k;
-          in
-          if set mp then [ { fs = mp; } ] else [ ]
+          mount (devices.nodev.${k}.mountpoint or k) (devices.nodev.${k}.fsType or null)
         ) (attrNames (devices.nodev or { }))
         ++ concatMap (
           pool:
@@ -521,17 +549,35 @@ rec {
         ) (values (devices.zpool or { }))
         ++ concatMap (
           fs:
-          (if set (fs.mountpoint or null) then [ { fs = fs.mountpoint; } ] else [ ])
-          ++ concatMap (sv: if set (sv.mountpoint or null) then [ { fs = sv.mountpoint; } ] else [ ]) (
-            values (fs.subvolumes or { })
-          )
+          bcachefsMount (fs.mountpoint or null)
+          ++ concatMap (sv: bcachefsMount (sv.mountpoint or null)) (values (fs.subvolumes or { }))
         ) (values (devices.bcachefs_filesystems or { }));
       flags = filter isString items;
-      named = key: sort (unique (concatMap (i: if isAttrs i && i ? ${key} then [ i.${key} ] else [ ]) items));
+      entries =
+        key: f:
+        listToAttrs (
+          concatMap (
+            i:
+            if isAttrs i && i ? ${key} then
+              [
+                {
+                  name = i.${key};
+                  value = f i;
+                }
+              ]
+            else
+              [ ]
+          ) items
+        );
     in
     {
-      fileSystems = named "fs";
-      luksDevices = named "luks";
+      # mount point -> { keys, fsType, neededForBoot }
+      fileSystems = entries "fs" (i: {
+        inherit (i) fsType neededForBoot;
+        keys = sort ([ "device" "fsType" "options" ] ++ (if i.neededForBoot then [ "neededForBoot" ] else [ ]));
+      });
+      # LUKS device name -> its attribute names (device and the settings)
+      luksDevices = entries "luks" (i: i.keys);
       swapDevices = elem "swap" flags;
       resumeDevice = elem "resume" flags;
       kernelModules = elem "kernelModules" flags;
@@ -542,8 +588,12 @@ rec {
   # The shape of a NixOS config as the compiler wrote it, in the terms of
   # nixosShape (the module asserts the two agree).
   shapeOf = cfg: {
-    fileSystems = sort (attrNames (cfg.fileSystems or { }));
-    luksDevices = sort (attrNames (cfg.boot.initrd.luks.devices or { }));
+    fileSystems = mapAttrs (_: fs: {
+      keys = sort (attrNames fs);
+      fsType = fs.fsType or null;
+      neededForBoot = fs.neededForBoot or false;
+    }) (cfg.fileSystems or { });
+    luksDevices = mapAttrs (_: d: sort (attrNames d)) (cfg.boot.initrd.luks.devices or { });
     swapDevices = (cfg.swapDevices or [ ]) != [ ];
     resumeDevice = (cfg.boot or { }) ? resumeDevice;
     kernelModules = (cfg.boot.initrd or { }) ? kernelModules;

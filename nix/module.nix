@@ -68,11 +68,6 @@ let
   shape = pure.nixosShape raw;
   on = cfg.enableConfig && !empty;
 
-  # A submodule definition (a fileSystems entry, a LUKS device) whose
-  # option names are only learnt when the entry itself is read: as a module
-  # function it needs no evaluation to be counted as defined.
-  lazyEntry = value: _: { config = value; };
-
   requireDisks = _: v: if pure.hasDisks raw then v else throw pure.noDisksMessage;
 
   deprecated = builtins.listToAttrs (
@@ -359,10 +354,23 @@ in
     # from the compiler (or generatedConfig) and are read only when used.
     {
       fileSystems = lib.mkIf on (
-        lib.genAttrs shape.fileSystems (mp: lazyEntry nixosConfig.fileSystems.${mp})
+        # fsType and neededForBoot are known from the layout: NixOS reads
+        # every mount's fsType (boot.supportedFilesystems) for much else.
+        builtins.mapAttrs (
+          mp: known:
+          lib.genAttrs known.keys (
+            k:
+            if k == "fsType" then
+              known.fsType
+            else if k == "neededForBoot" then
+              known.neededForBoot
+            else
+              nixosConfig.fileSystems.${mp}.${k}
+          )
+        ) shape.fileSystems
       );
       boot.initrd.luks.devices = lib.mkIf on (
-        lib.genAttrs shape.luksDevices (name: lazyEntry nixosConfig.boot.initrd.luks.devices.${name})
+        builtins.mapAttrs (name: keys: lib.genAttrs keys (k: nixosConfig.boot.initrd.luks.devices.${name}.${k})) shape.luksDevices
       );
       boot.initrd.kernelModules = lib.mkIf (on && shape.kernelModules) nixosConfig.boot.initrd.kernelModules;
       boot.resumeDevice = lib.mkIf (on && shape.resumeDevice) nixosConfig.boot.resumeDevice;

@@ -71,9 +71,9 @@ func TestModuleBuildsNothing(t *testing.T) {
 	}{
 		{"an unrelated option", `demo`, `cfg.networking.hostName`, `"nixos"`},
 		{"the names of system.build", `demo`, `builtins.length (builtins.attrNames cfg.system.build) == builtins.length (l.scriptAttrNames ++ l.extraBuildAttrNames)`, `true`},
-		{"mount points and LUKS names come from the layout", `demo`,
-			`{ fs = builtins.attrNames cfg.fileSystems; luks = builtins.attrNames cfg.boot.initrd.luks.devices; }`,
-			`{"fs":["/","/boot","/home"],"luks":["crypted"]}`},
+		{"mount points, their fsType and LUKS names come from the layout", `demo`,
+			`{ fs = builtins.mapAttrs (_: fs: fs.fsType) cfg.fileSystems; luks = builtins.attrNames cfg.boot.initrd.luks.devices; }`,
+			`{"fs":{"/":"ext4","/boot":"vfat","/home":"ext4"},"luks":["crypted"]}`},
 		{"boot options the layout does not set", `demo`,
 			`{ inherit (cfg.boot) resumeDevice; grub = cfg.boot.loader.grub.devices; swraid = cfg.boot.swraid.enable; systemd = cfg.boot.initrd.systemd.enable; swap = cfg.swapDevices; }`,
 			`{"resumeDevice":"","grub":[],"swraid":false,"systemd":false,"swap":[]}`},

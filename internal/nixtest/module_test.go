@@ -97,7 +97,7 @@ func TestModule(t *testing.T) {
 			name:    "generatedConfig: the file is applied without building the compiler",
 			modules: `{ imports = [ demo ]; disko.generatedConfig = GENERATED; }`,
 			body:    `{ fs = cfg.fileSystems; luks = builtins.attrNames cfg.boot.initrd.luks.devices; checks = map (c: c.name) cfg.system.checks; build = builtins.filter (n: builtins.substring 0 18 n == "diskoGeneratedConf") (builtins.attrNames cfg.system.build); asserts = map (a: a.assertion) cfg.assertions; }`,
-			want:    `{"fs":{"/":{"device":"/dev/pool/root","fsType":"ext4"},"/boot":{"device":"/dev/b","fsType":"vfat"},"/home":{"device":"/dev/pool/home","fsType":"ext4"}},"luks":["crypted"],"checks":["disko-generated-config-check"],"build":["diskoGeneratedConfigCheck","diskoGeneratedConfigDiff"],"asserts":[true,true,true]}`,
+			want:    `{"fs":{"/":{"device":"/dev/pool/root","fsType":"ext4","options":[]},"/boot":{"device":"/dev/b","fsType":"vfat","options":["umask=0077"]},"/home":{"device":"/dev/pool/home","fsType":"ext4","options":[]}},"luks":["crypted"],"checks":["disko-generated-config-check"],"build":["diskoGeneratedConfigCheck","diskoGeneratedConfigDiff"],"asserts":[true,true,true]}`,
 		},
 		{
 			name:    "options the module does not apply fail an assertion",
@@ -119,7 +119,7 @@ func TestModule(t *testing.T) {
 		},
 	}
 	generated := filepath.Join(t.TempDir(), "disk.generated.nix")
-	if err := os.WriteFile(generated, []byte(`{ fileSystems."/" = { device = "/dev/pool/root"; fsType = "ext4"; }; fileSystems."/boot" = { device = "/dev/b"; fsType = "vfat"; }; fileSystems."/home" = { device = "/dev/pool/home"; fsType = "ext4"; }; boot.initrd.luks.devices.crypted.device = "/dev/x"; boot.initrd.kernelModules = [ "dm-snapshot" ]; swapDevices = [ ]; }`), 0o644); err != nil {
+	if err := os.WriteFile(generated, []byte(`{ fileSystems."/" = { device = "/dev/pool/root"; fsType = "ext4"; options = [ ]; }; fileSystems."/boot" = { device = "/dev/b"; fsType = "vfat"; options = [ "umask=0077" ]; }; fileSystems."/home" = { device = "/dev/pool/home"; fsType = "ext4"; options = [ ]; }; boot.initrd.luks.devices.crypted = { device = "/dev/x"; allowDiscards = true; keyFile = "/tmp/secret.key"; }; boot.initrd.kernelModules = [ "dm-snapshot" ]; swapDevices = [ ]; }`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	unknown := filepath.Join(t.TempDir(), "unknown.generated.nix")
