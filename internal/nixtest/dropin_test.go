@@ -144,6 +144,15 @@ func TestModuleDiskoOptions(t *testing.T) {
 		t.Errorf("a wrong imageFormat: want a type error naming the option, got:\n%s", typeErr)
 	}
 
+	// The documentation of every option renders (as the NixOS manual does) without a build.
+	var documented []string
+	evalJSON(t, moduleExpr(t, lib, "", `[ demo ]`, `map (o: o.name) (builtins.filter (o: !o.internal && (lib.hasPrefix "disko." o.name || lib.hasPrefix "virtualisation." o.name)) (lib.optionAttrSetToDocList ev.options))`), &documented, noIFD...)
+	for _, name := range []string{"disko.devices", "disko.memSize", "disko.imageBuilder.copyNixStoreThreads", "disko.imageBuilder.pkgs", "disko.imageBuilder.kernelPackages", "disko.tests.efi", "virtualisation.vmVariantWithDisko"} {
+		if !slices.Contains(documented, name) {
+			t.Errorf("%s is not in the rendered documentation: %v", name, documented)
+		}
+	}
+
 	for _, name := range []string{"installTest", "vmWithDisko", "diskoImages", "diskoImagesScript"} {
 		_, stderr, err := runNix("nix-build", "--no-out-link", "-E", moduleExpr(t, lib, "", `[ demo ]`, "cfg.system.build."+name))
 		if err == nil || !strings.Contains(stderr, "system.build."+name+" is not available yet") {

@@ -30,7 +30,8 @@ func TestFlakeStructure(t *testing.T) {
 		NixosModules map[string]string   `json:"nixosModules"`
 		Lib          []string            `json:"lib"`
 		PackageArgs  map[string]struct {
-			VendorHashIsPinned bool `json:"vendorHashIsPinned"`
+			VendorHashIsPinned bool     `json:"vendorHashIsPinned"`
+			SubPackages        []string `json:"subPackages"`
 		} `json:"packageArgs"`
 	}
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
@@ -61,6 +62,12 @@ func TestFlakeStructure(t *testing.T) {
 	for name, args := range s.PackageArgs {
 		if !args.VendorHashIsPinned {
 			t.Errorf("packages.x86_64-linux.%s does not use nix/vendor-hash.nix", name)
+		}
+		// buildGoModule fails on a subPackage that is not a main package of the tree.
+		for _, sub := range args.SubPackages {
+			if _, err := os.Stat(filepath.Join(root(t), sub, "main.go")); err != nil {
+				t.Errorf("packages.x86_64-linux.%s builds %s, which has no main.go: %v", name, sub, err)
+			}
 		}
 	}
 	if !slices.Contains(s.Lib, "compile") {
