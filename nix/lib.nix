@@ -316,7 +316,7 @@ rec {
       badElems = if isList v && isString elemType then filter (e: jsonTypeOf e != elemType) v else [ ];
     in
     if !fits then
-      "is a ${t}, expected ${concatStringsSep " or " allowed}"
+      "has type ${t}, expected ${concatStringsSep " or " allowed}"
     else if prop ? enum && !(elem v prop.enum) then
       "is ${builtins.toJSON v}, expected one of ${concatStringsSep ", " (map builtins.toJSON prop.enum)}"
     else if prop ? const && v != prop.const then

@@ -185,11 +185,11 @@ func TestModuleTypos(t *testing.T) {
 	// them in the assertion.
 	wrong := `demo { disko.devices.disk.main.imageSize = 2; disko.devices.disk.main.content.partitions.ESP.content.mountOptions = [ 1 ]; disko.devices.lvm_vg.pool.lvs.root.lvm_type = "raid7"; }`
 	msg = evalError(t, moduleExpr(t, lib, "", "[ "+wrong+" ]", `cfg.disko.devices.disk.main.imageSize`))
-	if !strings.Contains(msg, "The option `disko.devices.disk.main.imageSize' is a integer, expected string") {
+	if !strings.Contains(msg, "The option `disko.devices.disk.main.imageSize' has type integer, expected string") {
 		t.Errorf("reading a leaf of the wrong type: %s", msg)
 	}
 	evalJSON(t, moduleExpr(t, lib, "", "[ "+wrong+" ]", `[ (builtins.head cfg.assertions).message ]`), &msgs, noIFD...)
-	for _, want := range []string{"disko.devices.disk.main.imageSize (is a integer", "disko.devices.disk.main.content.partitions.ESP.content.mountOptions (has an element 1", `disko.devices.lvm_vg.pool.lvs.root.lvm_type (is "raid7", expected one of`} {
+	for _, want := range []string{"disko.devices.disk.main.imageSize (has type integer", "disko.devices.disk.main.content.partitions.ESP.content.mountOptions (has an element 1", `disko.devices.lvm_vg.pool.lvs.root.lvm_type (is "raid7", expected one of`} {
 		if !strings.Contains(msgs[0], want) {
 			t.Errorf("assertion message %q lacks %q", msgs[0], want)
 		}
