@@ -204,6 +204,13 @@ func TestModuleCompiles(t *testing.T) {
 		}
 	}
 
+	// The computed defaults disko users read from their own modules (disko's values).
+	var defaults any
+	evalJSON(t, moduleExpr(t, lib, dir, `[ demo ]`, `let d = cfg.disko.devices.disk.main; esp = d.content.partitions.ESP; in { inherit (esp) device label priority; espName = esp.name; inherit (d) name imageName imageSize; }`), &defaults, "--read-write-mode")
+	if gb, _ := json.Marshal(defaults); !jsonEqual(t, gb, []byte(`{"device":"/dev/disk/by-partlabel/disk-main-ESP","label":"disk-main-ESP","priority":1000,"espName":"ESP","name":"main","imageName":"main","imageSize":"2G"}`)) {
+		t.Errorf("computed defaults: %s", gb)
+	}
+
 	generated := filepath.Join(t.TempDir(), "disk-config.generated.nix")
 	if err := os.WriteFile(generated, compiler(t, dir, "nixos-config", "--nix", layout), 0o644); err != nil {
 		t.Fatal(err)
