@@ -62,8 +62,10 @@ type Options struct {
 	Shares     []Share
 	NoUdev     bool // boot without systemd-udevd (lvm.conf then makes /dev nodes itself)
 
-	// BootTimeout bounds the wait for sshd to answer (default 60s); the
-	// context given to Start can shorten it.
+	// BootTimeout bounds the wait for sshd to answer (default 60s), in
+	// Start and Reconnect. On a busy machine, where qemu gets less CPU time
+	// than the wait's wall time, the wait stretches up to 3x (waitOver);
+	// the context given to Start can shorten it.
 	BootTimeout time.Duration
 	// Accel is "auto" (default: KVM when a quick, cached probe shows that
 	// Debian's kernel really boots under it, else TCG), "tcg" or "kvm".
@@ -245,7 +247,7 @@ func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 		if err := vm.launch(initrd); err != nil {
 			return nil, err
 		}
-		err = vm.waitSSH(ctx, time.Now().Add(opts.BootTimeout), "")
+		err = vm.waitSSH(ctx, opts.BootTimeout, "")
 		if err == nil {
 			break
 		}
@@ -504,11 +506,11 @@ func (vm *VM) startQemu(initrd string, logf *os.File) error {
 // waitSSH dials until the guest answers with the pinned host key and, when
 // notBootID is set, a different boot ID (so a guest that is still going
 // down is not mistaken for the one coming up).
-func (vm *VM) waitSSH(ctx context.Context, deadline time.Time, notBootID string) error {
+// It gives up after limit (see waitOver); ctx can end it sooner.
+func (vm *VM) waitSSH(ctx context.Context, limit time.Duration, notBootID string) error {
 	start := time.Now()
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
+	hardStop, hasHardStop := ctx.Deadline()
+	cpu := vm.newCPUClock()
 	var since int64 // only a marker printed during this wait counts
 	if st, err := os.Stat(vm.console); err == nil {
 		since = st.Size()
@@ -520,9 +522,9 @@ func (vm *VM) waitSSH(ctx context.Context, deadline time.Time, notBootID string)
 			return fmt.Errorf("testvm: qemu exited (%v) before the guest answered on ssh\n%s", vm.waitErr, vm.diagnostics())
 		default:
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("testvm: guest did not answer ssh on %s within %.0fs (last error: %v)\n%s",
-				vm.SSHAddr(), time.Since(start).Seconds(), lastErr, vm.diagnostics())
+		if waitOver(time.Since(start), cpu.used(), limit) || (hasHardStop && time.Now().After(hardStop)) {
+			return fmt.Errorf("testvm: guest did not answer ssh on %s within the boot timeout of %s (waited %.0fs, qemu ran %.0fs of CPU time; last error: %v)\n%s",
+				vm.SSHAddr(), limit, time.Since(start).Seconds(), cpu.used().Seconds(), lastErr, vm.diagnostics())
 		}
 		// Until the guest's network is up, user-mode networking accepts a
 		// connection and then holds it without an answer, so a dial would
@@ -538,7 +540,7 @@ func (vm *VM) waitSSH(ctx context.Context, deadline time.Time, notBootID string)
 			}
 			timeout = 5 * time.Second
 		}
-		client, err := vm.dial(min(timeout, time.Until(deadline)))
+		client, err := vm.dial(timeout)
 		if err == nil {
 			var id string
 			id, err = bootID(client, 10*time.Second)
@@ -561,6 +563,68 @@ func (vm *VM) waitSSH(ctx context.Context, deadline time.Time, notBootID string)
 			return fmt.Errorf("testvm: waiting for ssh on %s: %w\n%s", vm.SSHAddr(), err, vm.diagnostics())
 		}
 	}
+}
+
+// waitOver tells whether a wait for the guest has lasted long enough to
+// give up: limit of wall time in which qemu also ran limit of CPU time, or
+// three times limit of wall time. Under TCG a guest boots only as fast as
+// qemu gets the host's CPUs: on a busy machine a boot takes longer in wall
+// time but not in CPU time, so the wait stretches (up to 3x) instead of
+// failing a guest that was still booting. A guest that hangs idle uses
+// little CPU and is given up on at 3x.
+func waitOver(wall, cpu, limit time.Duration) bool {
+	return (wall >= limit && cpu >= limit) || wall >= 3*limit
+}
+
+// cpuClock measures the CPU time qemu uses from its creation on, across a
+// restart of qemu (the new process counts from zero).
+type cpuClock struct {
+	vm    *VM
+	pid   int
+	start time.Duration // what pid had used when the clock started
+	last  time.Duration // pid's last reading
+	prior time.Duration // used by earlier processes
+}
+
+func (vm *VM) newCPUClock() *cpuClock {
+	c := &cpuClock{vm: vm}
+	c.pid, c.start = vm.qemuCPU()
+	c.last = c.start
+	return c
+}
+
+func (c *cpuClock) used() time.Duration {
+	pid, t := c.vm.qemuCPU()
+	if pid != c.pid { // qemu was restarted
+		c.prior += c.last - c.start
+		c.pid, c.start, c.last = pid, 0, 0
+	}
+	c.last = max(c.last, t) // an exited process reads as 0
+	return c.prior + c.last - c.start
+}
+
+// qemuCPU is the current qemu process and the CPU time (user and system,
+// all threads) it has used, from /proc/PID/stat.
+func (vm *VM) qemuCPU() (int, time.Duration) {
+	vm.mu.Lock()
+	cmd := vm.cmd
+	vm.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return 0, 0
+	}
+	pid := cmd.Process.Pid
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	i := bytes.LastIndexByte(b, ')')
+	if err != nil || i < 0 {
+		return pid, 0
+	}
+	f := strings.Fields(string(b[i+1:])) // from field 3 (state) on
+	if len(f) < 13 {
+		return pid, 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14, in clock ticks of 1/100 s
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	return pid, time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // sshdMarker is what rc.sh prints on the console right before sshd starts.
@@ -782,8 +846,7 @@ func (vm *VM) Reconnect(ctx context.Context) error {
 	if old != nil {
 		old.Close()
 	}
-	deadline := time.Now().Add(vm.opts.BootTimeout)
-	return vm.waitSSH(ctx, deadline, oldID)
+	return vm.waitSSH(ctx, vm.opts.BootTimeout, oldID)
 }
 
 // Stop powers the guest off, kills qemu (by its PID) if it does not exit in

@@ -327,10 +327,47 @@ func TestBootTimeout(t *testing.T) {
 		t.Fatal("a guest answered ssh within 2 s under TCG; want a timeout")
 	}
 	msg := err.Error()
-	for _, want := range []string{"did not answer ssh", "within 2s", "--- console"} {
+	for _, want := range []string{"did not answer ssh", "boot timeout of 2s", "--- console"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not contain %q", msg, want)
 		}
 	}
 	t.Log(msg)
+}
+
+// TestWaitOver checks when a boot wait gives up: at the limit when qemu had
+// as much CPU time, else at three times the limit.
+func TestWaitOver(t *testing.T) {
+	for _, c := range []struct {
+		wall, cpu time.Duration
+		want      bool
+	}{
+		{59 * time.Second, 100 * time.Second, false},
+		{60 * time.Second, 60 * time.Second, true},
+		{60 * time.Second, 30 * time.Second, false}, // a starved qemu: wait on
+		{179 * time.Second, 30 * time.Second, false},
+		{180 * time.Second, 30 * time.Second, true},
+	} {
+		if got := waitOver(c.wall, c.cpu, time.Minute); got != c.want {
+			t.Errorf("after %v with %v of CPU: over %v, want %v", c.wall, c.cpu, got, c.want)
+		}
+	}
+}
+
+// TestCPUClock checks that the clock reads a process's CPU time from /proc.
+func TestCPUClock(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "while :; do :; done")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	vm := &VM{cmd: cmd}
+	c := vm.newCPUClock()
+	deadline := time.Now().Add(20 * time.Second)
+	for c.used() < 200*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatalf("a busy loop used %v of CPU in 20 s", c.used())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
