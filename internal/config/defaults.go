@@ -181,6 +181,7 @@ func defaultGPT(probs *Problems, path string, g *GPT, own owner) {
 				p.End = "-0"
 			}
 		}
+		p.Start, p.End = canonicalPosition(p.Start), canonicalPosition(p.End)
 		if p.Alignment == nil {
 			p.Alignment = ptr(0)
 			if strings.HasSuffix(p.Start, "s") || strings.HasSuffix(p.End, "s") {

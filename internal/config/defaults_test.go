@@ -70,3 +70,20 @@ func TestNumbering(t *testing.T) {
 		t.Errorf("msdos devices %q", got)
 	}
 }
+
+// TestCanonicalPositions: positions are handed on in the one spelling the scripts read.
+func TestCanonicalPositions(t *testing.T) {
+	d, err := Load([]byte(gptDisk(`{"a":{"start":"1MiB","end":"+512m"},"b":{"start":"2048S","end":"+10kb"},"c":{"size":"1G"},"d":{"size":"100%","end":"-1tib"}}`)), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := d.Disk["main"].Content.(*GPT).Partitions
+	for key, want := range map[string][2]string{"a": {"1M", "+512M"}, "b": {"2048s", "+10K"}, "c": {"0", "+1G"}, "d": {"0", "-1T"}} {
+		if got := [2]string{parts[key].Start, parts[key].End}; got != want {
+			t.Errorf("%s: start, end = %q, want %q", key, got, want)
+		}
+	}
+	if got := *parts["b"].Alignment; got != 1 {
+		t.Errorf("b: alignment %d, want 1 (a position in sectors)", got)
+	}
+}

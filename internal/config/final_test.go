@@ -69,7 +69,7 @@ func checkFinal(t *testing.T, what string, data []byte) {
 // carry.
 var replacements = []any{
 	nil, true, json.Number("-1"), json.Number("0"), json.Number("99999999999999999999"), json.Number("1e999"),
-	"", "-f", "a\"b", "a,b", "a\\b", "x\x00y", "/a\nb", "😀", "500X", "99999999999999999999G", "../up", "$(id) `id`",
+	"", "-f", "1MiB", "-10m", "a\"b", "a,b", "a\\b", "x\x00y", "/a\nb", "😀", "500X", "99999999999999999999G", "../up", "$(id) `id`",
 	[]any{}, []any{nil}, map[string]any{}, map[string]any{"x": nil},
 }
 

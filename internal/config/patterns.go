@@ -84,3 +84,21 @@ func ParsePosition(s string) (Position, error) {
 	}
 	return p, nil
 }
+
+// canonicalPosition spells a position the one way the later stages read it: the unit as
+// one upper-case letter (1MiB, 1mb and 1m are 1M), sectors as s. A position that does not
+// parse is left for the validator to report.
+func canonicalPosition(s string) string {
+	if _, err := ParsePosition(s); err != nil {
+		return s
+	}
+	end := strings.LastIndexFunc(s, func(r rune) bool { return r >= '0' && r <= '9' }) + 1
+	switch unit := strings.ToUpper(s[end:]); {
+	case unit == "":
+		return s
+	case unit == "S":
+		return s[:end] + "s"
+	default:
+		return s[:end] + unit[:1]
+	}
+}
