@@ -8,8 +8,9 @@
 // GNU bash as /bin/sh, util-linux, sgdisk/sfdisk, cryptsetup, lvm2, mdadm,
 // mkfs.{ext4,xfs,btrfs,vfat}, kexec, jq. Busybox only fills gaps (init, ip,
 // poweroff). systemd-udevd runs, so /dev/disk/by-partlabel, by-id
-// (virtio-<serial>) and by-label exist. The image is cached by the package
-// versions; a cache hit costs ~0.1 s, a build ~2-5 s.
+// (virtio-<serial>) and by-label exist. The image is cached, keyed by the
+// rig's source and the versions of all installed packages; a cache hit costs
+// ~0.1-0.3 s, a build 5-30 s (kexec-tools is downloaded when not installed).
 //
 // Under TCG (this machine has no usable KVM) a guest answers SSH about 11 s
 // after qemu starts. Commands share one SSH connection with a pinned host
