@@ -56,9 +56,8 @@ type Position struct {
 // and the format script's) can hold: 4 EiB, beyond any disk.
 const maxPositionBytes = 1 << 62
 
-// ParsePosition reads an sgdisk position (patterns["gptPosition"]): the validator and the
-// format script's partition planner read positions with it, so that what validates
-// compiles.
+// ParsePosition reads an sgdisk position (patterns["gptPosition"]) as the validator
+// checks it; config.Load hands positions on in canonical spelling (canonicalPosition).
 func ParsePosition(s string) (Position, error) {
 	if !patterns["gptPosition"].MatchString(s) {
 		return Position{}, fmt.Errorf("%q is not a position sgdisk understands (examples: 0, 1M, +500M, -10M, 2048s)", s)

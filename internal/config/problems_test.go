@@ -246,6 +246,15 @@ func TestProblems(t *testing.T) {
 			`disko.devices.disk.main.content.settings.keyFile: must be a string (the key file's path), not a list`,
 			`disko.devices.disk.main.content.settings.keyFileOffset: must be a whole number of bytes, not the number -1`,
 			`disko.devices.disk.main.content.settings.keyFileSize: must be a whole number of bytes, not the number 1.5`}},
+		{"devices built on each other", `{"disk":{
+			"a":{"device":"/dev/vda","content":{"type":"luks","name":"x","content":{"type":"btrfs","extraArgs":["/dev/mapper/y"]}}},
+			"b":{"device":"/dev/vdb","content":{"type":"luks","name":"y","content":{"type":"btrfs","extraArgs":["-d raid1 /dev/mapper/x"]}}},
+			"c":{"device":"/dev/md/r","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{}}}`, []string{
+			`disko.devices.disk.a: the devices depend on each other in a cycle: disko.devices.disk.a -> disko.devices.disk.b -> disko.devices.disk.a (a device path in one's options names a device that another creates)`,
+			`disko.devices.disk.c: the devices depend on each other in a cycle: disko.devices.disk.c -> disko.devices.mdadm.r -> disko.devices.disk.c (a device path in one's options names a device that another creates)`}},
+		{"devices built on others", `{"disk":{
+			"a":{"device":"/dev/vda","content":{"type":"luks","name":"x","content":{"type":"btrfs","extraArgs":["/dev/mapper/y"]}}},
+			"b":{"device":"/dev/vdb","content":{"type":"luks","name":"y"}}}}`, nil},
 		{"null in LUKS settings is a value", onDisk(`{"type":"luks","name":"c","settings":{"keyFile":null}}`), nil},
 		{"computed device cannot be set", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"device":"/dev/md0"}}}`, []string{
 			`disko.devices.mdadm.r.device: is computed as "/dev/md/r" and cannot be set to "/dev/md0"`}},

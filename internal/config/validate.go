@@ -91,6 +91,7 @@ func validate(d *Devices, probs *Problems) {
 		v.mountpoint(path+".mountpoint", d.Nodev[key].Mountpoint)
 	}
 	v.references()
+	v.cycles()
 	v.noNUL(RootPath, reflect.ValueOf(d))
 }
 
