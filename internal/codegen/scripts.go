@@ -1,8 +1,10 @@
 // Package codegen turns a validated layout (config.Devices) into the shell scripts that
 // format, mount, unmount and destroy its disks, doing per node what disko's generated
-// scripts do (see ../shared/reference/disko.md), but safe by construction: every layout
-// value passes through Q, a script refuses to overwrite data it did not create, and
-// devices are waited for by name rather than by sleeping.
+// scripts do (the _create, _mount and _unmount of each type in disko's lib/types/*.nix:
+// the same tools, device paths and partition labels, so that disko's layouts keep their
+// meaning), but safe by construction: every layout value passes through Q, a script
+// refuses to overwrite data it did not create, and devices are waited for by name rather
+// than by sleeping.
 //
 // Layout of the package: graph.go orders the top-level devices and the mounts;
 // runtime.sh is the shell library every script embeds (device settling, guards, GPT
