@@ -1,6 +1,7 @@
 package codegen
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -49,7 +50,7 @@ func (g *gen) createBcachefs(w *writer, u *unit, fs *config.BcachefsFilesystem) 
 		w.raw(`top=$(mktemp -d)`)
 		w.raw(`trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT`)
 		w.linef(`mount -t bcachefs -o %s %s "$top"`, Q(strings.Join(uniq(append([]string{"X-mount.mkdir"}, fs.MountOptions...)), ",")), dev)
-		for _, key := range sortedKeys(fs.Subvolumes) {
+		for _, key := range slices.Sorted(maps.Keys(fs.Subvolumes)) {
 			sv := fs.Subvolumes[key]
 			w.comment(u.path.field("subvolumes").attr(key))
 			w.linef(`sv="$top"/%s`, Q(sv.Name))
@@ -93,7 +94,7 @@ func (g *gen) mountBcachefs(u *unit, fs *config.BcachefsFilesystem, owners []*ho
 	if fs.Mountpoint != "" {
 		add(u.path, fs.Mountpoint, append([]string{"X-mount.mkdir"}, fs.MountOptions...))
 	}
-	for _, key := range sortedKeys(fs.Subvolumes) {
+	for _, key := range slices.Sorted(maps.Keys(fs.Subvolumes)) {
 		sv := fs.Subvolumes[key]
 		if sv.Mountpoint != "" {
 			opts := append([]string{"X-mount.mkdir", "X-mount.subdir=" + strings.TrimPrefix(sv.Name, "/")}, sv.MountOptions...)

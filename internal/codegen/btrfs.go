@@ -1,6 +1,9 @@
 package codegen
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
 
@@ -23,7 +26,7 @@ func (g *gen) createBTRFS(w *writer, p optPath, n *config.BTRFS, dev sh) {
 		w.raw(`trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT`)
 		w.linef(`mount -t btrfs -o subvol=/ %s "$top"`, dev)
 		swapfiles(w, `"$top"`, n.Swap)
-		for _, key := range sortedKeys(n.Subvolumes) {
+		for _, key := range slices.Sorted(maps.Keys(n.Subvolumes)) {
 			sv := n.Subvolumes[key]
 			w.comment(p.field("subvolumes").attr(key))
 			w.linef(`sv="$top"/%s`, Q(sv.Name))
@@ -38,7 +41,7 @@ func (g *gen) createBTRFS(w *writer, p optPath, n *config.BTRFS, dev sh) {
 }
 
 func swapfiles(w *writer, dir sh, files map[string]*config.Swapfile) {
-	for _, key := range sortedKeys(files) {
+	for _, key := range slices.Sorted(maps.Keys(files)) {
 		f := files[key]
 		w.block("if [ ! -e "+dir+"/"+Q(f.Path)+" ]; then", "fi", func() {
 			w.linef("btrfs filesystem mkswapfile --size %s %s/%s >/dev/null", Q(f.Size), dir, Q(f.Path))
@@ -62,7 +65,7 @@ func (g *gen) mountBTRFS(p optPath, n *config.BTRFS, ref *devRef, owners []*hook
 	if n.Mountpoint != "" {
 		add(n.Mountpoint, n.MountOptions)
 	}
-	for _, key := range sortedKeys(n.Subvolumes) {
+	for _, key := range slices.Sorted(maps.Keys(n.Subvolumes)) {
 		sv := n.Subvolumes[key]
 		if sv.Mountpoint != "" {
 			add(sv.Mountpoint, append(append([]string{}, sv.MountOptions...), "subvol="+sv.Name))

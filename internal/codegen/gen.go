@@ -165,7 +165,7 @@ func (g *gen) index() error {
 				g.visit(u, u.path.field("content"), n.Content, &devRef{path: n.Device})
 			}
 		case *config.LVMVG:
-			for _, key := range sortedKeys(n.LVs) {
+			for _, key := range slices.Sorted(maps.Keys(n.LVs)) {
 				lv := n.LVs[key]
 				u.produced = append(u.produced, lv.Device)
 				if lv.Content != nil {
@@ -173,7 +173,7 @@ func (g *gen) index() error {
 				}
 			}
 		case *config.Zpool:
-			for _, key := range sortedKeys(n.Datasets) {
+			for _, key := range slices.Sorted(maps.Keys(n.Datasets)) {
 				g.note(u, u.path.field("datasets").attr(key), n.Datasets[key], nil)
 				if vol, ok := n.Datasets[key].(*config.ZFSVolume); ok {
 					u.produced = append(u.produced, vol.Device)
@@ -261,8 +261,4 @@ func (g *gen) aggregateExists(k memberKey) bool {
 	default:
 		return g.d.BcachefsFilesystems[k.name] != nil
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }

@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -44,27 +45,27 @@ func (g *gen) collectUnits() {
 	for _, kind := range unitKinds {
 		switch kind {
 		case "bcachefs_filesystems":
-			for _, k := range sortedKeys(g.d.BcachefsFilesystems) {
+			for _, k := range slices.Sorted(maps.Keys(g.d.BcachefsFilesystems)) {
 				add(kind, k, g.d.BcachefsFilesystems[k])
 			}
 		case "disk":
-			for _, k := range sortedKeys(g.d.Disk) {
+			for _, k := range slices.Sorted(maps.Keys(g.d.Disk)) {
 				add(kind, k, g.d.Disk[k])
 			}
 		case "lvm_vg":
-			for _, k := range sortedKeys(g.d.LVMVG) {
+			for _, k := range slices.Sorted(maps.Keys(g.d.LVMVG)) {
 				add(kind, k, g.d.LVMVG[k])
 			}
 		case "mdadm":
-			for _, k := range sortedKeys(g.d.MDADM) {
+			for _, k := range slices.Sorted(maps.Keys(g.d.MDADM)) {
 				add(kind, k, g.d.MDADM[k])
 			}
 		case "nodev":
-			for _, k := range sortedKeys(g.d.Nodev) {
+			for _, k := range slices.Sorted(maps.Keys(g.d.Nodev)) {
 				add(kind, k, g.d.Nodev[k])
 			}
 		case "zpool":
-			for _, k := range sortedKeys(g.d.Zpool) {
+			for _, k := range slices.Sorted(maps.Keys(g.d.Zpool)) {
 				add(kind, k, g.d.Zpool[k])
 			}
 		}

@@ -1,6 +1,7 @@
 package codegen
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -21,7 +22,7 @@ func (g *gen) createLVMPV(w *writer, p optPath, n *config.LVMPV, dev sh) {
 
 // lvOrder is the creation order of a group's logical volumes: priority, then name.
 func lvOrder(vg *config.LVMVG) []string {
-	keys := sortedKeys(vg.LVs)
+	keys := slices.Sorted(maps.Keys(vg.LVs))
 	slices.SortStableFunc(keys, func(a, b string) int { return prio(vg.LVs[a].Priority) - prio(vg.LVs[b].Priority) })
 	return keys
 }

@@ -1,6 +1,7 @@
 package codegen
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -54,10 +55,10 @@ func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 	if pool.RootFsOptions["canmount"] == "off" {
 		opts = append(opts, "-m", "none")
 	}
-	for _, k := range sortedKeys(pool.Options) {
+	for _, k := range slices.Sorted(maps.Keys(pool.Options)) {
 		opts = append(opts, "-o", k+"="+pool.Options[k])
 	}
-	for _, k := range sortedKeys(pool.RootFsOptions) {
+	for _, k := range slices.Sorted(maps.Keys(pool.RootFsOptions)) {
 		opts = append(opts, "-O", k+"="+pool.RootFsOptions[k])
 	}
 	altroot := g.root
@@ -74,7 +75,7 @@ func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 		})
 	})
 	g.datasetUpdate(w, u.path, pool.Name, rootDataset(pool).Options, pool.Mountpoint, true)
-	for _, k := range sortedKeys(pool.Datasets) {
+	for _, k := range slices.Sorted(maps.Keys(pool.Datasets)) {
 		dp := u.path.field("datasets").attr(k)
 		switch ds := pool.Datasets[k].(type) {
 		case *config.ZFSFS:
@@ -91,7 +92,7 @@ func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 			err := withCreateHooksErr(w, dp, ds, func() error {
 				full := pool.Name + "/" + ds.Name
 				var o []string
-				for _, k := range sortedKeys(ds.Options) {
+				for _, k := range slices.Sorted(maps.Keys(ds.Options)) {
 					o = append(o, "-o", k+"="+ds.Options[k])
 				}
 				w.block("if ! zfs get type "+Q(full)+" >/dev/null 2>&1; then", "fi", func() {
@@ -124,7 +125,7 @@ func (g *gen) datasetUpdate(w *writer, p optPath, full string, options map[strin
 		create[k] = v
 	}
 	var createArgs, update []string
-	for _, k := range sortedKeys(create) {
+	for _, k := range slices.Sorted(maps.Keys(create)) {
 		createArgs = append(createArgs, "-o", k+"="+create[k])
 		if !slices.Contains(zfsOneTime, k) {
 			update = append(update, k+"="+create[k])
@@ -173,7 +174,7 @@ func (g *gen) mountZpool(u *unit, pool *config.Zpool, owners []*hooked) {
 			})
 		})})
 	g.mountDataset(u.path, pool.Name, rootDataset(pool), owners)
-	for _, k := range sortedKeys(pool.Datasets) {
+	for _, k := range slices.Sorted(maps.Keys(pool.Datasets)) {
 		dp := u.path.field("datasets").attr(k)
 		switch ds := pool.Datasets[k].(type) {
 		case *config.ZFSFS:

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -32,22 +33,22 @@ func (v *validator) cycles() {
 		all = append(all, t)
 		byAggregate[kind+"."+key] = t
 	}
-	for _, key := range sortedMapKeys(v.d.BcachefsFilesystems) {
+	for _, key := range slices.Sorted(maps.Keys(v.d.BcachefsFilesystems)) {
 		add("bcachefs_filesystems", key, v.d.BcachefsFilesystems[key])
 	}
-	for _, key := range sortedMapKeys(v.d.Disk) {
+	for _, key := range slices.Sorted(maps.Keys(v.d.Disk)) {
 		add("disk", key, v.d.Disk[key])
 	}
-	for _, key := range sortedMapKeys(v.d.LVMVG) {
+	for _, key := range slices.Sorted(maps.Keys(v.d.LVMVG)) {
 		add("lvm_vg", key, v.d.LVMVG[key])
 	}
-	for _, key := range sortedMapKeys(v.d.MDADM) {
+	for _, key := range slices.Sorted(maps.Keys(v.d.MDADM)) {
 		add("mdadm", key, v.d.MDADM[key])
 	}
-	for _, key := range sortedMapKeys(v.d.Nodev) {
+	for _, key := range slices.Sorted(maps.Keys(v.d.Nodev)) {
 		add("nodev", key, v.d.Nodev[key])
 	}
-	for _, key := range sortedMapKeys(v.d.Zpool) {
+	for _, key := range slices.Sorted(maps.Keys(v.d.Zpool)) {
 		add("zpool", key, v.d.Zpool[key])
 	}
 	owner := map[string]*topDevice{}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -73,7 +74,7 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(obj))
-		for _, key := range sortedMapKeys(obj) {
+		for _, key := range slices.Sorted(maps.Keys(obj)) {
 			if key == "" {
 				probs.add(path, "has an entry with an empty name")
 				continue
@@ -159,7 +160,7 @@ func decodeStruct(probs *Problems, path string, obj map[string]any, v reflect.Va
 	for _, f := range fields {
 		names = append(names, f.name)
 	}
-	for _, key := range sortedMapKeys(obj) {
+	for _, key := range slices.Sorted(maps.Keys(obj)) {
 		if strings.HasPrefix(key, "_") {
 			continue // disko's module output carries internal options such as _index.
 		}

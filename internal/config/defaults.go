@@ -23,7 +23,7 @@ type owner struct {
 }
 
 func applyDefaults(d *Devices, probs *Problems) {
-	for _, key := range sortedMapKeys(d.Disk) {
+	for _, key := range slices.Sorted(maps.Keys(d.Disk)) {
 		disk := d.Disk[key]
 		path := attrPath(RootPath+".disk", key)
 		if disk.Name == "" {
@@ -34,7 +34,7 @@ func applyDefaults(d *Devices, probs *Problems) {
 		}
 		defaultContent(probs, path+".content", disk.Content, disk.Device, owner{"disk", disk.Name})
 	}
-	for _, key := range sortedMapKeys(d.MDADM) {
+	for _, key := range slices.Sorted(maps.Keys(d.MDADM)) {
 		md := d.MDADM[key]
 		if md.Name == "" {
 			md.Name = key
@@ -42,12 +42,12 @@ func applyDefaults(d *Devices, probs *Problems) {
 		md.Device = computedDevice(probs, attrPath(RootPath+".mdadm", key)+".device", md.Device, "/dev/md/"+md.Name)
 		defaultContent(probs, attrPath(RootPath+".mdadm", key)+".content", md.Content, md.Device, owner{"mdadm", md.Name})
 	}
-	for _, key := range sortedMapKeys(d.LVMVG) {
+	for _, key := range slices.Sorted(maps.Keys(d.LVMVG)) {
 		vg := d.LVMVG[key]
 		if vg.Name == "" {
 			vg.Name = key
 		}
-		for _, lvKey := range sortedMapKeys(vg.LVs) {
+		for _, lvKey := range slices.Sorted(maps.Keys(vg.LVs)) {
 			lv := vg.LVs[lvKey]
 			if lv.Name == "" {
 				lv.Name = lvKey
@@ -60,12 +60,12 @@ func applyDefaults(d *Devices, probs *Problems) {
 			defaultContent(probs, lvPath+".content", lv.Content, lv.Device, owner{"lvm_vg", vg.Name})
 		}
 	}
-	for _, key := range sortedMapKeys(d.Zpool) {
+	for _, key := range slices.Sorted(maps.Keys(d.Zpool)) {
 		pool := d.Zpool[key]
 		if pool.Name == "" {
 			pool.Name = key
 		}
-		for _, dsKey := range sortedMapKeys(pool.Datasets) {
+		for _, dsKey := range slices.Sorted(maps.Keys(pool.Datasets)) {
 			dsPath := attrPath(attrPath(RootPath+".zpool", key)+".datasets", dsKey)
 			switch ds := pool.Datasets[dsKey].(type) {
 			case *ZFSFS:
@@ -81,7 +81,7 @@ func applyDefaults(d *Devices, probs *Problems) {
 			}
 		}
 	}
-	for _, key := range sortedMapKeys(d.BcachefsFilesystems) {
+	for _, key := range slices.Sorted(maps.Keys(d.BcachefsFilesystems)) {
 		fs := d.BcachefsFilesystems[key]
 		if fs.Name == "" {
 			fs.Name = key
@@ -89,13 +89,13 @@ func applyDefaults(d *Devices, probs *Problems) {
 		if fs.UUID == "" {
 			fs.UUID = nameUUID(fs.Name)
 		}
-		for _, svKey := range sortedMapKeys(fs.Subvolumes) {
+		for _, svKey := range slices.Sorted(maps.Keys(fs.Subvolumes)) {
 			if sv := fs.Subvolumes[svKey]; sv.Name == "" {
 				sv.Name = svKey
 			}
 		}
 	}
-	for _, key := range sortedMapKeys(d.Nodev) {
+	for _, key := range slices.Sorted(maps.Keys(d.Nodev)) {
 		nd := d.Nodev[key]
 		if nd.Mountpoint == "" {
 			nd.Mountpoint = key
@@ -150,7 +150,7 @@ func defaultContent(probs *Problems, path string, node Node, device string, own 
 	case *BTRFS:
 		n.Device = or(n.Device, device)
 		defaultSwapfiles(n.Swap)
-		for _, key := range sortedMapKeys(n.Subvolumes) {
+		for _, key := range slices.Sorted(maps.Keys(n.Subvolumes)) {
 			sv := n.Subvolumes[key]
 			sv.Name = or(sv.Name, key)
 			defaultSwapfiles(sv.Swap)
@@ -166,7 +166,7 @@ func defaultSwapfiles(files map[string]*Swapfile) {
 
 // defaultGPT numbers the partitions (priority, then name) and names their devices.
 func defaultGPT(probs *Problems, path string, g *GPT, own owner) {
-	for _, key := range sortedMapKeys(g.Partitions) {
+	for _, key := range slices.Sorted(maps.Keys(g.Partitions)) {
 		p := g.Partitions[key]
 		p.Name = or(p.Name, key)
 		if p.Type == "" {
@@ -214,7 +214,7 @@ func defaultGPT(probs *Problems, path string, g *GPT, own owner) {
 // GPTOrder returns the partition keys in creation order, which is also their numbering
 // (the first is partition 1): by priority, then by name.
 func GPTOrder(g *GPT) []string {
-	keys := sortedMapKeys(g.Partitions)
+	keys := slices.Sorted(maps.Keys(g.Partitions))
 	slices.SortStableFunc(keys, func(a, b string) int {
 		return derefInt(g.Partitions[a].Priority) - derefInt(g.Partitions[b].Priority)
 	})
@@ -356,10 +356,6 @@ func nodevDevice(fsType string) string {
 	default:
 		return "none"
 	}
-}
-
-func sortedMapKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }
 
 func or(value, fallback string) string {

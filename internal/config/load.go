@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -20,14 +21,14 @@ func Load(data []byte, opts LoadOptions) (*Devices, error) {
 	if d == nil {
 		return nil, probs
 	}
-	for _, name := range sortedMapKeys(opts.DiskDevices) {
+	for _, name := range slices.Sorted(maps.Keys(opts.DiskDevices)) {
 		disk, ok := d.Disk[name]
 		if !ok {
 			msg := fmt.Sprintf("--disk %s=%s names no disk of this layout", name, opts.DiskDevices[name])
-			if s := suggest(name, sortedMapKeys(d.Disk)); s != "" {
+			if s := suggest(name, slices.Sorted(maps.Keys(d.Disk))); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			} else {
-				msg += " (disks: " + strings.Join(sortedMapKeys(d.Disk), ", ") + ")"
+				msg += " (disks: " + strings.Join(slices.Sorted(maps.Keys(d.Disk)), ", ") + ")"
 			}
 			probs.add(RootPath+".disk", "%s", msg)
 			continue

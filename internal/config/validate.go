@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -52,7 +53,7 @@ func validate(d *Devices, probs *Problems) {
 		// every array, group, pool or filesystem is built from disks.
 		probs.add(RootPath+".disk", "no disks are defined: a layout needs at least one disk, as in disko (mounts without a device alone belong in fileSystems of the NixOS configuration)")
 	}
-	for _, key := range sortedMapKeys(d.Disk) {
+	for _, key := range slices.Sorted(maps.Keys(d.Disk)) {
 		disk := d.Disk[key]
 		path := attrPath(RootPath+".disk", key)
 		v.absolute(path+".device", disk.Device, "a device path "+deviceExample)
@@ -61,31 +62,31 @@ func validate(d *Devices, probs *Problems) {
 		}
 		v.content(path+".content", disk.Content)
 	}
-	for _, key := range sortedMapKeys(d.MDADM) {
+	for _, key := range slices.Sorted(maps.Keys(d.MDADM)) {
 		path := attrPath(RootPath+".mdadm", key)
 		v.toolName(namePath(path, key, d.MDADM[key].Name), d.MDADM[key].Name, "mdadm")
 		v.content(path+".content", d.MDADM[key].Content)
 	}
-	for _, key := range sortedMapKeys(d.LVMVG) {
+	for _, key := range slices.Sorted(maps.Keys(d.LVMVG)) {
 		v.lvmVG(attrPath(RootPath+".lvm_vg", key), key, d.LVMVG[key])
 	}
-	for _, key := range sortedMapKeys(d.Zpool) {
+	for _, key := range slices.Sorted(maps.Keys(d.Zpool)) {
 		v.zpool(attrPath(RootPath+".zpool", key), key, d.Zpool[key])
 	}
-	for _, key := range sortedMapKeys(d.BcachefsFilesystems) {
+	for _, key := range slices.Sorted(maps.Keys(d.BcachefsFilesystems)) {
 		fs := d.BcachefsFilesystems[key]
 		path := attrPath(RootPath+".bcachefs_filesystems", key)
 		v.uuid(path+".uuid", fs.UUID)
 		v.optionalAbsolute(path+".passwordFile", fs.PasswordFile)
 		v.mountpoint(path+".mountpoint", fs.Mountpoint)
-		for _, key := range sortedMapKeys(fs.Subvolumes) {
+		for _, key := range slices.Sorted(maps.Keys(fs.Subvolumes)) {
 			sv := fs.Subvolumes[key]
 			svPath := attrPath(path+".subvolumes", key)
 			v.subvolumeName(namePath(svPath, key, sv.Name), sv.Name, "X-mount.subdir=")
 			v.mountpoint(svPath+".mountpoint", sv.Mountpoint)
 		}
 	}
-	for _, key := range sortedMapKeys(d.Nodev) {
+	for _, key := range slices.Sorted(maps.Keys(d.Nodev)) {
 		path := attrPath(RootPath+".nodev", key)
 		v.toolName(path+".device", d.Nodev[key].Device, "mount")
 		v.mountpoint(path+".mountpoint", d.Nodev[key].Mountpoint)
@@ -143,7 +144,7 @@ func (v *validator) content(path string, node Node) {
 	case *BTRFS:
 		v.mountpoint(path+".mountpoint", n.Mountpoint)
 		v.swapfiles(path, n.Mountpoint, n.Swap)
-		for _, key := range sortedMapKeys(n.Subvolumes) {
+		for _, key := range slices.Sorted(maps.Keys(n.Subvolumes)) {
 			sv := n.Subvolumes[key]
 			svPath := attrPath(path+".subvolumes", key)
 			v.subvolumeName(namePath(svPath, key, sv.Name), sv.Name, "subvol=")
@@ -155,7 +156,7 @@ func (v *validator) content(path string, node Node) {
 
 func (v *validator) gpt(path string, g *GPT) {
 	var fillers []string
-	for _, key := range sortedMapKeys(g.Partitions) {
+	for _, key := range slices.Sorted(maps.Keys(g.Partitions)) {
 		p := g.Partitions[key]
 		pPath := attrPath(path+".partitions", key)
 		sizeOK := patterns["gptSize"].MatchString(p.Size)
@@ -253,7 +254,7 @@ func (v *validator) luks(path string, l *LUKS) {
 	} else {
 		v.luksNames[l.Name] = path
 	}
-	for _, key := range sortedMapKeys(l.Settings) {
+	for _, key := range slices.Sorted(maps.Keys(l.Settings)) {
 		sPath := attrPath(path+".settings", key)
 		value := l.Settings[key]
 		v.nixNumbers(sPath, value)
@@ -284,7 +285,7 @@ func (v *validator) luks(path string, l *LUKS) {
 func (v *validator) lvmVG(path, key string, vg *LVMVG) {
 	v.toolName(namePath(path, key, vg.Name), vg.Name, "vgcreate")
 	var fillers []string
-	for _, key := range sortedMapKeys(vg.LVs) {
+	for _, key := range slices.Sorted(maps.Keys(vg.LVs)) {
 		lv := vg.LVs[key]
 		lvPath := attrPath(path+".lvs", key)
 		v.toolName(namePath(lvPath, key, lv.Name), lv.Name, "lvcreate")
@@ -312,7 +313,7 @@ func (v *validator) lvmVG(path, key string, vg *LVMVG) {
 func (v *validator) zpool(path, key string, pool *Zpool) {
 	v.toolName(namePath(path, key, pool.Name), pool.Name, "zpool")
 	v.datasetMountpoint(path+".mountpoint", pool.Mountpoint, pool.RootFsOptions)
-	for _, key := range sortedMapKeys(pool.Datasets) {
+	for _, key := range slices.Sorted(maps.Keys(pool.Datasets)) {
 		dsPath := attrPath(path+".datasets", key)
 		switch ds := pool.Datasets[key].(type) {
 		case *ZFSFS:
@@ -339,7 +340,7 @@ func (v *validator) datasetMountpoint(path, mp string, options map[string]string
 // swapfiles checks the swap files of the filesystem or subvolume at path, mounted at
 // mountpoint.
 func (v *validator) swapfiles(path, mountpoint string, files map[string]*Swapfile) {
-	for _, key := range sortedMapKeys(files) {
+	for _, key := range slices.Sorted(maps.Keys(files)) {
 		f := files[key]
 		fPath := attrPath(path+".swap", key)
 		if !patterns["swapfileSize"].MatchString(f.Size) {
@@ -392,13 +393,13 @@ func (v *validator) aggregates(kind string) map[string]bool {
 func (v *validator) aggregateNames(kind string) []string {
 	switch kind {
 	case "lvm_vg":
-		return sortedMapKeys(v.d.LVMVG)
+		return slices.Sorted(maps.Keys(v.d.LVMVG))
 	case "mdadm":
-		return sortedMapKeys(v.d.MDADM)
+		return slices.Sorted(maps.Keys(v.d.MDADM))
 	case "zpool":
-		return sortedMapKeys(v.d.Zpool)
+		return slices.Sorted(maps.Keys(v.d.Zpool))
 	default:
-		return sortedMapKeys(v.d.BcachefsFilesystems)
+		return slices.Sorted(maps.Keys(v.d.BcachefsFilesystems))
 	}
 }
 
@@ -413,7 +414,7 @@ func (v *validator) references() {
 			}
 		}
 	}
-	for _, name := range sortedMapKeys(v.d.Zpool) {
+	for _, name := range slices.Sorted(maps.Keys(v.d.Zpool)) {
 		path := attrPath(RootPath+".zpool", name)
 		declared := v.members["zpool"][name]
 		var named []string
@@ -513,7 +514,7 @@ func (v *validator) nixNumbers(path string, value any) {
 			v.nixNumbers(indexPath(path, i), item)
 		}
 	case map[string]any:
-		for _, key := range sortedMapKeys(val) {
+		for _, key := range slices.Sorted(maps.Keys(val)) {
 			v.nixNumbers(attrPath(path, key), val[key])
 		}
 	}
