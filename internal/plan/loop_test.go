@@ -291,3 +291,125 @@ func importLayout(t *testing.T, ctx context.Context, r probe.Runner, d *config.D
 	t.Logf("imported (root %s): %s", root, js)
 	return loadLayout(t, string(js))
 }
+
+// TestLoopGrowAndRefuse grows an ext4 (offline: e2fsck, resize2fs), an xfs and a btrfs
+// (through a temporary mount) into the free space after their partitions, keeping their
+// files, then checks that layouts which would shrink, move, change the table type or drop
+// a partition are refused at their option paths with the disks left byte-identical.
+func TestLoopGrowAndRefuse(t *testing.T) {
+	requireLoopTools(t)
+	for _, tool := range []string{"xfs_growfs", "resize2fs", "e2fsck"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	a, b := testtarget.LoopDevice(t, 1<<30), testtarget.LoopDevice(t, 512<<20)
+	t.Cleanup(func() {
+		for _, dev := range []string{a, b} {
+			exec.Command("partx", "-d", dev).Run()
+		}
+	})
+	ns := newNS(t)
+	root := filepath.Join(t.TempDir(), "mnt")
+	opts := Options{RootMountpoint: root, Codegen: codegen.Options{RootMountpoint: root}}
+	layout := func(xSize, yStart, ySize, zSize, extra string) string {
+		return fmt.Sprintf(`{"disk": {
+  "a": {"device": %q, "content": {"type": "gpt", "partitions": {
+    "x": {"size": %q, "priority": 1, "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/x"}},
+    "y": {"start": %q, "size": %q, "priority": 2, "content": {"type": "filesystem", "format": "xfs", "mountpoint": "/y"}}}}},
+  "b": {"device": %q, "content": {"type": "gpt", "partitions": {
+    "z": {"size": %q, "content": {"type": "btrfs", "extraArgs": ["-f"], "mountpoint": "/z"}}%s}}}
+}}`, a, xSize, yStart, ySize, b, zSize, extra)
+	}
+	d1 := loadLayout(t, layout("100M", "400M", "320M", "200M", ""))
+	s1 := mustGenerate(t, d1, opts)
+	ns.must(t, "bash -s", s1.Format)
+	ns.must(t, "bash -s", s1.Mount)
+	files := []string{"/x/file", "/y/file", "/z/file"}
+	for _, f := range files {
+		ns.must(t, "head -c 5000000 /dev/urandom > "+root+f, nil)
+	}
+	sums := func() string { return ns.must(t, "cd "+root+" && sha256sum ."+strings.Join(files, " ."), nil) }
+	sizes := func() []string {
+		var out []string
+		for _, mp := range []string{"/x", "/y", "/z"} {
+			out = append(out, strings.TrimSpace(ns.must(t, "df -B1M --output=size "+root+mp+" | tail -1", nil)))
+		}
+		return out
+	}
+	before, small := sums(), sizes()
+	ns.must(t, "bash -s", s1.Unmount)
+
+	ctx := context.Background()
+	d2 := loadLayout(t, layout("300M", "400M", "100%", "100%", ""))
+	p, err := Probe(ctx, ns, d2, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, act := range p.Actions {
+		got = append(got, act.Path+" "+act.Action)
+	}
+	want := []string{
+		"disko.devices.disk.a.content.partitions.x.size grow-partition",
+		"disko.devices.disk.a.content.partitions.y.size grow-partition",
+		"disko.devices.disk.b.content.partitions.z.size grow-partition",
+	}
+	if !slices.Equal(got, want) || len(p.Refused) > 0 {
+		t.Fatalf("plan of the grown layout:\n got %q\nwant %q\nrefused %+v", got, want, p.Refused)
+	}
+	var log bytes.Buffer
+	if _, err := Apply(ctx, ns, d2, opts, &log); err != nil {
+		t.Fatalf("apply: %v\n%s", err, log.String())
+	}
+	t.Logf("apply:\n%s", log.String())
+	if after := sums(); after != before {
+		t.Errorf("data changed by growing:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	big := sizes()
+	for i, mp := range []string{"/x", "/y", "/z"} {
+		var s, l int
+		fmt.Sscan(small[i], &s)
+		fmt.Sscan(big[i], &l)
+		if l <= s+50 {
+			t.Errorf("%s did not grow: %d MiB before, %d MiB after", mp, s, l)
+		}
+	}
+	t.Logf("sizes in MiB before %v, after %v", small, big)
+	if p, err := Probe(ctx, ns, d2, opts); err != nil || len(p.Actions)+len(p.Refused) > 0 {
+		t.Fatalf("second plan is not empty: %v %+v", err, p)
+	}
+	ns.must(t, "bash -s", mustGenerate(t, d2, opts).Unmount)
+
+	refusals := []struct{ name, layout, path string }{
+		{"shrink", layout("50M", "400M", "100%", "100%", ""), "disko.devices.disk.a.content.partitions.x.size"},
+		{"moved", layout("300M", "500M", "100%", "100%", ""), "disko.devices.disk.a.content.partitions.y.start"},
+		{"table-type", fmt.Sprintf(`{"disk": {"b": {"device": %q, "content": {"type": "table", "format": "msdos", "partitions": [
+			{"start": "1MiB", "end": "100%%", "content": {"type": "btrfs", "mountpoint": "/z"}}]}}}}`, b), "disko.devices.disk.b.content.format"},
+		{"extra", fmt.Sprintf(`{"disk": {"b": {"device": %q, "content": {"type": "gpt", "partitions": {}}}}}`, b), "disko.devices.disk.b.content.partitions"},
+		{"number-taken", layout("300M", "400M", "100%", "100%", `, "w": {"size": "100M"}`), "disko.devices.disk.b.content.partitions.w"},
+		{"no-room", layout("300M", "400M", "100%", "100%", `, "zz": {"size": "100M", "priority": 9002}`), "disko.devices.disk.b.content.partitions.zz"},
+	}
+	for _, r := range refusals {
+		t.Run(r.name, func(t *testing.T) {
+			snapshot := diskBytes(t, a, b)
+			d := loadLayout(t, r.layout)
+			p, err := Apply(ctx, ns, d, opts, io.Discard)
+			if !errors.Is(err, ErrRefused) {
+				t.Fatalf("err = %v, want ErrRefused; plan %+v", err, p)
+			}
+			if !slices.ContainsFunc(p.Refused, func(x Refusal) bool { return x.Path == r.path }) {
+				t.Errorf("no refusal at %s: %+v", r.path, p.Refused)
+			}
+			t.Logf("refused: %+v", p.Refused)
+			if after := diskBytes(t, a, b); after != snapshot {
+				t.Errorf("a refused apply changed the disks:\nbefore:\n%s\nafter:\n%s", snapshot, after)
+			}
+		})
+	}
+	ns.must(t, "bash -s", mustGenerate(t, d2, opts).Mount)
+	if after := sums(); after != before {
+		t.Errorf("data changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	ns.must(t, "bash -s", mustGenerate(t, d2, opts).Unmount)
+}
