@@ -163,21 +163,26 @@ func TestExpect(t *testing.T) {
 
 func TestMissingOptions(t *testing.T) {
 	for _, tc := range []struct {
+		fsType  string
 		want    []string
 		got     string
 		missing []string
 	}{
-		{[]string{"defaults"}, "rw,relatime", nil},
-		{[]string{"umask=0077"}, "rw,relatime,fmask=0077,dmask=0077,codepage=437", nil},
-		{[]string{"umask=0077"}, "rw,relatime,fmask=0022,dmask=0077", []string{"umask=0077"}},
-		{[]string{"compress=zstd", "noatime", "subvol=/nix"}, "rw,noatime,compress=zstd:3,subvol=/nix", nil},
-		{[]string{"size=200M"}, "rw,relatime,size=204800k", nil},
-		{[]string{"size=2G", "defaults", "mode=755"}, "rw,relatime,size=2097152k,mode=755", nil},
-		{[]string{"compress_algorithm=zstd:6,compress_chksum,lazytime"}, "rw,lazytime,compress_algorithm=zstd:6,compress_chksum", nil},
-		{[]string{"noatime", "X-mount.mkdir"}, "rw,relatime", []string{"noatime"}},
+		{"xfs", []string{"pquota", "uquota"}, "rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,usrquota,prjquota", nil},
+		{"xfs", []string{"gquota", "usrquota", "quota"}, "rw,relatime,usrquota,grpquota", nil},
+		{"xfs", []string{"pquota"}, "rw,relatime,usrquota", []string{"pquota"}},
+		{"ext4", []string{"pquota"}, "rw,relatime,prjquota", []string{"pquota"}}, // the aliases are xfs's
+		{"ext4", []string{"defaults"}, "rw,relatime", nil},
+		{"vfat", []string{"umask=0077"}, "rw,relatime,fmask=0077,dmask=0077,codepage=437", nil},
+		{"vfat", []string{"umask=0077"}, "rw,relatime,fmask=0022,dmask=0077", []string{"umask=0077"}},
+		{"btrfs", []string{"compress=zstd", "noatime", "subvol=/nix"}, "rw,noatime,compress=zstd:3,subvol=/nix", nil},
+		{"tmpfs", []string{"size=200M"}, "rw,relatime,size=204800k", nil},
+		{"tmpfs", []string{"size=2G", "defaults", "mode=755"}, "rw,relatime,size=2097152k,mode=755", nil},
+		{"f2fs", []string{"compress_algorithm=zstd:6,compress_chksum,lazytime"}, "rw,lazytime,compress_algorithm=zstd:6,compress_chksum", nil},
+		{"ext4", []string{"noatime", "X-mount.mkdir"}, "rw,relatime", []string{"noatime"}},
 	} {
-		if got := missingOptions(tc.want, strings.Split(tc.got, ",")); !slices.Equal(got, tc.missing) {
-			t.Errorf("missingOptions(%q, %q) = %q, want %q", tc.want, tc.got, got, tc.missing)
+		if got := missingOptions(tc.fsType, tc.want, strings.Split(tc.got, ",")); !slices.Equal(got, tc.missing) {
+			t.Errorf("missingOptions(%s, %q, %q) = %q, want %q", tc.fsType, tc.want, tc.got, got, tc.missing)
 		}
 	}
 	if got := perMount([]string{"compress=zstd", "noatime", "ssd", "ro"}); !slices.Equal(got, []string{"noatime", "ro"}) {

@@ -412,7 +412,7 @@ func checkMounted(s *state, e *expect) error {
 		if m.fsType == "btrfs" && firstBtrfs[m.device] != m.target {
 			opts = perMount(opts)
 		}
-		if missing := missingOptions(opts, strings.Split(g.Options, ",")); len(missing) > 0 {
+		if missing := missingOptions(m.fsType, opts, strings.Split(g.Options, ",")); len(missing) > 0 {
 			c.errorf("%s: options %q do not show in %q", m.target, missing, g.Options)
 		}
 	}
@@ -626,10 +626,22 @@ func segtype(lvmType string) string {
 	return lvmType
 }
 
+// optionAliases are mount options of a file system type that the kernel shows under
+// another name: xfs takes uquota, quota and usrquota and shows usrquota, and so on.
+var optionAliases = map[string]map[string]string{
+	"xfs": {
+		"uquota": "usrquota", "quota": "usrquota",
+		"qnoenforce": "uqnoenforce",
+		"gquota":     "grpquota",
+		"pquota":     "prjquota",
+	},
+}
+
 // missingOptions are the layout's mount options that the kernel's list got does not
-// show. Options the kernel does not list (defaults, X-mount.*, subvol= which is
-// checked as the fsroot) are skipped; some are shown in another form.
-func missingOptions(want, got []string) []string {
+// show for a file system of type fsType. Options the kernel does not list (defaults,
+// X-mount.*, subvol= which is checked as the fsroot) are skipped; some are shown in
+// another form.
+func missingOptions(fsType string, want, got []string) []string {
 	has := func(o string) bool {
 		for _, g := range got {
 			if g == o || strings.HasPrefix(g, o+":") { // compress=zstd shows as compress=zstd:3
@@ -641,6 +653,10 @@ func missingOptions(want, got []string) []string {
 	var missing []string
 	for _, w := range want {
 		for _, o := range strings.Split(w, ",") {
+			shown := o
+			if a, ok := optionAliases[fsType][o]; ok {
+				shown = a
+			}
 			switch {
 			case o == "defaults", strings.HasPrefix(o, "X-mount."), strings.HasPrefix(o, "subvol="):
 			case strings.HasPrefix(o, "umask="): // vfat: the file and directory masks
@@ -654,7 +670,7 @@ func missingOptions(want, got []string) []string {
 					missing = append(missing, o)
 				}
 			default:
-				if !has(o) {
+				if !has(shown) {
 					missing = append(missing, o)
 				}
 			}

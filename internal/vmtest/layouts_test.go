@@ -53,6 +53,7 @@ var diskMiB = map[string][]int64{
 	"swap":                   {2048}, // root ends 1G before the end: 500M + root + 1G of swap
 	"tmpfs":                  {768},
 	"with-lib":               {256},
+	"xfs-quota":              {768}, // xfs needs 300M
 }
 
 const defaultDiskMiB = 2048
