@@ -95,8 +95,15 @@ func TestLoopInstall(t *testing.T) {
 		return out
 	}
 
+	// A configuration that is not a lib.nixosSystem cannot take --system-config.
+	if out, errs, code := ns.Run(nil, bin, "--flake", flake+"#stick", "--disk", "main", dev, "--dry-run", "--system-config", "{}"); code != 1 ||
+		!strings.Contains(errs, "nixosConfigurations.stick has no extendModules") || !strings.Contains(errs, "disko-install failed") {
+		t.Errorf("--system-config on a configuration without extendModules: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+
 	// --dry-run builds and says what it would run, and touches nothing.
 	out := diskoInstall("--dry-run")
+	removeDryRunScript(t, out)
 	if !strings.Contains(out, "--yes-wipe-all-disks") || !strings.Contains(out, fmt.Sprintf("Would run: nixos-install --system '%s' --root '%s'", toplevel, mnt)) {
 		t.Errorf("--dry-run printed:\n%s", out)
 	}
