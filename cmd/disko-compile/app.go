@@ -83,6 +83,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		},
 		Commands: []*cli.Command{
 			planCommand(load, stdout), applyCommand(load, stdout, stderr), importCommand(stdout, stderr),
+			imageCommand(load, stdout, stderr),
 			vmTestCommand(stdin, stdout, stderr),
 			{
 				Name:         "validate",

@@ -11,6 +11,7 @@ import (
 // and NAME=VALUE in one word is accepted as it is.
 var pairFlags = map[string]cliargs.PairForm{
 	"arg": cliargs.PairOrAssign, "argstr": cliargs.PairOrAssign, "disk": cliargs.PairOrAssign,
+	"size": cliargs.PairOrAssign, "pre-format-files": cliargs.Pair, "post-format-files": cliargs.Pair,
 }
 
 // normalizeArgs rewrites a command line into the shape urfave/cli parses, so that the

@@ -314,6 +314,12 @@ func (g *gen) hybridMBR(w *writer, n *config.GPT, order []string, hybrid []int, 
 	})
 }
 
+// DiskContentPath is the option path of disk NAME's content, as the scripts name it (and
+// as GPTSpecs and TableScript take it).
+func DiskContentPath(name string) string {
+	return string(optPath(config.RootPath).field("disk").attr(name).field("content"))
+}
+
 // TableScript returns what the format script does to write the legacy table at option
 // path p: the arguments of its one parted run, and the disk identifier set right after
 // (an MBR's 0xXXXXXXXX or a GPT's GUID, derived from p so that the table is recognised as

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/cliargs"
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/image"
+)
+
+// imageCommand is `disko-compile image`: one disk image per disk of the layout, built as
+// an ordinary user (see internal/image), with disko's image flags.
+func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "image",
+		Usage:     "write a disk image of every disk (DIR/NAME.raw or .qcow2), without root and without a VM",
+		ArgsUsage: "LAYOUT",
+		Description: `Each image is the disk's imageSize (default 2G) and holds the partition table and the
+   empty filesystems the format script would make, with the same partition names, type codes,
+   labels and UUIDs. Layouts with LUKS, LVM, mdadm, ZFS or bcachefs are refused (they need a VM).
+
+   Examples:
+      disko-compile image --out ./images ./disk-config.nix
+      disko-compile image --format qcow2 --size main=8G --out ./images ./disk-config.nix
+      disko-compile image --post-format-files ./ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key --out ./images ./disk-config.nix`,
+		Flags: append(layoutFlags(),
+			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write the images into `DIR` (created if missing)"},
+			&cli.StringFlag{Name: "format", Value: "raw", Usage: "image format: `raw` or qcow2 (through qemu-img convert)"},
+			&cli.StringSliceFlag{Name: "size", Usage: "make disk NAME's image `NAME=SIZE` (2G, 512M) instead of its imageSize; repeatable"},
+			&cli.StringSliceFlag{Name: "pre-format-files", Usage: "`SRC DST`: a file the format step reads (disko copies it into its build VM); accepted for compatibility, nothing reads it on this path (LUKS key files need the VM path); repeatable"},
+			&cli.StringSliceFlag{Name: "post-format-files", Usage: "`SRC DST`: copy file or directory SRC into the image at DST, an absolute path of the installed system; repeatable"},
+		),
+		OnUsageError: cliargs.OnUsageError,
+		Action: func(c *cli.Context) error {
+			sizes := map[string]string{}
+			for _, s := range c.StringSlice("size") {
+				name, size, ok := strings.Cut(s, "=")
+				if !ok || name == "" || size == "" {
+					return cliargs.UsageError{Err: fmt.Errorf("--size needs NAME=SIZE, got %q", s)}
+				}
+				sizes[name] = size
+			}
+			var files []image.File
+			for _, kind := range []string{"pre-format-files", "post-format-files"} {
+				for _, f := range c.StringSlice(kind) {
+					src, dst, ok := strings.Cut(f, "=")
+					if !ok || src == "" || dst == "" {
+						return cliargs.UsageError{Err: fmt.Errorf("--%s needs SRC and DST, got %q", kind, f)}
+					}
+					if kind == "post-format-files" {
+						files = append(files, image.File{Source: src, Dest: dst})
+					}
+				}
+			}
+			if c.String("format") != "raw" && c.String("format") != "qcow2" {
+				return cliargs.UsageError{Err: fmt.Errorf("--format must be raw or qcow2, got %q", c.String("format"))}
+			}
+			d, err := load(c)
+			if err != nil {
+				return err
+			}
+			paths, err := image.Build(c.Context, d, image.Options{
+				OutDir: c.String("out"), Format: c.String("format"), Sizes: sizes, Files: files, Log: stderr,
+			})
+			if err != nil {
+				return err
+			}
+			for _, p := range paths {
+				fmt.Fprintln(stdout, p)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,352 @@
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+)
+
+// buildDisk writes the image of one disk under a temporary name in dir and returns that
+// name (also on failure, when the file was created, so that the caller removes it).
+func buildDisk(ctx context.Context, dir string, disk *diskPlan, trees stagedTrees, log io.Writer) (string, error) {
+	f, err := os.CreateTemp(dir, "."+disk.imageName+".*.partial")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	defer f.Close()
+	if err := f.Truncate(disk.size); err != nil {
+		return tmp, err
+	}
+	regions := map[int]region{0: {0, disk.size}}
+	switch n := disk.content.(type) {
+	case *config.GPT:
+		// The regions come from the placement: sfdisk reads a hybrid MBR before the GPT.
+		if regions, err = writeGPT(ctx, tmp, disk, n); err != nil {
+			return tmp, err
+		}
+	case *config.Table:
+		args, id := codegen.TableScript(disk.path, n)
+		if err := run(ctx, "parted", append([]string{"--script", "--", tmp}, args...)...); err != nil {
+			return tmp, fmt.Errorf("%s: the partitions do not fit in an image of %s, or parted refused them (raise imageSize or pass --size %s=SIZE): %w", disk.path, humanSize(disk.size), disk.name, err)
+		}
+		if err := run(ctx, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--disk-id", "--", tmp, id); err != nil {
+			return tmp, err
+		}
+	}
+	if isTable(disk.content) {
+		if regions, err = partitionRegions(ctx, tmp); err != nil {
+			return tmp, err
+		}
+	}
+	for _, v := range disk.volumes {
+		r, ok := regions[v.partNo]
+		if !ok {
+			return tmp, fmt.Errorf("%s: partition %d is not in the table written", v.path, v.partNo)
+		}
+		fmt.Fprintf(log, "  %s: %s at byte %d, %d bytes\n", v.path, volumeKind(v.node), r.offset, r.size)
+		if err := buildVolume(ctx, dir, f, r, v, trees[v.path]); err != nil {
+			return tmp, fmt.Errorf("%s: %w", v.path, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return tmp, err
+	}
+	return tmp, f.Close()
+}
+
+func isTable(n config.Node) bool {
+	_, ok := n.(*config.Table)
+	return ok
+}
+
+// region is a byte range of a disk image.
+type region struct{ offset, size int64 }
+
+// writeGPT writes the layout's GPT into the image file with one sfdisk run, at the
+// sectors the format script's placement gives, then the hybrid MBR as the script makes it.
+// It returns the byte range of each partition, by number.
+func writeGPT(ctx context.Context, file string, disk *diskPlan, n *config.GPT) (map[int]region, error) {
+	specs, err := codegen.GPTSpecs(disk.path, n)
+	if err != nil {
+		return nil, err
+	}
+	placed, err := codegen.PlaceGPT(disk.size, specs)
+	if err != nil {
+		key := config.GPTOrder(n)[len(placed)]
+		part := n.Partitions[key]
+		return nil, fmt.Errorf("%s (partition %d, %s, start %s, end %s) does not fit in an image of %s (raise imageSize or pass --size %s=SIZE): %w",
+			attrPath(disk.path+".partitions", key), len(placed)+1, part.Label, part.Start, part.End, humanSize(disk.size), disk.name, err)
+	}
+	lines := []string{"label: gpt", "first-lba: 34", fmt.Sprintf("last-lba: %d", disk.size/512-34)}
+	var hybrid []codegen.GPTPartitionSpec
+	for i, s := range specs {
+		line := fmt.Sprintf("start=%d, size=%d, type=%s, name=\"%s\"", placed[i][0], placed[i][1]-placed[i][0]+1, s.TypeGUID, s.Name)
+		if s.UUID != "" {
+			line += ", uuid=" + s.UUID
+		}
+		if s.Attrs != "" {
+			line += fmt.Sprintf(", attrs=\"%s\"", s.Attrs)
+		}
+		lines = append(lines, line)
+		if s.Hybrid != nil {
+			hybrid = append(hybrid, s)
+		}
+	}
+	if err := runInput(ctx, strings.Join(lines, "\n")+"\n", "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "never", "--", file); err != nil {
+		return nil, err
+	}
+	regions := map[int]region{}
+	for i, s := range specs {
+		regions[s.Number] = region{placed[i][0] * 512, (placed[i][1] - placed[i][0] + 1) * 512}
+	}
+	if len(hybrid) == 0 {
+		return regions, nil
+	}
+	var nums []string
+	for _, h := range hybrid {
+		nums = append(nums, strconv.Itoa(h.Number))
+	}
+	arg := strings.Join(nums, ":")
+	if !n.EFIGPTPartitionFirst {
+		arg += ":EE"
+	}
+	if err := run(ctx, "sgdisk", "-h", arg, file); err != nil {
+		return nil, err
+	}
+	for _, h := range hybrid {
+		num := strconv.Itoa(h.Number)
+		if h.Hybrid.MBRPartitionType != "" {
+			if err := run(ctx, "sfdisk", "--quiet", "--no-tell-kernel", "--label-nested", "dos", "--part-type", file, num, h.Hybrid.MBRPartitionType); err != nil {
+				return nil, err
+			}
+		}
+		if h.Hybrid.MBRBootableFlag {
+			if err := run(ctx, "sfdisk", "--quiet", "--no-tell-kernel", "--label-nested", "dos", "--activate", file, num); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return regions, nil
+}
+
+// partitionRegions reads the table back from the image: byte range by partition number.
+func partitionRegions(ctx context.Context, file string) (map[int]region, error) {
+	out, err := output(ctx, "sfdisk", "--json", "--", file)
+	if err != nil {
+		return nil, err
+	}
+	var t struct {
+		PartitionTable struct {
+			SectorSize int64 `json:"sectorsize"`
+			Partitions []struct {
+				Node        string
+				Start, Size int64
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &t); err != nil {
+		return nil, fmt.Errorf("sfdisk --json: %w", err)
+	}
+	ss := t.PartitionTable.SectorSize
+	if ss == 0 {
+		ss = 512
+	}
+	regions := map[int]region{}
+	for _, p := range t.PartitionTable.Partitions {
+		m := trailingNumber.FindString(p.Node)
+		n, err := strconv.Atoi(m)
+		if err != nil {
+			return nil, fmt.Errorf("sfdisk --json: partition %q has no number", p.Node)
+		}
+		regions[n] = region{p.Start * ss, p.Size * ss}
+	}
+	return regions, nil
+}
+
+var trailingNumber = regexp.MustCompile(`[0-9]+$`)
+
+// runInput runs a tool with input on its standard input.
+func runInput(ctx context.Context, input, name string, args ...string) error {
+	path, err := toolPath(name)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdin = strings.NewReader(input)
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s failed (%v): %s", name, err, stderr.String())
+	}
+	return nil
+}
+
+// copyAt copies src into dst at offset, skipping src's holes so that dst stays sparse.
+// Data is moved with copy_file_range (in the kernel, shared extents where the
+// filesystem can).
+func copyAt(dst, src *os.File, offset int64) error {
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	const seekData, seekHole = 3, 4
+	size := fi.Size()
+	for pos := int64(0); pos < size; {
+		start, err := src.Seek(pos, seekData)
+		if err != nil {
+			break // ENXIO: no data after pos
+		}
+		end, err := src.Seek(start, seekHole)
+		if err != nil {
+			return err
+		}
+		if _, err := src.Seek(start, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := dst.Seek(offset+start, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := io.CopyN(dst, src, end-start); err != nil {
+			return err
+		}
+		pos = end
+	}
+	return nil
+}
+
+// scratchFile makes an empty file of size bytes in dir, for one filesystem.
+func scratchFile(dir string, size int64) (string, error) {
+	f, err := os.CreateTemp(dir, ".volume.*.partial")
+	if err != nil {
+		return "", err
+	}
+	name := f.Name()
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		os.Remove(name)
+		return "", err
+	}
+	return name, f.Close()
+}
+
+// buildVolume makes the filesystem or swap area of v in a file of its own, filled from
+// tree when that is not "", and copies it into the image at r.
+func buildVolume(ctx context.Context, dir string, img *os.File, r region, v volume, tree string) error {
+	file, err := scratchFile(dir, r.size)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(file)
+	if err := mkfs(ctx, v, file, tree); err != nil {
+		return err
+	}
+	src, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return copyAt(img, src, r.offset)
+}
+
+// volumeKind names what a volume is, for progress lines.
+func volumeKind(n config.Node) string {
+	switch n := n.(type) {
+	case *config.Filesystem:
+		return n.Format
+	case *config.Swap:
+		return "swap"
+	}
+	return n.Kind()
+}
+
+// stagedTrees are directories of files to put into filesystems, by volume option path.
+type stagedTrees map[string]string
+
+func (s stagedTrees) remove() {
+	for _, dir := range s {
+		os.RemoveAll(dir)
+	}
+}
+
+// stageFiles copies each file into a staging tree of the filesystem mounted where it
+// goes (the volume whose mount point is the longest prefix of its destination).
+func stageFiles(dir string, disks []*diskPlan, files []File) (trees stagedTrees, err error) {
+	trees = stagedTrees{}
+	defer func() {
+		if err != nil {
+			trees.remove()
+		}
+	}()
+	for _, file := range files {
+		if !filepath.IsAbs(file.Dest) {
+			return trees, fmt.Errorf("file destination %q is not an absolute path", file.Dest)
+		}
+		if _, err := os.Lstat(file.Source); err != nil {
+			return trees, err
+		}
+		var best *volume
+		for _, d := range disks {
+			for i, v := range d.volumes {
+				mp := v.mountpoint
+				if mp == "" || !within(file.Dest, mp) {
+					continue
+				}
+				if best == nil || len(mp) > len(best.mountpoint) {
+					best = &d.volumes[i]
+				}
+			}
+		}
+		if best == nil {
+			return trees, fmt.Errorf("no filesystem of the layout is mounted where %s goes", file.Dest)
+		}
+		if !canPopulate(best.node) {
+			return trees, fmt.Errorf("%s goes into %s (%s), which cannot be filled without mounting it", file.Dest, best.path, volumeKind(best.node))
+		}
+		tree, ok := trees[best.path]
+		if !ok {
+			if tree, err = os.MkdirTemp(dir, ".tree.*.partial"); err != nil {
+				return trees, err
+			}
+			trees[best.path] = tree
+		}
+		rel, _ := filepath.Rel(best.mountpoint, file.Dest)
+		target := filepath.Join(tree, rel)
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return trees, err
+		}
+		if err := run(context.Background(), "cp", "-a", "--reflink=auto", "-T", "--", file.Source, target); err != nil {
+			return trees, err
+		}
+	}
+	return trees, nil
+}
+
+// within reports whether path is mp or below it.
+func within(path, mp string) bool {
+	path, mp = filepath.Clean(path), filepath.Clean(mp)
+	return path == mp || mp == "/" || strings.HasPrefix(path, mp+"/")
+}
+
+// humanSize writes a byte count the way imageSize is written, when it can (2G, 512M).
+func humanSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"P", 1 << 50}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return fmt.Sprintf("%d%s", n/u.size, u.suffix)
+		}
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

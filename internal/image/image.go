@@ -1,0 +1,175 @@
+// Package image builds disk images of a layout as an ordinary user: no root, no loop
+// devices, no VM. Each disk becomes a sparse file of the disk's imageSize; its partition
+// table is written into the file by sfdisk (or parted, for the legacy table type), and
+// each filesystem is made in a file of its own by its mkfs tool, then copied in at its
+// partition's offset. Tables, partition names, type codes and the mkfs arguments are the
+// ones the format script uses (taken from internal/codegen), so a NixOS configuration
+// made from the same layout finds the disks.
+//
+// Layouts that need the kernel (LUKS, LVM, mdadm, ZFS, bcachefs) are refused: building
+// them needs a VM, which this package does not start.
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+)
+
+// Options say where and how to build the images.
+type Options struct {
+	// OutDir receives one image per disk, NAME.raw or NAME.qcow2 (NAME is the disk's
+	// imageName). It is created when missing.
+	OutDir string
+	// Format is "raw" (the default) or "qcow2".
+	Format string
+	// Sizes overrides disk.NAME.imageSize, by disk attribute name.
+	Sizes map[string]string
+	// Files are copied into the filesystems before the images are written: each
+	// destination is an absolute path in the installed system (disko's
+	// --pre-format-files / --post-format-files).
+	Files []File
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// File is a file or directory to copy from the build machine (Source) into the image,
+// at the absolute path Dest of the installed system.
+type File struct {
+	Source string
+	Dest   string
+}
+
+// Build writes an image of every disk of d into opts.OutDir and returns their paths,
+// sorted. Images are written under temporary names in OutDir and renamed only when
+// every disk is done; on failure nothing of this run is left in OutDir.
+func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string, err error) {
+	if opts.Format == "" {
+		opts.Format = "raw"
+	}
+	if opts.Format != "raw" && opts.Format != "qcow2" {
+		return nil, fmt.Errorf("image format %q is not supported (use raw or qcow2)", opts.Format)
+	}
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	disks, err := plan(d, opts.Sizes)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	trees, err := stageFiles(opts.OutDir, disks, opts.Files)
+	if err != nil {
+		return nil, err
+	}
+	defer trees.remove()
+	populated := map[string]bool{}
+	for path := range trees {
+		populated[path] = true
+	}
+	if err := checkTools(disks, opts.Format, populated); err != nil {
+		return nil, err
+	}
+	var temps []string
+	defer func() {
+		if err != nil {
+			for _, t := range temps {
+				os.Remove(t)
+			}
+		}
+	}()
+	finals := map[string]string{}
+	for _, disk := range disks {
+		fmt.Fprintf(log, "building %s.%s (disk %s, %s)\n", disk.imageName, opts.Format, disk.name, humanSize(disk.size))
+		tmp, err := buildDisk(ctx, opts.OutDir, disk, trees, log)
+		if tmp != "" {
+			temps = append(temps, tmp)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("image of disk %s: %w", disk.name, err)
+		}
+		if opts.Format == "qcow2" {
+			q, err := toQcow2(ctx, tmp)
+			if q != "" {
+				temps = append(temps, q)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("image of disk %s: %w", disk.name, err)
+			}
+			os.Remove(tmp)
+			tmp = q
+		}
+		if err := os.Chmod(tmp, 0o644); err != nil {
+			return nil, err
+		}
+		finals[tmp] = filepath.Join(opts.OutDir, disk.imageName+"."+opts.Format)
+	}
+	for tmp, final := range finals {
+		if err := os.Rename(tmp, final); err != nil {
+			for _, f := range finals {
+				os.Remove(f)
+			}
+			return nil, err
+		}
+		paths = append(paths, final)
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
+// toQcow2 converts the raw image at raw into a qcow2 file next to it.
+func toQcow2(ctx context.Context, raw string) (string, error) {
+	q := raw + ".qcow2"
+	if err := run(ctx, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, q); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+// run runs a tool with no input, returning its output in the error when it fails.
+func run(ctx context.Context, name string, args ...string) error {
+	_, err := output(ctx, name, args...)
+	return err
+}
+
+// output runs a tool with no input and returns its standard output.
+func output(ctx context.Context, name string, args ...string) ([]byte, error) {
+	path, err := toolPath(name)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return out, fmt.Errorf("%s failed (%v): %s", name, err, stderr.String())
+		}
+		return out, fmt.Errorf("%s: %w", name, err)
+	}
+	return out, nil
+}
+
+// limitedBuffer keeps the first 4 KiB written to it: enough of a tool's error output.
+type limitedBuffer struct{ b []byte }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string { return string(l.b) }

@@ -1,0 +1,180 @@
+package image
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+)
+
+// diskPlan is one disk to build.
+type diskPlan struct {
+	name      string // attribute name
+	path      string // option path of the disk's content
+	imageName string
+	size      int64
+	content   config.DeviceNode
+	// volumes are the filesystems and swap areas to make, with the partition they go in
+	// (0 for the whole disk).
+	volumes []volume
+}
+
+// volume is a filesystem or swap area of a disk.
+type volume struct {
+	path   string // option path
+	partNo int    // 0: the whole disk
+	node   config.Node
+	// mountpoints are where the volume is mounted, for placing files; empty when never.
+	mountpoint string
+}
+
+// plan checks that every disk can be built without the kernel and works out its size and
+// volumes. Every problem is reported at once.
+func plan(d *config.Devices, sizes map[string]string) ([]*diskPlan, error) {
+	var problems []string
+	for name := range sizes {
+		if _, ok := d.Disk[name]; !ok {
+			problems = append(problems, fmt.Sprintf("--size %s: the layout has no disk %q", name, name))
+		}
+	}
+	for kind, n := range map[string]int{"mdadm": len(d.MDADM), "lvm_vg": len(d.LVMVG), "zpool": len(d.Zpool), "bcachefs_filesystems": len(d.BcachefsFilesystems)} {
+		if n > 0 {
+			problems = append(problems, fmt.Sprintf("%s.%s: %s", config.RootPath, kind, needsVM(kind)))
+		}
+	}
+	var disks []*diskPlan
+	for _, name := range sortedKeys(d.Disk) {
+		disk := d.Disk[name]
+		p := &diskPlan{name: name, path: codegen.DiskContentPath(name), imageName: disk.ImageName, content: disk.Content}
+		sizeText, sizePath := disk.ImageSize, strings.TrimSuffix(p.path, ".content")+".imageSize"
+		if s, ok := sizes[name]; ok {
+			sizeText, sizePath = s, "--size "+name
+		}
+		size, err := parseSize(sizeText)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", sizePath, err))
+		}
+		p.size = size
+		problems = append(problems, p.collect(p.path, 0, disk.Content)...)
+		disks = append(disks, p)
+	}
+	sort.Strings(problems)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("cannot build images of this layout:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return disks, nil
+}
+
+// collect walks a disk's content, adding volumes, and returns what cannot be built.
+func (p *diskPlan) collect(path string, partNo int, node config.Node) []string {
+	switch n := node.(type) {
+	case nil:
+		return nil
+	case *config.GPT:
+		if partNo != 0 {
+			return []string{path + ": a partition table inside a partition cannot be built"}
+		}
+		var problems []string
+		for i, key := range config.GPTOrder(n) {
+			pp := attrPath(path+".partitions", key) + ".content"
+			problems = append(problems, p.collect(pp, i+1, n.Partitions[key].Content)...)
+		}
+		return problems
+	case *config.Table:
+		if partNo != 0 {
+			return []string{path + ": a partition table inside a partition cannot be built"}
+		}
+		var problems []string
+		for i, part := range n.Partitions {
+			pp := fmt.Sprintf("%s.partitions[%d].content", path, i)
+			problems = append(problems, p.collect(pp, config.TableNumbers(n)[i], part.Content)...)
+		}
+		return problems
+	case *config.Filesystem:
+		p.volumes = append(p.volumes, volume{path: path, partNo: partNo, node: n, mountpoint: n.Mountpoint})
+	case *config.Swap:
+		if !n.RandomEncryption {
+			p.volumes = append(p.volumes, volume{path: path, partNo: partNo, node: n})
+		}
+	case *config.BTRFS:
+		if len(n.Subvolumes) > 0 || len(n.Swap) > 0 {
+			return []string{path + ": btrfs subvolumes and swap files cannot be made without mounting the filesystem: " +
+				"mkfs.btrfs on this machine has no --subvol option (btrfs-progs 6.2 in Debian 12); " +
+				"building them needs a VM, which disko-compile image does not start yet"}
+		}
+		for _, a := range strings.Fields(strings.Join(n.ExtraArgs, " ")) {
+			if strings.HasPrefix(a, "/dev/") {
+				return []string{fmt.Sprintf("%s.extraArgs: a btrfs filesystem over several devices (%s) needs the kernel", path, a)}
+			}
+		}
+		p.volumes = append(p.volumes, volume{path: path, partNo: partNo, node: n, mountpoint: n.Mountpoint})
+	case *config.LUKS:
+		return []string{path + ": " + needsVM("luks")}
+	case *config.LVMPV:
+		return []string{path + ": " + needsVM("lvm_pv")}
+	case *config.MDRaid:
+		return []string{path + ": " + needsVM("mdraid")}
+	case *config.ZFS:
+		return []string{path + ": " + needsVM("zfs")}
+	case *config.Bcachefs:
+		return []string{path + ": " + needsVM("bcachefs")}
+	default:
+		return []string{fmt.Sprintf("%s: %s cannot be built into an image", path, node.Kind())}
+	}
+	return nil
+}
+
+// needsVM says why a node kind cannot be built by this package.
+func needsVM(kind string) string {
+	why := map[string]string{
+		"luks": "dm-crypt", "lvm_pv": "device-mapper (LVM)", "lvm_vg": "device-mapper (LVM)",
+		"mdraid": "md (software RAID)", "mdadm": "md (software RAID)",
+		"zfs": "the ZFS module", "zpool": "the ZFS module",
+		"bcachefs": "the bcachefs module", "bcachefs_filesystems": "the bcachefs module",
+	}[kind]
+	return fmt.Sprintf("%s needs the kernel's %s; building it needs a VM, which disko-compile image does not start yet", kind, why)
+}
+
+// attrPath appends an attribute name to an option path, quoted when Nix would need it.
+func attrPath(path, name string) string {
+	ident := name != ""
+	for i, c := range name {
+		letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '\'' || c == '-')) {
+			ident = false
+		}
+	}
+	if ident {
+		return path + "." + name
+	}
+	return path + "." + strconv.Quote(name)
+}
+
+// parseSize reads an imageSize: a number with an optional K, M, G, T or P suffix (powers
+// of 1024, as truncate -s reads it).
+func parseSize(s string) (int64, error) {
+	units := map[byte]int64{'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40, 'P': 1 << 50}
+	num, unit := s, int64(1)
+	if s != "" {
+		if u, ok := units[s[len(s)-1]]; ok {
+			num, unit = s[:len(s)-1], u
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v <= 0 || v > (1<<62)/unit {
+		return 0, fmt.Errorf("%q is not a size (examples: 2G, 512M)", s)
+	}
+	return v * unit, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
