@@ -18,6 +18,7 @@ import (
 	"mvdan.cc/sh/v3/syntax"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
 )
 
 // richLayout uses every node type and most options, with hooks, so that a hostile value
@@ -380,7 +381,8 @@ func checkHostile(t *testing.T, env *stubEnv, d *config.Devices, site stringSite
 		return problems
 	}
 	fields := strings.Fields(hostile)
-	forms := []string{hostile, strings.Trim(strconv.Quote(hostile), `"`), config.UdevEscape(hostile)}
+	// As given, Go-quoted (messages), Nix-quoted (option paths) or udev-escaped (by-* links).
+	forms := []string{hostile, strings.Trim(strconv.Quote(hostile), `"`), strings.Trim(nixlit.String(hostile), `"`), config.UdevEscape(hostile)}
 	for _, run := range scriptRuns(s) {
 		if !bytes.Contains(run.script, []byte("HOSTILE7")) {
 			continue

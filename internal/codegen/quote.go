@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
@@ -89,14 +90,10 @@ func splitWords(list []string) sh {
 // node a script section belongs to, in comments and in messages.
 type optPath string
 
-// attr appends an attribute name, quoted as Nix would need it ("my disk"). strconv.Quote
-// escapes newlines and every other control character, so a path can never end a shell
-// comment early.
+// attr appends an attribute name, quoted as Nix would need it ("my disk"). Line breaks
+// are escaped, so a path can never end a shell comment early.
 func (p optPath) attr(name string) optPath {
-	if isNixIdent(name) {
-		return p + optPath("."+name)
-	}
-	return p + optPath("."+strconv.Quote(name))
+	return p + optPath("."+nixlit.AttrName(name))
 }
 
 // field appends a fixed option name written by the generator.
@@ -108,14 +105,3 @@ func (p optPath) index(i int) optPath { return p + optPath("["+strconv.Itoa(i)+"
 // q quotes the path for use as a shell word (it only ever holds escaped characters, but
 // a quoted name such as "a b" still needs quotes).
 func (p optPath) q() sh { return Q(string(p)) }
-
-// isNixIdent reports whether Nix accepts name as an attribute name without quotes.
-func isNixIdent(name string) bool {
-	for i, c := range name {
-		letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_'
-		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '\'' || c == '-')) {
-			return false
-		}
-	}
-	return name != ""
-}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
 )
 
 // RootPath is the option path every problem is reported under, as users write it.
@@ -51,21 +53,7 @@ func (ps Problems) outside(earlier Problems) Problems {
 
 // attrPath appends an attribute name to an option path, quoted as Nix would need it.
 func attrPath(path, name string) string {
-	if isNixIdent(name) {
-		return path + "." + name
-	}
-	return path + "." + strconv.Quote(name)
-}
-
-// isNixIdent reports whether Nix accepts name as an attribute name without quotes.
-func isNixIdent(name string) bool {
-	for i, c := range name {
-		letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_'
-		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '\'' || c == '-')) {
-			return false
-		}
-	}
-	return name != ""
+	return path + "." + nixlit.AttrName(name)
 }
 
 // indexPath appends a list position to an option path.

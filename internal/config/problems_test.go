@@ -219,7 +219,7 @@ func TestProblems(t *testing.T) {
 		{"line break in a mount point", onDisk(`{"type":"filesystem","format":"ext4","mountpoint":"/a\nb"}`), []string{
 			`disko.devices.disk.main.content.mountpoint: "/a\nb" contains a line break, which fstab and the scripts' messages cannot carry (an absolute mount point such as /home)`}},
 		{"NUL bytes anywhere", `{"disk":{"d\u0000":{"device":"/dev/sda"},"e":{"device":"/dev/sdb","content":{"type":"filesystem","format":"ext4","mountpoint":"/\u0000","extraArgs":["-L","a\u0000"]}}}}`, []string{
-			`disko.devices.disk."d\x00": the name contains a NUL byte, which no command line or Nix string can carry`,
+			"disko.devices.disk.\"d\x00\": the name contains a NUL byte, which no command line or Nix string can carry",
 			`disko.devices.disk.e.content.extraArgs[1]: "a\x00" contains a NUL byte, which no command line or Nix string can carry`,
 			`disko.devices.disk.e.content.mountpoint: "/\x00" contains a NUL byte, which no command line or Nix string can carry`}},
 		{"what the partition table cannot hold", gptDisk(`{"a":{"size":"99999999999999999999G"},"b":{"start":"16777216P","end":"+1"},"c":{"size":"1G","alignment":-1,"attributes":[10],"type":"ABCD"}}`), []string{

@@ -14,6 +14,7 @@ import (
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen/nixos"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
 )
 
 // A few of disko's own example layouts (MIT, see examples/LICENSE), kept as the Nix a user
@@ -119,7 +120,7 @@ func devicePaths(d *config.Devices) []devicePath {
 			keys := v.MapKeys()
 			slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
 			for _, k := range keys {
-				walk(path+"."+nixAttrName(k.String()), v.MapIndex(k), inherited)
+				walk(path+"."+nixlit.AttrName(k.String()), v.MapIndex(k), inherited)
 			}
 		case reflect.Slice:
 			for i := range v.Len() {

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
 )
 
 // Examples are kept as JSON (so that tests check them against the schema) and shown as the
@@ -89,7 +90,7 @@ func nixAssignment(path, value string) (string, error) {
 func nixValue(v jsonValue, indent string) string {
 	switch v.kind {
 	case 's':
-		return nixString(v.text)
+		return nixlit.String(v.text)
 	case 'o':
 		if len(v.keys) == 0 {
 			return "{ }"
@@ -97,10 +98,10 @@ func nixValue(v jsonValue, indent string) string {
 		var b bytes.Buffer
 		b.WriteString("{\n")
 		for i, k := range v.keys {
-			name, value := nixAttrName(k), v.items[i]
+			name, value := nixlit.AttrName(k), v.items[i]
 			// A set with one attribute reads best as a path: options.ashift = "12";
 			if value.kind == 'o' && len(value.keys) == 1 {
-				name, value = name+"."+nixAttrName(value.keys[0]), value.items[0]
+				name, value = name+"."+nixlit.AttrName(value.keys[0]), value.items[0]
 			}
 			b.WriteString(indent + "  " + name + " = " + nixValue(value, indent+"  ") + ";\n")
 		}
@@ -126,22 +127,4 @@ func nixValue(v jsonValue, indent string) string {
 		return b.String()
 	}
 	return v.text
-}
-
-// nixString quotes s as a Nix string literal.
-func nixString(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
-	return `"` + r.Replace(s) + `"`
-}
-
-var nixIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
-
-var nixKeywords = []string{"assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"}
-
-// nixAttrName writes an attribute name, quoted when Nix needs it ("/home", "com.sun:x").
-func nixAttrName(s string) string {
-	if nixIdent.MatchString(s) && !slices.Contains(nixKeywords, s) {
-		return s
-	}
-	return nixString(s)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
 )
 
 const referenceTitle = "disko options reference"
@@ -302,7 +304,7 @@ func valueText(v *valueType) string {
 	case vMode:
 		vals := make([]string, len(v.modeEnum))
 		for i, e := range v.modeEnum {
-			vals[i] = code(nixString(e))
+			vals[i] = code(nixlit.String(e))
 		}
 		return "string, one of " + strings.Join(vals, " ") + "; or " + code("{ topology = …; }") + " (" + link(v.target.title, v.target.anchor) + ")"
 	}
@@ -313,7 +315,7 @@ func valueText(v *valueType) string {
 func literal(v *valueType, s string) string {
 	switch v.kind {
 	case vString, vMode:
-		return nixString(s)
+		return nixlit.String(s)
 	case vList:
 		return literal(v.elem, s)
 	}

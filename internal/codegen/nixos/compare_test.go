@@ -61,14 +61,14 @@ func compare(diffs *[]string, at jsonPath, want, ours any, allowed []string) {
 			report(at, "want an attribute set %s, have %s", text(w), text(ours))
 			return
 		}
-		for _, k := range sortedKeys(w) {
+		for _, k := range slices.Sorted(maps.Keys(w)) {
 			if _, ok := o[k]; !ok {
 				report(at.key(k), "missing, want %s", text(w[k]))
 				continue
 			}
 			compare(diffs, at.key(k), w[k], o[k], allowed)
 		}
-		for _, k := range sortedKeys(o) {
+		for _, k := range slices.Sorted(maps.Keys(o)) {
 			if _, ok := w[k]; !ok {
 				extra(diffs, at.key(k), o[k], allowed)
 			}
@@ -102,7 +102,7 @@ func extra(diffs *[]string, at jsonPath, ours any, allowed []string) {
 	}
 	switch o := ours.(type) {
 	case map[string]any:
-		for _, k := range sortedKeys(o) {
+		for _, k := range slices.Sorted(maps.Keys(o)) {
 			extra(diffs, at.key(k), o[k], allowed)
 		}
 		return
@@ -246,7 +246,7 @@ func mutations(v any) []mutation {
 	var out []mutation
 	switch v := v.(type) {
 	case map[string]any:
-		for _, k := range sortedKeys(v) {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			without := maps.Clone(v)
 			delete(without, k)
 			out = append(out, mutation{"removing " + k, without})

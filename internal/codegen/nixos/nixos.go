@@ -28,11 +28,13 @@ package nixos
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
 )
 
 // Config is the NixOS configuration d implies, as plain values ready for JSON or Nix:
@@ -113,35 +115,35 @@ func (c *collector) result() map[string]any {
 // attribute-name order of the collections, then of the entries (Nix's attrValues).
 func (c *collector) devices(d *config.Devices) {
 	root := config.RootPath
-	for _, k := range sortedKeys(d.BcachefsFilesystems) {
+	for _, k := range slices.Sorted(maps.Keys(d.BcachefsFilesystems)) {
 		if fs := d.BcachefsFilesystems[k]; fs != nil {
 			c.bcachefs(attr(root+".bcachefs_filesystems", k), fs)
 		}
 	}
-	for _, k := range sortedKeys(d.Disk) {
+	for _, k := range slices.Sorted(maps.Keys(d.Disk)) {
 		if disk := d.Disk[k]; disk != nil {
 			c.content(attr(root+".disk", k)+".content", disk.Content)
 		}
 	}
-	for _, k := range sortedKeys(d.LVMVG) {
+	for _, k := range slices.Sorted(maps.Keys(d.LVMVG)) {
 		if vg := d.LVMVG[k]; vg != nil {
 			c.lvmVG(attr(root+".lvm_vg", k), vg)
 		}
 	}
-	for _, k := range sortedKeys(d.MDADM) {
+	for _, k := range slices.Sorted(maps.Keys(d.MDADM)) {
 		if md := d.MDADM[k]; md != nil {
 			// NixOS >= 23.11 spelling; disko uses boot.initrd.services.swraid only before.
 			c.swraid = true
 			c.content(attr(root+".mdadm", k)+".content", md.Content)
 		}
 	}
-	for _, k := range sortedKeys(d.Nodev) {
+	for _, k := range slices.Sorted(maps.Keys(d.Nodev)) {
 		if nd := d.Nodev[k]; nd != nil && nd.Mountpoint != "" {
 			path := attr(root+".nodev", k)
 			c.fileSystem(path, nd.Mountpoint, c.device(path, nd.Device), nd.FSType, nd.MountOptions)
 		}
 	}
-	for _, k := range sortedKeys(d.Zpool) {
+	for _, k := range slices.Sorted(maps.Keys(d.Zpool)) {
 		if pool := d.Zpool[k]; pool != nil {
 			c.zpool(attr(root+".zpool", k), pool)
 		}
@@ -156,7 +158,7 @@ func (c *collector) content(path string, node config.Node) {
 	switch n := node.(type) {
 	case *config.GPT:
 		bios := false
-		for _, k := range sortedKeys(n.Partitions) {
+		for _, k := range slices.Sorted(maps.Keys(n.Partitions)) {
 			part := n.Partitions[k]
 			if part == nil {
 				continue
@@ -236,7 +238,7 @@ func (c *collector) luksDevice(path string, n *config.LUKS) {
 		return
 	}
 	entry := map[string]any{"device": c.device(path, n.Device)}
-	for _, k := range sortedKeys(n.Settings) {
+	for _, k := range slices.Sorted(maps.Keys(n.Settings)) {
 		v, err := plain(n.Settings[k])
 		if err != nil {
 			c.fail(attr(path+".settings", k), "%v", err)
@@ -249,7 +251,7 @@ func (c *collector) luksDevice(path string, n *config.LUKS) {
 
 func (c *collector) btrfs(path string, n *config.BTRFS) {
 	device := c.device(path, n.Device)
-	subvols := sortedKeys(n.Subvolumes)
+	subvols := slices.Sorted(maps.Keys(n.Subvolumes))
 	for _, k := range subvols {
 		sv := n.Subvolumes[k]
 		if sv == nil || sv.Mountpoint == "" {
@@ -271,7 +273,7 @@ func (c *collector) btrfs(path string, n *config.BTRFS) {
 
 // swapfiles emits disko's swapfile entries: device, priority and options only.
 func (c *collector) swapfiles(path, mountpoint string, files map[string]*config.Swapfile) {
-	for _, k := range sortedKeys(files) {
+	for _, k := range slices.Sorted(maps.Keys(files)) {
 		f := files[k]
 		if f == nil {
 			continue
@@ -296,7 +298,7 @@ func (c *collector) swapfiles(path, mountpoint string, files map[string]*config.
 // list for the group (dm-snapshot and dm-TYPE per typed LV), then per LV its content's
 // configuration and the RAID modules of its type. Duplicates are kept, as in disko.
 func (c *collector) lvmVG(path string, vg *config.LVMVG) {
-	lvs := sortedKeys(vg.LVs)
+	lvs := slices.Sorted(maps.Keys(vg.LVs))
 	c.kernelModules = append(c.kernelModules, "dm-snapshot")
 	for _, k := range lvs {
 		if lv := vg.LVs[k]; lv != nil && lv.LVMType != "" && lv.LVMType != "thinlv" {
@@ -334,7 +336,7 @@ const rootDataset = "__root"
 // zpool emits the datasets' mounts; the pool's root dataset is disko's implicit "__root"
 // entry and takes its place in attribute-name order.
 func (c *collector) zpool(path string, pool *config.Zpool) {
-	keys := sortedKeys(pool.Datasets)
+	keys := slices.Sorted(maps.Keys(pool.Datasets))
 	if _, taken := pool.Datasets[rootDataset]; !taken {
 		keys = append(keys, rootDataset)
 		slices.Sort(keys)
@@ -385,7 +387,7 @@ func (c *collector) bcachefs(path string, fs *config.BcachefsFilesystem) {
 			entry["neededForBoot"] = true
 		}
 	}
-	for _, k := range sortedKeys(fs.Subvolumes) {
+	for _, k := range slices.Sorted(maps.Keys(fs.Subvolumes)) {
 		sv := fs.Subvolumes[k]
 		if sv == nil || sv.Mountpoint == "" {
 			continue
@@ -423,19 +425,7 @@ func (c *collector) device(path, device string) string {
 
 // attr appends an attribute name to an option path, quoted when Nix would need quotes.
 func attr(path, name string) string {
-	if isIdent(name) {
-		return path + "." + name
-	}
-	return path + "." + nixString(name)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	return path + "." + nixlit.AttrName(name)
 }
 
 // list converts a string list to the generic form, never nil (JSON [] rather than null).

@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
 )
 
 // JSON is Config as indented JSON with sorted keys and a trailing newline: the output of
@@ -63,7 +64,7 @@ func writeNix(b *strings.Builder, v any, depth int) error {
 	case bool:
 		b.WriteString(strconv.FormatBool(v))
 	case string:
-		b.WriteString(nixString(v))
+		b.WriteString(nixlit.String(v))
 	case int64:
 		// A negative literal must be parenthesised inside a list: [ -1 ] is a syntax error.
 		if v < 0 {
@@ -83,8 +84,8 @@ func writeNix(b *strings.Builder, v any, depth int) error {
 			return nil
 		}
 		b.WriteString("{\n")
-		for _, k := range sortedKeys(v) {
-			b.WriteString(pad + "  " + nixAttrName(k) + " = ")
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			b.WriteString(pad + "  " + nixlit.AttrName(k) + " = ")
 			if err := writeNix(b, v[k], depth+1); err != nil {
 				return err
 			}
@@ -131,47 +132,6 @@ func nixFloat(f float64) (string, error) {
 	return mant, nil
 }
 
-// nixString quotes s as a Nix double-quoted string. Every `$` is escaped, which rules out
-// interpolation (`${`) whatever follows; `\$` reads back as `$`.
-func nixString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"', '\\', '$':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
-
-// nixKeywords cannot be bare attribute names.
-var nixKeywords = []string{"assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"}
-
-func isIdent(s string) bool {
-	return identRE.MatchString(s) && !slices.Contains(nixKeywords, s)
-}
-
-// nixAttrName writes an attribute name bare when Nix allows it, else quoted ("/boot").
-func nixAttrName(s string) string {
-	if isIdent(s) {
-		return s
-	}
-	return nixString(s)
-}
-
 // checkStrings refuses what neither output can carry faithfully: a NUL byte (Nix strings
 // are C strings) and invalid UTF-8 (JSON would replace it silently).
 func checkStrings(path string, v any) error {
@@ -188,8 +148,8 @@ func checkStrings(path string, v any) error {
 	case string:
 		return check(v)
 	case map[string]any:
-		for _, k := range sortedKeys(v) {
-			p := path + "." + nixAttrName(k)
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			p := path + "." + nixlit.AttrName(k)
 			if err := check(k); err != nil {
 				return err
 			}

@@ -1,0 +1,55 @@
+// Package nixlit writes Nix literals: strings and attribute names. Every Nix text the
+// project writes (the NixOS configuration, the options reference and its examples, option
+// paths in messages and script comments) quotes through it, so that one set of escaping
+// rules holds everywhere and a value reads back as itself.
+package nixlit
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// String quotes s as a Nix double-quoted string. Every `$` is escaped, which rules out
+// interpolation (`${`) whatever follows, and `\$` reads back as `$`; line breaks and tabs
+// are written as escapes, so the literal stays on one line (a shell comment holding it
+// cannot end early).
+func String(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"', '\\', '$':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+var ident = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
+
+// keywords cannot be bare attribute names.
+var keywords = []string{"assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"}
+
+// IsIdent reports whether Nix reads s as an attribute name without quotes.
+func IsIdent(s string) bool {
+	return ident.MatchString(s) && !slices.Contains(keywords, s)
+}
+
+// AttrName writes an attribute name bare when Nix allows it, else quoted ("/boot").
+func AttrName(s string) string {
+	if IsIdent(s) {
+		return s
+	}
+	return String(s)
+}
