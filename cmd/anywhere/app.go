@@ -111,8 +111,11 @@ func newApp(d deps) *cli.App {
 		ErrWriter:                 d.stderr,
 		ExitErrHandler:            func(*cli.Context, error) {},
 		OnUsageError:              cliargs.OnUsageError,
-		Flags:                     flags(),
+		Flags:                     append(flags(), vmTestFlags()...),
 		Action: func(c *cli.Context) error {
+			if c.Bool("vm-test") {
+				return vmTest(c, d)
+			}
 			o, err := options(c, d)
 			if err != nil {
 				return err
@@ -130,7 +133,7 @@ func flags() []cli.Flag {
 		// What to install.
 		&cli.StringFlag{Category: catInput, Name: "flake", Aliases: []string{"f"}, Usage: "the flake and NixOS configuration to install: `REF#NAME` (nixosConfigurations.NAME), or REF#nixosConfigurations.… verbatim"},
 		&cli.StringSliceFlag{Category: catInput, Name: "store-paths", Aliases: []string{"s"}, Usage: "prebuilt store paths instead of a flake: `DISKO_SCRIPT TOPLEVEL` (two words)"},
-		&cli.BoolFlag{Category: catInput, Name: "vm-test", Usage: "build and run the configuration's system.build.installTest (disko's VM test) locally instead of installing"},
+		&cli.BoolFlag{Category: catInput, Name: "vm-test", Usage: "install into a throwaway local qemu VM instead of a host: boot the installer tarball (--kexec), one blank disk per layout disk (imageSize), phases disko, install, reboot (UEFI), then check the host key and mounts and remove the VM; with --store-paths give the layout with --disko-layout"},
 
 		// Target and SSH.
 		&cli.StringFlag{Category: catSSH, Name: "target-host", Usage: "the SSH destination `[user@]host[:port]`, or an ssh_config alias (same as the argument)"},

@@ -90,7 +90,6 @@ func TestEveryNixosAnywhereFlagParses(t *testing.T) {
 		{"--from", append([]string{"--from", "https://cache.example"}, base...), nil, func(o *install.Options) bool { return o.From == "https://cache.example" }},
 		{"--build-on", append([]string{"--build-on", "remote"}, base...), nil, func(o *install.Options) bool { return o.BuildOn == "remote" }},
 		{"--build-on-remote", append([]string{"--build-on-remote"}, base...), nil, func(o *install.Options) bool { return o.BuildOn == "remote" }},
-		{"--vm-test", []string{"--vm-test", "--flake", ".#x"}, nil, func(o *install.Options) bool { return o.VMTest }},
 		{"--generate-hardware-config", append([]string{"--generate-hardware-config", "nixos-facter", "./facter.json"}, base...), nil, func(o *install.Options) bool {
 			return *o.HardwareConfig == install.HardwareConfig{Kind: "nixos-facter", Path: "./facter.json"}
 		}},

@@ -635,21 +635,3 @@ func TestOnAnInstaller(t *testing.T) {
 		t.Errorf("state after starting over: phases %v, want kexec kept and install done", phases)
 	}
 }
-
-// TestVMTestBuildsInstallTest: --vm-test builds system.build.installTest
-// and installs nothing (no target needed).
-func TestVMTestBuildsInstallTest(t *testing.T) {
-	requireE2E(t)
-	f := newFixture(t, fixtureOptions{Device: "/dev/disk/by-id/unused", MountPoint: "/mnt"})
-	var stdout, stderr bytes.Buffer
-	env := []string{"HOME=" + t.TempDir(), "NIX_CONFIG=" + nixConfig, "PATH=" + os.Getenv("PATH")}
-	code := runWith(ctxFor(t, time.Minute), deps{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, env: env},
-		[]string{"anywhere", "--vm-test", "--flake", f.Flake})
-	if code != 0 || !strings.Contains(stderr.String(), "vm-test: build system.build.installTest (") {
-		t.Fatalf("--vm-test: exit %d\n%s", code, stderr.String())
-	}
-	if code := runWith(context.Background(), deps{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, env: env},
-		[]string{"anywhere", "--vm-test", "--flake", f.Flake, "--extra-files", "/x"}); code != exitBadArgs {
-		t.Errorf("--vm-test with --extra-files: exit %d, want %d", code, exitBadArgs)
-	}
-}
