@@ -215,9 +215,12 @@ func (pl *planner) gpt(p string, g *config.GPT, ad *probe.Disk) {
 		part := g.Partitions[key]
 		w := wanted{path: attr(p+".partitions", key), number: i + 1, label: part.Label, content: part.Content, start: -1}
 		w.start = sectors(part.Start, ad.SectorSize)
-		if part.Size == "100%" {
+		switch part.Size {
+		case "100%":
 			w.size = -1
-		} else {
+		case "0": // from start to end
+			w.size = endSize(part.End, w.start, ad.SectorSize)
+		default:
 			w.size = sizeSectors(part.Size, ad.SectorSize)
 		}
 		w.typ, _ = codegen.PartitionTypeGUID(part.Type)
@@ -417,6 +420,11 @@ func (pl *planner) size(w wanted, ap *probe.Partition, ad *probe.Disk, free []bl
 func (pl *planner) content(p string, n config.Node, c *probe.Content, node string) {
 	if n == nil {
 		pl.keep(ContentUntouched)
+		return
+	}
+	if sw, ok := n.(*config.Swap); ok && sw.RandomEncryption && (c == nil || c.Type == "swap") {
+		// Randomly encrypted swap is made at each boot; the scripts never format it.
+		pl.keep(ContentSame)
 		return
 	}
 	if c == nil {
@@ -663,6 +671,26 @@ func sizeSectors(s string, ss int64) int64 {
 	}
 	shift := map[string]uint{"K": 10, "M": 20, "G": 30, "T": 40, "P": 50}[m[2]]
 	return v << shift / ss
+}
+
+// endSize is the size in sectors of a partition given by an sgdisk end (and its start in
+// sectors, -1 when left to sgdisk): -1 for "-0" (the rest of the free block), -2 when it
+// cannot be told without the disk (an end relative to the disk's end, or an absolute end
+// after a start chosen by sgdisk).
+func endSize(end string, start, ss int64) int64 {
+	switch {
+	case end == "-0":
+		return -1
+	case strings.HasPrefix(end, "+"):
+		return sizeSectors(strings.TrimPrefix(end, "+"), ss)
+	case strings.HasPrefix(end, "-") || start < 0:
+		return -2
+	}
+	e := sectors(end, ss)
+	if e < 0 {
+		return -2
+	}
+	return e - start + 1
 }
 
 var posRe = regexp.MustCompile(`^([0-9]+)([KMGTPs]?)$`)

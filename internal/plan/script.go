@@ -70,7 +70,7 @@ func formatScript(n config.Node, dev string) (string, string, error) {
 		return q("mkfs."+n.Format) + " " + wordsThen(n.ExtraArgs) + dev + " >/dev/null\n", "format it " + n.Format, nil
 	case *config.Swap:
 		if n.RandomEncryption {
-			return "", "leave it to randomly encrypted swap", nil
+			return "", "leave it blank for randomly encrypted swap", nil
 		}
 		return "mkswap " + wordsThen(n.ExtraArgs) + dev + " >/dev/null\n", "make swap on it", nil
 	case *config.BTRFS:

@@ -50,7 +50,7 @@ var (
 	PartExtra         = Row{ID: "partition-extra", Node: "partitions", Desired: "no partition with this label or number", Actual: "a partition", Refuse: true}
 	ContentUntouched  = Row{ID: "content-untouched", Node: "content", Desired: "null", Actual: "anything", Action: ""}
 	ContentBlank      = Row{ID: "content-blank", Node: "content", Desired: "filesystem, swap or btrfs", Actual: "no signature", Action: "format"}
-	ContentSame       = Row{ID: "content-same", Node: "content", Desired: "filesystem F, swap, btrfs, or an aggregate member", Actual: "the same signature (F; swap; btrfs; LVM2_member, linux_raid_member, zfs_member, bcachefs)", Action: ""}
+	ContentSame       = Row{ID: "content-same", Node: "content", Desired: "filesystem F, swap, btrfs, or an aggregate member", Actual: "the same signature (F; swap; btrfs; LVM2_member, linux_raid_member, zfs_member, bcachefs); for randomly encrypted swap also none", Action: ""}
 	ContentDiffers    = Row{ID: "content-differs", Node: "content.format / content.type", Desired: "filesystem F (or swap, btrfs, ...)", Actual: "another signature", Refuse: true}
 	ContentUnreadable = Row{ID: "content-unreadable", Node: "content", Desired: "btrfs", Actual: "a btrfs whose subvolumes could not be read", Refuse: true}
 	ContentNoCreate   = Row{ID: "content-no-create", Node: "content", Desired: "luks, lvm_pv, mdraid, zfs or bcachefs", Actual: "no signature", Refuse: true}

@@ -180,3 +180,19 @@ func TestDocsTable(t *testing.T) {
 		t.Errorf("%s's decision table differs from internal/plan/table.go; run go test ./internal/plan -run TestDocsTable -update", file)
 	}
 }
+
+// TestRandomSwapBlank: a randomly encrypted swap partition is never formatted by the
+// scripts, so a blank one is what the layout says.
+func TestRandomSwapBlank(t *testing.T) {
+	d := layoutOf(t, gptLayout(`"swap": {"size": "100M", "content": {"type": "swap", "randomEncryption": true}}`), "")
+	blank := part(1, "swap", 1, 100, nil)
+	blank.Type = swapGUID
+	p := Make(d, gpt(blank), Options{})
+	if len(p.Actions)+len(p.Refused) > 0 {
+		t.Errorf("plan of a blank randomly encrypted swap: %+v", p)
+	}
+	p = Make(d, gpt(part(1, "swap", 1, 100, fs("ext4"))), Options{})
+	if len(p.Refused) != 1 || p.Refused[0].Row != ContentDiffers.ID {
+		t.Errorf("randomly encrypted swap over ext4 must be refused: %+v", p)
+	}
+}
