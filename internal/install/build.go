@@ -17,6 +17,7 @@ import (
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/eval"
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
+	"github.com/diskoanywhere/diskoanywhere/internal/progress"
 )
 
 // artifacts are what the phases ship: the disk script (a store path, or a
@@ -241,7 +242,7 @@ func (r *run) build(ctx context.Context, a *artifacts) error {
 		s := r.rep.Step("build", "list the system closure")
 		infos, err := n.Closure(ctx, src, a.toplevel)
 		if err == nil {
-			s.Detail(fmt.Sprintf("%d paths, %s", len(infos), formatBytes(closure.Size(infos))), nil)
+			s.Detail(fmt.Sprintf("%d paths, %s", len(infos), progress.Bytes(closure.Size(infos))), nil)
 		}
 		if err := s.Done(err); err != nil {
 			return err
@@ -291,20 +292,6 @@ func (r *run) inputs(a *artifacts) map[string]string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-// formatBytes prints a size the way people read disk sizes (1 decimal, binary units).
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // statExists reports whether a local path exists.

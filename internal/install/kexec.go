@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
+	"github.com/diskoanywhere/diskoanywhere/internal/progress"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
@@ -163,10 +164,10 @@ func kexecProblems(f *facts.Facts, src kexecSource) []string {
 		if need := KexecMemoryNeeded(src.size); f.MemTotal < need {
 			size := "a tarball of unknown size"
 			if src.size > 0 {
-				size = "a " + formatBytes(src.size) + " tarball"
+				size = "a " + progress.Bytes(src.size) + " tarball"
 			}
 			p = append(p, fmt.Sprintf("the target has %s of RAM (MemTotal), but kexec into %s needs %s (swap does not count); "+
-				"give it more memory, or boot a NixOS installer image instead", formatBytes(int64(f.MemTotal)), size, formatBytes(int64(need))))
+				"give it more memory, or boot a NixOS installer image instead", progress.Bytes(int64(f.MemTotal)), size, progress.Bytes(int64(need))))
 		}
 	}
 	var missing []string
@@ -192,8 +193,8 @@ func (r *run) planKexec(ctx context.Context) string {
 	}
 	what := "boot into the installer from " + src.String()
 	if src.size > 0 {
-		what += fmt.Sprintf(" (%s; needs %s of RAM, the target has %s)", formatBytes(src.size),
-			formatBytes(int64(KexecMemoryNeeded(src.size))), formatBytes(int64(r.facts.MemTotal)))
+		what += fmt.Sprintf(" (%s; needs %s of RAM, the target has %s)", progress.Bytes(src.size),
+			progress.Bytes(int64(KexecMemoryNeeded(src.size))), progress.Bytes(int64(r.facts.MemTotal)))
 	}
 	if r.client.Login().Method != remote.AuthPublicKey {
 		what += fmt.Sprintf("; first a key is added to %s's ~/.ssh/authorized_keys, since the installer does not take the password", r.client.Config().User)
@@ -254,7 +255,7 @@ func (r *run) fetchKexec(ctx context.Context, src kexecSource, dir string) (stri
 		}
 		defer f.Close()
 		start := time.Now()
-		err = r.root.Upload(ctx, f, dst, 0o600, -1, -1)
+		err = r.root.Upload(ctx, newUploadProgress(f, src.size, s), dst, 0o600, -1, -1)
 		if err == nil {
 			s.Detail(rate(src.size, time.Since(start)), map[string]any{"bytes": src.size})
 		}
@@ -276,7 +277,9 @@ func (r *run) fetchKexec(ctx context.Context, src kexecSource, dir string) (stri
 	if get != "" {
 		s := r.rep.Step(phase, "download "+u+" on the target")
 		start := time.Now()
+		stopWatching := r.watchDownload(ctx, s, dst, src)
 		out, err := r.root.Output(ctx, fmt.Sprintf("set -e\nf=%s\nmkdir -p %s\n%s\nwc -c <\"$f\"", shell.Quote(dst), shell.Quote(dir), get))
+		stopWatching()
 		if err == nil {
 			var n int64
 			fmt.Sscan(string(out), &n)
@@ -301,7 +304,7 @@ func (r *run) fetchKexec(ctx context.Context, src kexecSource, dir string) (stri
 	if resp.StatusCode/100 != 2 {
 		return "", s.Done(fmt.Errorf("downloading %s: %s", src.url, resp.Status))
 	}
-	cr := &byteCounter{r: resp.Body}
+	cr := newUploadProgress(resp.Body, max(resp.ContentLength, 0), s)
 	start := time.Now()
 	err = r.root.Upload(ctx, cr, dst, 0o600, -1, -1)
 	if err == nil {
@@ -310,22 +313,72 @@ func (r *run) fetchKexec(ctx context.Context, src kexecSource, dir string) (stri
 	return dst, s.Done(err)
 }
 
-type byteCounter struct {
-	r io.Reader
-	n int64
+// uploadProgress counts what an upload has read and shows it on its step
+// (bytes of the total, rate, time left) about every 200 ms.
+type uploadProgress struct {
+	r       io.Reader
+	s       *Step
+	n       int64
+	total   int64 // 0: unknown
+	start   time.Time
+	shownAt time.Time
 }
 
-func (c *byteCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
+func newUploadProgress(r io.Reader, total int64, s *Step) *uploadProgress {
+	return &uploadProgress{r: r, s: s, total: total, start: time.Now()}
+}
+
+func (u *uploadProgress) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	u.n += int64(n)
+	if now := time.Now(); now.Sub(u.shownAt) >= 200*time.Millisecond || err != nil {
+		u.shownAt = now
+		t := progress.Transfer{Bytes: u.n, TotalBytes: u.total, Elapsed: now.Sub(u.start)}
+		u.s.Progress(t.String(), t.Data())
+	}
 	return n, err
+}
+
+// watchDownload shows how much of the tarball the target's curl or wget
+// has written to dst, every 2 s, until the returned stop is called. The
+// total is known only for a --kexec URL that answered a HEAD request.
+func (r *run) watchDownload(ctx context.Context, s *Step, dst string, src kexecSource) (stop func()) {
+	total := src.size
+	if src.dflt {
+		total = 0 // an estimate only
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+			out, err := r.root.Output(ctx, "stat -c %s "+shell.Quote(dst)+" 2>/dev/null || echo 0")
+			var n int64
+			if err != nil || ctx.Err() != nil {
+				continue
+			}
+			fmt.Sscan(string(out), &n)
+			t := progress.Transfer{Bytes: n, TotalBytes: total, Elapsed: time.Since(start)}
+			s.Progress(t.String()+" downloaded", t.Data())
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 func rate(n int64, d time.Duration) string {
 	if n <= 0 {
 		return ""
 	}
-	s := formatBytes(n)
+	s := progress.Bytes(n)
 	if secs := d.Seconds(); secs > 0 {
 		s += fmt.Sprintf(" at %.0f MB/s", float64(n)/1e6/secs)
 	}
@@ -386,12 +439,11 @@ TMPDIR="$dir" $setsid "$dir/kexec/run" --kexec-extra-flags "$flags" 2>&1 | tee "
 `, shell.Quote(dir), shell.Quote(tarball), shell.Quote(flags))
 }
 
-// Deadlines of the waits after kexec/run: the kexec happens 6 s after run
-// returns; an installer boots in well under a minute on real machines.
-const (
-	kexecDownTimeout = 3 * time.Minute
-	kexecUpTimeout   = 10 * time.Minute
-)
+// kexecDownTimeout bounds the wait for the old system to go away after
+// kexec/run: the kexec happens 6 s after run returns, so an old system
+// still answering after minutes will not go (the kernel refused the
+// installer). --kexec-timeout shortens it too.
+const kexecDownTimeout = 3 * time.Minute
 
 // awaitInstaller waits for the old system to go away and the installer to
 // answer (as root, on --post-kexec-ssh-port if given) with the host key
@@ -414,9 +466,10 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 	opts.ExpectHostKey = oldKey
 
 	s := r.rep.Step(phase, "wait for "+cfg.Addr()+" to go down")
-	down, cancel := context.WithTimeout(ctx, kexecDownTimeout)
+	downTimeout := min(kexecDownTimeout, r.o.kexecTimeout())
+	down, cancel := context.WithTimeout(ctx, downTimeout)
 	defer cancel()
-	seen, _, err := waitRestart(down, r.target, r.o.SSH, oldKey, oldBoot)
+	seen, _, err := waitRestart(down, r.target, r.o.SSH, oldKey, oldBoot, newWatch(s))
 	switch {
 	case err == nil && seen == restartNewBoot:
 		s.Detail("the target already answers as a new boot", nil)
@@ -426,7 +479,7 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 	if err := s.Done(err); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("%w: the old system still answers %s after kexec/run scheduled the kexec; "+
-				"the kernel may have refused the installer (see `dmesg` and ~/kexec/anywhere-kexec.log on the target)", err, kexecDownTimeout)
+				"the kernel may have refused the installer (see `dmesg` and ~/kexec/anywhere-kexec.log on the target)", err, downTimeout)
 		}
 		return err
 	}
@@ -436,20 +489,31 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 		where = c.Destination()
 	}
 	s = r.rep.Step(phase, "wait for the installer on "+where)
-	wctx, cancelUp := context.WithTimeout(ctx, kexecUpTimeout)
+	upTimeout := r.o.kexecTimeout()
+	wctx, cancelUp := context.WithTimeout(ctx, upTimeout)
 	defer cancelUp()
+	w := newWatch(s)
 	var up *remote.Client
 	for {
-		up, err = remote.WaitUp(wctx, after, opts)
+		up, err = remote.WaitUp(wctx, after, opts, w.failed)
 		if err != nil || !sameBootClient(wctx, up, oldBoot) {
 			break
 		}
 		up.Close() // the old system, still going down
+		w.got(stillUp, nil)
 		if err = pause(wctx, 2*time.Second); err != nil {
 			break
 		}
 	}
 	if err := s.Done(err); err != nil {
+		if ctx.Err() == nil && wctx.Err() != nil {
+			return fmt.Errorf("the installer did not answer SSH on %s within %s (%s).\n"+
+				"Check the machine's console: did the installer's kernel boot, or did it panic or run out of memory?\n"+
+				"Check the network: the installer brings up the addresses the old system had (kexec/ip); "+
+				"a new DHCP lease, a MAC-bound address or a firewall in front changes where it answers, "+
+				"and --post-kexec-ssh-port is needed if its sshd listens on another port.\n"+
+				"--kexec-timeout waits longer", where, upTimeout, w.last())
+		}
 		return kexecKeyError(err, oldKey)
 	}
 	r.client = up

@@ -112,6 +112,10 @@ type Options struct {
 	KexecExtraFlags  string
 	ForceKexec       bool
 	PostKexecSSHPort int
+	// KexecTimeout bounds the wait for the installer to answer after the
+	// kexec (0: DefaultKexecTimeout); the wait for the old system to go
+	// down takes at most 3 minutes of it.
+	KexecTimeout time.Duration
 
 	DryRun        bool
 	StateFile     string // "" for the default location
@@ -235,6 +239,12 @@ func (o *Options) Check() error {
 			bad("--ssh-store-setting %s: not supported (supported: %s)", kv[0], strings.Join(storeSettings, ", "))
 		}
 	}
+	if o.KexecTimeout < 0 {
+		bad("--kexec-timeout %s: want a positive duration, e.g. 15m", o.KexecTimeout)
+	}
+	if o.RebootTimeout < 0 {
+		bad("--reboot-timeout %s: want a positive duration, e.g. 15m", o.RebootTimeout)
+	}
 	if o.PostKexecSSHPort < 0 || o.PostKexecSSHPort > 65535 {
 		bad("--post-kexec-ssh-port %d: not a port", o.PostKexecSSHPort)
 	}
@@ -273,3 +283,14 @@ func (o *Options) storeSetting(key string) string {
 
 // DefaultRebootTimeout bounds each of the two waits after the reboot.
 const DefaultRebootTimeout = 10 * time.Minute
+
+// DefaultKexecTimeout bounds the wait for the installer after the kexec:
+// an installer boots in well under a minute on real machines.
+const DefaultKexecTimeout = 10 * time.Minute
+
+func (o *Options) kexecTimeout() time.Duration {
+	if o.KexecTimeout <= 0 {
+		return DefaultKexecTimeout
+	}
+	return o.KexecTimeout
+}

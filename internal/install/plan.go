@@ -12,6 +12,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/closure"
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
+	"github.com/diskoanywhere/diskoanywhere/internal/progress"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
@@ -252,7 +253,7 @@ func describeOS(f *facts.Facts) string {
 // Print writes the plan for people.
 func (p *Plan) Print(w io.Writer) {
 	fmt.Fprintf(w, "Plan for %s\n", p.Target)
-	fmt.Fprintf(w, "  target:      %s, %s, %s RAM%s\n", p.OS, p.Arch, formatBytes(p.Memory), map[bool]string{true: ", NixOS installer", false: ""}[p.Installer])
+	fmt.Fprintf(w, "  target:      %s, %s, %s RAM%s\n", p.OS, p.Arch, progress.Bytes(p.Memory), map[bool]string{true: ", NixOS installer", false: ""}[p.Installer])
 	fmt.Fprintf(w, "  host key:    %s\n", p.HostKey)
 	fmt.Fprintf(w, "  login:       %s (%s)\n", p.Login, p.Privilege)
 	fmt.Fprintf(w, "  phases:\n")
@@ -281,7 +282,7 @@ func (p *Plan) Print(w io.Writer) {
 			if model == "" {
 				model = "no model"
 			}
-			fmt.Fprintf(w, "  disk %s: %s %s: %s, %s; holds %s\n", d.Name, dev, action, formatBytes(d.Size), model, d.Holds)
+			fmt.Fprintf(w, "  disk %s: %s %s: %s, %s; holds %s\n", d.Name, dev, action, progress.Bytes(d.Size), model, d.Holds)
 		}
 	}
 	fmt.Fprintf(w, "  mount point: %s\n", p.MountPoint)
@@ -290,7 +291,7 @@ func (p *Plan) Print(w io.Writer) {
 	}
 	switch {
 	case p.Closure != nil:
-		fmt.Fprintf(w, "  closure:     %d paths, %s (built %s)\n", p.Closure.Paths, formatBytes(p.Closure.Bytes), p.BuildOn+"ly")
+		fmt.Fprintf(w, "  closure:     %d paths, %s (built %s)\n", p.Closure.Paths, progress.Bytes(p.Closure.Bytes), p.BuildOn+"ly")
 	case p.BuildOn == "remote":
 		fmt.Fprintf(w, "  closure:     built on the target; size known after the build\n")
 	}

@@ -46,7 +46,7 @@ func (r *run) reboot(ctx context.Context, a *artifacts) error {
 		// The installer's login still works until it goes down; the new
 		// system may let us in with another key, or not at all.
 		var seen restart
-		seen, _, err = waitRestart(gone, r.target, r.o.SSH, r.hostKey, r.bootID)
+		seen, _, err = waitRestart(gone, r.target, r.o.SSH, r.hostKey, r.bootID, newWatch(s))
 		if err == nil && seen != restartDown {
 			s.Detail("the new system already answers", nil)
 		}
@@ -56,37 +56,8 @@ func (r *run) reboot(ctx context.Context, a *artifacts) error {
 	}
 	r.forgetInstallerKey() // the installer is gone
 
-	up, cancelUp := context.WithTimeout(ctx, r.o.RebootTimeout)
-	defer cancelUp()
-	s = r.rep.Step(phase, "wait for the new system")
-	var key ssh.PublicKey
-	if len(cfg.ProxyJump) > 0 && expected != nil {
-		opts := r.o.SSH
-		opts.ExpectHostKey = expected
-		var c *remote.Client
-		c, err = remote.WaitUp(up, r.target, opts)
-		if err == nil {
-			key = c.HostKey()
-			c.Close()
-		}
-	} else {
-		for {
-			key, err = waitHostKey(up, cfg.Addr(), expected)
-			if err != nil || !bytes.Equal(key.Marshal(), r.hostKey.Marshal()) || !sameBoot(up, r.target, r.o.SSH, key, r.bootID) {
-				// A key other than the installer's is a machine other than the
-				// installer, whatever its boot id says.
-				break
-			}
-			// The installer, still going down.
-			if err = pause(up, 2*time.Second); err != nil {
-				break
-			}
-		}
-	}
-	if err == nil {
-		s.Detail("answers with host key "+fingerprint(key), map[string]any{"hostKey": fingerprint(key)})
-	}
-	if err := s.Done(err); err != nil {
+	key, err := r.awaitNewSystem(ctx, cfg, expected)
+	if err != nil {
 		return err
 	}
 	if expected == nil {
@@ -97,7 +68,63 @@ func (r *run) reboot(ctx context.Context, a *artifacts) error {
 	if !bytes.Equal(expected.Marshal(), r.hostKey.Marshal()) {
 		r.rep.Info(phase, fmt.Sprintf("the host key changed from the installer's; update known_hosts: ssh-keygen -R %s", knownHostsName(cfg)), nil)
 	}
-	return r.checkNewSystem(up, a, expected)
+	check, cancelCheck := context.WithTimeout(ctx, r.o.RebootTimeout)
+	defer cancelCheck()
+	return r.checkNewSystem(check, a, expected)
+}
+
+// awaitNewSystem waits, at most --reboot-timeout, until the rebooted target
+// at cfg answers SSH as a machine other than the installer, and returns
+// the host key it presents (which must be expected, when known). While it
+// waits, its step says how long and what the last try got; when it gives
+// up, it says what to check.
+func (r *run) awaitNewSystem(ctx context.Context, cfg *remote.Config, expected ssh.PublicKey) (ssh.PublicKey, error) {
+	up, cancelUp := context.WithTimeout(ctx, r.o.RebootTimeout)
+	defer cancelUp()
+	s := r.rep.Step(string(PhaseReboot), "wait for the new system on "+cfg.Addr())
+	w := newWatch(s)
+	var key ssh.PublicKey
+	var err error
+	if len(cfg.ProxyJump) > 0 && expected != nil {
+		opts := r.o.SSH
+		opts.ExpectHostKey = expected
+		var c *remote.Client
+		c, err = remote.WaitUp(up, r.target, opts, w.failed)
+		if err == nil {
+			key = c.HostKey()
+			c.Close()
+		}
+	} else {
+		for {
+			key, err = waitHostKey(up, cfg.Addr(), expected, w)
+			if err != nil || r.hostKey == nil || !bytes.Equal(key.Marshal(), r.hostKey.Marshal()) || !sameBoot(up, r.target, r.o.SSH, key, r.bootID) {
+				// A key other than the installer's is a machine other than the
+				// installer, whatever its boot id says.
+				break
+			}
+			// The installer, still going down.
+			w.got("the installer still answers (same boot id)", nil)
+			if err = pause(up, 2*time.Second); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		s.Detail("answers with host key "+fingerprint(key), map[string]any{"hostKey": fingerprint(key)})
+	}
+	if err := s.Done(err); err != nil {
+		if ctx.Err() == nil && up.Err() != nil {
+			return nil, fmt.Errorf("the new system did not answer SSH on %s within %s (%s).\n"+
+				"Check the machine's console: did it boot the new system, or stop in the boot loader or in stage 1 "+
+				"(a disk not found, a LUKS passphrase prompt, a key file missing from the initrd)?\n"+
+				"Check the firmware's boot order: does it boot the disk just installed (its UEFI entry, or the BIOS boot disk)?\n"+
+				"Check the network: does the new configuration bring up this interface and address and start sshd "+
+				"(services.openssh.enable), and does no firewall stand in between?\n"+
+				"--reboot-timeout waits longer", cfg.Addr(), r.o.RebootTimeout, w.last())
+		}
+		return nil, err
+	}
+	return key, nil
 }
 
 // installedHostKey reads the public host key the installed system will
@@ -182,7 +209,8 @@ var errProbeDone = errors.New("host key received")
 // waitHostKey dials addr until an SSH server answers and returns the host
 // key it presents, without authenticating. With expected set only that
 // key's type is negotiated, and any other key fails at once.
-func waitHostKey(ctx context.Context, addr string, expected ssh.PublicKey) (ssh.PublicKey, error) {
+// Every failed try is reported to w.
+func waitHostKey(ctx context.Context, addr string, expected ssh.PublicKey, w *watch) (ssh.PublicKey, error) {
 	start := time.Now()
 	var last error
 	for {
@@ -194,10 +222,15 @@ func waitHostKey(ctx context.Context, addr string, expected ssh.PublicKey) (ssh.
 			}
 			return key, nil
 		}
-		last = err
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
+		if ctx.Err() == nil {
+			w.failed(err)
+		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for ssh on %s: %w after %s (last: %v)", addr, ctx.Err(), time.Since(start).Round(time.Second), last)
+			return nil, fmt.Errorf("waiting for ssh on %s: %w after %s (last: %s: %v)", addr, ctx.Err(), time.Since(start).Round(time.Second), remote.FailureKind(last), last)
 		case <-time.After(time.Second):
 		}
 	}
@@ -209,7 +242,7 @@ func probeHostKey(ctx context.Context, addr string, expected ssh.PublicKey) (ssh
 	var d net.Dialer
 	conn, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, &remote.DialError{Stage: remote.StageTCP, Err: err}
 	}
 	defer conn.Close()
 	if dl, ok := dctx.Deadline(); ok {
@@ -236,7 +269,7 @@ func probeHostKey(ctx context.Context, addr string, expected ssh.PublicKey) (ssh
 	if err == nil {
 		err = errors.New("no host key received")
 	}
-	return nil, err
+	return nil, &remote.DialError{Stage: remote.StageHandshake, Err: err}
 }
 
 // checkNewSystem logs in to the rebooted target (host key pinned) and

@@ -14,6 +14,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/closure"
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
+	"github.com/diskoanywhere/diskoanywhere/internal/progress"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
@@ -65,7 +66,16 @@ func Run(ctx context.Context, o Options) (err error) {
 	// A re-run that has only the password reaches the installer with the
 	// key an earlier run made for it.
 	o.addSavedInstallerKey()
-	outR, errR := NewRedactor(o.Stdout), NewRedactor(o.Stderr)
+	// Everything for stderr goes through one display, which keeps the
+	// live status line (on a terminal) below the output.
+	disp := progress.For(o.Stderr)
+	if ask := o.SSH.HostKeyPrompt; ask != nil {
+		o.SSH.HostKeyPrompt = func(q remote.HostKeyQuestion) (bool, error) {
+			defer disp.Hold()()
+			return ask(q)
+		}
+	}
+	outR, errR := NewRedactor(o.Stdout), NewRedactor(disp)
 	defer outR.Flush()
 	defer errR.Flush()
 	r := &run{o: &o, stdout: outR, stderr: errR, keys: map[string][]byte{}}
@@ -74,6 +84,8 @@ func Run(ctx context.Context, o Options) (err error) {
 		events = outR
 	}
 	r.rep = NewReporter(errR, events)
+	r.rep.Live(disp, errR.Redact)
+	defer r.rep.Close()
 	r.nixLog = newOutputWriter(errR, "  nix| ")
 
 	// Secrets are read before anything else (a pipe such as <(pass x) can
@@ -252,7 +264,7 @@ func (r *run) install(ctx context.Context) error {
 		}
 		took := time.Since(start)
 		r.rep.PhaseDone(string(p), took)
-		times = append(times, fmt.Sprintf("%s %s", p, formatDuration(took)))
+		times = append(times, fmt.Sprintf("%s %s", p, progress.Duration(took)))
 		if err := st.MarkDone(p, took, time.Now()); err != nil {
 			return err
 		}
@@ -264,7 +276,7 @@ func (r *run) install(ctx context.Context) error {
 	}
 	summary := "### Done"
 	if len(times) > 0 {
-		summary += fmt.Sprintf(" (%s; %s in all)", strings.Join(times, ", "), formatDuration(time.Since(runStart)))
+		summary += fmt.Sprintf(" (%s; %s in all)", strings.Join(times, ", "), progress.Duration(time.Since(runStart)))
 	}
 	r.rep.emit(Event{Event: "done", Message: "installation finished", Duration: time.Since(runStart).Seconds()}, summary)
 	return nil
@@ -314,7 +326,7 @@ func describeFacts(f *facts.Facts) string {
 	}
 	parts := []string{os, f.Arch}
 	if f.MemTotal > 0 {
-		parts = append(parts, formatBytes(int64(f.MemTotal))+" RAM")
+		parts = append(parts, progress.Bytes(int64(f.MemTotal))+" RAM")
 	}
 	if f.IsInstaller {
 		parts = append(parts, "NixOS installer")
@@ -397,12 +409,13 @@ func (r *run) copyTo(ctx context.Context, phase, step string, infos []closure.Pa
 		Source:     src,
 		Stderr:     w,
 		Progress: func(p closure.Progress) {
-			r.rep.Progress(phase, step, map[string]any{"paths_done": p.PathsDone, "paths_total": p.PathsTotal, "bytes_done": p.BytesDone, "bytes_total": p.BytesTotal})
+			t := progress.Transfer{Bytes: p.BytesDone, TotalBytes: p.BytesTotal, Paths: p.PathsDone, TotalPaths: p.PathsTotal, Elapsed: p.Elapsed}
+			s.Progress(t.String(), t.Data())
 		},
 	})
 	w.Flush()
 	if err == nil {
-		detail := fmt.Sprintf("%d paths, %s sent", st.Paths, formatBytes(st.Bytes))
+		detail := fmt.Sprintf("%d paths, %s sent", st.Paths, progress.Bytes(st.Bytes))
 		if secs := st.Took.Seconds(); st.Bytes > 0 && secs > 0 {
 			detail += fmt.Sprintf(" at %.0f MB/s", float64(st.Bytes)/1e6/secs)
 		}

@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -26,8 +27,9 @@ const (
 // returned). A TCP port that accepts connections proves nothing: NAT, load
 // balancers and hypervisors' port forwards (qemu's user-mode network)
 // accept while the machine behind them is down, so only an SSH handshake
-// within a few seconds counts as "up".
-func waitRestart(ctx context.Context, t remote.Target, o remote.Options, key ssh.PublicKey, bootID string) (restart, ssh.PublicKey, error) {
+// within a few seconds counts as "up". Every try that finds the old boot
+// still running is reported to w.
+func waitRestart(ctx context.Context, t remote.Target, o remote.Options, key ssh.PublicKey, bootID string, w *watch) (restart, ssh.PublicKey, error) {
 	o.ExpectHostKey = key
 	o.SSHOptions = append(append([]string(nil), o.SSHOptions...), "ConnectTimeout=5")
 	for {
@@ -48,12 +50,60 @@ func waitRestart(ctx context.Context, t remote.Target, o remote.Options, key ssh
 		if err == nil && bootID != "" && strings.TrimSpace(string(out)) != bootID {
 			return restartNewBoot, key, nil
 		}
+		w.got(stillUp, nil)
 		select {
 		case <-ctx.Done():
 			return restartDown, nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// stillUp is what a try got that reached the system being left.
+const stillUp = "the old system still answers (same boot id)"
+
+// watch keeps a wait's step up to date with its tries: how many, and what
+// the last one got (remote.FailureKind's words), on the status line and in
+// JSON progress events.
+type watch struct {
+	s     *Step
+	tries int
+	kind  string
+	err   error
+}
+
+func newWatch(s *Step) *watch { return &watch{s: s} }
+
+// failed records a connection attempt that failed with err.
+func (w *watch) failed(err error) { w.got(remote.FailureKind(err), err) }
+
+// got records what a try got: kind in a few words, err the detail or nil.
+func (w *watch) got(kind string, err error) {
+	w.tries++
+	w.kind, w.err = kind, err
+	data := map[string]any{"tries": w.tries, "last": kind}
+	if err != nil {
+		data["last_error"] = err.Error()
+	}
+	w.s.Progress(fmt.Sprintf("%d %s, last: %s", w.tries, plural(w.tries, "try", "tries"), kind), data)
+}
+
+// last says what the last try got, for the message of a wait that gave up.
+func (w *watch) last() string {
+	switch {
+	case w.tries == 0:
+		return "no try finished"
+	case w.err == nil:
+		return fmt.Sprintf("%d %s, the last got: %s", w.tries, plural(w.tries, "try", "tries"), w.kind)
+	}
+	return fmt.Sprintf("%d %s, the last got: %s: %v", w.tries, plural(w.tries, "try", "tries"), w.kind, w.err)
+}
+
+func plural(n int, one, more string) string {
+	if n == 1 {
+		return one
+	}
+	return more
 }
 
 // sameBoot reports whether the target still runs the boot bootID, logging

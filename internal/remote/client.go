@@ -147,12 +147,12 @@ func dialHop(ctx context.Context, via *ssh.Client, cfg *Config, o Options, passw
 			return nil, nil, Login{}, hke
 		}
 		if ctx.Err() != nil {
-			return nil, nil, Login{}, fmt.Errorf("ssh handshake with %s: %w%s", addr, ctx.Err(), timeoutHint(ctx, cfg, err))
+			return nil, nil, Login{}, &DialError{Stage: StageHandshake, Err: fmt.Errorf("ssh handshake with %s: %w%s", addr, ctx.Err(), timeoutHint(ctx, cfg, err))}
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
-			return nil, nil, Login{}, fmt.Errorf("authenticating as %s: %w (%s)", cfg.Destination(), err, a.describe())
+			return nil, nil, Login{}, &DialError{Stage: StageAuth, Err: fmt.Errorf("authenticating as %s: %w (%s)", cfg.Destination(), err, a.describe())}
 		}
-		return nil, nil, Login{}, fmt.Errorf("ssh handshake with %s: %w", addr, err)
+		return nil, nil, Login{}, &DialError{Stage: StageHandshake, Err: fmt.Errorf("ssh handshake with %s: %w", addr, err)}
 	}
 	conn.SetDeadline(time.Time{})
 	checker.mu.Lock()

@@ -45,12 +45,12 @@ func dialTCP(ctx context.Context, via *ssh.Client, cfg *Config, log *slog.Logger
 			if attempts > 1 {
 				tries = fmt.Sprintf(" (%d attempts, ConnectionAttempts=%d)", attempt, attempts)
 			}
-			return nil, nil, nil, fmt.Errorf("connecting to %s: %w%s%s", addr, err, hint, tries)
+			return nil, nil, nil, &DialError{Stage: StageTCP, Err: fmt.Errorf("connecting to %s: %w%s%s", addr, err, hint, tries)}
 		}
 		log.Debug("connect failed, trying again", "addr", addr, "attempt", attempt, "of", attempts, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, nil, nil, fmt.Errorf("connecting to %s: %w (after %d of %d attempts)", addr, ctx.Err(), attempt, attempts)
+			return nil, nil, nil, &DialError{Stage: StageTCP, Err: fmt.Errorf("connecting to %s: %w (after %d of %d attempts)", addr, ctx.Err(), attempt, attempts)}
 		case <-time.After(retryPause):
 		}
 	}

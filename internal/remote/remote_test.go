@@ -885,7 +885,7 @@ func TestWaitDeadlinesNameTheAddress(t *testing.T) {
 	silent := tt.SilentAddr()
 	o := options(t, tt)
 	start := time.Now()
-	_, err := remote.WaitUp(ctxT(t, 1500*time.Millisecond), target(t, "root@"+silent), o)
+	_, err := remote.WaitUp(ctxT(t, 1500*time.Millisecond), target(t, "root@"+silent), o, nil)
 	if err == nil || !strings.Contains(err.Error(), "waiting for ssh on "+silent) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("WaitUp(%s) = %v, want a deadline error naming the address", silent, err)
 	}
@@ -935,7 +935,7 @@ func TestRebootCycle(t *testing.T) {
 	}
 	go func() { time.Sleep(1500 * time.Millisecond); tt.Restart() }()
 	start := time.Now()
-	c2, err := remote.WaitUp(ctxT(t, 20*time.Second), target(t, tt.Destination()), o)
+	c2, err := remote.WaitUp(ctxT(t, 20*time.Second), target(t, tt.Destination()), o, nil)
 	if err != nil {
 		t.Fatalf("WaitUp = %v", err)
 	}
@@ -948,7 +948,7 @@ func TestRebootCycle(t *testing.T) {
 	}
 	tt.Restart()
 	start = time.Now()
-	_, err = remote.WaitUp(ctxT(t, 20*time.Second), target(t, tt.Destination()), o)
+	_, err = remote.WaitUp(ctxT(t, 20*time.Second), target(t, tt.Destination()), o, nil)
 	var hke *remote.HostKeyError
 	if !errors.As(err, &hke) || hke.Expected == nil || !strings.Contains(err.Error(), "waiting for ssh on "+tt.Addr()) {
 		t.Errorf("WaitUp with a new host key = %v, want a pinned-key mismatch", err)

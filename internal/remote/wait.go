@@ -23,6 +23,11 @@ func WaitGone(ctx context.Context, addr string) error {
 	for {
 		d := net.Dialer{Timeout: waitGoneDial}
 		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil && pastDeadline(ctx) {
+			// A dial cut short by the caller's deadline proves nothing;
+			// its error may come just before ctx.Err() is set.
+			<-ctx.Done()
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("waiting for %s to go down: %w (it still accepted connections after %s)",
 				addr, ctx.Err(), time.Since(start).Round(time.Second))
@@ -40,11 +45,19 @@ func WaitGone(ctx context.Context, addr string) error {
 	}
 }
 
+// pastDeadline reports whether ctx's deadline has passed, which can be
+// before its Err is set.
+func pastDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
 // WaitUp dials t until it answers SSH and authenticates, then returns the
 // client. Set o.ExpectHostKey to insist on the key seen before a reboot; a
-// wrong host key fails at once instead of being retried. Its error names
-// the address and the last attempt's failure.
-func WaitUp(ctx context.Context, t Target, o Options) (*Client, error) {
+// wrong host key fails at once instead of being retried. tried, when not
+// nil, is told every failed attempt (FailureKind names what it got). Its
+// error names the address, the time waited and the last attempt's failure.
+func WaitUp(ctx context.Context, t Target, o Options, tried func(error)) (*Client, error) {
 	cfg, err := Resolve(t, o)
 	if err != nil {
 		return nil, err
@@ -60,12 +73,20 @@ func WaitUp(ctx context.Context, t Target, o Options) (*Client, error) {
 		if errors.As(err, &hke) {
 			return nil, fmt.Errorf("waiting for ssh on %s: %w", cfg.Addr(), err)
 		}
+		if ctx.Err() != nil && last != nil {
+			// This attempt was cut short by the deadline; the one
+			// before says more about the host.
+			err = last
+		}
 		last = err
+		if tried != nil && ctx.Err() == nil {
+			tried(err)
+		}
 		o.logger().Debug("not up yet", "host", cfg.Addr(), "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for ssh on %s: %w after %s and %d attempts (last: %v)",
-				cfg.Addr(), ctx.Err(), time.Since(start).Round(time.Second), attempt, last)
+			return nil, fmt.Errorf("waiting for ssh on %s: %w after %s and %d attempts (last: %s: %v)",
+				cfg.Addr(), ctx.Err(), time.Since(start).Round(time.Second), attempt, FailureKind(last), last)
 		case <-time.After(waitUpPoll):
 		}
 	}
