@@ -15,6 +15,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/cliargs"
 	"github.com/diskoanywhere/diskoanywhere/internal/install"
+	"github.com/diskoanywhere/diskoanywhere/internal/progress"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 )
 
@@ -41,6 +42,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func runWith(ctx context.Context, d deps, args []string) int {
+	// All of stderr passes through one display, so that the live status
+	// line of a running step stays below warnings, logs and prompts.
+	d.stderr = progress.For(d.stderr)
 	app := newApp(d)
 	err := app.RunContext(ctx, normalizeArgs(app.Flags, args))
 	if err == nil {
@@ -181,6 +185,7 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Category: catKexec, Name: "kexec-extra-flags", Usage: "extra `FLAGS` for kexec --load and kexec -e"},
 		&cli.BoolFlag{Category: catKexec, Name: "force-kexec", Usage: "kexec even when the target already runs a NixOS installer"},
 		&cli.IntFlag{Category: catKexec, Name: "post-kexec-ssh-port", Usage: "SSH `PORT` after kexec (works without -p)"},
+		&cli.DurationFlag{Category: catKexec, Name: "kexec-timeout", Value: install.DefaultKexecTimeout, Usage: "how long to wait for the installer to answer SSH after the kexec (the old system must stop answering within 3 minutes of it)"},
 
 		// Output.
 		&cli.BoolFlag{Category: catOutput, Name: "json", Usage: "write one JSON event per line on stdout (progress stays on stderr)"},
@@ -231,6 +236,7 @@ func options(c *cli.Context, d deps) (*install.Options, error) {
 		KexecExtraFlags:         c.String("kexec-extra-flags"),
 		ForceKexec:              c.Bool("force-kexec"),
 		PostKexecSSHPort:        c.Int("post-kexec-ssh-port"),
+		KexecTimeout:            c.Duration("kexec-timeout"),
 		DryRun:                  c.Bool("dry-run"),
 		StateFile:               c.String("state-file"),
 		Restart:                 c.Bool("restart"),

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/install"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
@@ -254,5 +255,22 @@ func TestNormalizeArgs(t *testing.T) {
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("normalizeArgs(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestWaitTimeouts: the waits after kexec and reboot are bounded by flags
+// of their own, 10 minutes each unless told, and a negative bound is a
+// usage error.
+func TestWaitTimeouts(t *testing.T) {
+	o, code, stderr := parse(t, nil, "--flake", ".#x", "root@h")
+	if code != exitOK || o.KexecTimeout != install.DefaultKexecTimeout || o.RebootTimeout != install.DefaultRebootTimeout {
+		t.Fatalf("defaults: exit %d, kexec %s, reboot %s\n%s", code, o.KexecTimeout, o.RebootTimeout, stderr)
+	}
+	o, code, stderr = parse(t, nil, "--flake", ".#x", "--kexec-timeout", "90s", "--reboot-timeout", "20m", "root@h")
+	if code != exitOK || o.KexecTimeout != 90*time.Second || o.RebootTimeout != 20*time.Minute {
+		t.Fatalf("--kexec-timeout 90s --reboot-timeout 20m: exit %d, kexec %v, reboot %v\n%s", code, o.KexecTimeout, o.RebootTimeout, stderr)
+	}
+	if _, code, stderr = parse(t, nil, "--flake", ".#x", "--kexec-timeout", "-1m", "root@h"); code != exitBadArgs || !strings.Contains(stderr, "--kexec-timeout") {
+		t.Errorf("--kexec-timeout -1m: exit %d, want %d and the flag named:\n%s", code, exitBadArgs, stderr)
 	}
 }
