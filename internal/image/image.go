@@ -90,6 +90,9 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	}()
 	finals := map[string]string{}
 	for _, disk := range disks {
+		for _, h := range disk.skippedHooks {
+			fmt.Fprintf(log, "warning: %s: preCreateHook and postCreateHook are not run (nothing is mounted while an image is built)\n", h)
+		}
 		fmt.Fprintf(log, "building %s.%s (disk %s, %s)\n", disk.imageName, opts.Format, disk.name, humanSize(disk.size))
 		tmp, err := buildDisk(ctx, opts.OutDir, disk, trees, log)
 		if tmp != "" {

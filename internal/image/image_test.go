@@ -178,6 +178,21 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// TestHooksAreNamed: create hooks cannot run while an image is built; the build says
+// which ones it skipped.
+func TestHooksAreNamed(t *testing.T) {
+	d := load(t, `{"disk":{"main":{"device":"/dev/sda","imageSize":"64M","content":{"type":"gpt","partitions":{
+  "root":{"size":"100%","content":{"type":"filesystem","format":"ext4","postCreateHook":"touch /tmp/x"}}}}}}}`)
+	var log strings.Builder
+	if _, err := Build(context.Background(), d, Options{OutDir: t.TempDir(), Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	want := "warning: disko.devices.disk.main.content.partitions.root.content: preCreateHook and postCreateHook are not run"
+	if !strings.Contains(log.String(), want) {
+		t.Errorf("log %q does not say %q", log.String(), want)
+	}
+}
+
 // TestNothingLeftOnFailure: a layout larger than its image, a missing mkfs tool and a
 // full output disk each fail with a clear message and leave nothing in the output
 // directory (the other disk of the layout, already built, included).

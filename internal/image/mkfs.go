@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -205,3 +206,40 @@ func checkTools(disks []*diskPlan, format string, populated map[string]bool) err
 	}
 	return nil
 }
+
+// ext4InPlace returns the mke2fs arguments (before the image and the size) that make v's
+// ext2/3/4 filesystem directly in the image at r, filled from tree when not "": the
+// layout's extraArgs with -E offset=. The image is a new sparse file, so its range is
+// zeros already: no discard, and assume_storage_prezeroed (e2fsprogs 1.47) skips writing
+// zeroed inode tables and journal. It is not used when extraArgs has its own -E (mke2fs
+// keeps only the last one), nor with an older mke2fs.
+func ext4InPlace(v volume, r region, tree string) ([]string, bool) {
+	n, ok := v.node.(*config.Filesystem)
+	if !ok || populateMethod(n.Format) != "-d" || r.offset%512 != 0 || !mke2fsPrezeroed() {
+		return nil, false
+	}
+	for _, a := range n.ExtraArgs {
+		if strings.HasPrefix(a, "-E") {
+			return nil, false
+		}
+	}
+	args := []string{"-E", "offset=" + strconv.FormatInt(r.offset, 10) + ",nodiscard,assume_storage_prezeroed=1"}
+	if tree != "" {
+		args = append(args, "-d", tree)
+	}
+	return append(args, n.ExtraArgs...), true
+}
+
+// mke2fsPrezeroed reports whether mke2fs knows -E assume_storage_prezeroed (1.47 and later).
+var mke2fsPrezeroed = sync.OnceValue(func() bool {
+	path, err := toolPath("mke2fs")
+	if err != nil {
+		return false
+	}
+	out, _ := exec.Command(path, "-V").CombinedOutput()
+	var major, minor int
+	if _, err := fmt.Sscanf(string(out), "mke2fs %d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 1 || major == 1 && minor >= 47
+})

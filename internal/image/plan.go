@@ -20,6 +20,8 @@ type diskPlan struct {
 	// volumes are the filesystems and swap areas to make, with the partition they go in
 	// (0 for the whole disk).
 	volumes []volume
+	// skippedHooks are the option paths of create hooks that the build does not run.
+	skippedHooks []string
 }
 
 // volume is a filesystem or swap area of a disk.
@@ -58,6 +60,9 @@ func plan(d *config.Devices, sizes map[string]string) ([]*diskPlan, error) {
 			problems = append(problems, fmt.Sprintf("%s: %v", sizePath, err))
 		}
 		p.size = size
+		if disk.PreCreateHook != "" || disk.PostCreateHook != "" {
+			p.skippedHooks = append(p.skippedHooks, strings.TrimSuffix(p.path, ".content"))
+		}
 		problems = append(problems, p.collect(p.path, 0, disk.Content)...)
 		disks = append(disks, p)
 	}
@@ -70,6 +75,9 @@ func plan(d *config.Devices, sizes map[string]string) ([]*diskPlan, error) {
 
 // collect walks a disk's content, adding volumes, and returns what cannot be built.
 func (p *diskPlan) collect(path string, partNo int, node config.Node) []string {
+	if h := createHooks(node); h != nil && (h.PreCreateHook != "" || h.PostCreateHook != "") {
+		p.skippedHooks = append(p.skippedHooks, path)
+	}
 	switch n := node.(type) {
 	case nil:
 		return nil
@@ -123,6 +131,23 @@ func (p *diskPlan) collect(path string, partNo int, node config.Node) []string {
 		return []string{path + ": " + needsVM("bcachefs")}
 	default:
 		return []string{fmt.Sprintf("%s: %s cannot be built into an image", path, node.Kind())}
+	}
+	return nil
+}
+
+// createHooks returns the hooks of the node kinds an image may hold.
+func createHooks(node config.Node) *config.Hooks {
+	switch n := node.(type) {
+	case *config.GPT:
+		return &n.Hooks
+	case *config.Table:
+		return &n.Hooks
+	case *config.Filesystem:
+		return &n.Hooks
+	case *config.Swap:
+		return &n.Hooks
+	case *config.BTRFS:
+		return &n.Hooks
 	}
 	return nil
 }

@@ -1,0 +1,104 @@
+package image
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// exampleLayout is disko-compile's built-in example (an ESP and an ext4 root), the layout
+// most machines start from.
+const exampleLayout = `{"disk":{"main":{"device":"/dev/vda","imageSize":"4G","content":{"type":"gpt","partitions":{
+  "ESP":{"size":"512M","type":"EF00","content":{"type":"filesystem","format":"vfat","mountpoint":"/boot","mountOptions":["umask=0077"]}},
+  "root":{"size":"100%","content":{"type":"filesystem","format":"ext4","mountpoint":"/"}}}}}}}`
+
+// BenchmarkImageVsDd builds the example layout's image with a payload in the root
+// filesystem (files of random bytes standing in for a system closure: 0, 100 MiB and
+// 1 GiB) and compares the time with dd writing as many bytes as the image holds (its
+// allocated blocks, synced as the image is). It reports the ratio, and the peak RSS of
+// the build's whole process tree (the build runs as a child process; wait4's ru_maxrss
+// covers its descendants), which must stay flat as the payload grows.
+//
+//	go test ./internal/image -run '^$' -bench ImageVsDd -benchtime 3x
+func BenchmarkImageVsDd(b *testing.B) {
+	for _, mib := range []int64{0, 100, 1024} {
+		b.Run(fmt.Sprintf("payload-%dMiB", mib), func(b *testing.B) {
+			payload := b.TempDir()
+			writePayload(b, payload, mib)
+			var ours, base []time.Duration
+			var rss int64
+			for range b.N {
+				out := b.TempDir()
+				job := helperJob{Layout: exampleLayout, Out: out, Files: []File{{Source: payload, Dest: "/payload"}}}
+				start := time.Now()
+				maxrss := runJob(b, job)
+				ours = append(ours, time.Since(start))
+				rss = max(rss, maxrss)
+				var st syscall.Stat_t
+				if err := syscall.Stat(filepath.Join(out, "main.raw"), &st); err != nil {
+					b.Fatal(err)
+				}
+				allocated := st.Blocks * 512
+				os.RemoveAll(out)
+				ddFile := filepath.Join(b.TempDir(), "dd")
+				start = time.Now()
+				dd := exec.Command("dd", "if=/dev/zero", "of="+ddFile, "bs=1M", "count="+strconv.FormatInt((allocated+(1<<20)-1)>>20, 10), "conv=fsync", "status=none")
+				if out, err := dd.CombinedOutput(); err != nil {
+					b.Fatalf("dd: %v\n%s", err, out)
+				}
+				base = append(base, time.Since(start))
+				os.Remove(ddFile)
+				b.Logf("image holds %d MiB", allocated>>20)
+			}
+			b.ReportMetric(ms(median(ours)), "image-ms")
+			b.ReportMetric(ms(median(base)), "dd-ms")
+			b.ReportMetric(float64(median(ours))/float64(median(base)), "ratio")
+			b.ReportMetric(float64(rss)/1024, "peak-rss-MiB")
+		})
+	}
+}
+
+// writePayload fills dir with mib MiB of random bytes in 1 MiB files (a store path holds
+// many files; random bytes defeat any compression).
+func writePayload(b *testing.B, dir string, mib int64) {
+	buf := make([]byte, 1<<20)
+	for i := range mib {
+		rand.Read(buf)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), buf, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// runJob runs a build in a child process (the test binary as helper) and returns the
+// peak RSS of its process tree in KiB.
+func runJob(b *testing.B, job helperJob) int64 {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, _ := json.Marshal(job)
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), helperEnv+"="+string(data))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
