@@ -36,6 +36,10 @@ type Options struct {
 	// destination is an absolute path in the installed system (disko's
 	// --pre-format-files / --post-format-files).
 	Files []File
+	// System is a NixOS system (a toplevel store path) whose closure is copied into the
+	// filesystem mounted at /nix/store, registered in the Nix database, and made the
+	// system profile. The bootloader is not installed.
+	System string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -68,7 +72,18 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, err
 	}
-	trees, err := stageFiles(opts.OutDir, disks, opts.Files)
+	files := opts.Files
+	if opts.System != "" {
+		fmt.Fprintf(log, "copying the closure of %s\n", opts.System)
+		sys, err := stageSystem(ctx, opts.OutDir, opts.System)
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(sys)
+		files = append([]File{{Source: filepath.Join(sys, "nix"), Dest: "/nix"}}, files...)
+		fmt.Fprintln(log, "warning: the bootloader is not installed (switch-to-configuration needs root or a VM): the image does not boot by itself yet")
+	}
+	trees, err := stageFiles(opts.OutDir, disks, files)
 	if err != nil {
 		return nil, err
 	}

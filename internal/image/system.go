@@ -1,0 +1,71 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// stageSystem prepares what --system puts into the image, as a tree to copy to /nix: the
+// closure of toplevel (hard links to the build machine's store where it can), the Nix
+// database that registers it (nix-store --load-db into a store rooted at the tree, so the
+// booted system sees its store as valid), and the system profile pointing at toplevel.
+// It returns the tree's nix directory, inside a directory the caller removes.
+//
+// The bootloader is not installed: switch-to-configuration runs in the installed system,
+// which needs root or a VM.
+func stageSystem(ctx context.Context, dir, toplevel string) (root string, err error) {
+	if !strings.HasPrefix(toplevel, "/nix/store/") {
+		return "", fmt.Errorf("--system %s: not a store path", toplevel)
+	}
+	out, err := output(ctx, "nix-store", "--query", "--requisites", toplevel)
+	if err != nil {
+		return "", fmt.Errorf("--system %s: the closure: %w", toplevel, err)
+	}
+	paths := strings.Fields(string(out))
+	reg, err := output(ctx, "nix-store", append([]string{"--dump-db"}, paths...)...)
+	if err != nil {
+		return "", fmt.Errorf("--system %s: the registration: %w", toplevel, err)
+	}
+	root, err = os.MkdirTemp(dir, ".system.*.partial")
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(root)
+		}
+	}()
+	store := filepath.Join(root, "nix", "store")
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		return "", err
+	}
+	for _, p := range paths {
+		target := filepath.Join(store, filepath.Base(p))
+		if run(ctx, "cp", "-a", "--link", "-T", "--", p, target) != nil {
+			os.RemoveAll(target)
+			if err := run(ctx, "cp", "-a", "--reflink=auto", "-T", "--", p, target); err != nil {
+				return "", err
+			}
+		}
+	}
+	if err := runInput(ctx, string(reg), "nix-store", "--store", "local?root="+root, "--load-db"); err != nil {
+		return "", err
+	}
+	// Nix makes a file of reserved space for garbage collection; the installed system
+	// makes its own.
+	os.Remove(filepath.Join(root, "nix", "var", "nix", "db", "reserved"))
+	profiles := filepath.Join(root, "nix", "var", "nix", "profiles")
+	if err := os.MkdirAll(profiles, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Symlink(toplevel, filepath.Join(profiles, "system-1-link")); err != nil {
+		return "", err
+	}
+	if err := os.Symlink("system-1-link", filepath.Join(profiles, "system")); err != nil {
+		return "", err
+	}
+	return root, nil
+}
