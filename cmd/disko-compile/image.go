@@ -31,6 +31,7 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write the images into `DIR` (created if missing)"},
 			&cli.StringFlag{Name: "format", Value: "raw", Usage: "image format: `raw` or qcow2 (through qemu-img convert)"},
 			&cli.StringFlag{Name: "system", Usage: "copy the closure of NixOS system `TOPLEVEL` into the image, register it in the Nix database and set the system profile (the bootloader is not installed yet)"},
+			&cli.StringFlag{Name: "closure-info", Usage: "with --system: read the closure from `DIR` made by nixpkgs' closureInfo (store-paths, registration) instead of the Nix database, as in a Nix build"},
 			&cli.StringSliceFlag{Name: "size", Usage: "make disk NAME's image `NAME=SIZE` (2G, 512M) instead of its imageSize; repeatable"},
 			&cli.StringSliceFlag{Name: "pre-format-files", Usage: "`SRC DST`: a file the format step reads (disko copies it into its build VM); accepted for compatibility, nothing reads it on this path (LUKS key files need the VM path); repeatable"},
 			&cli.StringSliceFlag{Name: "post-format-files", Usage: "`SRC DST`: copy file or directory SRC into the image at DST, an absolute path of the installed system; repeatable"},
@@ -65,7 +66,7 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
 				return err
 			}
 			paths, err := image.Build(c.Context, d, image.Options{
-				OutDir: c.String("out"), Format: c.String("format"), Sizes: sizes, Files: files, System: c.String("system"), Log: stderr,
+				OutDir: c.String("out"), Format: c.String("format"), Sizes: sizes, Files: files, System: c.String("system"), ClosureInfo: c.String("closure-info"), Log: stderr,
 			})
 			if err != nil {
 				return err

@@ -40,6 +40,9 @@ type Options struct {
 	// filesystem mounted at /nix/store, registered in the Nix database, and made the
 	// system profile. The bootloader is not installed.
 	System string
+	// ClosureInfo is a directory made by nixpkgs' closureInfo for System (store-paths,
+	// registration); without it the closure is read from the Nix database.
+	ClosureInfo string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
@@ -75,7 +78,7 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	files := opts.Files
 	if opts.System != "" {
 		fmt.Fprintf(log, "copying the closure of %s\n", opts.System)
-		sys, err := stageSystem(ctx, opts.OutDir, opts.System)
+		sys, err := stageSystem(ctx, opts.OutDir, opts.System, opts.ClosureInfo)
 		if err != nil {
 			return nil, err
 		}

@@ -19,12 +19,13 @@ import (
 const helperEnv = "DISKO_IMAGE_TEST_JOB"
 
 type helperJob struct {
-	Layout string            // JSON of disko.devices
-	Out    string            // output directory
-	Format string            // raw or qcow2
-	Sizes  map[string]string // --size
-	Files  []File
-	NoSbin bool // look tools up on PATH only
+	Layout              string            // JSON of disko.devices
+	Out                 string            // output directory
+	Format              string            // raw or qcow2
+	Sizes               map[string]string // --size
+	Files               []File
+	NoSbin              bool // look tools up on PATH only
+	System, ClosureInfo string
 }
 
 // helperResult is what the helper prints: the images, or the error and what was left
@@ -54,7 +55,7 @@ func runHelper(jobJSON string) int {
 	var res helperResult
 	d, err := config.Load([]byte(job.Layout), config.LoadOptions{})
 	if err == nil {
-		res.Paths, err = Build(context.Background(), d, Options{OutDir: job.Out, Format: job.Format, Sizes: job.Sizes, Files: job.Files, Log: os.Stderr})
+		res.Paths, err = Build(context.Background(), d, Options{OutDir: job.Out, Format: job.Format, Sizes: job.Sizes, Files: job.Files, System: job.System, ClosureInfo: job.ClosureInfo, Log: os.Stderr})
 	}
 	if err != nil {
 		res.Err = err.Error()

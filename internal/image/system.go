@@ -12,22 +12,17 @@ import (
 // closure of toplevel (hard links to the build machine's store where it can), the Nix
 // database that registers it (nix-store --load-db into a store rooted at the tree, so the
 // booted system sees its store as valid), and the system profile pointing at toplevel.
-// It returns the tree's nix directory, inside a directory the caller removes.
+// It returns the tree, a directory the caller removes.
 //
 // The bootloader is not installed: switch-to-configuration runs in the installed system,
 // which needs root or a VM.
-func stageSystem(ctx context.Context, dir, toplevel string) (root string, err error) {
+func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root string, err error) {
 	if !strings.HasPrefix(toplevel, "/nix/store/") {
 		return "", fmt.Errorf("--system %s: not a store path", toplevel)
 	}
-	out, err := output(ctx, "nix-store", "--query", "--requisites", toplevel)
+	paths, reg, err := closureOf(ctx, toplevel, closureInfo)
 	if err != nil {
-		return "", fmt.Errorf("--system %s: the closure: %w", toplevel, err)
-	}
-	paths := strings.Fields(string(out))
-	reg, err := output(ctx, "nix-store", append([]string{"--dump-db"}, paths...)...)
-	if err != nil {
-		return "", fmt.Errorf("--system %s: the registration: %w", toplevel, err)
+		return "", err
 	}
 	root, err = os.MkdirTemp(dir, ".system.*.partial")
 	if err != nil {
@@ -68,4 +63,38 @@ func stageSystem(ctx context.Context, dir, toplevel string) (root string, err er
 		return "", err
 	}
 	return root, nil
+}
+
+// closureOf returns the store paths of toplevel's closure and their registration (the
+// output of nix-store --dump-db): from closureInfo, a directory made by nixpkgs'
+// closureInfo (store-paths, registration) when given, as in a Nix build where the store's
+// database cannot be read; else from the build machine's Nix database.
+func closureOf(ctx context.Context, toplevel, closureInfo string) ([]string, []byte, error) {
+	if closureInfo != "" {
+		list, err := os.ReadFile(filepath.Join(closureInfo, "store-paths"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("--closure-info: %w", err)
+		}
+		reg, err := os.ReadFile(filepath.Join(closureInfo, "registration"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("--closure-info: %w", err)
+		}
+		paths := strings.Fields(string(list))
+		for _, p := range paths {
+			if p == toplevel {
+				return paths, reg, nil
+			}
+		}
+		return nil, nil, fmt.Errorf("--closure-info %s does not hold %s", closureInfo, toplevel)
+	}
+	out, err := output(ctx, "nix-store", "--query", "--requisites", toplevel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--system %s: the closure (pass --closure-info where the Nix database cannot be read): %w", toplevel, err)
+	}
+	paths := strings.Fields(string(out))
+	reg, err := output(ctx, "nix-store", append([]string{"--dump-db"}, paths...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--system %s: the registration: %w", toplevel, err)
+	}
+	return paths, reg, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,18 +29,50 @@ in derivation { name = "image-test-toplevel"; system = builtins.currentSystem; b
 		t.Skipf("nix-build cannot build here: %v", err)
 	}
 	toplevel := strings.TrimSpace(string(out))
-	dir := t.TempDir()
-	d := load(t, exampleLayout)
-	paths, err := Build(context.Background(), d, Options{OutDir: dir, System: toplevel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := paths[0]
+	t.Run("nix-database", func(t *testing.T) {
+		d := load(t, exampleLayout)
+		paths, err := Build(context.Background(), d, Options{OutDir: t.TempDir(), System: toplevel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSystem(t, paths[0], toplevel)
+	})
+	t.Run("closure-info-as-nobody", func(t *testing.T) {
+		// What a Nix build has: closureInfo's files, no database to read.
+		info := sharedTempDir(t)
+		list, err := exec.Command("nix-store", "--query", "--requisites", toplevel).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := exec.Command("nix-store", append([]string{"--dump-db"}, strings.Fields(string(list))...)...).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(info, "store-paths"), list, 0o644)
+		os.WriteFile(filepath.Join(info, "registration"), reg, 0o644)
+		out := sharedTempDir(t)
+		res := helper(t, asNobody(t), []string{"HOME=" + out}, helperJob{Layout: exampleLayout, Out: out, System: toplevel, ClosureInfo: info})
+		if res.Err != "" {
+			t.Fatal(res.Err)
+		}
+		checkSystem(t, res.Paths[0], toplevel)
+	})
+}
+
+// checkSystem reads the root filesystem of img (partition 2) and checks the closure, its
+// registration and the system profile.
+func checkSystem(t *testing.T, img, toplevel string) {
+	t.Helper()
 	regions, err := partitionRegions(context.Background(), img)
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := img + "?offset=" + strconv.FormatInt(regions[2].offset, 10)
+	// Owned by root, also when nobody built it (mke2fs ran in a user namespace).
+	stat, _ := exec.Command("debugfs", "-R", "stat /nix/store/"+filepath.Base(toplevel)+"/dep", root).CombinedOutput()
+	if !regexp.MustCompile(`User: +0 +Group: +0`).Match(stat) {
+		t.Errorf("the closure is not owned by root in the image:\n%s", stat)
+	}
 	dump := t.TempDir()
 	if out, err := exec.Command("debugfs", "-R", "rdump /nix "+dump, root).CombinedOutput(); err != nil {
 		t.Fatalf("debugfs rdump: %v\n%s", err, out)
