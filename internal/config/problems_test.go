@@ -255,6 +255,11 @@ func TestProblems(t *testing.T) {
 		{"devices built on others", `{"disk":{
 			"a":{"device":"/dev/vda","content":{"type":"luks","name":"x","content":{"type":"btrfs","extraArgs":["/dev/mapper/y"]}}},
 			"b":{"device":"/dev/vdb","content":{"type":"luks","name":"y"}}}}`, nil},
+		{"device paths set by hand", gptDisk(`{"a":{"size":"1G","device":"--help","content":{"type":"filesystem","format":"ext4","device":"-f"}}}`), []string{
+			p + `.a.content.device: "-f" is not a device path (for example /dev/sda or /dev/disk/by-id/...)`,
+			p + `.a.device: "--help" is not a device path (for example /dev/sda or /dev/disk/by-id/...)`}},
+		{"table device set by hand", onDisk(`{"type":"table","partitions":[{"name":"a","device":"sda1"}]}`), []string{
+			`disko.devices.disk.main.content.partitions[0].device: "sda1" is not a device path (for example /dev/sda or /dev/disk/by-id/...)`}},
 		{"null in LUKS settings is a value", onDisk(`{"type":"luks","name":"c","settings":{"keyFile":null}}`), nil},
 		{"computed device cannot be set", `{"disk":{"d":{"device":"/dev/sda","content":{"type":"mdraid","name":"r"}}},"mdadm":{"r":{"device":"/dev/md0"}}}`, []string{
 			`disko.devices.mdadm.r.device: is computed as "/dev/md/r" and cannot be set to "/dev/md0"`}},

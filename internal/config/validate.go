@@ -109,6 +109,11 @@ func (v *validator) add(path, format string, args ...any) { v.probs.add(path, fo
 
 // content checks a content node and everything below it.
 func (v *validator) content(path string, node Node) {
+	if node != nil {
+		// Every content node may name its device itself; the scripts pass it to the
+		// tools as a plain argument.
+		v.optionalDevice(path+".device", reflect.ValueOf(node).Elem().FieldByName("Device").String())
+	}
 	switch n := node.(type) {
 	case *GPT:
 		v.gpt(path, n)
@@ -159,6 +164,7 @@ func (v *validator) gpt(path string, g *GPT) {
 	for _, key := range slices.Sorted(maps.Keys(g.Partitions)) {
 		p := g.Partitions[key]
 		pPath := attrPath(path+".partitions", key)
+		v.optionalDevice(pPath+".device", p.Device)
 		sizeOK := patterns["gptSize"].MatchString(p.Size)
 		if !sizeOK {
 			v.add(pPath+".size", "%q is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100%% %s", p.Size, sizeExamples)
@@ -215,6 +221,7 @@ func (v *validator) table(path string, t *Table) {
 	primaries, extended := 0, 0
 	for i, p := range t.Partitions {
 		pPath := indexPath(path+".partitions", i)
+		v.optionalDevice(pPath+".device", p.Device)
 		if !patterns["partedPosition"].MatchString(p.Start) {
 			v.add(pPath+".start", "%q is not a position parted understands (examples: 1MiB, 0%%, 50%%)", p.Start)
 		}
@@ -450,6 +457,13 @@ func (v *validator) mountpoint(path, mp string) {
 		return
 	}
 	v.mounts[clean] = path
+}
+
+// optionalDevice checks a device path that may be left to its default.
+func (v *validator) optionalDevice(path, value string) {
+	if value != "" {
+		v.absolute(path, value, "a device path "+deviceExample)
+	}
 }
 
 func (v *validator) optionalAbsolute(path, value string) {
