@@ -256,7 +256,7 @@ func vmShell(ctx context.Context, m *installvm.Machine, d deps, say func(string,
 		return fmt.Errorf("--interactive needs OpenSSH's ssh (Debian: openssh-client): %w", err)
 	}
 	say("opening a shell in the installed system; exit it to remove the VM")
-	cmd := exec.CommandContext(ctx, "ssh", append(slices.Clone(m.SSHArgs()), "-t", "root@127.0.0.1")...)
+	cmd := exec.CommandContext(ctx, "ssh", append(slices.Clone(m.SSHArgs()), "-F", "none", "-t", "root@127.0.0.1")...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = d.stdin, d.stdout, d.stderr
 	err := cmd.Run()
 	say("removing the VM")

@@ -107,8 +107,8 @@ func buildVMStandIns(t *testing.T, ctx context.Context, broken bool) *vmStandIns
 	return s
 }
 
-// runVMTest runs anywhere --vm-test on the stand-ins with extra flags.
-func runVMTest(t *testing.T, ctx context.Context, s *vmStandIns, extra ...string) (int, string) {
+// runVMTest runs anywhere --vm-test on the stand-ins with extra flags and stdin.
+func runVMTest(t *testing.T, ctx context.Context, s *vmStandIns, stdin string, extra ...string) (int, string) {
 	t.Helper()
 	args := append([]string{"anywhere", "--vm-test",
 		"--store-paths", s.system.DiskoScript, s.system.Toplevel, "--disko-layout", vmTestLayout,
@@ -117,13 +117,13 @@ func runVMTest(t *testing.T, ctx context.Context, s *vmStandIns, extra ...string
 	var out bytes.Buffer
 	env := []string{"HOME=" + t.TempDir(), "NIX_CONFIG=" + nixConfig, "PATH=" + os.Getenv("PATH")}
 	start := time.Now()
-	code := runWith(ctx, deps{stdin: strings.NewReader(""), stdout: &out, stderr: &out, env: env}, args)
+	code := runWith(ctx, deps{stdin: strings.NewReader(stdin), stdout: &out, stderr: &out, env: env}, args)
 	t.Logf("anywhere --vm-test: exit %d after %s:\n%s", code, time.Since(start).Round(time.Second), out.String())
 	return code, out.String()
 }
 
 // TestVMTest: --vm-test installs the stand-in system from the stand-in installer into a
-// VM and checks it; a system whose initrd lacks the LUKS key it needs fails at the
+// VM, checks it and opens a shell in it (--interactive); a system whose initrd lacks the LUKS key it needs fails at the
 // reboot, with the console's end shown.
 func TestVMTest(t *testing.T) {
 	if testing.Short() {
@@ -143,7 +143,8 @@ func TestVMTest(t *testing.T) {
 
 	t.Run("passes", func(t *testing.T) {
 		s := buildVMStandIns(t, ctx, false)
-		code, out := runVMTest(t, ctx, s)
+		// --interactive: the shell reads its commands from stdin (no terminal here).
+		code, out := runVMTest(t, ctx, s, "echo shell in $(cat /proc/sys/kernel/hostname)\nexit 3\n", "--interactive")
 		if code != exitOK {
 			t.Fatalf("exit %d, want 0", code)
 		}
@@ -154,6 +155,7 @@ func TestVMTest(t *testing.T) {
 			"host key verified: the new system presents the key installed for it",
 			"and mounts /, /boot as the layout says",
 			"vm-test: passed in",
+			"shell in demo", "vm-test: removing the VM",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("the output lacks %q", want)
@@ -162,7 +164,7 @@ func TestVMTest(t *testing.T) {
 	})
 	t.Run("broken system", func(t *testing.T) {
 		s := buildVMStandIns(t, ctx, true)
-		code, out := runVMTest(t, ctx, s, "--reboot-timeout", "4m") // time for stage 1 to say why, under TCG
+		code, out := runVMTest(t, ctx, s, "", "--reboot-timeout", "4m") // time for stage 1 to say why, under TCG
 		if code != exitFailed {
 			t.Fatalf("exit %d, want %d", code, exitFailed)
 		}
