@@ -132,6 +132,12 @@ func contentLayout(where string, c *Content, root string, notes *[]string) confi
 					owner = sv
 				}
 			}
+			// A swap file is used through the mount point of what holds it; unmounted,
+			// the layout could not say where it is.
+			if (owner == "" && b.Mountpoint == "") || (owner != "" && b.Subvolumes["/"+owner].Mountpoint == "") {
+				*notes = append(*notes, fmt.Sprintf("%s: swap file %s left out: what holds it is not mounted below the root mount point", where, file))
+				continue
+			}
 			if owner == "" {
 				b.Swap = ensureMap(b.Swap)
 				b.Swap[file] = sw

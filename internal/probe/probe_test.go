@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
 
 // fakeRunner answers commands by their first matching prefix with recorded output.
@@ -37,6 +39,7 @@ func recorded() fakeRunner {
 		{"findmnt", `{"filesystems": [
   {"target": "/mnt", "source": "/dev/sdx3[/rootfs]", "options": "rw,relatime,ssd,space_cache=v2,subvolid=256,subvol=/rootfs", "fsroot": "/rootfs"},
   {"target": "/mnt/home", "source": "/dev/sdx3[/home]", "options": "rw,relatime,compress=zstd:3,subvol=/home", "fsroot": "/home"},
+  {"target": "/mnt/.swapvol", "source": "/dev/sdx3[/swap]", "options": "rw,relatime,subvol=/swap", "fsroot": "/swap"},
   {"target": "/boot", "source": "/dev/sda1", "options": "rw", "fsroot": "/"}]}`},
 		{"readlink -f -- /dev/disk/by-id/x", "/dev/sdx\n1073741824\n512\n"},
 		{"readlink -f -- /dev/gone", "FAIL"},
@@ -61,7 +64,7 @@ func TestProbeAndLayout(t *testing.T) {
 		t.Fatalf("main: %+v", m)
 	}
 	root := m.Table.Partitions[2].Content
-	if root.Type != "btrfs" || strings.Join(root.Subvolumes, ",") != "home,rootfs,swap" || root.Swapfiles["swap/swapfile"] != 16<<20 || len(root.Mounts) != 2 {
+	if root.Type != "btrfs" || strings.Join(root.Subvolumes, ",") != "home,rootfs,swap" || root.Swapfiles["swap/swapfile"] != 16<<20 || len(root.Mounts) != 3 {
 		t.Errorf("root content: %+v", root)
 	}
 
@@ -77,7 +80,7 @@ func TestProbeAndLayout(t *testing.T) {
 		`"root":{"type":"8300","size":"100%","start":"198656s","priority":3`,
 		`"/home":{"type":"btrfs_subvol","mountOptions":["compress=zstd:3"],"mountpoint":"/home"}`,
 		`"/rootfs":{"type":"btrfs_subvol","mountOptions":["defaults"],"mountpoint":"/"}`,
-		`"/swap":{"type":"btrfs_subvol","mountOptions":["defaults"],"swap":{"swapfile":{"size":"16M","options":["defaults"]}}}`,
+		`"/swap":{"type":"btrfs_subvol","mountOptions":["defaults"],"mountpoint":"/.swapvol","swap":{"swapfile":{"size":"16M","options":["defaults"]}}}`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("layout lacks %s:\n%s", want, got)
@@ -93,5 +96,19 @@ func TestBlkidAmbiguous(t *testing.T) {
 	r = fakeRunner{{"blkid", "status=2\n"}}
 	if c, err := blkid(context.Background(), r, "/dev/sdx", -1, -1); c != nil || err != nil {
 		t.Errorf("blkid status 2 (nothing found): %+v %v", c, err)
+	}
+}
+
+// TestLayoutUnmountedSwapfile: a swap file whose subvolume is not mounted is left out with
+// a note, since a layout's swap file needs a mount point.
+func TestLayoutUnmountedSwapfile(t *testing.T) {
+	s := &State{Disks: map[string]*Disk{"main": {Device: "/dev/sdx", Path: "/dev/sdx", SectorSize: 512, Size: 1 << 30,
+		Content: &Content{Type: "btrfs", Subvolumes: []string{"swap"}, Swapfiles: map[string]int64{"swap/swapfile": 1 << 20}}}}}
+	d, notes := s.Layout("/mnt")
+	if len(notes) != 1 || !strings.Contains(notes[0], "swap/swapfile") {
+		t.Errorf("notes %q, want one about swap/swapfile", notes)
+	}
+	if sv := d.Disk["main"].Content.(*config.BTRFS).Subvolumes["/swap"]; sv == nil || len(sv.Swap) != 0 {
+		t.Errorf("subvolume /swap: %+v", sv)
 	}
 }
