@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,20 +43,9 @@ func BenchmarkImageVsDd(b *testing.B) {
 				maxrss := runJob(b, job)
 				ours = append(ours, time.Since(start))
 				rss = max(rss, maxrss)
-				var st syscall.Stat_t
-				if err := syscall.Stat(filepath.Join(out, "main.raw"), &st); err != nil {
-					b.Fatal(err)
-				}
-				allocated := st.Blocks * 512
+				allocated := allocatedBytes(b, filepath.Join(out, "main.raw"))
 				os.RemoveAll(out)
-				ddFile := filepath.Join(b.TempDir(), "dd")
-				start = time.Now()
-				dd := exec.Command("dd", "if=/dev/zero", "of="+ddFile, "bs=1M", "count="+strconv.FormatInt((allocated+(1<<20)-1)>>20, 10), "conv=fsync", "status=none")
-				if out, err := dd.CombinedOutput(); err != nil {
-					b.Fatalf("dd: %v\n%s", err, out)
-				}
-				base = append(base, time.Since(start))
-				os.Remove(ddFile)
+				base = append(base, ddTime(b, allocated))
 				b.Logf("image holds %d MiB", allocated>>20)
 			}
 			b.ReportMetric(ms(median(ours)), "image-ms")
@@ -64,6 +54,65 @@ func BenchmarkImageVsDd(b *testing.B) {
 			b.ReportMetric(float64(rss)/1024, "peak-rss-MiB")
 		})
 	}
+}
+
+// BenchmarkSystemImage builds the example layout's image with --system: a closure of
+// 100 MiB or 1 GiB (a toplevel depending on one store path of random bytes, built with
+// the host's nix), copied in, registered and made the system profile. It reports the
+// time against dd writing as many bytes as the image holds, and the peak RSS of the
+// build's process tree (nix-store included), which must not grow with the closure.
+//
+//	go test ./internal/image -run '^$' -bench SystemImage -benchtime 3x
+func BenchmarkSystemImage(b *testing.B) {
+	b.Setenv("NIX_CONFIG", "substituters =\nexperimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false")
+	for _, mib := range []int64{100, 1024} {
+		b.Run(fmt.Sprintf("closure-%dMiB", mib), func(b *testing.B) {
+			expr := filepath.Join(b.TempDir(), "system.nix")
+			os.WriteFile(expr, []byte(fmt.Sprintf(`let blob = derivation { name = "bench-blob-%[1]d"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "/usr/bin/head -c %[1]dM /dev/urandom > $out"]; };
+in derivation { name = "bench-toplevel-%[1]d"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "/bin/mkdir $out; echo ${blob} > $out/blob"]; }`, mib)), 0o644)
+			out, err := exec.Command("nix-build", "--no-out-link", expr).Output()
+			if err != nil {
+				b.Skipf("nix-build cannot build here: %v", err)
+			}
+			toplevel := strings.TrimSpace(string(out))
+			var ours, base []time.Duration
+			var rss int64
+			for range b.N {
+				out := b.TempDir()
+				start := time.Now()
+				rss = max(rss, runJob(b, helperJob{Layout: exampleLayout, Out: out, System: toplevel}))
+				ours = append(ours, time.Since(start))
+				allocated := allocatedBytes(b, filepath.Join(out, "main.raw"))
+				os.RemoveAll(out)
+				base = append(base, ddTime(b, allocated))
+			}
+			b.ReportMetric(ms(median(ours)), "image-ms")
+			b.ReportMetric(ms(median(base)), "dd-ms")
+			b.ReportMetric(float64(median(ours))/float64(median(base)), "ratio")
+			b.ReportMetric(float64(rss)/1024, "peak-rss-MiB")
+		})
+	}
+}
+
+// allocatedBytes is the space a (sparse) file takes.
+func allocatedBytes(b *testing.B, file string) int64 {
+	var st syscall.Stat_t
+	if err := syscall.Stat(file, &st); err != nil {
+		b.Fatal(err)
+	}
+	return st.Blocks * 512
+}
+
+// ddTime is how long dd takes to write and sync as many bytes, in 1 MiB blocks.
+func ddTime(b *testing.B, bytes int64) time.Duration {
+	file := filepath.Join(b.TempDir(), "dd")
+	defer os.Remove(file)
+	start := time.Now()
+	dd := exec.Command("dd", "if=/dev/zero", "of="+file, "bs=1M", "count="+strconv.FormatInt((bytes+(1<<20)-1)>>20, 10), "conv=fsync", "status=none")
+	if out, err := dd.CombinedOutput(); err != nil {
+		b.Fatalf("dd: %v\n%s", err, out)
+	}
+	return time.Since(start)
 }
 
 // writePayload fills dir with mib MiB of random bytes in 1 MiB files (a store path holds
