@@ -161,7 +161,7 @@ type Swap struct {
 type LUKS struct {
 	Type               string         `json:"type" jsonschema:"enum=luks" jsonschema_description:"Always \"luks\"."`
 	Device             string         `json:"device,omitempty" defaultText:"the device of the enclosing node" jsonschema_description:"Device to encrypt."`
-	Name               string         `json:"name" jsonschema:"required" jsonschema_description:"Device-mapper name: the opened container is /dev/mapper/NAME."`
+	Name               string         `json:"name" jsonschema:"required" jsonschema_description:"Device-mapper name: the opened container is /dev/mapper/NAME. It must not start with - (cryptsetup would read it as an option)."`
 	PasswordFile       string         `json:"passwordFile,omitempty" jsonschema_description:"File holding the passphrase used when formatting (the machine then asks for it at boot). Read at format time on the machine that runs the script."`
 	KeyFile            string         `json:"keyFile,omitempty" jsonschema_description:"Deprecated: use passwordFile, or settings.keyFile for a key file that is also used at boot."`
 	AskPassword        *bool          `json:"askPassword,omitempty" defaultText:"true when none of keyFile, passwordFile and settings.keyFile is set" jsonschema_description:"Ask for the passphrase interactively (twice when formatting, once when opening). The scripts then need a terminal: without one they stop before changing anything."`
@@ -185,14 +185,14 @@ type LVMPV struct {
 // LVMVG is an LVM volume group and its logical volumes.
 type LVMVG struct {
 	Type string         `json:"type" jsonschema:"enum=lvm_vg,default=lvm_vg" jsonschema_description:"Always \"lvm_vg\"."`
-	Name string         `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Volume group name: logical volumes are /dev/NAME/LV."`
+	Name string         `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Volume group name: logical volumes are /dev/NAME/LV. It must not start with - (vgcreate would read it as an option)."`
 	LVs  map[string]*LV `json:"lvs,omitempty" jsonschema_description:"Logical volumes, keyed by name, created in order of priority."`
 	Hooks
 }
 
 // LV is a logical volume of an LVM volume group.
 type LV struct {
-	Name      string        `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Logical volume name."`
+	Name      string        `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Logical volume name. It must not start with - (lvcreate would read it as an option)."`
 	Size      string        `json:"size" pattern:"lvSize" jsonschema:"required" jsonschema_description:"Size: 10G (lvcreate -L), a percentage such as 100%FREE or 50%VG (-l; a bare 100% means 100%FREE), or the virtual size of a thin volume."`
 	LVMType   string        `json:"lvm_type,omitempty" jsonschema:"enum=mirror,enum=raid0,enum=raid1,enum=raid4,enum=raid5,enum=raid6,enum=thin-pool,enum=thinlv" jsonschema_description:"Logical volume type (lvcreate --type); thinlv creates a thin volume in pool."`
 	Pool      string        `json:"pool,omitempty" jsonschema_description:"Thin pool (another LV of this group with lvm_type thin-pool) that a thinlv lives in."`
@@ -213,7 +213,7 @@ type MDRaid struct {
 // MDADM is a Linux software RAID array.
 type MDADM struct {
 	Type      string     `json:"type" jsonschema:"enum=mdadm,default=mdadm" jsonschema_description:"Always \"mdadm\"."`
-	Name      string     `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Array name: the array is /dev/md/NAME."`
+	Name      string     `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Array name: the array is /dev/md/NAME. It must not start with - (mdadm would read it as an option)."`
 	Level     int        `json:"level" jsonschema:"enum=0,enum=1,enum=4,enum=5,enum=6,enum=10,default=1" jsonschema_description:"RAID level."`
 	Metadata  string     `json:"metadata" jsonschema:"enum=1,enum=1.0,enum=1.1,enum=1.2,enum=default,enum=ddf,enum=imsm,default=default" jsonschema_description:"Superblock format. Use 1.0 for an ESP on RAID1 so that firmware sees a plain FAT filesystem."`
 	ExtraArgs []string   `json:"extraArgs,omitempty" jsonschema_description:"Extra arguments to mdadm --create, for example [\"--assume-clean\"]."`
@@ -233,7 +233,7 @@ type ZFS struct {
 // Zpool is a ZFS pool with its datasets.
 type Zpool struct {
 	Type          string                 `json:"type" jsonschema:"enum=zpool,default=zpool" jsonschema_description:"Always \"zpool\"."`
-	Name          string                 `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Pool name."`
+	Name          string                 `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Pool name. It must not start with - (zpool would read it as an option)."`
 	Mode          ZpoolMode              `json:"mode" jsonschema:"default=" jsonschema_description:"Redundancy: a string applied to all members (\"\" for a stripe, mirror, raidz, raidz1, raidz2, raidz3), or {topology = {...}} for an explicit vdev layout."`
 	Options       map[string]string      `json:"options,omitempty" jsonschema_description:"Pool properties (zpool create -o), for example ashift = \"12\"."`
 	RootFsOptions map[string]string      `json:"rootFsOptions,omitempty" jsonschema_description:"Properties of the pool's root dataset (zpool create -O), for example compression = \"zstd\"."`
@@ -304,7 +304,7 @@ type BTRFS struct {
 // Subvolume is a btrfs subvolume.
 type Subvolume struct {
 	Type         string               `json:"type" jsonschema:"enum=btrfs_subvol,default=btrfs_subvol" jsonschema_description:"Always \"btrfs_subvol\"."`
-	Name         string               `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Subvolume path inside the filesystem."`
+	Name         string               `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Subvolume path inside the filesystem. It cannot hold a double quote, a comma or a backslash (mount -o subvol=NAME cannot carry them), nor . or .. components."`
 	ExtraArgs    []string             `json:"extraArgs,omitempty" jsonschema_description:"Extra arguments to btrfs subvolume create."`
 	MountOptions []string             `json:"mountOptions" jsonschema:"default=defaults" jsonschema_description:"Mount options (subvol=NAME is added)."`
 	Mountpoint   string               `json:"mountpoint,omitempty" jsonschema_description:"Mount point. Null leaves the subvolume unmounted (it is still reachable through a mounted parent)."`
@@ -345,7 +345,7 @@ type BcachefsFilesystem struct {
 // BcachefsSubvolume is a subvolume of a bcachefs filesystem.
 type BcachefsSubvolume struct {
 	Type         string   `json:"type" jsonschema:"enum=bcachefs_subvolume,default=bcachefs_subvolume" jsonschema_description:"Always \"bcachefs_subvolume\"."`
-	Name         string   `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Subvolume path inside the filesystem."`
+	Name         string   `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Subvolume path inside the filesystem. It cannot hold a double quote, a comma or a backslash (mount -o X-mount.subdir=NAME cannot carry them), nor . or .. components."`
 	MountOptions []string `json:"mountOptions,omitempty" jsonschema_description:"Extra mount options; X-mount.mkdir and X-mount.subdir=NAME are always put before them."`
 	Mountpoint   string   `json:"mountpoint,omitempty" jsonschema_description:"Mount point. Null leaves the subvolume unmounted."`
 }
