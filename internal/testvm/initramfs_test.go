@@ -379,3 +379,21 @@ func checkUnpacks(t *testing.T, file string, baseLen int, want map[string]string
 		}
 	}
 }
+
+// TestAppendArchive checks the ExtraFiles append (VM.prepareInitrd) after
+// initrds of every size modulo 4.
+func TestAppendArchive(t *testing.T) {
+	for residue := 0; residue < 4; residue++ {
+		base := gzipOfResidue(t, map[string]string{"/init": "stage 1"}, residue)
+		f := filepath.Join(t.TempDir(), "initrd")
+		if err := os.WriteFile(f, base, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		extra := tree{}
+		extra.addData("/ssh/authorized_keys", []byte("key\n"), 0o600)
+		if err := appendArchive(f, extra); err != nil {
+			t.Fatal(err)
+		}
+		checkUnpacks(t, f, len(base), map[string]string{"init": "stage 1", "ssh/authorized_keys": "key\n"})
+	}
+}

@@ -331,15 +331,33 @@ func (vm *VM) prepareInitrd() (string, error) {
 	if err := copyFile(vm.img.Initrd, out, 0o644); err != nil {
 		return "", fmt.Errorf("testvm: %w", err)
 	}
-	f, err := os.OpenFile(out, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return "", fmt.Errorf("testvm: %w", err)
-	}
-	defer f.Close()
-	if err := t.writeCpio(f); err != nil {
+	if err := appendArchive(out, t); err != nil {
 		return "", fmt.Errorf("testvm: extra files: %w", err)
 	}
-	return out, f.Close()
+	return out, nil
+}
+
+// appendArchive appends t as a cpio archive to the initrd file, after zero
+// padding to a 4-byte boundary: the kernel finds an archive that follows a
+// compressed one only at an aligned offset (init/initramfs.c), and an
+// Image's initrd may be anyone's (installvm boots installer tarballs').
+func appendArchive(initrd string, t tree) error {
+	f, err := os.OpenFile(initrd, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(make([]byte, (4-st.Size()%4)%4)); err != nil {
+		return err
+	}
+	if err := t.writeCpio(f); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // qemuArgs is the qemu command line for the current port and boot mode.
