@@ -124,6 +124,8 @@ disko_destroy_disk() { disko_stub_rec disko_destroy_disk "$@"; }
 disko_password() { printf -v "$2" '%s' pw; }
 disko_hook() { disko_stub_rec disko_hook "$@"; }
 disko_link() { disko_stub_rec disko_link "${@:2}"; printf -v "$1" '%s' "$2"; }
+disko_need_tools() { :; }
+disko_need_disk() { :; }
 `
 
 // stubEnv is a directory of the harmless real tools the scripts use on their own

@@ -36,8 +36,9 @@ func (g *gen) luksKey(n *config.LUKS) luksKey {
 	if k.pwVar != "" {
 		// A process substitution, as disko does: cryptsetup reads the passphrase from
 		// /dev/fd/N. (A pipe into --key-file - would fail the pipeline with SIGPIPE when
-		// cryptsetup exits without reading, which it may do on success.)
-		k.args = sh(`--key-file <(printf '%s' "$` + k.pwVar + `")`)
+		// cryptsetup exits without reading, which it may do on success.) disko_secret
+		// prints it with xtrace off, so that `bash -x` never shows it.
+		k.args = sh(`--key-file <(disko_secret ` + k.pwVar + `)`)
 	} else {
 		k.args = "--key-file " + Q(file)
 	}
@@ -63,7 +64,7 @@ func (g *gen) readPassphrase(w *writer, n *config.LUKS, k luksKey, twice bool) {
 		}
 		w.linef(`[ -n "${%s+x}" ] || disko_password %s %s%s`, sh(k.pwVar), Q(n.Device), sh(k.pwVar), extra)
 	default:
-		w.linef(`[ -n "${%s+x}" ] || %s=$(cat %s)`, sh(k.pwVar), sh(k.pwVar), Q(n.PasswordFile))
+		w.linef(`[ -n "${%s+x}" ] || disko_password_file %s %s`, sh(k.pwVar), sh(k.pwVar), Q(n.PasswordFile))
 	}
 }
 

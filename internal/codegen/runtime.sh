@@ -481,16 +481,11 @@ disko_gpt_geometry() {
   disko_ue=()
 }
 
-# disko_gpt DISK OPTPATH SPEC...: make sure DISK holds the GPT of the layout.
-# Each SPEC is "N START END ALIGN TYPE UUID|- ATTRS|- NAME_BASE64 NAME_SFDISK", START and END
-# in disko_gpt_value's syntax. A blank disk gets the whole table in one sfdisk write; a disk
-# with this layout's GPT keeps it (partitions the layout gained are added into free space);
-# anything else is refused.
-disko_gpt() {
-  local disk=$1 where=$2 found spec n start end align type uuid attrs b64 name line pristine=''
-  local -a specs=("${@:3}") have_n=() have_name=() have_type=() have_start=() have_size=() new=() script=()
-  local -A have=()
-  disko_fresh=
+# disko_gpt_known: the reading half of disko_gpt, in its variables (disk where specs;
+# sets pristine, found, have_*, and the geometry): refuses a disk that holds anything but
+# blank space or this layout's GPT. The preflight (disko_need_disk) runs it too.
+disko_gpt_known() {
+  local spec n start end align type uuid attrs b64 name line size i
   found=''
   if disko_pristine "$disk"; then
     pristine=1
@@ -511,7 +506,7 @@ disko_gpt() {
     for spec in "${specs[@]}"; do
       read -r n start end align type uuid attrs b64 name <<<"$spec"
       if [ -n "${have[$n]+x}" ]; then
-        local i=${have[$n]}
+        i=${have[$n]}
         if [ "${have_name[i]}" != "$b64" ]; then
           disko_refuse "$disk" "a GPT partition table" "$where" "$(printf 'a GPT whose partition %s is named %q, not %q' "$n" "$(printf '%s' "${have_name[i]}" | base64 -d)" "$(printf '%s' "$b64" | base64 -d)")"
         fi
@@ -532,6 +527,19 @@ disko_gpt() {
       disko_ue+=($((have_start[n] + have_size[n] - 1)))
     done
   fi
+}
+
+# disko_gpt DISK OPTPATH SPEC...: make sure DISK holds the GPT of the layout.
+# Each SPEC is "N START END ALIGN TYPE UUID|- ATTRS|- NAME_BASE64 NAME_SFDISK", START and END
+# in disko_gpt_value's syntax. A blank disk gets the whole table in one sfdisk write; a disk
+# with this layout's GPT keeps it (partitions the layout gained are added into free space);
+# anything else is refused.
+disko_gpt() {
+  local disk=$1 where=$2 found spec n start end align type uuid attrs b64 name line i pristine=''
+  local -a specs=("${@:3}") have_n=() have_name=() have_type=() have_start=() have_size=() new=() script=()
+  local -A have=()
+  disko_fresh=
+  disko_gpt_known
   for spec in "${specs[@]}"; do
     read -r n start end align type uuid attrs b64 name <<<"$spec"
     if [ -n "$found" ]; then
@@ -574,28 +582,36 @@ disko_gpt() {
   disko_fresh_parts "$disk" "$pristine" "${new[@]}"
 }
 
+# disko_table_known: the reading half of disko_table, in its variables (disk where format
+# id; sets pristine and found): refuses a disk that holds anything but blank space or this
+# layout's table. The preflight (disko_need_disk) runs it too.
+disko_table_known() {
+  local label=$format have
+  [ "$format" = msdos ] && label=dos
+  found=''
+  if disko_pristine "$disk"; then
+    pristine=1
+    return 0
+  fi
+  disko_blkid "$disk"
+  found=$disko_type$disko_pttype$disko_odd
+  [ -n "$found" ] || return 0
+  [ "$found" = "$label" ] || disko_refuse "$disk" "an $format partition table" "$where" "$(disko_describe)"
+  have=$(sfdisk --disk-id -- "$disk")
+  if [ "${have,,}" != "${id,,}" ]; then
+    disko_refuse "$disk" "an $format partition table" "$where" "$(printf 'an %s partition table with identifier %q, not this layout'"'"'s %s' "$format" "$have" "$id")"
+  fi
+}
+
 # disko_table DISK OPTPATH FORMAT ID NUMBERS FILLED PARTED_ARGS...: the legacy table type (NUMBERS
 # are its partitions, FILLED those that are not extended partitions), written by one
 # parted run (parted's units, percentages and alignment have no sfdisk equivalent). A
 # table is recognised as this layout's by its disk identifier ID, which is set right after
 # parted wrote it.
 disko_table() {
-  local disk=$1 where=$2 format=$3 id=$4 found label have pristine=''
-  label=$format
-  [ "$format" = msdos ] && label=dos
-  found=''
-  if disko_pristine "$disk"; then
-    pristine=1
-  else
-    disko_blkid "$disk"
-    found=$disko_type$disko_pttype$disko_odd
-  fi
+  local disk=$1 where=$2 format=$3 id=$4 found pristine=''
+  disko_table_known
   if [ -n "$found" ]; then
-    [ "$found" = "$label" ] || disko_refuse "$disk" "an $format partition table" "$where" "$(disko_describe)"
-    have=$(sfdisk --disk-id -- "$disk")
-    if [ "${have,,}" != "${id,,}" ]; then
-      disko_refuse "$disk" "an $format partition table" "$where" "$(printf 'an %s partition table with identifier %q, not this layout'"'"'s %s' "$format" "$have" "$id")"
-    fi
     # shellcheck disable=SC2086 # the partition numbers are one word of digits and spaces
     disko_pin "$disk" "" $5
     return 0
@@ -608,6 +624,111 @@ disko_table() {
   disko_pin "$disk" "" $5
   # shellcheck disable=SC2086 # the partition numbers are one word of digits and spaces
   disko_fresh_parts "$disk" "$pristine" $6
+}
+
+# --- preflight: what must hold before anything is written on any disk ---
+# Disks are formatted in parallel, so a disk that fails halfway would leave the others
+# formatted and itself not: the layout neither old nor new. Every script first checks
+# what it can know beforehand (each tool on PATH, a terminal for passphrases, each disk
+# there, big enough, and holding nothing this layout did not make) and reports every
+# problem at once; only when all hold does anything change.
+
+disko_problems=0
+disko_check_pids=()
+
+# disko_problem MESSAGE: report a failed precondition (disko_checked stops the script).
+disko_problem() {
+  printf 'disko: error: %s\n' "$*" >&2
+  disko_problems=$((disko_problems + 1))
+}
+
+# disko_need_tools COMMAND:DEBIAN:NIXPKGS...: each command the script runs is on PATH
+# (DEBIAN and NIXPKGS name the packages that have it, when known).
+disko_need_tools() {
+  local spec cmd deb nix hint
+  for spec in "$@"; do
+    IFS=: read -r cmd deb nix <<<"$spec"
+    command -v "$cmd" >/dev/null 2>&1 && continue
+    hint=''
+    [ -z "$deb" ] || hint=" (Debian package $deb, nixpkgs $nix)"
+    disko_problem "$(printf '%q is not on PATH%s; this script runs it' "$cmd" "$hint")"
+  done
+}
+
+# disko_check FUNCTION ARG...: run a check as a background job (checks of several disks
+# wait for their devices at the same time); disko_checked collects the outcome.
+disko_check() {
+  "$@" </dev/null &
+  disko_check_pids+=("$!")
+}
+
+# disko_checked: stop, having changed nothing, when any precondition failed.
+disko_checked() {
+  local pid
+  for pid in "${disko_check_pids[@]}"; do
+    wait "$pid" || disko_problems=$((disko_problems + 1))
+  done
+  disko_check_pids=()
+  ((disko_problems == 0)) || disko_die "$disko_problems precondition(s) failed (see above); nothing was written on any disk"
+}
+
+# disko_mib BYTES [up]: BYTES in MiB for a message (rounded down, or up with "up").
+disko_mib() {
+  local mib=1048576
+  if [ "${2:-}" = up ]; then
+    printf '%s MiB' $((($1 + mib - 1) / mib))
+  else
+    printf '%s MiB' $(($1 / mib))
+  fi
+}
+
+# disko_need_disk PATH OPTPATH MODE MIN NEEDS KIND ARG...: disk PATH of the layout exists
+# (waited for), has at least MIN bytes (NEEDS says for what, in the layout's terms) and,
+# with MODE keep (a format that must not destroy), holds nothing this layout did not make.
+# KIND says what the layout puts on it: gpt SPEC... (also placed for real on a blank
+# disk, as disko_gpt will), table FORMAT ID, type BLKIDTYPE (content on the whole disk).
+disko_need_disk() {
+  local path=$1 where=$2 mode=$3 min=$4 needs=$5 kind=$6 disk='' bytes disko_dev_soft=1
+  local found='' pristine='' format id spec n start end align type uuid attrs b64 name
+  local -a specs=() have_n=() have_name=() have_type=() have_start=() have_size=()
+  local -A have=()
+  shift 6
+  disko_dev disk "$path" || disko_die "$(printf '%s: %q does not exist (waited %ss; set DISKO_DEVICE_TIMEOUT to wait longer)' "$where" "$path" "$DISKO_DEVICE_TIMEOUT")"
+  read -r bytes <"/sys/class/block/${disk##*/}/size"
+  bytes=$((bytes * 512))
+  if ((bytes < min)); then
+    disko_die "$(printf '%s: %q is %s, the layout needs at least %s (%s)' "$where" "$path" "$(disko_mib "$bytes")" "$(disko_mib "$min" up)" "$needs")"
+  fi
+  where=$where.content
+  case $kind in
+  gpt)
+    specs=("$@")
+    if [ "$mode" = keep ]; then
+      disko_gpt_known
+    else
+      disko_gpt_geometry "$disk"
+    fi
+    [ -z "$found" ] || return 0
+    for spec in "${specs[@]}"; do
+      read -r n start end align type uuid attrs b64 name <<<"$spec"
+      disko_gpt_place "$start" "$end" "$align"
+      if [ "$disko_r" = "0 0" ]; then
+        disko_die "$(printf '%s: %q is %s, too small for the layout (%s): partition %s (%q) does not fit' "${where%.content}" "$path" "$(disko_mib "$bytes")" "$needs" "$n" "$(printf '%s' "$b64" | base64 -d)")"
+      fi
+    done
+    ;;
+  table)
+    format=$1 id=$2
+    [ "$mode" != keep ] || disko_table_known
+    ;;
+  type)
+    [ "$mode" = keep ] || return 0
+    disko_blkid "$disk"
+    if [ -n "$disko_type$disko_pttype$disko_odd" ] && { [ -n "$disko_odd" ] || [ "$disko_type" != "$1" ]; }; then
+      disko_refuse "$disk" "$1" "$where" "$(disko_describe)"
+    fi
+    ;;
+  esac
 }
 
 # disko_md_members NAME OPTPATH MEMBER...: succeeds when every member is blank (the array
@@ -707,12 +828,18 @@ disko_hook() {
   eval "$3"
 }
 
+# Passphrases never show under `bash -x`: the functions that hold one switch xtrace off
+# (silently) and back on only if it was on. Their callers name the variable, never its
+# value.
+
 # disko_password DEVICE VAR [twice]: read a passphrase from the terminal into VAR (the
 # password "disko" when IN_DISKO_TEST is set, as with disko). Never echoed, never in argv.
 disko_password() {
-  local pw check
+  local pw check xtrace=${-//[^x]/}
+  { set +x; } 2>/dev/null
   if [ -n "${IN_DISKO_TEST+x}" ]; then
     printf -v "$2" '%s' disko
+    [ -z "$xtrace" ] || set -x
     return 0
   fi
   [ -t 0 ] || disko_die "$(printf 'a passphrase for %q must be typed, but stdin is not a terminal' "$1")"
@@ -726,12 +853,30 @@ disko_password() {
     disko_log "the passphrases did not match, try again"
   done
   printf -v "$2" '%s' "$pw"
+  [ -z "$xtrace" ] || set -x
+}
+
+# disko_password_file VAR FILE: VAR is FILE's content without trailing newlines (what
+# disko's $(cat FILE) reads).
+disko_password_file() {
+  local xtrace=${-//[^x]/} pw
+  { set +x; } 2>/dev/null
+  pw=$(cat -- "$2") || disko_die "$(printf 'cannot read the passwordFile %q' "$2")"
+  printf -v "$1" '%s' "$pw"
+  [ -z "$xtrace" ] || set -x
+}
+
+# disko_secret VAR: print the passphrase in VAR, for cryptsetup's --key-file <(...) (a
+# subshell: xtrace stays off there).
+disko_secret() {
+  { set +x; } 2>/dev/null
+  printf '%s' "${!1}"
 }
 
 # disko_need_terminal WIPES NAME...: the passphrases of LUKS containers NAME (askPassword)
-# are typed on the terminal when a container is created or opened. Without a terminal, stop
-# before anything changes: when WIPES is 1 (the script destroys first, which closes them
-# all) or when a container is not open yet.
+# are typed on the terminal when a container is created or opened. Without a terminal, a
+# precondition fails (see disko_checked): when WIPES is 1 (the script destroys first,
+# which closes them all) or when a container is not open yet.
 disko_need_terminal() {
   local wipes=$1 n
   shift
@@ -740,7 +885,7 @@ disko_need_terminal() {
   fi
   for n in "$@"; do
     if [ "$wipes" = 1 ] || [ ! -e "/dev/mapper/$n" ]; then
-      disko_die "$(printf 'the passphrase of LUKS container %q (askPassword) must be typed, but stdin is not a terminal; nothing was changed. Run this on a terminal (ssh -t), or give the container a passwordFile or settings.keyFile' "$n")"
+      disko_problem "$(printf 'the passphrase of LUKS container %q (askPassword) must be typed, but stdin is not a terminal; nothing was changed. Run this on a terminal (ssh -t), or give the container a passwordFile or settings.keyFile' "$n")"
     fi
   done
 }
@@ -833,18 +978,22 @@ disko_teardown() {
     fi
     ;;
   LVM2_member)
-    vg=$(pvs --noheadings -o vg_name "$node" 2>/dev/null) || vg=
-    vg=${vg//[[:space:]]/}
-    if [ -n "$vg" ]; then
-      vgchange -a n "$vg" >/dev/null || disko_warn_failed vgchange -a n "$vg"
-      vgremove -f -f -y "$vg" >/dev/null || disko_warn_failed vgremove "$vg"
+    if command -v pvs >/dev/null 2>&1 && command -v vgchange >/dev/null 2>&1 && command -v vgremove >/dev/null 2>&1; then
+      vg=$(pvs --noheadings -o vg_name "$node" 2>/dev/null) || vg=
+      vg=${vg//[[:space:]]/}
+      if [ -n "$vg" ]; then
+        vgchange -a n "$vg" >/dev/null || disko_warn_failed vgchange -a n "$vg"
+        vgremove -f -f -y "$vg" >/dev/null || disko_warn_failed vgremove "$vg"
+      fi
     fi
     ;;
   esac
+  # Only a machine with the tool can have made what it stops (the wipe is checked anyway):
+  # a destroy needs none of them up front (see disko_need_tools).
   case $type in
-  crypt) cryptsetup close "$node" || disko_warn_failed cryptsetup close "$node" ;;
-  lvm) [ ! -e "$node" ] || lvremove -f -y "$node" >/dev/null || disko_warn_failed lvremove "$node" ;;
-  raid*) [ ! -e "$node" ] || mdadm --stop "$node" || disko_warn_failed mdadm --stop "$node" ;;
+  crypt) if command -v cryptsetup >/dev/null 2>&1; then cryptsetup close "$node" || disko_warn_failed cryptsetup close "$node"; fi ;;
+  lvm) if command -v lvremove >/dev/null 2>&1; then [ ! -e "$node" ] || lvremove -f -y "$node" >/dev/null || disko_warn_failed lvremove "$node"; fi ;;
+  raid*) if command -v mdadm >/dev/null 2>&1; then [ ! -e "$node" ] || mdadm --stop "$node" || disko_warn_failed mdadm --stop "$node"; fi ;;
   disk | loop | part) wipefs --all --force --quiet "$node" || disko_warn_failed wipefs "$node" ;;
   esac
 }

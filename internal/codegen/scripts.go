@@ -117,8 +117,18 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		sequence(w, acts, true)
 	}))
 	destroy := g.destroyPhase(acts)
+	preflight, err := g.preflight()
+	if err != nil {
+		return nil, err
+	}
 	head := g.header()
-	script := func(what string, funcs []string, calls ...string) []byte {
+	// Every script's own programs, read from one parse of all the code the scripts share.
+	index, err := indexScript([]byte(head + destroy + format + mount + unmount + preflight))
+	if err != nil {
+		return nil, err
+	}
+	var tools []string
+	script := func(what string, funcs []string, calls ...string) ([]byte, error) {
 		var b strings.Builder
 		b.WriteString("#!/usr/bin/env bash\n")
 		b.WriteString("# " + what + "\n")
@@ -129,28 +139,62 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		}
 		b.WriteString("\n")
 		wipes := slices.Contains(calls, `disko_destroy "$@"`)
+		formats := slices.Contains(calls, "disko_format")
 		if !wipes {
 			b.WriteString("[ \"$#\" -eq 0 ] || disko_die \"this script takes no arguments\"\n")
 		}
-		if len(g.asks) > 0 && (slices.Contains(calls, "disko_format") || slices.Contains(calls, "disko_mount")) {
-			b.WriteString(string(g.needTerminal(wipes)) + "\n")
+		// The preconditions, all checked before anything changes (see preflight.go).
+		checks := slices.Clone(calls)
+		if len(g.asks) > 0 && (formats || slices.Contains(calls, "disko_mount")) {
+			checks = append(checks, string(g.needTerminal(wipes)))
 		}
+		if formats && preflight != "" {
+			if wipes {
+				checks = append(checks, "disko_preflight wipe")
+			} else {
+				checks = append(checks, "disko_preflight keep")
+			}
+		}
+		all, needed, err := index.tools(strings.Join(checks, "\n"))
+		if err != nil {
+			return nil, err
+		}
+		tools = append(tools, all...)
+		if need := needTools(needed); need != "" {
+			b.WriteString(string(need) + "\n")
+		}
+		for _, c := range checks[len(calls):] {
+			b.WriteString(c + "\n")
+		}
+		b.WriteString("disko_checked\n")
 		for _, c := range calls {
 			b.WriteString(c + "\n")
 		}
-		return []byte(b.String())
+		return []byte(b.String()), nil
 	}
-	s := &Scripts{
-		Destroy:            script("destroy: wipe every disk of the layout (asks first)", []string{destroy}, `disko_destroy "$@"`),
-		Format:             script("format: create what the layout describes and the disks do not hold yet", []string{format}, "disko_format"),
-		Mount:              script("mount: open, activate and mount everything below the root mount point", []string{mount}, "disko_mount"),
-		Unmount:            script("unmount: the exact reverse of mount", []string{unmount}, "disko_unmount"),
-		FormatMount:        script("format,mount: format, then mount", []string{format, mount}, "disko_format", "disko_mount"),
-		DestroyFormatMount: script("destroy,format,mount: wipe the disks (asks first), format, mount", []string{destroy, format, mount}, `disko_destroy "$@"`, "disko_format", "disko_mount"),
+	if preflight != "" {
+		format = preflight + "\n" + format
 	}
-	if s.Tools, err = ToolsOf(s.DestroyFormatMount, s.Unmount); err != nil {
-		return nil, err
+	s := &Scripts{}
+	for _, sc := range []struct {
+		out   *[]byte
+		what  string
+		funcs []string
+		calls []string
+	}{
+		{&s.Destroy, "destroy: wipe every disk of the layout (asks first)", []string{destroy}, []string{`disko_destroy "$@"`}},
+		{&s.Format, "format: create what the layout describes and the disks do not hold yet", []string{format}, []string{"disko_format"}},
+		{&s.Mount, "mount: open, activate and mount everything below the root mount point", []string{mount}, []string{"disko_mount"}},
+		{&s.Unmount, "unmount: the exact reverse of mount", []string{unmount}, []string{"disko_unmount"}},
+		{&s.FormatMount, "format,mount: format, then mount", []string{format, mount}, []string{"disko_format", "disko_mount"}},
+		{&s.DestroyFormatMount, "destroy,format,mount: wipe the disks (asks first), format, mount", []string{destroy, format, mount}, []string{`disko_destroy "$@"`, "disko_format", "disko_mount"}},
+	} {
+		if *sc.out, err = script(sc.what, sc.funcs, sc.calls...); err != nil {
+			return nil, err
+		}
 	}
+	slices.Sort(tools)
+	s.Tools = slices.Compact(tools)
 	return s, nil
 }
 

@@ -30,15 +30,15 @@ var bashBuiltins = []string{
 func ToolsOf(scripts ...[]byte) ([]string, error) {
 	var out []string
 	for _, s := range scripts {
-		calls, funcs, err := reachableCalls(s)
+		x, err := indexScript(s)
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range calls {
-			if !funcs[c] && !slices.Contains(bashBuiltins, c) {
-				out = append(out, c)
-			}
+		all, _, err := x.tools("")
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, all...)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
@@ -46,91 +46,151 @@ func ToolsOf(scripts ...[]byte) ([]string, error) {
 
 var shellName = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
 
-// reachableCalls returns the first words of the commands in the code of script that its
-// top level can reach, and the names of the functions it defines.
-func reachableCalls(script []byte) ([]string, map[string]bool, error) {
+// scriptIndex is a parsed script: its functions, the top-level statements that only set
+// variables (reached through the variable's name), and the statements that run.
+type scriptIndex struct {
+	funcs map[string][]syntax.Node
+	vars  map[string][]syntax.Node
+	top   []syntax.Node
+}
+
+func indexScript(script []byte) (*scriptIndex, error) {
 	f, err := parseScript(script)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	funcs := map[string][]syntax.Node{}
+	x := &scriptIndex{funcs: map[string][]syntax.Node{}, vars: map[string][]syntax.Node{}}
 	syntax.Walk(f, func(n syntax.Node) bool {
 		if fd, ok := n.(*syntax.FuncDecl); ok {
-			funcs[fd.Name.Value] = append(funcs[fd.Name.Value], fd.Body)
+			x.funcs[fd.Name.Value] = append(x.funcs[fd.Name.Value], fd.Body)
 		}
 		return true
 	})
-	// Top-level statements that only set variables run their values' code nowhere, so
-	// they are reached through the variable's name; every other statement runs.
-	vars := map[string][]syntax.Node{}
-	var todo []syntax.Node
 	for _, st := range f.Stmts {
 		if _, ok := st.Cmd.(*syntax.FuncDecl); ok {
 			continue
 		}
 		if names := assigned(st); names != nil {
 			for _, name := range names {
-				vars[name] = append(vars[name], st)
+				x.vars[name] = append(x.vars[name], st)
 			}
 			continue
 		}
-		todo = append(todo, st)
+		x.top = append(x.top, st)
+	}
+	return x, nil
+}
+
+// tools returns the programs reached from the top-level statements and from the names in
+// roots (shell text naming functions, such as a script's own calls): all of them, and
+// those the script needs. A program is not needed where code only runs it after checking
+// for it (`if command -v zpool ...; then zpool ...`).
+func (x *scriptIndex) tools(roots string) (all, needed []string, err error) {
+	type item struct {
+		node     syntax.Node
+		optional []string // programs checked for by an enclosing if
+	}
+	var todo []item
+	for _, n := range x.top {
+		todo = append(todo, item{node: n})
 	}
 	seen := map[string]bool{}
-	reach := func(text string) {
+	reach := func(text string, optional []string) {
 		for _, name := range shellName.FindAllString(text, -1) {
-			if !seen["f "+name] && funcs[name] != nil {
+			if !seen["f "+name] && x.funcs[name] != nil {
 				seen["f "+name] = true
-				todo = append(todo, funcs[name]...)
+				for _, body := range x.funcs[name] {
+					todo = append(todo, item{body, optional})
+				}
 			}
-			if !seen["v "+name] && vars[name] != nil {
+			if !seen["v "+name] && x.vars[name] != nil {
 				seen["v "+name] = true
-				todo = append(todo, vars[name]...)
+				for _, st := range x.vars[name] {
+					todo = append(todo, item{st, optional})
+				}
 			}
 		}
 	}
-	var calls []string
+	reach(roots, nil)
+	add := func(name string, optional []string) {
+		if x.funcs[name] != nil || slices.Contains(bashBuiltins, name) {
+			return
+		}
+		all = append(all, name)
+		if !slices.Contains(optional, name) {
+			needed = append(needed, name)
+		}
+	}
 	for len(todo) > 0 {
-		node := todo[len(todo)-1]
+		it := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
-		syntax.Walk(node, func(n syntax.Node) bool {
-			switch x := n.(type) {
-			case *syntax.FuncDecl:
-				return false // reached by its name
-			case *syntax.Lit:
-				reach(x.Value)
-			case *syntax.SglQuoted:
-				reach(x.Value)
-			case *syntax.CallExpr:
-				if len(x.Args) == 0 {
-					break
-				}
-				lit := x.Args[0].Lit()
-				if lit != "" {
-					calls = append(calls, lit)
-				}
-				if lit == "trap" && len(x.Args) > 1 && len(x.Args[1].Parts) == 1 {
-					if q, ok := x.Args[1].Parts[0].(*syntax.SglQuoted); ok {
-						handler, perr := parseScript([]byte(q.Value))
-						if perr != nil {
-							err = perr
-							return false
+		var visit func(node syntax.Node, optional []string)
+		visit = func(node syntax.Node, optional []string) {
+			syntax.Walk(node, func(n syntax.Node) bool {
+				switch c := n.(type) {
+				case *syntax.FuncDecl:
+					return false // reached by its name
+				case *syntax.IfClause:
+					if checked := checkedFor(c.Cond); checked != nil {
+						for _, st := range c.Cond {
+							visit(st, optional)
 						}
-						todo = append(todo, handler)
+						for _, st := range c.Then {
+							visit(st, append(slices.Clip(optional), checked...))
+						}
+						if c.Else != nil {
+							visit(c.Else, optional)
+						}
+						return false
+					}
+				case *syntax.Lit:
+					reach(c.Value, optional)
+				case *syntax.SglQuoted:
+					reach(c.Value, optional)
+				case *syntax.CallExpr:
+					if len(c.Args) == 0 {
+						break
+					}
+					lit := c.Args[0].Lit()
+					if lit != "" {
+						add(lit, optional)
+					}
+					if lit == "trap" && len(c.Args) > 1 && len(c.Args[1].Parts) == 1 {
+						if q, ok := c.Args[1].Parts[0].(*syntax.SglQuoted); ok {
+							handler, perr := parseScript([]byte(q.Value))
+							if perr != nil {
+								err = perr
+								return false
+							}
+							todo = append(todo, item{handler, optional})
+						}
 					}
 				}
-			}
-			return true
-		})
+				return err == nil
+			})
+		}
+		visit(it.node, it.optional)
 		if err != nil {
 			return nil, nil, err
 		}
 	}
-	defined := map[string]bool{}
-	for name := range funcs {
-		defined[name] = true
+	slices.Sort(all)
+	slices.Sort(needed)
+	return slices.Compact(all), slices.Compact(needed), nil
+}
+
+// checkedFor returns the programs an if condition checks for with `command -v NAME`.
+func checkedFor(cond []*syntax.Stmt) []string {
+	var names []string
+	for _, st := range cond {
+		syntax.Walk(st, func(n syntax.Node) bool {
+			if c, ok := n.(*syntax.CallExpr); ok && len(c.Args) == 3 && c.Args[0].Lit() == "command" && c.Args[1].Lit() == "-v" {
+				names = append(names, c.Args[2].Lit())
+			}
+			return true
+		})
 	}
-	return calls, defined, nil
+	return names
 }
 
 func parseScript(script []byte) (*syntax.File, error) {

@@ -6,6 +6,19 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/vdb disko.devices.disk.vdb "$1" 105923072 'vdb1 100M + vdb2 the rest' gpt \
+      '1 0 +:100:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay12ZGItdmRiMQ== disk-vdb-vdb1' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay12ZGItdmRiMg== disk-vdb-vdb2'
+  disko_check disko_need_disk /dev/vdc disko.devices.disk.vdc "$1" 1065472 'vdc1 the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay12ZGMtdmRjMQ== disk-vdc-vdc1'
+  disko_check disko_need_disk /dev/vdd disko.devices.disk.vdd "$1" 1065472 'vdd1 the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay12ZGQtdmRkMQ== disk-vdd-vdd1'
+  disko_check disko_need_disk /dev/vde disko.devices.disk.vde "$1" 1065472 'vdd1 the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay12ZGUtdmRkMQ== disk-vde-vdd1'
+}
+
 # disko.devices.disk.vdb
 disko_format_1() {
   local dev1 dev2
@@ -145,4 +158,7 @@ disko_format() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils bcachefs:: blkid:util-linux:util-linux cmp:diffutils:diffutils dirname:: jq:jq:jq mkdir:coreutils:coreutils mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format

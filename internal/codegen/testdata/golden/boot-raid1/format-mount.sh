@@ -6,6 +6,18 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/sda disko.devices.disk.one "$1" 526402048 'BOOT 1M + ESP 500M + mdadm the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1vbmUtQk9PVA== disk-one-BOOT' \
+      '2 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1vbmUtRVNQ disk-one-ESP' \
+      '3 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1vbmUtbWRhZG0= disk-one-mdadm'
+  disko_check disko_need_disk /dev/sdb disko.devices.disk.two "$1" 526402048 'boot 1M + ESP 500M + mdadm the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay10d28tYm9vdA== disk-two-boot' \
+      '2 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay10d28tRVNQ disk-two-ESP' \
+      '3 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay10d28tbWRhZG0= disk-two-mdadm'
+}
+
 # disko.devices.disk.one
 disko_format_1() {
   local dev1
@@ -141,5 +153,8 @@ disko_mount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils findmnt:util-linux:util-linux jq:jq:jq mdadm:mdadm:mdadm mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format
 disko_mount

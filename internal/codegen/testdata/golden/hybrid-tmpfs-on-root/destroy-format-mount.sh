@@ -20,6 +20,14 @@ disko_destroy() {
   fi
 }
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/disk/by-id/ata-Samsung_SSD_860_EVO_500GB_S3Z1NB0K303456L disko.devices.disk.main "$1" 538984960 'boot 1M + ESP 512M + nix the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1tYWluLWJvb3Q= disk-main-boot' \
+      '2 0 +:512:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1tYWluLUVTUA== disk-main-ESP' \
+      '3 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1tYWluLW5peA== disk-main-nix'
+}
+
 # disko.devices.disk.main
 disko_format_1() {
   local dev1 dev2 dev3
@@ -75,6 +83,9 @@ disko_mount() {
   fi
 }
 
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight wipe
+disko_checked
 disko_destroy "$@"
 disko_format
 disko_mount

@@ -6,6 +6,14 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/disk/by-id/ata-Samsung_SSD_860_EVO_500GB_S3Z1NB0K303456L disko.devices.disk.main "$1" 538984960 'boot 1M + ESP 512M + nix the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1tYWluLWJvb3Q= disk-main-boot' \
+      '2 0 +:512:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1tYWluLUVTUA== disk-main-ESP' \
+      '3 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1tYWluLW5peA== disk-main-nix'
+}
+
 # disko.devices.disk.main
 disko_format_1() {
   local dev1 dev2 dev3
@@ -62,5 +70,8 @@ disko_mount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils findmnt:util-linux:util-linux jq:jq:jq mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format
 disko_mount

@@ -24,4 +24,6 @@ disko_unmount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools blkid:util-linux:util-linux findmnt:util-linux:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils umount:mount:util-linux
+disko_checked
 disko_unmount

@@ -16,6 +16,11 @@ disko_destroy() {
   disko_destroy_disk "$dev1" disko.devices.disk.main
 }
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/sda disko.devices.disk.main "$1" 500000000 'partition 1 from 1M to 500M, partition 2 from 500M to 100%' table gpt 33873E4E-0EA7-E6AE-9196-5044F0A44F78
+}
+
 # disko.devices.disk.main
 disko_format_1() {
   local dev1 dev2 dev3
@@ -63,6 +68,9 @@ disko_mount() {
   fi
 }
 
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux parted:parted:parted partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight wipe
+disko_checked
 disko_destroy "$@"
 disko_format
 disko_mount

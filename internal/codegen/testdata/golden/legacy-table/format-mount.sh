@@ -6,6 +6,11 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/sda disko.devices.disk.main "$1" 500000000 'partition 1 from 1M to 500M, partition 2 from 500M to 100%' table gpt 33873E4E-0EA7-E6AE-9196-5044F0A44F78
+}
+
 # disko.devices.disk.main
 disko_format_1() {
   local dev1 dev2 dev3
@@ -54,5 +59,8 @@ disko_mount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils findmnt:util-linux:util-linux jq:jq:jq mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux parted:parted:parted partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format
 disko_mount

@@ -6,6 +6,15 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/sda disko.devices.disk.disk1 "$1" 537936384 'ESP 512M + crypt_p1 the rest' gpt \
+      '1 0 +:512:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1kaXNrMS1FU1A= disk-disk1-ESP' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMS1jcnlwdF9wMQ== disk-disk1-crypt_p1'
+  disko_check disko_need_disk /dev/sdb disko.devices.disk.disk2 "$1" 1065472 'crypt_p2 the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMi1jcnlwdF9wMg== disk-disk2-crypt_p2'
+}
+
 # disko.devices.disk.disk1
 disko_format_1() {
   local dev1 dev2 dev3
@@ -82,4 +91,7 @@ disko_format() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup dirname:: jq:jq:jq mkdir:coreutils:coreutils mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format

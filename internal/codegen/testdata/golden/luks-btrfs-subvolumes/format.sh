@@ -6,6 +6,13 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/vdb disko.devices.disk.main "$1" 537936384 'ESP 512M + luks the rest' gpt \
+      '1 0 +:512:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1tYWluLUVTUA== disk-main-ESP' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1tYWluLWx1a3M= disk-main-luks'
+}
+
 # disko.devices.disk.main
 disko_format_1() {
   local dev1 dev2 dev3 dev4
@@ -83,4 +90,7 @@ disko_format() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup dirname:: jq:jq:jq mkdir:coreutils:coreutils mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format

@@ -16,6 +16,13 @@ disko_destroy() {
   disko_destroy_disk "$dev1" disko.devices.disk.main
 }
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/vdb disko.devices.disk.main "$1" 525353472 'ESP 500M + luks the rest' gpt \
+      '1 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1tYWluLUVTUA== disk-main-ESP' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1tYWluLWx1a3M= disk-main-luks'
+}
+
 # disko.devices.disk.main
 disko_format_1() {
   local dev1 dev2 dev3 dev4 dev5
@@ -35,12 +42,12 @@ disko_format_1() {
   fi
   # disko.devices.disk.main.content.partitions.luks.content
   if disko_want "$dev3" crypto_LUKS disko.devices.disk.main.content.partitions.luks.content; then
-    [ -n "${dev4+x}" ] || dev4=$(cat /tmp/secret.key)
-    cryptsetup -q luksFormat "$dev3" --key-file <(printf '%s' "$dev4")
+    [ -n "${dev4+x}" ] || disko_password_file dev4 /tmp/secret.key
+    cryptsetup -q luksFormat "$dev3" --key-file <(disko_secret dev4)
   fi
   if ! cryptsetup status crypted >/dev/null 2>&1; then
-    [ -n "${dev4+x}" ] || dev4=$(cat /tmp/secret.key)
-    cryptsetup open "$dev3" crypted --allow-discards --key-file <(printf '%s' "$dev4") --persistent
+    [ -n "${dev4+x}" ] || disko_password_file dev4 /tmp/secret.key
+    cryptsetup open "$dev3" crypted --allow-discards --key-file <(disko_secret dev4) --persistent
   fi
   disko_dev dev5 /dev/mapper/crypted
   # disko.devices.disk.main.content.partitions.luks.content.content
@@ -65,8 +72,8 @@ disko_mount() {
   if ! cryptsetup status crypted >/dev/null 2>&1; then
     disko_dev dev1 /dev/vdb
     disko_dev dev2 /dev/disk/by-partlabel/disk-main-luks "$dev1" 2
-    [ -n "${dev3+x}" ] || dev3=$(cat /tmp/secret.key)
-    cryptsetup open "$dev2" crypted --allow-discards --key-file <(printf '%s' "$dev3")
+    [ -n "${dev3+x}" ] || disko_password_file dev3 /tmp/secret.key
+    cryptsetup open "$dev2" crypted --allow-discards --key-file <(disko_secret dev3)
   fi
   # disko.devices.disk.main.content.partitions.luks.content.content
   disko_dev dev1 /dev/mapper/crypted
@@ -81,6 +88,9 @@ disko_mount() {
   fi
 }
 
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cat:coreutils:coreutils cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight wipe
+disko_checked
 disko_destroy "$@"
 disko_format
 disko_mount

@@ -6,6 +6,13 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/vdb disko.devices.disk.main "$1" 525353472 'ESP 500M + luks the rest' gpt \
+      '1 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1tYWluLUVTUA== disk-main-ESP' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1tYWluLWx1a3M= disk-main-luks'
+}
+
 # disko.devices.disk.main
 disko_format_1() {
   local dev1 dev2 dev3 dev4 dev5
@@ -25,12 +32,12 @@ disko_format_1() {
   fi
   # disko.devices.disk.main.content.partitions.luks.content
   if disko_want "$dev3" crypto_LUKS disko.devices.disk.main.content.partitions.luks.content; then
-    [ -n "${dev4+x}" ] || dev4=$(cat /tmp/secret.key)
-    cryptsetup -q luksFormat "$dev3" --key-file <(printf '%s' "$dev4")
+    [ -n "${dev4+x}" ] || disko_password_file dev4 /tmp/secret.key
+    cryptsetup -q luksFormat "$dev3" --key-file <(disko_secret dev4)
   fi
   if ! cryptsetup status crypted >/dev/null 2>&1; then
-    [ -n "${dev4+x}" ] || dev4=$(cat /tmp/secret.key)
-    cryptsetup open "$dev3" crypted --allow-discards --key-file <(printf '%s' "$dev4") --persistent
+    [ -n "${dev4+x}" ] || disko_password_file dev4 /tmp/secret.key
+    cryptsetup open "$dev3" crypted --allow-discards --key-file <(disko_secret dev4) --persistent
   fi
   disko_dev dev5 /dev/mapper/crypted
   # disko.devices.disk.main.content.partitions.luks.content.content
@@ -49,4 +56,7 @@ disko_format() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cat:coreutils:coreutils cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup jq:jq:jq mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format

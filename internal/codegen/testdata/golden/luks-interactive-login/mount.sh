@@ -13,8 +13,8 @@ disko_mount() {
   if ! cryptsetup status crypted >/dev/null 2>&1; then
     disko_dev dev1 /dev/vdb
     disko_dev dev2 /dev/disk/by-partlabel/disk-main-luks "$dev1" 2
-    [ -n "${dev3+x}" ] || dev3=$(cat /tmp/secret.key)
-    cryptsetup open "$dev2" crypted --allow-discards --key-file <(printf '%s' "$dev3")
+    [ -n "${dev3+x}" ] || disko_password_file dev3 /tmp/secret.key
+    cryptsetup open "$dev2" crypted --allow-discards --key-file <(disko_secret dev3)
   fi
   # disko.devices.disk.main.content.partitions.luks.content.content
   disko_dev dev1 /dev/mapper/crypted
@@ -30,4 +30,6 @@ disko_mount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools blkid:util-linux:util-linux cat:coreutils:coreutils cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux mount:mount:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils
+disko_checked
 disko_mount

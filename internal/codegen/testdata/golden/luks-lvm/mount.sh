@@ -36,4 +36,6 @@ disko_mount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools blkid:util-linux:util-linux cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux mount:mount:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils vgchange:lvm2:lvm2
+disko_checked
 disko_mount

@@ -37,4 +37,6 @@ disko_mount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools blkid:util-linux:util-linux findmnt:util-linux:util-linux mdadm:mdadm:mdadm mount:mount:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils vgchange:lvm2:lvm2
+disko_checked
 disko_mount

@@ -32,4 +32,6 @@ disko_unmount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools blkid:util-linux:util-linux findmnt:util-linux:util-linux mdadm:mdadm:mdadm readlink:coreutils:coreutils sleep:coreutils:coreutils umount:mount:util-linux vgchange:lvm2:lvm2 vgs:lvm2:lvm2
+disko_checked
 disko_unmount

@@ -16,6 +16,13 @@ disko_destroy() {
   disko_destroy_disk "$dev1" disko.devices.disk.one
 }
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/disk/by-id/ata-VMware_Virtual_SATA_CDRW_Drive_00000000000000000001 disko.devices.disk.one "$1" 525353472 'boot 500M + primary the rest' gpt \
+      '1 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1vbmUtYm9vdA== disk-one-boot' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1vbmUtcHJpbWFyeQ== disk-one-primary'
+}
+
 # disko.devices.disk.one
 disko_format_1() {
   local dev1 dev2 dev3
@@ -110,6 +117,9 @@ disko_mount() {
   fi
 }
 
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux lvcreate:lvm2:lvm2 lvs:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: mount:mount:util-linux partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux vgchange:lvm2:lvm2 vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
+disko_preflight wipe
+disko_checked
 disko_destroy "$@"
 disko_format
 disko_mount

@@ -6,6 +6,13 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/disk/by-id/ata-VMware_Virtual_SATA_CDRW_Drive_00000000000000000001 disko.devices.disk.one "$1" 525353472 'boot 500M + primary the rest' gpt \
+      '1 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1vbmUtYm9vdA== disk-one-boot' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1vbmUtcHJpbWFyeQ== disk-one-primary'
+}
+
 # disko.devices.disk.one
 disko_format_1() {
   local dev1 dev2 dev3
@@ -78,4 +85,7 @@ disko_format() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils jq:jq:jq lvcreate:lvm2:lvm2 lvs:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format

@@ -28,4 +28,6 @@ disko_unmount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools blkid:util-linux:util-linux findmnt:util-linux:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils umount:mount:util-linux vgchange:lvm2:lvm2 vgs:lvm2:lvm2
+disko_checked
 disko_unmount

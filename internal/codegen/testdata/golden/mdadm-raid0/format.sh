@@ -6,6 +6,16 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/my-disk disko.devices.disk.disk1 "$1" 2114048 'boot 1M + mdadm the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1kaXNrMS1ib290 disk-disk1-boot' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMS1tZGFkbQ== disk-disk1-mdadm'
+  disko_check disko_need_disk /dev/my-disk2 disko.devices.disk.disk2 "$1" 2114048 'boot 1M + mdadm the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1kaXNrMi1ib290 disk-disk2-boot' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMi1tZGFkbQ== disk-disk2-mdadm'
+}
+
 # disko.devices.disk.disk1
 disko_format_1() {
   local dev1
@@ -78,4 +88,7 @@ disko_format() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils jq:jq:jq mdadm:mdadm:mdadm mkfs.ext4:e2fsprogs:e2fsprogs partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format

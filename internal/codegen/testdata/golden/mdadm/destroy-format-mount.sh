@@ -19,6 +19,16 @@ disko_destroy() {
   disko_destroy_disk "$dev2" disko.devices.disk.disk2
 }
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/my-disk disko.devices.disk.disk1 "$1" 2114048 'boot 1M + mdadm the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1kaXNrMS1ib290 disk-disk1-boot' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMS1tZGFkbQ== disk-disk1-mdadm'
+  disko_check disko_need_disk /dev/my-disk2 disko.devices.disk.disk2 "$1" 2114048 'boot 1M + mdadm the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1kaXNrMi1ib290 disk-disk2-boot' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMi1tZGFkbQ== disk-disk2-mdadm'
+}
+
 # disko.devices.disk.disk1
 disko_format_1() {
   local dev1
@@ -109,6 +119,9 @@ disko_mount() {
   fi
 }
 
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mdadm:mdadm:mdadm mkfs.ext4:e2fsprogs:e2fsprogs mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight wipe
+disko_checked
 disko_destroy "$@"
 disko_format
 disko_mount

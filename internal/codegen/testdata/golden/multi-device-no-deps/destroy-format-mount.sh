@@ -19,6 +19,14 @@ disko_destroy() {
   disko_destroy_disk "$dev2" disko.devices.disk.disk1
 }
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/vda disko.devices.disk.disk0 "$1" 1065472 'nix the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMC1uaXg= disk-disk0-nix'
+  disko_check disko_need_disk /dev/vdb disko.devices.disk.disk1 "$1" 1065472 'root the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMS1yb290 disk-disk1-root'
+}
+
 # disko.devices.disk.disk0
 disko_format_1() {
   local dev1 dev2
@@ -79,6 +87,9 @@ disko_mount() {
   fi
 }
 
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight wipe
+disko_checked
 disko_destroy "$@"
 disko_format
 disko_mount

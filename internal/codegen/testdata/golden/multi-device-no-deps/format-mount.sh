@@ -6,6 +6,14 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/vda disko.devices.disk.disk0 "$1" 1065472 'nix the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMC1uaXg= disk-disk0-nix'
+  disko_check disko_need_disk /dev/vdb disko.devices.disk.disk1 "$1" 1065472 'root the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMS1yb290 disk-disk1-root'
+}
+
 # disko.devices.disk.disk0
 disko_format_1() {
   local dev1 dev2
@@ -67,5 +75,8 @@ disko_mount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils findmnt:util-linux:util-linux jq:jq:jq mkfs.ext4:e2fsprogs:e2fsprogs mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format
 disko_mount

@@ -6,6 +6,19 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/sda disko.devices.disk.a "$1" 1065472 'zfs the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1hLXpmcw== disk-a-zfs'
+  disko_check disko_need_disk /dev/sdx disko.devices.disk.x "$1" 68174336 'ESP 64M + root the rest' gpt \
+      '1 0 +:64:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay14LUVTUA== disk-x-ESP' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay14LXJvb3Q= disk-x-root'
+  disko_check disko_need_disk /dev/sdy disko.devices.disk.y "$1" 1065472 'zfs the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay15LXpmcw== disk-y-zfs'
+  disko_check disko_need_disk /dev/sdz disko.devices.disk.z "$1" 1065472 'zfs the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay16LXpmcw== disk-z-zfs'
+}
+
 # disko.devices.disk.a
 disko_format_1() {
   local dev1
@@ -172,5 +185,8 @@ disko_mount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils findmnt:util-linux:util-linux jq:jq:jq mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils wipefs:util-linux:util-linux zfs:zfsutils-linux:zfs zpool:zfsutils-linux:zfs
+disko_preflight keep
+disko_checked
 disko_format
 disko_mount

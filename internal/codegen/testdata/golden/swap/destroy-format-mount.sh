@@ -16,6 +16,15 @@ disko_destroy() {
   disko_destroy_disk "$dev1" disko.devices.disk.main
 }
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/vdb disko.devices.disk.main "$1" 1609581056 'ESP 500M + encryptedSwap 10M + root from 0 to -1G + plainSwap the rest' gpt \
+      '1 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1tYWluLUVTUA== disk-main-ESP' \
+      '2 0 +:10:1048576 0 0657FD6D-A4AB-43C4-84E5-0933C84B4F4F - - ZGlzay1tYWluLWVuY3J5cHRlZFN3YXA= disk-main-encryptedSwap' \
+      '3 0 -:1:1073741824 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1tYWluLXJvb3Q= disk-main-root' \
+      '4 0 0 0 0657FD6D-A4AB-43C4-84E5-0933C84B4F4F - - ZGlzay1tYWluLXBsYWluU3dhcA== disk-main-plainSwap'
+}
+
 # disko.devices.disk.main
 disko_format_1() {
   local dev1 dev2 dev3 dev4
@@ -83,6 +92,9 @@ disko_mount() {
   fi
 }
 
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mkswap:util-linux:util-linux mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux swapon:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight wipe
+disko_checked
 disko_destroy "$@"
 disko_format
 disko_mount

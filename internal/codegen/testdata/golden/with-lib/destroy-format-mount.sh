@@ -16,6 +16,13 @@ disko_destroy() {
   disko_destroy_disk "$dev1" 'disko.devices.disk."/dev/vdb"'
 }
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/vdb 'disko.devices.disk."/dev/vdb"' "$1" 2114048 'boot 1M + root the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1fZGV2X3ZkYi1ib290 disk-_dev_vdb-boot' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1fZGV2X3ZkYi1yb290 disk-_dev_vdb-root'
+}
+
 # disko.devices.disk."/dev/vdb"
 disko_format_1() {
   local dev1 dev2
@@ -53,6 +60,9 @@ disko_mount() {
   fi
 }
 
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_preflight wipe
+disko_checked
 disko_destroy "$@"
 disko_format
 disko_mount

@@ -6,6 +6,13 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/vdb 'disko.devices.disk."/dev/vdb"' "$1" 2114048 'boot 1M + root the rest' gpt \
+      '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1fZGV2X3ZkYi1ib290 disk-_dev_vdb-boot' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1fZGV2X3ZkYi1yb290 disk-_dev_vdb-root'
+}
+
 # disko.devices.disk."/dev/vdb"
 disko_format_1() {
   local dev1 dev2
@@ -33,4 +40,7 @@ disko_format() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils jq:jq:jq mkfs.ext4:e2fsprogs:e2fsprogs partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils wipefs:util-linux:util-linux
+disko_preflight keep
+disko_checked
 disko_format

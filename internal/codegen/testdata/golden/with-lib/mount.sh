@@ -18,4 +18,6 @@ disko_mount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools blkid:util-linux:util-linux findmnt:util-linux:util-linux mount:mount:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils
+disko_checked
 disko_mount

@@ -6,6 +6,13 @@ set -euo pipefail
 # (runtime.sh is embedded here; elided in golden files)
 
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/nvme0n1 disko.devices.disk.root "$1" 1074807296 'ESP 1G + zfs the rest' gpt \
+      '1 0 +:1:1073741824 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1yb290LUVTUA== disk-root-ESP' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1yb290LXpmcw== disk-root-zfs'
+}
+
 # disko.devices.disk.root
 disko_format_1() {
   local dev1 dev2
@@ -77,4 +84,7 @@ disko_format() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils jq:jq:jq mkfs.vfat:dosfstools:dosfstools mkswap:util-linux:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils wipefs:util-linux:util-linux zfs:zfsutils-linux:zfs zpool:zfsutils-linux:zfs
+disko_preflight keep
+disko_checked
 disko_format

@@ -36,4 +36,6 @@ disko_unmount() {
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
+disko_need_tools blkid:util-linux:util-linux findmnt:util-linux:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux umount:mount:util-linux zfs:zfsutils-linux:zfs zpool:zfsutils-linux:zfs
+disko_checked
 disko_unmount

@@ -19,6 +19,15 @@ disko_destroy() {
   disko_destroy_disk "$dev2" disko.devices.disk.y
 }
 
+disko_preflight() {
+  disko_udev_known
+  disko_check disko_need_disk /dev/sdx disko.devices.disk.x "$1" 68174336 'ESP 64M + zfs the rest' gpt \
+      '1 0 +:64:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay14LUVTUA== disk-x-ESP' \
+      '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay14LXpmcw== disk-x-zfs'
+  disko_check disko_need_disk /dev/sdy disko.devices.disk.y "$1" 1065472 'zfs the rest' gpt \
+      '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay15LXpmcw== disk-y-zfs'
+}
+
 # disko.devices.disk.x
 disko_format_1() {
   local dev1 dev2
@@ -195,6 +204,9 @@ disko_mount() {
   fi
 }
 
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux zfs:zfsutils-linux:zfs zpool:zfsutils-linux:zfs
+disko_preflight wipe
+disko_checked
 disko_destroy "$@"
 disko_format
 disko_mount

@@ -19,4 +19,6 @@ disko_destroy() {
   disko_destroy_disk "$dev2" disko.devices.disk.y
 }
 
+disko_need_tools blkid:util-linux:util-linux dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux umount:mount:util-linux wipefs:util-linux:util-linux
+disko_checked
 disko_destroy "$@"
