@@ -77,6 +77,44 @@ let
     }) pure.deprecatedScripts
   );
 
+  # The installed system and disk script with the layout's disks on the test
+  # VM's disks (/dev/vda, /dev/vdb, ... in disk-name order, as `anywhere
+  # --vm-test` attaches them), as disko's installTest re-points the disks.
+  diskNames = builtins.attrNames (raw.disk or { });
+  vmSystem = extendModules {
+    modules = [
+      {
+        disko.devices.disk = builtins.listToAttrs (
+          builtins.genList (i: {
+            name = builtins.elemAt diskNames i;
+            value.device = lib.mkVMOverride "/dev/vd${builtins.substring i 1 "abcdefghijklmnopqrstuvwxyz"}";
+          }) (builtins.length diskNames)
+        );
+      }
+    ];
+  };
+
+  systemBuilds = import ./system-builds.nix {
+    inherit pkgs;
+    inherit (cfg) package;
+    anywhere = import ./package.nix {
+      pkgs = pkgs.buildPackages;
+      commands = [ "anywhere" ];
+      pname = "anywhere";
+    };
+    devices = raw;
+    toplevel = config.system.build.toplevel;
+    inherit (cfg.imageBuilder)
+      name
+      imageFormat
+      copyNixStore
+      extraPostVM
+      extraDependencies
+      ;
+    vmCompiled = vmSystem.config.system.build.diskoCompiled;
+    vmToplevel = vmSystem.config.system.build.toplevel;
+  };
+
   # disko's system.build outputs that need a feature not built yet: present
   # (so `attrNames` and nixos-anywhere's checks see them), failing when built
   # with the feature's name. mkDefault: the module that implements one
@@ -87,20 +125,29 @@ let
     echo "$message" >&2
     exit 1
   '';
-  pendingBuilds = {
-    installTest = notYet "installTest" "the VM install test (disko.tests.*, the --vm-test feature)";
-    vmWithDisko = notYet "vmWithDisko" "the interactive VM with the disk layout (virtualisation.vmVariantWithDisko)";
-    diskoImages = notYet "diskoImages" "disk image building (disko.imageBuilder.*)";
-    diskoImagesScript = notYet "diskoImagesScript" "disk image building (disko.imageBuilder.*)";
+  diskoBuilds = {
+    inherit (systemBuilds) installTest diskoImages diskoImagesScript;
+    vmWithDisko = notYet "vmWithDisko" "images that boot by themselves (disko-compile image does not install the bootloader yet) for the interactive VM with the disk layout (virtualisation.vmVariantWithDisko)";
   };
 
   # disko options accepted with disko's type and default that have no effect
   # yet, and the feature that will give them one: a warning when set.
-  pendingOptions = map (p: { path = p; feature = "disk image building"; }) (
-    map (n: [ "disko" "imageBuilder" n ]) (builtins.attrNames options.disko.imageBuilder)
+  # imageBuilder.{name, imageFormat, copyNixStore, extraPostVM,
+  # extraDependencies} take effect in diskoImages / diskoImagesScript.
+  vmImageOptions = [
+    "enableBinfmt"
+    "qemu"
+    "pkgs"
+    "kernelPackages"
+    "extraRootModules"
+    "copyNixStoreThreads"
+    "extraConfig"
+  ];
+  pendingOptions = map (p: { path = p; feature = "disk image building in a VM (images are built without one)"; }) (
+    map (n: [ "disko" "imageBuilder" n ]) vmImageOptions
     ++ [ [ "disko" "memSize" ] ]
   )
-  ++ map (p: { path = p; feature = "VM tests"; }) (
+  ++ map (p: { path = p; feature = "disko's NixOS-test VM tests (installTest runs anywhere --vm-test)"; }) (
     map (n: [ "disko" "tests" n ]) (builtins.attrNames options.disko.tests)
     ++ [
       [ "disko" "testMode" ]
@@ -186,75 +233,75 @@ in
     memSize = lib.mkOption {
       type = lib.types.int;
       default = 1024;
-      description = "Memory (MiB) of the VM that builds images and runs tests. ${pendingNote "disk image building"}";
+      description = "Memory (MiB) of the VM that builds images and runs tests. ${pendingNote "disk image building in a VM"}";
     };
 
     testMode = lib.mkOption {
       type = lib.types.bool;
       default = false;
       internal = true;
-      description = "True when the system runs in a VM test or the interactive VM. ${pendingNote "VM tests"}";
+      description = "True when the system runs in a VM test or the interactive VM. ${pendingNote "disko's NixOS-test VM tests"}";
     };
 
     imageBuilder = {
       enableBinfmt = lib.mkOption {
         type = lib.types.bool;
         default = false;
-        description = "Emulate foreign-architecture binaries in the image builder. ${pendingNote "disk image building"}";
+        description = "Emulate foreign-architecture binaries in the image builder. ${pendingNote "disk image building in a VM"}";
       };
       qemu = lib.mkOption {
         type = lib.types.nullOr lib.types.str;
         default = null;
-        description = "The qemu emulator the image builder runs. ${pendingNote "disk image building"}";
+        description = "The qemu emulator the image builder runs. ${pendingNote "disk image building in a VM"}";
       };
       pkgs = lib.mkOption {
         type = lib.types.attrs;
         default = pkgs;
         defaultText = lib.literalExpression "pkgs";
-        description = "The package set of the image builder. ${pendingNote "disk image building"}";
+        description = "The package set of the image builder. ${pendingNote "disk image building in a VM"}";
       };
       kernelPackages = lib.mkOption {
         type = lib.types.attrs;
         default = config.boot.kernelPackages;
         defaultText = lib.literalExpression "config.boot.kernelPackages";
-        description = "The kernel of the image builder. ${pendingNote "disk image building"}";
+        description = "The kernel of the image builder. ${pendingNote "disk image building in a VM"}";
       };
       extraRootModules = lib.mkOption {
         type = lib.types.listOf lib.types.str;
         default = [ ];
         example = [ "bcachefs" ];
-        description = "Extra kernel modules of the image builder. ${pendingNote "disk image building"}";
+        description = "Extra kernel modules of the image builder. ${pendingNote "disk image building in a VM"}";
       };
       extraPostVM = lib.mkOption {
         type = lib.types.lines;
         default = ":";
-        description = "Shell code run after the images were created and moved to $out. ${pendingNote "disk image building"}";
+        description = "Shell code run in system.build.diskoImages after `disko-compile image` wrote the images to $out.";
       };
       extraDependencies = lib.mkOption {
         type = lib.types.listOf lib.types.package;
         default = [ ];
-        description = "Extra packages in the image builder. ${pendingNote "disk image building"}";
+        description = "Extra packages on the PATH of system.build.diskoImages and diskoImagesScript.";
       };
       name = lib.mkOption {
         type = lib.types.str;
         default = "${config.networking.hostName}-disko-images";
         defaultText = "\${config.networking.hostName}-disko-images";
-        description = "Name of the disk images. ${pendingNote "disk image building"}";
+        description = "Name of system.build.diskoImages (the images inside are named after the disks' imageName).";
       };
       copyNixStore = lib.mkOption {
         type = lib.types.bool;
         default = true;
-        description = "Copy the system's closure into the images. ${pendingNote "disk image building"}";
+        description = "Copy the system's closure into the images (`disko-compile image --system`); the bootloader is not installed yet.";
       };
       copyNixStoreThreads = lib.mkOption {
         type = lib.types.either lib.types.ints.positive (lib.types.enum [ "auto" ]);
         default = "auto";
         example = 4;
-        description = "Parallel threads copying the store (\"auto\": CPU cores, at most 8). ${pendingNote "disk image building"}";
+        description = "Parallel threads copying the store (\"auto\": CPU cores, at most 8). ${pendingNote "disk image building in a VM"}";
       };
       extraConfig = lib.mkOption {
         default = { };
-        description = "Extra NixOS config of the system installed in the images. ${pendingNote "disk image building"}";
+        description = "Extra NixOS config of the system installed in the images. ${pendingNote "disk image building in a VM"}";
       };
       imageFormat = lib.mkOption {
         type = lib.types.enum [
@@ -262,7 +309,7 @@ in
           "qcow2"
         ];
         default = "raw";
-        description = "QEMU image format of the disk images. ${pendingNote "disk image building"}";
+        description = "QEMU image format of the disk images (`disko-compile image --format`).";
       };
     };
 
@@ -270,27 +317,27 @@ in
       bootCommands = lib.mkOption {
         type = lib.types.lines;
         default = "";
-        description = "Python test commands run while the test machine boots (e.g. typing a passphrase). ${pendingNote "VM tests"}";
+        description = "Python test commands run while the test machine boots (e.g. typing a passphrase). ${pendingNote "disko's NixOS-test VM tests"}";
       };
       efi = lib.mkOption {
         type = lib.types.bool;
         default = config.boot.loader.systemd-boot.enable || config.boot.loader.grub.efiSupport;
         defaultText = "config.boot.loader.systemd-boot.enable || config.boot.loader.grub.efiSupport";
-        description = "Boot the install test with UEFI. ${pendingNote "VM tests"}";
+        description = "Boot the install test with UEFI. ${pendingNote "disko's NixOS-test VM tests"}";
       };
       enableOCR = lib.mkOption {
         type = lib.types.bool;
         default = false;
-        description = "Enable OCR in the install test. ${pendingNote "VM tests"}";
+        description = "Enable OCR in the install test. ${pendingNote "disko's NixOS-test VM tests"}";
       };
       extraChecks = lib.mkOption {
         type = lib.types.lines;
         default = "";
-        description = "Extra Python checks of the install test. ${pendingNote "VM tests"}";
+        description = "Extra Python checks of the install test. ${pendingNote "disko's NixOS-test VM tests"}";
       };
       extraConfig = lib.mkOption {
         default = { };
-        description = "Extra NixOS config of the install test's machine. ${pendingNote "VM tests"}";
+        description = "Extra NixOS config of the install test's machine. ${pendingNote "disko's NixOS-test VM tests"}";
       };
     };
   };
@@ -299,7 +346,7 @@ in
     inherit ((extendModules { modules = [ ]; })) type;
     default = { };
     visible = "shallow";
-    description = "Machine configuration added for system.build.vmWithDisko. ${pendingNote "VM tests"}";
+    description = "Machine configuration added for system.build.vmWithDisko. ${pendingNote "disko's NixOS-test VM tests"}";
   };
 
   config = lib.mkMerge [
@@ -315,7 +362,7 @@ in
           # On demand (this one is IFD): nix eval ...system.build.diskoGeneratedConfigDiff
           diskoGeneratedConfigDiff = pure.diffValues (import cfg.generatedConfig) (fromBuild "nixos-config.json");
         }
-        // builtins.mapAttrs (_: lib.mkDefault) pendingBuilds;
+        // builtins.mapAttrs (_: lib.mkDefault) diskoBuilds;
 
       warnings = map (
         o: "${lib.showOption o.path} is set, but diskoanywhere's module does not implement ${o.feature} yet: the setting has no effect"

@@ -49,6 +49,11 @@ let
     "f2fs-tools"
     "exfatprogs"
     "ntfs3g"
+    "mtools"
+    "qemu-utils"
+    "qemu"
+    "nix"
+    "openssh"
   ];
   # e2fsprogs keeps its binaries in the `bin` output in nixpkgs; model that
   # so binPath's output selection is exercised.
@@ -99,6 +104,10 @@ let
     // multiOutput
     // {
       inherit runCommand;
+      # nixpkgs' closureInfo: a fake store path naming its root paths.
+      closureInfo =
+        { rootPaths }:
+        fakeTool "closure-info" // { inherit rootPaths; };
       runtimeShell = "/bin/bash";
       shellcheck = hostTool "shellcheck";
       jq = hostTool "jq";

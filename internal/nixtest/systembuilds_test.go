@@ -1,0 +1,157 @@
+package nixtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// systemBuildsExpr is testdata/system-builds.nix for a layout file, with imageBuilder
+// settings (a Nix attribute set) and the real compiler when dir is not "".
+func systemBuildsExpr(t *testing.T, dir, layout, imageBuilder, body string) string {
+	t.Helper()
+	dc := "null"
+	if dir != "" {
+		dc = nixPath(t, dir)
+	}
+	return `let b = import ` + mustAbs(t, filepath.Join("testdata", "system-builds.nix")) + ` { diskoCompileDir = ` + dc +
+		`; layout = ` + nixPath(t, layout) + `; imageBuilder = ` + imageBuilder + `; }; in ` + body
+}
+
+// TestSystemBuildsCommands checks, with builtins and the package stand-ins only (what CI
+// can run), the command lines of diskoImages, diskoImagesScript and installTest: the
+// image format, --system/--closure-info unless copyNixStore is false, extraPostVM, and
+// anywhere --vm-test on the disk script compiled for the VM's disks.
+func TestSystemBuildsCommands(t *testing.T) {
+	needNix(t)
+	layout := filepath.Join(root(t), "examples", "disk-config-simple.nix")
+	tests := []struct {
+		name, imageBuilder, body string
+		want, notWant            []string
+	}{
+		{
+			name: "diskoImages copies the system by default", imageBuilder: `{ }`,
+			body: `builtins.elemAt b.diskoImages.args 1`,
+			want: []string{`disko-compile image --format raw --system /nix/store/`, `-nixos-system-stand-in --closure-info /stand-in/closure-info --out "$out" layout.json`, "/stand-in/mtools/bin", "/stand-in/qemu-utils/bin", "/stand-in/nix/bin"},
+		},
+		{
+			name: "imageBuilder options take effect", imageBuilder: `{ name = "img"; imageFormat = "qcow2"; copyNixStore = false; extraPostVM = "echo post-vm"; }`,
+			body:    `b.diskoImages.name + "\n" + builtins.elemAt b.diskoImages.args 1`,
+			want:    []string{"img\n", `disko-compile image --format qcow2  --out "$out" layout.json` + "\necho post-vm"},
+			notWant: []string{"--system", "--closure-info"},
+		},
+		{
+			name: "diskoImagesScript passes disko's flags through", imageBuilder: `{ }`,
+			body: `b.diskoImagesScript.text`,
+			want: []string{"#!/bin/bash\n", "--pre-format-files|--post-format-files)", `--build-memory $2 is ignored`,
+				`exec disko-compile image --format raw --system /nix/store/`, `--closure-info /stand-in/closure-info "${args[@]}" --out . /nix/store/`},
+		},
+		{
+			name: "installTest runs anywhere --vm-test on the VM's disk script", imageBuilder: `{ }`,
+			body: `b.installTest.text + "\n" + builtins.toJSON b.installTest.vmCompiled.layout`,
+			want: []string{"/stand-in/qemu/bin", "/stand-in/anywhere/bin", `exec anywhere --vm-test --store-paths /nix/store/`, `-disko /nix/store/`, `-nixos-system-stand-in --disko-layout /nix/store/`, `-disko-vm-compiled/layout.json "$@"`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got string
+			evalJSON(t, systemBuildsExpr(t, "", layout, tc.imageBuilder, tc.body), &got)
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("missing %q in:\n%s", w, got)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(got, w) {
+					t.Errorf("unexpected %q in:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
+// TestSystemBuildsImages builds diskoImages (without the store: copyNixStore = false)
+// and runs diskoImagesScript with disko's flags, with the real disko-compile and the
+// host's mkfs tools, as an ordinary build does: one image per disk.
+func TestSystemBuildsImages(t *testing.T) {
+	needNix(t)
+	dir := needCompiler(t)
+	for _, tool := range []string{"sfdisk", "sgdisk", "mkfs.ext4", "mkfs.vfat", "mcopy"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed: %v", tool, err)
+		}
+	}
+	layout := filepath.Join(root(t), "examples", "disk-config-simple.nix")
+	out, _, err := runNix("nix-build", "--no-out-link", "-E", systemBuildsExpr(t, dir, layout, `{ copyNixStore = false; extraPostVM = "ls $out > $out.list; mv $out.list $out/list"; }`, `b.diskoImages`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := strings.TrimSpace(out)
+	if list := string(readFile(t, filepath.Join(images, "list"))); list != "main.raw\n" {
+		t.Errorf("diskoImages holds %q, want main.raw (and extraPostVM's list)", list)
+	}
+	if fi, err := os.Stat(filepath.Join(images, "main.raw")); err != nil || fi.Size() != 2<<30 {
+		t.Errorf("main.raw: %v, want a 2G image (imageSize)", err)
+	}
+
+	out, _, err = runNix("nix-build", "--no-out-link", "-E", systemBuildsExpr(t, dir, layout, `{ copyNixStore = false; }`, `b.diskoImagesScript`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	file := filepath.Join(work, "motd")
+	if err := os.WriteFile(file, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(strings.TrimSpace(out), "--build-memory", "2048", "--size", "main=1G", "--post-format-files", file, "/etc/motd")
+	cmd.Dir = work
+	msg, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("diskoImagesScript: %v\n%s", err, msg)
+	}
+	if !regexp.MustCompile(`--build-memory 2048 is ignored`).Match(msg) {
+		t.Errorf("no note that --build-memory is ignored:\n%s", msg)
+	}
+	if fi, err := os.Stat(filepath.Join(work, "main.raw")); err != nil || fi.Size() != 1<<30 {
+		t.Errorf("main.raw in the working directory: %v, want a 1G image (--size)\n%s", err, msg)
+	}
+}
+
+// TestModuleSystemBuilds evaluates the module (real lib, stub): imageBuilder's options
+// reach diskoImages, and installTest's disk script is compiled for the VM's disks
+// (/dev/vda, /dev/vdb in disk-name order) while the system's own layout is unchanged.
+func TestModuleSystemBuilds(t *testing.T) {
+	needNix(t)
+	lib := needLib(t)
+	modules := `[
+		{ disko.devices.disk.b = { device = "/dev/sdx"; content = { type = "gpt"; partitions.r = { size = "100%"; content = { type = "filesystem"; format = "ext4"; mountpoint = "/"; }; }; }; }; }
+		{ disko.devices.disk.a.device = "/dev/sdy"; }
+		{ disko.imageBuilder = { imageFormat = "qcow2"; copyNixStore = false; name = "img"; extraPostVM = "echo post-vm"; }; }
+		{ system.build.toplevel = builtins.toFile "nixos-system-stand-in" ""; }
+	]`
+	body := `let b = cfg.system.build; dev = l: builtins.mapAttrs (_: d: d.device) l.disk; in {
+		vm = dev b.installTest.vmCompiled.layout; own = dev b.diskoCompiled.layout;
+		images = b.diskoImages.name + " " + builtins.elemAt b.diskoImages.args 1;
+		test = b.installTest.text; warnings = cfg.warnings; }`
+	var got struct {
+		VM, Own      map[string]string
+		Images, Test string
+		Warnings     []string
+	}
+	evalJSON(t, moduleExpr(t, lib, "", modules, body), &got, noIFD...)
+	if got.VM["a"] != "/dev/vda" || got.VM["b"] != "/dev/vdb" || got.Own["a"] != "/dev/sdy" || got.Own["b"] != "/dev/sdx" {
+		t.Errorf("installTest's disks %v (want a=/dev/vda b=/dev/vdb), the system's %v (want unchanged)", got.VM, got.Own)
+	}
+	if !strings.HasPrefix(got.Images, "img ") || !strings.Contains(got.Images, `disko-compile image --format qcow2  --out "$out" layout.json`+"\necho post-vm") {
+		t.Errorf("diskoImages: %s", got.Images)
+	}
+	if !regexp.MustCompile(`exec anywhere --vm-test --store-paths /nix/store/\S+-disko /nix/store/\S+-nixos-system-stand-in --disko-layout /nix/store/\S+-disko-compiled/layout.json "\$@"`).MatchString(got.Test) {
+		t.Errorf("installTest:\n%s", got.Test)
+	}
+	if len(got.Warnings) != 0 {
+		t.Errorf("warnings for options that take effect: %v", got.Warnings)
+	}
+}

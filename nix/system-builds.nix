@@ -1,0 +1,146 @@
+# disko's image and VM-test outputs of `system.build`, built on the Go
+# commands instead of disko's build VM and NixOS test driver:
+#
+#   diskoImages        a derivation: `disko-compile image` in the sandbox,
+#                      one $out/<imageName>.<format> per disk
+#   diskoImagesScript  the same command as a script run outside the sandbox,
+#                      writing the images into the current directory and
+#                      taking disko's flags (--pre-format-files,
+#                      --post-format-files; --build-memory is ignored)
+#   installTest        a script running `anywhere --vm-test` on the system
+#                      and the disk script built for the VM's disks
+#
+# Needs no nixpkgs `lib` (runCommand, runtimeShell, closureInfo and tools by
+# name), so the builtins-only tests (internal/nixtest) evaluate it with
+# their package stand-ins.
+{
+  pkgs,
+  # The disko-compile package (runs at build time and in the script).
+  package,
+  # The anywhere package (runs in installTest).
+  anywhere,
+  # The devices tree, as disko.devices.
+  devices,
+  # The NixOS system put into the images (config.system.build.toplevel).
+  toplevel,
+  # disko.imageBuilder.*
+  name ? "nixos-disko-images",
+  imageFormat ? "raw",
+  copyNixStore ? true,
+  extraPostVM ? ":",
+  extraDependencies ? [ ],
+  # installTest: the layout compiled (compile.nix) for the VM's disks
+  # /dev/vda, /dev/vdb, ... in disk-name order, and the system built for them.
+  vmCompiled,
+  vmToplevel,
+}:
+let
+  pure = import ./lib.nix;
+
+  # Attribute names -> packages of this pkgs, leaving out the ones it lacks
+  # (as compile.nix does): disko-compile names a missing tool with its package.
+  resolve =
+    names:
+    builtins.filter (p: p != null && (p.meta.available or true)) (map (n: pkgs.${n} or null) names);
+
+  # What `disko-compile image` runs: sfdisk and unshare (util-linux), parted,
+  # sgdisk, the mkfs tools and their file-copying tools (mtools for vfat),
+  # qemu-img for qcow2, nix-store to register the closure.
+  imageTools = resolve [
+    "util-linux"
+    "parted"
+    "gptfdisk"
+    "e2fsprogs"
+    "xfsprogs"
+    "btrfs-progs"
+    "dosfstools"
+    "mtools"
+    "f2fs-tools"
+    "qemu-utils"
+    "nix"
+  ] ++ [ package ] ++ extraDependencies;
+
+  layout = pure.toJSON devices;
+
+  closure = pkgs.closureInfo { rootPaths = [ toplevel ]; };
+
+  # `--system` and `--closure-info`, unless the store is not copied.
+  systemArgs = if copyNixStore then "--system ${toplevel} --closure-info ${closure}" else "";
+
+  imageCommand = "disko-compile image --format ${imageFormat} ${systemArgs}";
+
+  layoutFile = pkgs.runCommand "disko-layout.json" {
+    inherit layout;
+    passAsFile = [ "layout" ];
+  } ''cat "$layoutPath" > "$out"'';
+
+  # A script file at $out (what writeShellScript makes, with runCommand only).
+  script =
+    scriptName: passthru: text:
+    pkgs.runCommand scriptName {
+      inherit text passthru;
+      passAsFile = [ "text" ];
+      meta.mainProgram = scriptName;
+    } ''
+      cat "$textPath" > "$out"
+      chmod 0555 "$out"
+    '';
+
+  diskoImages = pkgs.runCommand name {
+    nativeBuildInputs = imageTools;
+    inherit layout extraPostVM;
+    passAsFile = [ "layout" ];
+  } ''
+    # disko-compile reads a file as JSON by its name
+    cp "$layoutPath" layout.json
+    ${imageCommand} --out "$out" layout.json
+    ${extraPostVM}
+  '';
+
+  diskoImagesScript = script "${name}-script" { } ''
+    #!${pkgs.runtimeShell}
+    # disko's diskoImagesScript: writes the images of the layout into the
+    # current directory, outside the Nix sandbox.
+    set -eu
+    export PATH=${pure.binPath imageTools}''${PATH:+:$PATH}
+    usage() {
+      echo "usage: $0 [--pre-format-files SRC DST]... [--post-format-files SRC DST]... [--size NAME=SIZE]... [--build-memory MIB]" >&2
+      exit 2
+    }
+    args=()
+    while [ "$#" -gt 0 ]; do
+      case "$1" in
+        --pre-format-files|--post-format-files)
+          [ "$#" -ge 3 ] || usage
+          args+=("$1" "$2" "$3")
+          shift 3
+          ;;
+        --size)
+          [ "$#" -ge 2 ] || usage
+          args+=("$1" "$2")
+          shift 2
+          ;;
+        --build-memory)
+          [ "$#" -ge 2 ] || usage
+          echo "$0: --build-memory $2 is ignored: the images are built without a VM" >&2
+          shift 2
+          ;;
+        *) usage ;;
+      esac
+    done
+    exec ${imageCommand} "''${args[@]}" --out . ${layoutFile}
+  '';
+
+  installTest = script "disko-install-test" { inherit vmCompiled; } ''
+    #!${pkgs.runtimeShell}
+    # disko's installTest: installs the system into a throwaway qemu VM
+    # (UEFI) with `anywhere --vm-test`, then checks it boots and mounts the
+    # layout. Extra arguments go to anywhere (--kexec TARBALL, --vm-memory MB).
+    set -eu
+    export PATH=${pure.binPath (resolve [ "qemu" "nix" "openssh" ] ++ [ anywhere ])}''${PATH:+:$PATH}
+    exec anywhere --vm-test --store-paths ${vmCompiled.scripts.diskoScript} ${vmToplevel} --disko-layout ${vmCompiled}/layout.json "$@"
+  '';
+in
+{
+  inherit diskoImages diskoImagesScript installTest;
+}
