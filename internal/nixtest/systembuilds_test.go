@@ -155,3 +155,38 @@ func TestModuleSystemBuilds(t *testing.T) {
 		t.Errorf("warnings for options that take effect: %v", got.Warnings)
 	}
 }
+
+// TestInstallTestCommandLine runs the installTest script with the real anywhere and
+// disko-compile: anywhere accepts its command line, reads the VM layout (disk main on
+// /dev/vda, no warning that the disk script was built for other disks) and gets as far
+// as the installer tarball, which here does not exist, so no VM starts.
+func TestInstallTestCommandLine(t *testing.T) {
+	needNix(t)
+	dir := needCompiler(t)
+	anywhereDir := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(anywhereDir, "bin", "anywhere"), "./cmd/anywhere")
+	build.Dir = root(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Skipf("cmd/anywhere does not build: %v\n%s", err, out)
+	}
+	layout := filepath.Join(root(t), "examples", "disk-config-simple.nix")
+	expr := `import ` + mustAbs(t, filepath.Join("testdata", "system-builds.nix")) + ` { diskoCompileDir = ` + nixPath(t, dir) +
+		`; anywhereDir = ` + nixPath(t, anywhereDir) + `; layout = ` + nixPath(t, layout) + `; }`
+	out, _, err := runNix("nix-build", "--no-out-link", "-E", expr, "-A", "installTest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarball := filepath.Join(t.TempDir(), "missing-installer.tar.gz")
+	msg, err := exec.Command(strings.TrimSpace(out), "--kexec", tarball).CombinedOutput()
+	if err == nil {
+		t.Fatalf("installTest with a missing tarball succeeded:\n%s", msg)
+	}
+	for _, want := range []string{"with disks main=/dev/vda (2G)", "--kexec: open " + tarball} {
+		if !strings.Contains(string(msg), want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(string(msg), "warning") || strings.Contains(string(msg), "--help") {
+		t.Errorf("anywhere warned or refused its command line:\n%s", msg)
+	}
+}

@@ -1,9 +1,11 @@
 # nix/system-builds.nix (diskoImages, diskoImagesScript, installTest) with the
 # STAND-IN package set of stand-in-pkgs.nix and no nixpkgs lib: what CI can
 # evaluate. With diskoCompileDir (a directory with the REAL bin/disko-compile),
-# diskoImages really builds, with the host's mkfs tools from /usr/bin.
+# diskoImages really builds, with the host's mkfs tools from /usr/bin; with
+# anywhereDir (a directory with the REAL bin/anywhere), installTest runs it.
 {
   diskoCompileDir ? null,
+  anywhereDir ? null,
   layout,
   imageBuilder ? { },
 }:
@@ -29,10 +31,17 @@ in
 import ../../../nix/system-builds.nix (
   {
     inherit pkgs package devices toplevel;
-    anywhere = {
-      name = "anywhere";
-      outPath = "/stand-in/anywhere";
-    };
+    anywhere =
+      if anywhereDir == null then
+        {
+          name = "anywhere";
+          outPath = "/stand-in/anywhere";
+        }
+      else
+        builtins.path {
+          path = anywhereDir;
+          name = "anywhere";
+        };
     vmCompiled = import ../../../nix/compile.nix {
       inherit pkgs package devices;
       name = "disko-vm";
