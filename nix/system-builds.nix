@@ -104,28 +104,40 @@ let
     set -eu
     export PATH=${pure.binPath imageTools}''${PATH:+:$PATH}
     usage() {
-      echo "usage: $0 [--pre-format-files SRC DST]... [--post-format-files SRC DST]... [--size NAME=SIZE]... [--build-memory MIB]" >&2
+      echo "usage: $0 [--pre-format-files SRC DST]... [--post-format-files SRC DST]... [--size NAME=SIZE]... [--build-memory MIB]"
+      echo "Writes one image per disk (IMAGENAME.${imageFormat}) into the current directory with disko-compile image."
+      echo "  --post-format-files SRC DST  copy SRC into the image at DST (an absolute path of the installed system)"
+      echo "  --pre-format-files SRC DST   accepted for disko's command line; nothing reads them (no build VM)"
+      echo "  --size NAME=SIZE             disk NAME's image size instead of its imageSize"
+      echo "  --build-memory MIB           accepted for disko's command line and ignored (no build VM)"
+    }
+    bad() {
+      usage >&2
       exit 2
     }
     args=()
     while [ "$#" -gt 0 ]; do
       case "$1" in
         --pre-format-files|--post-format-files)
-          [ "$#" -ge 3 ] || usage
+          [ "$#" -ge 3 ] || bad
           args+=("$1" "$2" "$3")
           shift 3
           ;;
         --size)
-          [ "$#" -ge 2 ] || usage
+          [ "$#" -ge 2 ] || bad
           args+=("$1" "$2")
           shift 2
           ;;
         --build-memory)
-          [ "$#" -ge 2 ] || usage
+          [ "$#" -ge 2 ] || bad
           echo "$0: --build-memory $2 is ignored: the images are built without a VM" >&2
           shift 2
           ;;
-        *) usage ;;
+        -h|--help)
+          usage
+          exit 0
+          ;;
+        *) bad ;;
       esac
     done
     exec ${imageCommand} "''${args[@]}" --out . ${layoutFile}

@@ -101,6 +101,13 @@ func TestSystemBuildsImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	help, err := exec.Command(strings.TrimSpace(out), "--help").Output()
+	if err != nil || !strings.Contains(string(help), "--post-format-files SRC DST") {
+		t.Errorf("diskoImagesScript --help: %v\n%s", err, help)
+	}
+	if err := exec.Command(strings.TrimSpace(out), "--bogus").Run(); err == nil {
+		t.Errorf("diskoImagesScript --bogus succeeded, want a usage error")
+	}
 	work := t.TempDir()
 	file := filepath.Join(work, "motd")
 	if err := os.WriteFile(file, []byte("hello\n"), 0o644); err != nil {
