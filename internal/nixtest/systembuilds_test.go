@@ -1,10 +1,12 @@
 package nixtest
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -35,7 +37,7 @@ func TestSystemBuildsCommands(t *testing.T) {
 		{
 			name: "diskoImages copies the system by default", imageBuilder: `{ }`,
 			body: `builtins.elemAt b.diskoImages.args 1`,
-			want: []string{`disko-compile image --format raw --system /nix/store/`, `-nixos-system-stand-in --closure-info /stand-in/closure-info --out "$out" layout.json`, "/stand-in/mtools/bin", "/stand-in/qemu-utils/bin", "/stand-in/nix/bin"},
+			want: []string{`disko-compile image --format raw --system /nix/store/`, `-nixos-system-stand-in --closure-info /nix/store/`, `-closure-info --out "$out" layout.json`, "/stand-in/mtools/bin", "/stand-in/qemu-utils/bin", "/stand-in/nix/bin"},
 		},
 		{
 			name: "imageBuilder options take effect", imageBuilder: `{ name = "img"; imageFormat = "qcow2"; copyNixStore = false; extraPostVM = "echo post-vm"; }`,
@@ -47,7 +49,7 @@ func TestSystemBuildsCommands(t *testing.T) {
 			name: "diskoImagesScript passes disko's flags through", imageBuilder: `{ }`,
 			body: `b.diskoImagesScript.text`,
 			want: []string{"#!/bin/bash\n", "--pre-format-files|--post-format-files)", `--build-memory $2 is ignored`,
-				`exec disko-compile image --format raw --system /nix/store/`, `--closure-info /stand-in/closure-info "${args[@]}" --out . /nix/store/`},
+				`exec disko-compile image --format raw --system /nix/store/`, `-closure-info "${args[@]}" --out . /nix/store/`},
 		},
 		{
 			name: "installTest runs anywhere --vm-test on the VM's disk script", imageBuilder: `{ }`,
@@ -195,5 +197,63 @@ func TestInstallTestCommandLine(t *testing.T) {
 	}
 	if strings.Contains(string(msg), "warning") || strings.Contains(string(msg), "--help") {
 		t.Errorf("anywhere warned or refused its command line:\n%s", msg)
+	}
+}
+
+// TestSystemBuildsImagesWithSystem builds diskoImages with the store copied in (the
+// default): the system's closure, read through closureInfo as in a Nix build, is in the
+// root filesystem's /nix/store and the system profile points at it (read with debugfs).
+func TestSystemBuildsImagesWithSystem(t *testing.T) {
+	needNix(t)
+	dir := needCompiler(t)
+	for _, tool := range []string{"sfdisk", "sgdisk", "mkfs.ext4", "mkfs.vfat", "mcopy", "debugfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed: %v", tool, err)
+		}
+	}
+	layout := filepath.Join(root(t), "examples", "disk-config-simple.nix")
+	out, _, err := runNix("nix-build", "--no-out-link", "-E", systemBuildsExpr(t, dir, layout, `{ }`, `b.diskoImages`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := filepath.Join(strings.TrimSpace(out), "main.raw")
+	table, err := exec.Command("sfdisk", "--json", image).Output()
+	if err != nil {
+		t.Fatalf("sfdisk --json %s: %v", image, err)
+	}
+	var parts struct {
+		PartitionTable struct {
+			SectorSize int `json:"sectorsize"`
+			Partitions []struct {
+				Start int64  `json:"start"`
+				Name  string `json:"name"`
+			} `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal(table, &parts); err != nil {
+		t.Fatal(err)
+	}
+	var offset int64 = -1
+	for _, p := range parts.PartitionTable.Partitions {
+		if p.Name == "disk-main-root" {
+			offset = p.Start * int64(max(parts.PartitionTable.SectorSize, 512))
+		}
+	}
+	if offset < 0 {
+		t.Fatalf("no partition disk-main-root in %s:\n%s", image, table)
+	}
+	fs := image + "?offset=" + strconv.FormatInt(offset, 10)
+	debugfs := func(req string) string {
+		got, err := exec.Command("debugfs", "-R", req, fs).CombinedOutput()
+		if err != nil {
+			t.Fatalf("debugfs -R %q %s: %v\n%s", req, fs, err, got)
+		}
+		return string(got)
+	}
+	if store := debugfs("ls /nix/store"); !strings.Contains(store, "-nixos-system-stand-in") {
+		t.Errorf("/nix/store of the image does not hold the system:\n%s", store)
+	}
+	if profile := debugfs("stat /nix/var/nix/profiles/system"); !strings.Contains(profile, "Type: symlink") {
+		t.Errorf("/nix/var/nix/profiles/system is not a symlink:\n%s", profile)
 	}
 }

@@ -104,10 +104,17 @@ let
     // multiOutput
     // {
       inherit runCommand;
-      # nixpkgs' closureInfo: a fake store path naming its root paths.
+      # nixpkgs' closureInfo (store-paths, registration), made with the host's
+      # nix-store: builds run unsandboxed here, so they can read the Nix database.
       closureInfo =
         { rootPaths }:
-        fakeTool "closure-info" // { inherit rootPaths; };
+        runCommand "closure-info" {
+          inherit rootPaths;
+        } ''
+          mkdir "$out"
+          nix-store --query --requisites $rootPaths | sort > "$out/store-paths"
+          nix-store --dump-db $rootPaths > "$out/registration"
+        '';
       runtimeShell = "/bin/bash";
       shellcheck = hostTool "shellcheck";
       jq = hostTool "jq";
