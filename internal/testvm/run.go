@@ -63,7 +63,7 @@ func (vm *VM) Exec(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	if c == nil {
 		return &CommandError{Command: cmd, ExitStatus: -1, Err: errors.New("no ssh connection (guest stopped or reconnecting)")}
 	}
-	s, err := c.NewSession()
+	s, err := newSession(ctx, c)
 	if err != nil {
 		return &CommandError{Command: cmd, ExitStatus: -1, Err: fmt.Errorf("new ssh session: %w", err)}
 	}
@@ -163,4 +163,31 @@ func (vm *VM) writeFrom(ctx context.Context, guestPath string, r io.Reader, mode
 func (vm *VM) ReadFile(ctx context.Context, guestPath string) ([]byte, error) {
 	out, _, err := vm.Run(ctx, "cat "+shell.Quote(guestPath))
 	return out, err
+}
+
+// newSession opens a session on c, or gives up when ctx ends: opening one
+// waits for the guest's answer, which a guest that hangs (or a starved one)
+// never gives, and Stop's poweroff hung there until the test binary's
+// timeout. A session that opens after all is closed at once.
+func newSession(ctx context.Context, c *ssh.Client) (*ssh.Session, error) {
+	type opened struct {
+		s   *ssh.Session
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		s, err := c.NewSession()
+		ch <- opened{s, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.s, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.s != nil {
+				o.s.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
