@@ -106,7 +106,7 @@ func (g *gen) preflight() (string, error) {
 			args = append(args, "type", Q(typ))
 		}
 		words := []sh{"disko_check disko_need_disk", Q(path), u.path.q(), `"$1"`, sh(strconv.FormatInt(min, 10)), Q(needs), args[0]}
-		if args[0] != "gpt" {
+		if args[0] != "gpt" || len(args) == 1 { // a GPT with no partitions has no spec lines to continue onto
 			w.linef("%s", joinSh(append(words, args[1:]...)))
 			continue
 		}
