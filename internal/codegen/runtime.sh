@@ -890,6 +890,39 @@ disko_need_terminal() {
   done
 }
 
+# disko_settle DEV...: make udev's records of what format wrote current. udev probes a
+# device when a tool that wrote it closes it, which can run before the last write (mkfs
+# on a partition while udev still probes the table), so its database, and the
+# /dev/disk/by-uuid and by-label links made from it, can lack a filesystem that is on the
+# disk until the next event. A change event for exactly the devices this format touched
+# (the disks DEV, their partitions, and what is built on them: md arrays, device-mapper
+# devices, their partitions), waited for, makes udev probe them again now. Without udev
+# there are no records to update.
+disko_settle() {
+  local dev k h
+  local -a todo=() nodes=()
+  local -A seen=()
+  [ -n "$disko_udev" ] || return 0
+  for dev in "$@"; do
+    [ ! -e "$dev" ] || todo+=("$(readlink -f -- "$dev")")
+  done
+  while ((${#todo[@]})); do
+    k=${todo[-1]##*/}
+    unset 'todo[-1]'
+    [ -z "${seen[$k]+x}" ] || continue
+    seen[$k]=1
+    [ ! -b "/dev/$k" ] || nodes+=("/dev/$k")
+    for h in /sys/class/block/"$k"/"$k"*/partition /sys/class/block/"$k"/holders/*; do
+      [ -e "$h" ] || continue
+      h=${h%/partition}
+      todo+=("/dev/${h##*/}")
+    done
+  done
+  ((${#nodes[@]})) || return 0
+  udevadm trigger --action=change --settle "${nodes[@]}" ||
+    disko_log "$(printf 'warning: udevadm trigger --settle failed for %s; /dev/disk/by-* links may lag until the next udev event' "${nodes[*]}")"
+}
+
 # disko_parallel FUNCTION OPTPATH ...: run each function in a background job and wait for
 # all of them; fails, naming the option paths, when any failed. Jobs get the script's stdin
 # (a background job would otherwise read /dev/null). Layouts that prompt for passphrases

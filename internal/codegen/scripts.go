@@ -288,8 +288,27 @@ func (g *gen) formatPhase() (string, error) {
 			}
 			w.raw("disko_parallel " + strings.Join(level, " "))
 		}
+		if settle := g.settle(); settle != "" {
+			w.raw(string(settle))
+		}
 	})
 	return w.String(), nil
+}
+
+// settle is the call that brings udev's records of every disk the format writes up to
+// date before it ends (see disko_settle), so that the /dev/disk/by-* links the NixOS
+// configuration names exist when format returns.
+func (g *gen) settle() sh {
+	words := []sh{"disko_settle"}
+	for _, u := range g.units {
+		if disk, ok := u.node.(*config.Disk); ok && disk.Content != nil {
+			words = append(words, Q(disk.Device))
+		}
+	}
+	if len(words) == 1 {
+		return ""
+	}
+	return joinSh(words)
 }
 
 // hasCommand reports whether script text holds anything besides comments.

@@ -174,6 +174,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.vdb disko_format_2 disko.devices.disk.vdc disko_format_3 disko.devices.disk.vdd disko_format_4 disko.devices.disk.vde
   disko_parallel disko_format_5 disko.devices.bcachefs_filesystems.mounted_subvolumes_in_multi disko_format_6 disko.devices.bcachefs_filesystems.relies_on_external_subvolume
+  disko_settle /dev/vdb /dev/vdc /dev/vdd /dev/vde
 }
 
 disko_mount() {

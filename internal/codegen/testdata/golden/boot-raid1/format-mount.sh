@@ -118,6 +118,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.one disko_format_2 disko.devices.disk.two
   disko_parallel disko_format_3 disko.devices.mdadm.boot disko_format_4 disko.devices.mdadm.raid1
+  disko_settle /dev/sda /dev/sdb
 }
 
 disko_mount() {

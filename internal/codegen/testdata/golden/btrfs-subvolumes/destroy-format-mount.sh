@@ -107,6 +107,7 @@ disko_format_1() {
 disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.main
+  disko_settle /dev/disk/by-diskseq/1
 }
 
 disko_mount() {

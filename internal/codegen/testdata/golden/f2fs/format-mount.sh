@@ -43,6 +43,7 @@ disko_format_1() {
 disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.main
+  disko_settle /dev/disk/by-path/pci-0000:02:00.0-nvme-1
 }
 
 disko_mount() {

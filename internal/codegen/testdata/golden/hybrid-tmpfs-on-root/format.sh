@@ -46,6 +46,7 @@ disko_format_1() {
 disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.main
+  disko_settle /dev/disk/by-id/ata-Samsung_SSD_860_EVO_500GB_S3Z1NB0K303456L
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"

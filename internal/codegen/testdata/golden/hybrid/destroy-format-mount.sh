@@ -56,6 +56,7 @@ disko_format_1() {
 disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.main
+  disko_settle /dev/disk/by-id/ata-Samsung_SSD_850_EVO_250GB_S21PNXAGB12345
 }
 
 disko_mount() {

@@ -39,6 +39,7 @@ disko_format_1() {
 disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.main
+  disko_settle /dev/sda
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"

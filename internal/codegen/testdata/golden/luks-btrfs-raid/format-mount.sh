@@ -88,6 +88,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.disk1
   disko_parallel disko_format_2 disko.devices.disk.disk2
+  disko_settle /dev/sda /dev/sdb
 }
 
 disko_mount() {

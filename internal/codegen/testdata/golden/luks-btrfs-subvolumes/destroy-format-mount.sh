@@ -97,6 +97,7 @@ disko_format_1() {
 disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.main
+  disko_settle /dev/vdb
 }
 
 disko_mount() {

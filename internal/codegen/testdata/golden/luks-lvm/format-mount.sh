@@ -88,6 +88,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.main
   disko_parallel disko_format_2 disko.devices.lvm_vg.pool
+  disko_settle /dev/vdb
 }
 
 disko_mount() {

@@ -82,6 +82,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.one
   disko_parallel disko_format_2 disko.devices.lvm_vg.pool
+  disko_settle /dev/disk/by-id/ata-VMware_Virtual_SATA_CDRW_Drive_00000000000000000001
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"

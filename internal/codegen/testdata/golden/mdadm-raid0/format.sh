@@ -85,6 +85,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.disk1 disko_format_2 disko.devices.disk.disk2
   disko_parallel disko_format_3 disko.devices.mdadm.raid0
+  disko_settle /dev/my-disk /dev/my-disk2
 }
 
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"

@@ -68,6 +68,7 @@ disko_format_2() {
 disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.disk0 disko_format_2 disko.devices.disk.disk1
+  disko_settle /dev/vda /dev/vdb
 }
 
 disko_mount() {

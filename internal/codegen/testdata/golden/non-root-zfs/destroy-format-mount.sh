@@ -168,6 +168,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.a disko_format_2 disko.devices.disk.x disko_format_3 disko.devices.disk.y disko_format_4 disko.devices.disk.z
   disko_parallel disko_format_5 disko.devices.zpool.storage disko_format_6 disko.devices.zpool.storage2
+  disko_settle /dev/sda /dev/sdx /dev/sdy /dev/sdz
 }
 
 disko_mount() {

@@ -47,6 +47,7 @@ disko_format_1() {
 disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 'disko.devices.disk."/dev/vdb"'
+  disko_settle /dev/vdb
 }
 
 disko_mount() {

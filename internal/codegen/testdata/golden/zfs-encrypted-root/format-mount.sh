@@ -81,6 +81,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.root
   disko_parallel disko_format_2 disko.devices.zpool.zroot
+  disko_settle /dev/nvme0n1
 }
 
 disko_mount() {

@@ -82,6 +82,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.disk1 disko_format_2 disko.devices.disk.disk2
   disko_parallel disko_format_3 disko.devices.zpool.zroot
+  disko_settle /dev/vdb /dev/vdc
 }
 
 disko_mount() {

@@ -155,6 +155,7 @@ disko_format() {
   disko_udev_known
   disko_parallel disko_format_1 disko.devices.disk.x disko_format_2 disko.devices.disk.y
   disko_parallel disko_format_3 disko.devices.zpool.zroot
+  disko_settle /dev/sdx /dev/sdy
 }
 
 disko_mount() {
