@@ -215,6 +215,9 @@ func waitHostKey(ctx context.Context, addr string, expected ssh.PublicKey, w *wa
 	var last error
 	for {
 		key, err := probeHostKey(ctx, addr, expected)
+		if err != nil {
+			remote.AwaitDeadline(ctx) // a probe cut short by the deadline is no try
+		}
 		if err == nil {
 			if expected != nil && !bytes.Equal(key.Marshal(), expected.Marshal()) {
 				return key, fmt.Errorf("host key verification failed for %s: the new system presents %s, but the key installed for it is %s; "+

@@ -311,7 +311,7 @@ func (c *Client) run(ctx context.Context, shown, cmd string, stdin io.Reader, st
 	}
 	c.sessions.Add(1)
 	defer sess.Close()
-	sniff := &pidSniffer{w: stderr}
+	sniff := &pidSniffer{w: stderr, seen: make(chan struct{})}
 	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, sniff
 	c.log.Debug("run", "host", c.cfg.Addr(), "cmd", shown)
 	start := time.Now()
@@ -329,13 +329,25 @@ func (c *Client) run(ctx context.Context, shown, cmd string, stdin io.Reader, st
 	case err = <-done:
 	case <-ctx.Done():
 		sess.Signal(ssh.SIGTERM)
-		if pid := sniff.PID(); pid > 0 {
+		// The PID line is the command's first output, but on a busy
+		// machine it may not have come yet: wait for it (or for the
+		// command's end), since without it nothing is killed.
+		ended := false
+		select {
+		case <-sniff.seen:
+		case <-done:
+			ended = true
+		case <-time.After(5 * time.Second):
+		}
+		if pid := sniff.PID(); pid > 0 && !ended {
 			c.killGroup(pid, wrap)
 		}
 		sess.Close()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
+		if !ended {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+			}
 		}
 		return fmt.Errorf("running %s on %s: %w (after %s; the remote command was sent SIGTERM)", shown, c.cfg.Addr(), ctx.Err(), time.Since(start).Round(time.Millisecond))
 	}
@@ -393,6 +405,7 @@ type pidSniffer struct {
 	head []byte
 	done bool
 	pid  int
+	seen chan struct{} // closed once the first line was read
 }
 
 func (p *pidSniffer) Write(b []byte) (int, error) {
@@ -408,6 +421,7 @@ func (p *pidSniffer) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	p.done = true
+	close(p.seen)
 	rest := p.head
 	if line, ok := bytes.CutPrefix(p.head[:max(i, 0)], []byte(pidMarker)); ok && i >= 0 {
 		p.pid, _ = strconv.Atoi(string(line))

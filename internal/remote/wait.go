@@ -23,10 +23,9 @@ func WaitGone(ctx context.Context, addr string) error {
 	for {
 		d := net.Dialer{Timeout: waitGoneDial}
 		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil && pastDeadline(ctx) {
-			// A dial cut short by the caller's deadline proves nothing;
-			// its error may come just before ctx.Err() is set.
-			<-ctx.Done()
+		if err != nil {
+			// A dial cut short by the caller's deadline proves nothing.
+			AwaitDeadline(ctx)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("waiting for %s to go down: %w (it still accepted connections after %s)",
@@ -45,11 +44,13 @@ func WaitGone(ctx context.Context, addr string) error {
 	}
 }
 
-// pastDeadline reports whether ctx's deadline has passed, which can be
-// before its Err is set.
-func pastDeadline(ctx context.Context) bool {
-	dl, ok := ctx.Deadline()
-	return ok && !time.Now().Before(dl)
+// AwaitDeadline waits until ctx reports an error when its deadline has
+// passed: an operation cut short by the deadline can fail a moment before
+// ctx.Err() is set, and would look like a failure of its own.
+func AwaitDeadline(ctx context.Context) {
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		<-ctx.Done()
+	}
 }
 
 // WaitUp dials t until it answers SSH and authenticates, then returns the
@@ -69,6 +70,7 @@ func WaitUp(ctx context.Context, t Target, o Options, tried func(error)) (*Clien
 		if err == nil {
 			return c, nil
 		}
+		AwaitDeadline(ctx)
 		var hke *HostKeyError
 		if errors.As(err, &hke) {
 			return nil, fmt.Errorf("waiting for ssh on %s: %w", cfg.Addr(), err)
