@@ -231,7 +231,6 @@ func options(c *cli.Context, d deps) (*install.Options, error) {
 		ShowTrace:               c.Bool("show-trace"),
 		Debug:                   c.Bool("debug"),
 		BuildOn:                 c.String("build-on"),
-		VMTest:                  c.Bool("vm-test"),
 		Kexec:                   c.String("kexec"),
 		KexecExtraFlags:         c.String("kexec-extra-flags"),
 		ForceKexec:              c.Bool("force-kexec"),

@@ -106,7 +106,6 @@ type Options struct {
 	Debug                   bool
 	BuildOn                 string // auto, local or remote
 	HardwareConfig          *HardwareConfig
-	VMTest                  bool
 
 	Kexec            string
 	KexecExtraFlags  string
@@ -158,22 +157,6 @@ var ownerRe = regexp.MustCompile(`^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$`)
 func (o *Options) Check() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if o.VMTest {
-		if o.Flake == "" {
-			bad("--vm-test needs --flake")
-		}
-		for _, c := range []struct {
-			set  bool
-			flag string
-		}{{len(o.StorePaths) > 0, "--store-paths"}, {o.BuildOn == "remote", "--build-on remote"},
-			{o.ExtraFiles != "", "--extra-files"}, {len(o.DiskEncryptionKeys) > 0, "--disk-encryption-keys"},
-			{o.HardwareConfig != nil, "--generate-hardware-config"}} {
-			if c.set {
-				bad("--vm-test cannot be combined with %s", c.flag)
-			}
-		}
-		return errors.Join(errs...)
-	}
 	if o.Target == "" {
 		bad("no target host: pass [user@]host (or --target-host)")
 	}

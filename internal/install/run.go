@@ -109,9 +109,6 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 	}()
 
-	if o.VMTest {
-		return r.vmTest(ctx)
-	}
 	return r.install(ctx)
 }
 
@@ -332,17 +329,6 @@ func describeFacts(f *facts.Facts) string {
 		parts = append(parts, "NixOS installer")
 	}
 	return strings.Join(parts, ", ")
-}
-
-// vmTest builds the configuration's installTest (disko's VM test), as
-// nixos-anywhere's --vm-test does, and installs nothing.
-func (r *run) vmTest(ctx context.Context) error {
-	ref, attr, _ := configAttr(r.o.Flake)
-	n := r.nixFor()
-	n.PrintBuildLogs = true
-	s := r.rep.Step("vm-test", "build system.build.installTest")
-	_, err := n.Build(ctx, ref+"#"+attr+".system.build.installTest")
-	return s.Done(err)
 }
 
 // rootRun runs a root shell command with its output shown, prefixed.
