@@ -35,8 +35,8 @@ func storePaths(t *testing.T) []string {
 	return []string{a, b}
 }
 
-// TestEveryNixosAnywhereFlagParses goes through nixos-anywhere's flag list
-// (../shared/reference/nixos-anywhere.md §1.1) and checks where each lands.
+// TestEveryNixosAnywhereFlagParses goes through every flag nixos-anywhere's
+// --help lists and checks where each lands.
 func TestEveryNixosAnywhereFlagParses(t *testing.T) {
 	sp := storePaths(t)
 	base := []string{"--flake", ".#host", "root@192.0.2.1"}

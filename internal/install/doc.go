@@ -3,8 +3,8 @@
 // plan, and runs the phases kexec, disko, install and reboot as separate,
 // resumable steps recorded in a local state file.
 //
-// It does what nixos-anywhere's script does (../shared/reference/
-// nixos-anywhere.md §2) with these differences on purpose:
+// It does what nixos-anywhere's script (src/nixos-anywhere.sh upstream) does,
+// phase by phase, with these differences on purpose:
 //
 //   - host keys are verified: the installer a kexec boots must present the
 //     key the target had before (nixos-images' kexec/run carries it over),
