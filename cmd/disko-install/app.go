@@ -21,16 +21,8 @@ const pairSep = "\x00"
 // defaultMountPoint is where disko-install mounts the new system.
 const defaultMountPoint = "/mnt/disko-install-root"
 
-// exitError ends the command with code after printing msg (if any) on stderr.
-type exitError struct {
-	code int
-	msg  string
-}
-
-func (e exitError) Error() string { return e.msg }
-
 func fail(format string, args ...any) error {
-	return exitError{code: 1, msg: fmt.Sprintf(format, args...)}
+	return cliargs.ExitError{Code: 1, Msg: fmt.Sprintf(format, args...)}
 }
 
 // options are the command line, checked.
@@ -50,30 +42,7 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, e env) int {
-	app := newApp(e)
-	if len(args) <= 1 {
-		// disko-install: no arguments at all print the usage and fail.
-		app.RunContext(ctx, []string{"disko-install", "--help"})
-		return 1
-	}
-	err := app.RunContext(ctx, cliargs.Normalize(cliargs.Spec{Flags: app.Flags, Pairs: pairFlags, Sep: pairSep}, args))
-	var ee exitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		if ee.msg != "" {
-			fmt.Fprintln(e.stderr, ee.msg)
-		}
-		return ee.code
-	default:
-		// disko-install exits 1 for every failure, a command line it cannot read included.
-		fmt.Fprintln(e.stderr, "disko-install:", err)
-		if cliargs.IsUsageError(err) {
-			fmt.Fprintln(e.stderr, "Run 'disko-install --help' for the options.")
-		}
-		return 1
-	}
+	return cliargs.RunAsDisko(ctx, newApp(e), cliargs.Spec{Pairs: pairFlags, Sep: pairSep}, args, e.stderr)
 }
 
 func newApp(e env) *cli.App {
@@ -117,7 +86,7 @@ Examples:
 				return err
 			}
 			if err := installFlake(c.Context, o, e); err != nil {
-				if ee := (exitError{}); errors.As(err, &ee) {
+				if ee := (cliargs.ExitError{}); errors.As(err, &ee) {
 					return err
 				}
 				fmt.Fprintln(e.stderr, "disko-install:", err)

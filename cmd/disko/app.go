@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -52,16 +51,8 @@ const (
 		`For example, to use the output diskoConfigurations.foo from the flake.nix, append "#foo" to the flake-uri.`
 )
 
-// exitError ends the command with code after printing msg (if any) on stderr.
-type exitError struct {
-	code int
-	msg  string
-}
-
-func (e exitError) Error() string { return e.msg }
-
 // aborted is disko's way to refuse a command line: "aborted: MSG", exit 1.
-func aborted(msg string) error { return exitError{code: 1, msg: "aborted: " + msg} }
+func aborted(msg string) error { return cliargs.ExitError{Code: 1, Msg: "aborted: " + msg} }
 
 // pairFlags are disko's two-word flags, `--arg NAME EXPR` and `--argstr NAME VALUE`;
 // the value may hold "=", so the words are joined with a NUL, which argv cannot hold.
@@ -70,30 +61,7 @@ var pairFlags = map[string]cliargs.PairForm{"arg": cliargs.Pair, "argstr": cliar
 const pairSep = "\x00"
 
 func run(ctx context.Context, args []string, e env) int {
-	app := newApp(e)
-	if len(args) <= 1 {
-		// disko: no arguments at all print the usage and fail.
-		app.RunContext(ctx, []string{"disko", "--help"})
-		return 1
-	}
-	err := app.RunContext(ctx, cliargs.Normalize(cliargs.Spec{Flags: app.Flags, Pairs: pairFlags, Sep: pairSep}, args))
-	var ee exitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		if ee.msg != "" {
-			fmt.Fprintln(e.stderr, ee.msg)
-		}
-		return ee.code
-	default:
-		// disko exits 1 for every failure, a command line it cannot read included.
-		fmt.Fprintln(e.stderr, "disko:", err)
-		if cliargs.IsUsageError(err) {
-			fmt.Fprintln(e.stderr, "Run 'disko --help' for the options.")
-		}
-		return 1
-	}
+	return cliargs.RunAsDisko(ctx, newApp(e), cliargs.Spec{Pairs: pairFlags, Sep: pairSep}, args, e.stderr)
 }
 
 func newApp(e env) *cli.App {
@@ -165,7 +133,7 @@ func action(c *cli.Context, e env) error {
 	if c.NArg() > 1 {
 		// disko: a second positional argument prints the usage and fails.
 		cli.ShowAppHelp(c)
-		return exitError{code: 1}
+		return cliargs.ExitError{Code: 1}
 	}
 	src, err := source(c)
 	if err != nil {
@@ -208,7 +176,7 @@ func action(c *cli.Context, e env) error {
 	if err != nil {
 		return err
 	}
-	return exitError{code: code}
+	return cliargs.ExitError{Code: code}
 }
 
 // source is the layout the command line names: a file that exists, or --flake URI#NAME.
@@ -226,7 +194,7 @@ func source(c *cli.Context) (eval.Source, error) {
 	if flake := c.String("flake"); c.IsSet("flake") {
 		i := strings.LastIndex(flake, "#")
 		if i < 0 || flake[i+1:] == "" || strings.ContainsAny(flake[i+1:], `"`) {
-			return src, exitError{code: 1, msg: errNoAttr}
+			return src, cliargs.ExitError{Code: 1, Msg: errNoAttr}
 		}
 		src.Flake = flake
 		return src, nil
