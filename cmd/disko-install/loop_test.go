@@ -76,7 +76,8 @@ func TestLoopInstall(t *testing.T) {
 	if err := testtarget.RefuseUnlessOwnLoop(dev); err != nil {
 		t.Fatal(err)
 	}
-	diskotest.StartUdev(t, dev)
+	diskotest.StartUdev(t)
+	diskotest.TriggerUdev(t, dev)
 	ns := diskotest.NewNamespace(t)
 	bin := diskotest.Build(t, ".", "disko-install")
 	mnt := filepath.Join(t.TempDir(), "root")

@@ -19,7 +19,8 @@ import (
 func TestLoopDisk(t *testing.T) {
 	diskotest.Require(t, "sgdisk", "mkfs.ext4", "partx", "wipefs", "blkid")
 	dev := testtarget.LoopDevice(t, 256<<20)
-	diskotest.StartUdev(t, dev)
+	diskotest.StartUdev(t)
+	diskotest.TriggerUdev(t, dev)
 	ns := diskotest.NewNamespace(t)
 	bin := diskotest.Build(t, ".", "disko")
 	root := filepath.Join(t.TempDir(), "mnt")

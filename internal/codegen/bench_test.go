@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/diskotest"
 )
 
 // benchSize is a disk size with the sizes of its ESP and swap partitions (root takes the
@@ -129,11 +131,11 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // backed by RAM so that the host's disk does not add noise.
 func BenchmarkFormatVsBare(b *testing.B) {
 	requireRoot(b, "mkfs.ext4", "mkfs.vfat", "mkswap", "udevadm")
-	startUdev(b)
+	diskotest.StartUdev(b)
 	for _, sz := range benchSizes {
 		b.Run("disk="+sz.name, func(b *testing.B) {
 			dev := newLoopIn(b, ramDir(b), sz.disk)
-			triggerUdev(b, dev)
+			diskotest.TriggerUdev(b, dev)
 			script := formatScript(b, sz, dev)
 			var ours, base []time.Duration
 			for b.Loop() {
@@ -161,13 +163,13 @@ func BenchmarkFormatVsBare(b *testing.B) {
 // each other's writes; with 2 CPUs, the best possible growth for 4 disks is about 2.
 func BenchmarkFormatDisks(b *testing.B) {
 	requireRoot(b, "mkfs.ext4", "mkfs.vfat", "mkswap", "udevadm")
-	startUdev(b)
+	diskotest.StartUdev(b)
 	sz := benchSizes[1]
 	var devs []string
 	for range 4 {
 		devs = append(devs, newLoopIn(b, ramDir(b), sz.disk))
 	}
-	triggerUdev(b, devs...)
+	diskotest.TriggerUdev(b, devs...)
 	scripts := make([]string, 4)
 	for n := 1; n <= 4; n++ {
 		scripts[n-1] = formatScript(b, sz, devs[:n]...)

@@ -1,7 +1,6 @@
 package codegen
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -100,75 +98,6 @@ func detachLoop(t testing.TB, dev, file string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Errorf("%s is still attached to %s", dev, file)
-}
-
-var udevMu sync.Mutex
-
-// startUdev makes sure a udevd runs, for /dev/disk/by-* links. It starts systemd-udevd in
-// the foreground as a child of the test (a daemonized one would outlive it) unless one
-// already answers, and stops it at cleanup, removing /run/udev: a stale control socket
-// would make tools (lvm) believe udev runs.
-func startUdev(t testing.TB) {
-	t.Helper()
-	udevMu.Lock()
-	defer udevMu.Unlock()
-	if exec.Command("udevadm", "control", "--ping", "--timeout=2").Run() == nil {
-		return
-	}
-	bin := ""
-	for _, b := range []string{"/lib/systemd/systemd-udevd", "/usr/lib/systemd/systemd-udevd"} {
-		if _, err := os.Stat(b); err == nil {
-			bin = b
-		}
-	}
-	if bin == "" {
-		t.Skip("systemd-udevd is not installed (Debian: udev)")
-	}
-	cmd := exec.Command(bin, "--resolve-names=never")
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		os.RemoveAll("/run/udev")
-		removeLoopLinks()
-	})
-	for range 100 {
-		if exec.Command("udevadm", "control", "--ping", "--timeout=1").Run() == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("udevd did not answer:\n%s", log.String())
-}
-
-// removeLoopLinks removes what the test's udevd left in /dev/disk: links to loop devices
-// (the only devices it was asked about) or to nothing, then the directories left empty.
-// /dev/disk does not exist on this machine without udev.
-func removeLoopLinks() {
-	links, _ := filepath.Glob("/dev/disk/*/*")
-	for _, l := range links {
-		target, err := filepath.EvalSymlinks(l)
-		if err != nil || strings.HasPrefix(target, "/dev/loop") {
-			os.Remove(l)
-		}
-	}
-	exec.Command("find", "/dev/disk", "-depth", "-type", "d", "-empty", "-delete").Run()
-}
-
-// triggerUdev lets udev see devices that existed before it started.
-func triggerUdev(t testing.TB, devs ...string) {
-	t.Helper()
-	args := []string{"trigger", "--action=add", "--settle"}
-	for _, d := range devs {
-		args = append(args, "--parent-match=/sys/class/block/"+filepath.Base(d))
-	}
-	if out, err := exec.Command("udevadm", args...).CombinedOutput(); err != nil {
-		t.Fatalf("udevadm trigger: %v: %s", err, out)
-	}
 }
 
 // namespace is a private mount namespace, held open by a sleeping process, in which the

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/diskotest"
 )
 
 // loopLayout is a layout of everything this machine's kernel can format and mount: a GPT
@@ -45,9 +47,9 @@ func loopLayout(a, b string) string {
 func TestLoopCycle(t *testing.T) {
 	requireRoot(t, "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "mkfs.vfat", "mkswap", "parted", "udevadm")
 	t.Run("udev", func(t *testing.T) {
-		startUdev(t)
+		diskotest.StartUdev(t)
 		a, b := newLoop(t, 1<<30), newLoop(t, 700<<20)
-		triggerUdev(t, a, b)
+		diskotest.TriggerUdev(t, a, b)
 		loopCycle(t, a, b)
 	})
 	t.Run("no-udev", func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/diskotest"
 )
 
 // TestStressFormat formats four RAM-backed loop disks at once, a hundred times over, with
@@ -19,14 +21,14 @@ func TestStressFormat(t *testing.T) {
 		rounds = 100
 	}
 	requireRoot(t, "mkfs.ext4", "mkfs.vfat", "mkswap", "udevadm")
-	startUdev(t)
+	diskotest.StartUdev(t)
 	var devs, disks []string
 	for i := range 4 {
 		dev := newLoopIn(t, ramDir(t), 4<<30)
 		devs = append(devs, dev)
 		disks = append(disks, threePartitions(fmt.Sprint("b", i), dev, benchSizes[1]))
 	}
-	triggerUdev(t, devs...)
+	diskotest.TriggerUdev(t, devs...)
 	s, err := Generate(layout(t, `{"disk": {`+strings.Join(disks, ",")+`}}`, devs...), Options{})
 	if err != nil {
 		t.Fatal(err)

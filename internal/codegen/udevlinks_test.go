@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen/nixos"
+	"github.com/diskoanywhere/diskoanywhere/internal/diskotest"
 )
 
 // configDevices lists the devices the NixOS configuration of a layout names:
@@ -41,9 +42,9 @@ func configDevices(t *testing.T, c map[string]any) []string {
 // the race it closes shows in some runs only.
 func TestLoopLinksRightAfterFormat(t *testing.T) {
 	requireRoot(t, "mkfs.ext4", "mkfs.vfat", "mkswap", "udevadm")
-	startUdev(t)
+	diskotest.StartUdev(t)
 	a := newLoop(t, 256<<20)
-	triggerUdev(t, a)
+	diskotest.TriggerUdev(t, a)
 	d := layout(t, fmt.Sprintf(`{"disk": {"a": {"device": %q, "content": {"type": "gpt", "partitions": {
 		"ESP": {"size": "32M", "type": "EF00", "content": {"type": "filesystem", "format": "vfat", "mountpoint": "/boot", "extraArgs": ["-n", "BOOTLBL"]}},
 		"swap": {"size": "16M", "content": {"type": "swap"}},

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -40,12 +41,18 @@ func Build(t testing.TB, pkg, name string) string {
 	return bin
 }
 
+// udevMu keeps tests of one package that run in parallel from starting two udevds.
+var udevMu sync.Mutex
+
 // StartUdev makes sure a udevd runs, for the /dev/disk/by-* links the scripts wait for.
-// It starts systemd-udevd in the foreground as a child of the test (unless one already
-// answers), triggers it for devs, and at cleanup stops it and removes /run/udev and
-// the links it made to loop devices.
-func StartUdev(t testing.TB, devs ...string) {
+// It starts systemd-udevd in the foreground as a child of the test (a daemonized one would
+// outlive it) unless one already answers, and at cleanup stops it and removes /run/udev (a
+// stale control socket would make tools such as lvm believe udev runs) and the links it
+// made to loop devices.
+func StartUdev(t testing.TB) {
 	t.Helper()
+	udevMu.Lock()
+	defer udevMu.Unlock()
 	if exec.Command("udevadm", "control", "--ping", "--timeout=2").Run() != nil {
 		bin := ""
 		for _, b := range []string{"/lib/systemd/systemd-udevd", "/usr/lib/systemd/systemd-udevd"} {
@@ -80,6 +87,11 @@ func StartUdev(t testing.TB, devs ...string) {
 			t.Fatalf("udevd did not answer:\n%s", log.String())
 		}
 	}
+}
+
+// TriggerUdev lets udev see devices that existed before it started.
+func TriggerUdev(t testing.TB, devs ...string) {
+	t.Helper()
 	args := []string{"trigger", "--action=add", "--settle"}
 	for _, d := range devs {
 		args = append(args, "--parent-match=/sys/class/block/"+filepath.Base(d))
