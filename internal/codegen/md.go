@@ -9,10 +9,13 @@ import (
 
 // mdadm. An array that does not exist is assembled when its members already carry its
 // superblock, and created (disko's `mdadm --create ... --force --homehost=any`) when they
-// are all blank; members holding anything else are refused. A new array's device is
-// wiped once, because it can show stale signatures of what its members held before
-// (disko zaps it with sgdisk for the same reason). Mounting assembles the array when it
-// is not running (disko leaves that to udev), unmounting stops it.
+// are all blank; members holding anything else are refused. The "Continue creating
+// array?" answer comes from a here-string, not `echo y |`: under pipefail, an mdadm that
+// exits without reading kills echo with SIGPIPE and fails the format (3 runs in 100 on a
+// busy machine). A new array's device is wiped once, because it can show stale signatures
+// of what its members held before (disko zaps it with sgdisk for the same reason).
+// Mounting assembles the array when it is not running (disko leaves that to udev),
+// unmounting stops it.
 
 func (g *gen) createMDADM(w *writer, u *unit, md *config.MDADM) error {
 	members := g.memberVars(w, memberKey{"mdadm", u.name})
@@ -20,7 +23,7 @@ func (g *gen) createMDADM(w *writer, u *unit, md *config.MDADM) error {
 	w.linef("%s=", sh(fresh))
 	w.block("if [ ! -e "+Q(md.Device)+" ]; then", "fi", func() {
 		w.ifElse("disko_md_members "+Q(md.Name)+" "+u.path.q()+" "+sh(strings.Join(members, " ")), func() {
-			w.linef("echo y | mdadm --create %s --level=%s --raid-devices=%s --metadata=%s --force --homehost=any %s%s >/dev/null",
+			w.linef("mdadm --create %s --level=%s --raid-devices=%s --metadata=%s --force --homehost=any %s%s >/dev/null <<<y",
 				Q(md.Device), Q(strconv.Itoa(md.Level)), sh(strconv.Itoa(len(members))), Q(md.Metadata), wordsThen(md.ExtraArgs), sh(strings.Join(members, " ")))
 			w.linef("%s=1", sh(fresh))
 		}, func() {

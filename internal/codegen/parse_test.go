@@ -24,13 +24,46 @@ const runtimeStub = "# shellcheck disable=SC2034 # the stub declares what genera
 // checkScript parses a script with mvdan.cc/sh (bash dialect) and runs shellcheck on it.
 func checkScript(t *testing.T, name string, script []byte) {
 	t.Helper()
-	if _, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(bytes.NewReader(script), name); err != nil {
+	file, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(bytes.NewReader(script), name)
+	if err != nil {
 		t.Errorf("%s does not parse: %v", name, err)
+	} else {
+		for _, pos := range racyPipes(file) {
+			t.Errorf("%s:%s: echo or printf piped into a command that may exit without reading: under pipefail the writer can die of SIGPIPE and fail the script; use a here-string", name, pos)
+		}
 	}
 	if !bytes.Contains(script, []byte(runtime)) {
 		t.Fatalf("%s does not hold the runtime library verbatim", name)
 	}
 	shellcheck(t, name, bytes.Replace(script, []byte(runtime), []byte(runtimeStub), 1))
+}
+
+// wholeReaders are the commands the scripts pipe into that read all their input (sfdisk
+// reads its script to the end before it writes).
+var wholeReaders = map[string]bool{"base64": true, "sfdisk": true}
+
+// racyPipes returns where a script pipes echo or printf into a command that may not read
+// its input: the scripts run under pipefail, so such a pipeline fails when the reader
+// exits first (mdadm --create did, in CI).
+func racyPipes(file *syntax.File) []syntax.Pos {
+	var found []syntax.Pos
+	command := func(s *syntax.Stmt) string {
+		if call, ok := s.Cmd.(*syntax.CallExpr); ok && len(call.Args) > 0 {
+			return call.Args[0].Lit()
+		}
+		return ""
+	}
+	syntax.Walk(file, func(node syntax.Node) bool {
+		pipe, ok := node.(*syntax.BinaryCmd)
+		if !ok || pipe.Op != syntax.Pipe {
+			return true
+		}
+		if writer := command(pipe.X); (writer == "echo" || writer == "printf") && !wholeReaders[command(pipe.Y)] {
+			found = append(found, pipe.OpPos)
+		}
+		return true
+	})
+	return found
 }
 
 func shellcheck(t *testing.T, name string, script []byte) {

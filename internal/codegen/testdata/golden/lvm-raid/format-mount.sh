@@ -103,7 +103,7 @@ disko_format_4() {
   dev5=
   if [ ! -e /dev/md/boot ]; then
     if disko_md_members boot disko.devices.mdadm.boot "$dev2" "$dev4"; then
-      echo y | mdadm --create /dev/md/boot --level=1 --raid-devices=2 --metadata=1.0 --force --homehost=any "$dev2" "$dev4" >/dev/null
+      mdadm --create /dev/md/boot --level=1 --raid-devices=2 --metadata=1.0 --force --homehost=any "$dev2" "$dev4" >/dev/null <<<y
       dev5=1
     else
       mdadm --assemble /dev/md/boot "$dev2" "$dev4"

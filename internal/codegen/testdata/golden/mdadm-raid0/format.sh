@@ -59,7 +59,7 @@ disko_format_3() {
   dev5=
   if [ ! -e /dev/md/raid0 ]; then
     if disko_md_members raid0 disko.devices.mdadm.raid0 "$dev2" "$dev4"; then
-      echo y | mdadm --create /dev/md/raid0 --level=0 --raid-devices=2 --metadata=default --force --homehost=any "$dev2" "$dev4" >/dev/null
+      mdadm --create /dev/md/raid0 --level=0 --raid-devices=2 --metadata=default --force --homehost=any "$dev2" "$dev4" >/dev/null <<<y
       dev5=1
     else
       mdadm --assemble /dev/md/raid0 "$dev2" "$dev4"

@@ -72,7 +72,7 @@ disko_format_3() {
   dev5=
   if [ ! -e /dev/md/raid1 ]; then
     if disko_md_members raid1 disko.devices.mdadm.raid1 "$dev2" "$dev4"; then
-      echo y | mdadm --create /dev/md/raid1 --level=1 --raid-devices=2 --metadata=default --force --homehost=any "$dev2" "$dev4" >/dev/null
+      mdadm --create /dev/md/raid1 --level=1 --raid-devices=2 --metadata=default --force --homehost=any "$dev2" "$dev4" >/dev/null <<<y
       dev5=1
     else
       mdadm --assemble /dev/md/raid1 "$dev2" "$dev4"
