@@ -496,11 +496,21 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 	var up *remote.Client
 	for {
 		up, err = remote.WaitUp(wctx, after, opts, w.failed)
-		if err != nil || !sameBootClient(wctx, up, oldBoot) {
+		if err != nil {
 			break
 		}
-		up.Close() // the old system, still going down
-		w.got(stillUp, nil)
+		boot, berr := bootIDOf(wctx, up)
+		if berr == nil && boot != "" && boot != oldBoot {
+			break
+		}
+		// Only a boot id read and different proves the installer: a login that
+		// cannot read it may be the old system going down.
+		up.Close()
+		if berr != nil {
+			w.got("logged in, but reading the boot id failed", berr)
+		} else {
+			w.got(stillUp, nil)
+		}
 		if err = pause(wctx, 2*time.Second); err != nil {
 			break
 		}
@@ -543,12 +553,12 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 	return nil
 }
 
-// sameBootClient reports whether c is logged in to the boot bootID.
-func sameBootClient(ctx context.Context, c *remote.Client, bootID string) bool {
+// bootIDOf reads the boot id of the system c is logged in to.
+func bootIDOf(ctx context.Context, c *remote.Client) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	out, err := c.User().Output(ctx, "cat /proc/sys/kernel/random/boot_id")
-	return err == nil && bootID != "" && strings.TrimSpace(string(out)) == bootID
+	return strings.TrimSpace(string(out)), err
 }
 
 // kexecKeyError explains a refused key after kexec.
