@@ -143,6 +143,11 @@ let
     exec ${imageCommand} "''${args[@]}" --out . ${layoutFile}
   '';
 
+  # The VM's UEFI firmware from nixpkgs (Debian's /usr/share/OVMF is not on
+  # NixOS); left to anywhere's own search where pkgs has no OVMF.
+  ovmfExport =
+    if pkgs ? OVMF then "export DISKOANYWHERE_OVMF_DIR=${pkgs.OVMF.fd}/FV" else "";
+
   installTest = script "disko-install-test" { inherit vmCompiled; } ''
     #!${pkgs.runtimeShell}
     # disko's installTest: installs the system into a throwaway qemu VM
@@ -150,6 +155,7 @@ let
     # layout. Extra arguments go to anywhere (--kexec TARBALL, --vm-memory MB).
     set -eu
     export PATH=${pure.binPath (resolve [ "qemu" "nix" "openssh" ] ++ [ anywhere ])}''${PATH:+:$PATH}
+    ${ovmfExport}
     exec anywhere --vm-test --store-paths ${vmCompiled.scripts.diskoScript} ${vmToplevel} --disko-layout ${vmCompiled}/layout.json "$@"
   '';
 in

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -89,5 +90,25 @@ func TestCpio(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(out, "root")); err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
 		t.Errorf("root: %v, %v; want a 0700 directory", st, err)
+	}
+}
+
+// TestFindOVMF checks the firmware override: a directory with both files is
+// used, one without them is an error naming the variable, not a silent
+// fallback to Debian's firmware.
+func TestFindOVMF(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(ovmfDirEnv, dir)
+	if _, err := findOVMF(); err == nil || !strings.Contains(err.Error(), ovmfDirEnv) {
+		t.Fatalf("an empty %s: got %v, want an error naming it", ovmfDirEnv, err)
+	}
+	for _, name := range []string{"OVMF_CODE.fd", "OVMF_VARS.fd"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("fw"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := findOVMF()
+	if err != nil || f.code != filepath.Join(dir, "OVMF_CODE.fd") || f.vars != filepath.Join(dir, "OVMF_VARS.fd") {
+		t.Fatalf("findOVMF() = %+v, %v; want the files in %s", f, err, dir)
 	}
 }

@@ -443,7 +443,21 @@ func (vm *VM) netdev() string {
 // ovmf is the UEFI firmware: code (read-only) and a template of its NVRAM.
 type ovmf struct{ code, vars string }
 
+// ovmfDirEnv names a directory holding OVMF_CODE.fd and OVMF_VARS.fd: the
+// Debian paths do not exist where the firmware comes from Nix (nixpkgs'
+// OVMF.fd puts them in FV/), as in the module's installTest.
+const ovmfDirEnv = "DISKOANYWHERE_OVMF_DIR"
+
+// findOVMF finds the firmware in $DISKOANYWHERE_OVMF_DIR, else where
+// Debian's ovmf package puts it.
 func findOVMF() (ovmf, error) {
+	if dir := os.Getenv(ovmfDirEnv); dir != "" {
+		f := ovmf{filepath.Join(dir, "OVMF_CODE.fd"), filepath.Join(dir, "OVMF_VARS.fd")}
+		if statOK(f.code) && statOK(f.vars) {
+			return f, nil
+		}
+		return ovmf{}, fmt.Errorf("testvm: %s=%s holds no OVMF_CODE.fd and OVMF_VARS.fd; point it at the firmware's directory (nixpkgs: ${OVMF.fd}/FV) or unset it to use Debian's ovmf", ovmfDirEnv, dir)
+	}
 	for _, f := range []ovmf{
 		{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
 		{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
@@ -452,7 +466,7 @@ func findOVMF() (ovmf, error) {
 			return f, nil
 		}
 	}
-	return ovmf{}, &MissingError{What: "UEFI firmware (/usr/share/OVMF/OVMF_CODE*.fd)", Packages: []string{"ovmf"}}
+	return ovmf{}, &MissingError{What: "UEFI firmware (/usr/share/OVMF/OVMF_CODE*.fd, or $" + ovmfDirEnv + ")", Packages: []string{"ovmf"}}
 }
 
 // rebootMarker is what Linux prints on the console when it resets the machine.
