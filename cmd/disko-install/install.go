@@ -20,6 +20,7 @@ import (
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/eval"
 	"github.com/diskoanywhere/diskoanywhere/internal/install"
+	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
@@ -264,7 +265,7 @@ func nixCommand(ctx context.Context, o *options, nixLog io.Writer, tool string, 
 // copyClosure copies the system's closure into the store under mnt, skipping paths it
 // already holds (so --mode mount on an installed disk copies only what changed).
 func copyClosure(ctx context.Context, o *options, toplevel, mnt string, nixLog io.Writer) error {
-	n := &closure.Nix{Options: o.nixOptions, ShowTrace: o.showTrace, Stderr: nixLog}
+	n := &nixcmd.Nix{Options: o.nixOptions, ShowTrace: o.showTrace, Stderr: nixLog}
 	infos, err := n.Closure(ctx, "", toplevel)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 	"github.com/diskoanywhere/diskoanywhere/internal/testtarget"
 )
@@ -46,11 +47,11 @@ func BenchmarkCopyClosure(b *testing.B) {
 	os.WriteFile(file, []byte(benchClosure), 0o644)
 	root := nixBuild(b, file)
 	ctx := context.Background()
-	infos, err := (&Nix{Env: nixEnv()}).Closure(ctx, "", root)
+	infos, err := (&nixcmd.Nix{Env: nixEnv()}).Closure(ctx, "", root)
 	if err != nil {
 		b.Fatal(err)
 	}
-	size := Size(infos)
+	size := nixcmd.Size(infos)
 
 	tt := testtarget.Start(b, testtarget.Options{})
 	c, err := remote.Dial(ctx, remote.Target{User: "root", Host: tt.Host, Port: tt.Port}, remote.Options{
@@ -130,11 +131,11 @@ func BenchmarkNixCopyOpenSSH(b *testing.B) {
 	file := filepath.Join(b.TempDir(), "bench.nix")
 	os.WriteFile(file, []byte(benchClosure), 0o644)
 	root := nixBuild(b, file)
-	infos, err := (&Nix{Env: nixEnv()}).Closure(context.Background(), "", root)
+	infos, err := (&nixcmd.Nix{Env: nixEnv()}).Closure(context.Background(), "", root)
 	if err != nil {
 		b.Fatal(err)
 	}
-	size := Size(infos)
+	size := nixcmd.Size(infos)
 	tt := testtarget.Start(b, testtarget.Options{})
 	sshOpts := fmt.Sprintf("-i %s -o UserKnownHostsFile=%s -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes",
 		tt.ClientKeyFile, tt.WriteKnownHosts("known_hosts"))

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 )
 
 // nixConfig keeps Nix offline and runnable as root without build users or a
@@ -69,7 +71,7 @@ func (localRunner) Run(ctx context.Context, cmd string, stdin io.Reader, stdout,
 func TestDumpNARMatchesNixStore(t *testing.T) {
 	needNix(t)
 	root := nixBuild(t, "testdata/closure.nix")
-	n := &Nix{Env: nixEnv()}
+	n := &nixcmd.Nix{Env: nixEnv()}
 	infos, err := n.Closure(context.Background(), "", root)
 	if err != nil {
 		t.Fatal(err)
@@ -95,37 +97,11 @@ func TestDumpNARMatchesNixStore(t *testing.T) {
 	}
 }
 
-func TestClosureIsInDependencyOrder(t *testing.T) {
-	infos := []PathInfo{
-		{Path: "/nix/store/a-root", References: []string{"/nix/store/c-lib", "/nix/store/b-app", "/nix/store/a-root"}},
-		{Path: "/nix/store/b-app", References: []string{"/nix/store/c-lib"}},
-		{Path: "/nix/store/c-lib", References: []string{"/nix/store/c-lib"}},
-	}
-	got, err := TopoSort(infos)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, in := range got {
-		names = append(names, filepath.Base(in.Path))
-	}
-	if strings.Join(names, " ") != "c-lib b-app a-root" {
-		t.Errorf("TopoSort = %v, want c-lib b-app a-root", names)
-	}
-	if _, err := TopoSort([]PathInfo{{Path: "/nix/store/x", References: []string{"/nix/store/y"}}}); err == nil {
-		t.Error("TopoSort with a dangling reference = nil error, want one")
-	}
-	cycle := []PathInfo{{Path: "/nix/store/x", References: []string{"/nix/store/y"}}, {Path: "/nix/store/y", References: []string{"/nix/store/x"}}}
-	if _, err := TopoSort(cycle); err == nil || !strings.Contains(err.Error(), "cycle") {
-		t.Errorf("TopoSort(cycle) = %v, want a cycle error", err)
-	}
-}
-
 func TestCopyIntoChrootStoreResumes(t *testing.T) {
 	needNix(t)
 	ctx := context.Background()
 	root := nixBuild(t, "testdata/closure.nix", "--argstr", "salt", "copy-"+t.Name())
-	n := &Nix{Env: nixEnv()}
+	n := &nixcmd.Nix{Env: nixEnv()}
 	infos, err := n.Closure(ctx, "", root)
 	if err != nil {
 		t.Fatal(err)
@@ -169,11 +145,11 @@ func TestCopyIntoChrootStoreResumes(t *testing.T) {
 func TestCopyReportsTheTargetsError(t *testing.T) {
 	needNix(t)
 	root := nixBuild(t, "testdata/closure.nix")
-	infos, err := (&Nix{Env: nixEnv()}).Closure(context.Background(), "", root)
+	infos, err := (&nixcmd.Nix{Env: nixEnv()}).Closure(context.Background(), "", root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := append([]PathInfo(nil), infos...)
+	bad := append([]nixcmd.PathInfo(nil), infos...)
 	bad[0].NarHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 	dir := t.TempDir()
 	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", dir).Run() })

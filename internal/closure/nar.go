@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 )
 
 // NARSource writes the NAR serialisation of a store path.
@@ -28,23 +29,13 @@ func (LocalStore) DumpNAR(_ context.Context, w io.Writer, path string) error {
 // StoreCommand dumps paths with `nix store dump-path --store URI`, for
 // --from: a binary cache or another store instead of the local one.
 type StoreCommand struct {
-	Nix   *Nix
+	Nix   *nixcmd.Nix
 	Store string
 }
 
 // DumpNAR implements NARSource.
 func (s StoreCommand) DumpNAR(ctx context.Context, w io.Writer, path string) error {
-	args := append([]string{"store", "dump-path"}, s.Nix.commonFlags()...)
-	args = append(args, "--store", s.Store, path)
-	cmd := exec.CommandContext(ctx, s.Nix.bin("nix"), args...)
-	cmd.Env = s.Nix.Env
-	cmd.Stdout = w
-	tail := &tailWriter{max: 2048}
-	cmd.Stderr = tail
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("nix store dump-path --store %s %s: %w: %s", s.Store, path, err, tail.String())
-	}
-	return nil
+	return s.Nix.DumpPath(ctx, w, s.Store, path)
 }
 
 // DumpNAR writes the NAR serialisation of path to w, byte for byte what

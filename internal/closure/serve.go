@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
@@ -86,11 +87,11 @@ func (o CopyOptions) Command() string {
 	return strings.Join(args, " ")
 }
 
-// Copy adds the closure infos (in dependency order, see TopoSort) to the
+// Copy adds the closure infos (in dependency order, see nixcmd.TopoSort) to the
 // target's store through one `nix-store --serve --write` session. Paths the
 // target already has are skipped, so an interrupted copy resumes where it
 // stopped.
-func Copy(ctx context.Context, r Remote, infos []PathInfo, o CopyOptions) (Stats, error) {
+func Copy(ctx context.Context, r Remote, infos []nixcmd.PathInfo, o CopyOptions) (Stats, error) {
 	start := time.Now()
 	if o.Source == nil {
 		o.Source = LocalStore{}
@@ -100,7 +101,7 @@ func Copy(ctx context.Context, r Remote, infos []PathInfo, o CopyOptions) (Stats
 
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	stderr := &tailWriter{max: 4096}
+	stderr := &nixcmd.Tail{Max: 4096}
 	var errW io.Writer = stderr
 	if o.Stderr != nil {
 		errW = io.MultiWriter(o.Stderr, stderr)
@@ -168,7 +169,7 @@ func Copy(ctx context.Context, r Remote, infos []PathInfo, o CopyOptions) (Stats
 		stats.Substituted = len(after) - len(valid)
 		valid = after
 	}
-	var missing []PathInfo
+	var missing []nixcmd.PathInfo
 	var total int64
 	for _, in := range infos {
 		if !valid[in.Path] {

@@ -12,11 +12,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diskoanywhere/diskoanywhere/internal/closure"
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/eval"
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
+	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 	"github.com/diskoanywhere/diskoanywhere/internal/progress"
 )
 
@@ -35,12 +35,12 @@ type artifacts struct {
 	compiled     *codegen.Scripts
 	diskoScript  string
 	diskoDrv     string
-	diskoClosure []closure.PathInfo
+	diskoClosure []nixcmd.PathInfo
 
 	// System: toplevel (toplevelDrv when built on the target).
 	toplevel    string
 	toplevelDrv string
-	closure     []closure.PathInfo
+	closure     []nixcmd.PathInfo
 
 	buildOn string // local or remote
 }
@@ -67,8 +67,8 @@ func (o *Options) diskoAttr() string {
 }
 
 // nixFor is the local Nix with the run's options.
-func (r *run) nixFor() *closure.Nix {
-	return &closure.Nix{
+func (r *run) nixFor() *nixcmd.Nix {
+	return &nixcmd.Nix{
 		BinDir:         r.o.NixBinDir,
 		Env:            r.o.Env,
 		Options:        r.o.NixOptions,
@@ -121,7 +121,7 @@ func (r *run) decideBuildOn(f *facts.Facts) string {
 // to evaluate the flake's disko.devices so the plan can name the disks.
 func (r *run) loadLayout(ctx context.Context, a *artifacts) error {
 	o := r.o
-	ev := &eval.Evaluator{Env: o.Env, NixBinDir: o.NixBinDir}
+	ev := &eval.Evaluator{Env: nixcmd.ChildEnv(o.Env), NixBinDir: o.NixBinDir}
 	if o.DiskoLayout != "" {
 		src := eval.Source{Path: o.DiskoLayout, ShowTrace: o.ShowTrace}
 		if strings.Contains(o.DiskoLayout, "#") {
@@ -242,7 +242,7 @@ func (r *run) build(ctx context.Context, a *artifacts) error {
 		s := r.rep.Step("build", "list the system closure")
 		infos, err := n.Closure(ctx, src, a.toplevel)
 		if err == nil {
-			s.Detail(fmt.Sprintf("%d paths, %s", len(infos), progress.Bytes(closure.Size(infos))), nil)
+			s.Detail(fmt.Sprintf("%d paths, %s", len(infos), progress.Bytes(nixcmd.Size(infos))), nil)
 		}
 		if err := s.Done(err); err != nil {
 			return err

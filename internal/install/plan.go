@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/diskoanywhere/diskoanywhere/internal/closure"
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
+	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 	"github.com/diskoanywhere/diskoanywhere/internal/progress"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
@@ -95,7 +95,7 @@ func (r *run) plan(ctx context.Context, a *artifacts) (*Plan, error) {
 			"; the configuration is evaluated and built after it"
 	}
 	if a.closure != nil {
-		p.Closure = &PlanSize{Paths: len(a.closure), Bytes: closure.Size(a.closure)}
+		p.Closure = &PlanSize{Paths: len(a.closure), Bytes: nixcmd.Size(a.closure)}
 	}
 	for _, ph := range o.Phases {
 		pp := PlanPhase{Name: string(ph), Action: "run"}

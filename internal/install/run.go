@@ -14,6 +14,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/closure"
 	"github.com/diskoanywhere/diskoanywhere/internal/facts"
+	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 	"github.com/diskoanywhere/diskoanywhere/internal/progress"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
@@ -379,7 +380,7 @@ func (r *run) nixOptionArgs() string {
 }
 
 // copyTo ships a closure into a store on the target.
-func (r *run) copyTo(ctx context.Context, phase, step string, infos []closure.PathInfo, store string) error {
+func (r *run) copyTo(ctx context.Context, phase, step string, infos []nixcmd.PathInfo, store string) error {
 	o := r.o
 	var src closure.NARSource = closure.LocalStore{}
 	if o.From != "" {

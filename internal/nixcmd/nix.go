@@ -1,4 +1,7 @@
-package closure
+// Package nixcmd runs the local Nix (nix build, eval, path-info, store
+// dump-path) with the flags nixos-anywhere passes, and with an environment
+// stripped of the installer's secrets (see ChildEnv).
+package nixcmd
 
 import (
 	"bytes"
@@ -14,10 +17,12 @@ import (
 )
 
 // Nix runs the local Nix. The zero value finds `nix` on PATH with the
-// process environment.
+// process environment, minus what ChildEnv drops.
 type Nix struct {
-	BinDir string   // directory holding nix and nix-store; "" searches PATH
-	Env    []string // environment of every Nix call; nil: the process's
+	BinDir string // directory holding nix and nix-store; "" searches PATH
+	// Env is the environment Nix calls start from (nil: the process's);
+	// every call gets only ChildEnv(Env).
+	Env []string
 	// Options are --option KEY VALUE pairs passed to every call.
 	Options [][2]string
 	// PrintBuildLogs (-L) and ShowTrace are nixos-anywhere's flags.
@@ -50,9 +55,9 @@ func (n *Nix) bin(name string) string {
 // and its tail into the error.
 func (n *Nix) command(ctx context.Context, tool string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, n.bin(tool), args...)
-	cmd.Env = n.Env
+	cmd.Env = ChildEnv(n.Env)
 	var stdout bytes.Buffer
-	tail := &tailWriter{max: 4096}
+	tail := &Tail{Max: 4096}
 	cmd.Stdout = &stdout
 	if n.Stderr != nil {
 		cmd.Stderr = io.MultiWriter(n.Stderr, tail)
@@ -73,6 +78,22 @@ func (n *Nix) command(ctx context.Context, tool string, args ...string) ([]byte,
 		return nil, fmt.Errorf("%s %s: %w", tool, args[0], err)
 	}
 	return stdout.Bytes(), nil
+}
+
+// DumpPath writes the NAR serialisation of path in store (a binary cache or
+// another store, as --from gives it) to w, with `nix store dump-path`.
+func (n *Nix) DumpPath(ctx context.Context, w io.Writer, store, path string) error {
+	args := append([]string{"store", "dump-path"}, n.commonFlags()...)
+	args = append(args, "--store", store, path)
+	cmd := exec.CommandContext(ctx, n.bin("nix"), args...)
+	cmd.Env = ChildEnv(n.Env)
+	cmd.Stdout = w
+	tail := &Tail{Max: 2048}
+	cmd.Stderr = tail
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("nix store dump-path --store %s %s: %w: %s", store, path, err, tail.String())
+	}
+	return nil
 }
 
 // Built is one result of `nix build --json`.
@@ -257,21 +278,23 @@ func TopoSort(infos []PathInfo) ([]PathInfo, error) {
 	return out, nil
 }
 
-// tailWriter keeps the last max bytes written, for error messages.
-type tailWriter struct {
+// Tail keeps the last Max bytes written to it: a command's stderr, kept for
+// its error message while the whole stream goes elsewhere.
+type Tail struct {
+	Max int
 	buf []byte
-	max int
 }
 
-func (t *tailWriter) Write(p []byte) (int, error) {
+func (t *Tail) Write(p []byte) (int, error) {
 	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
+	if over := len(t.buf) - t.Max; over > 0 {
 		t.buf = t.buf[over:]
 	}
 	return len(p), nil
 }
 
-func (t *tailWriter) String() string { return strings.TrimSpace(string(t.buf)) }
+// String is the kept text without surrounding blank space.
+func (t *Tail) String() string { return strings.TrimSpace(string(t.buf)) }
 
 func or(s, def string) string {
 	if s == "" {
