@@ -21,6 +21,7 @@ let
   # nixpkgs' builder for the Go release go.mod asks for; the default one
   # when this nixpkgs has no versioned builder for it.
   buildGoModule = pkgs.${pure.goModuleBuilderName goVersion} or pkgs.buildGoModule;
+  withVMTools = builtins.elem "anywhere" commands && pkgs.stdenv.hostPlatform.isLinux;
 in
 buildGoModule {
   inherit pname doCheck;
@@ -36,6 +37,18 @@ buildGoModule {
     "-s"
     "-w"
   ];
+  # anywhere --vm-test runs qemu and UEFI firmware: carry them, after the
+  # user's PATH so that a qemu of their own still wins.
+  nativeBuildInputs = if withVMTools then [ pkgs.makeWrapper ] else [ ];
+  postInstall =
+    if withVMTools then
+      ''
+        wrapProgram $out/bin/anywhere \
+          --suffix PATH : ${pkgs.qemu_kvm}/bin \
+          --set-default DISKOANYWHERE_OVMF_DIR ${pkgs.OVMF.fd}/FV
+      ''
+    else
+      "";
   meta = {
     description = "Declarative disk layouts compiled to scripts and NixOS config (disko-compatible), and remote NixOS installs over SSH";
     mainProgram = builtins.head commands;
