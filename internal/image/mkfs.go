@@ -19,8 +19,9 @@ import (
 // from tree when tree is not "".
 //
 // Filling without mounting: mkfs.ext2/3/4 -d, mkfs.btrfs --rootdir, mcopy into vfat,
-// sload.f2fs into f2fs. Those tools record the owners the files have on the build
-// machine, so they run in a user namespace where the builder is root: the files are
+// sload.f2fs into f2fs, a protofile for mkfs.xfs -p (see mkfsXFSFilled). Those tools
+// record the owners the files have on the build machine, so they run in a user
+// namespace where the builder is root (the protofile says root itself): the files are
 // owned by root in the image, as a copy by root would leave them.
 func mkfs(ctx context.Context, v volume, file, tree string) error {
 	switch n := v.node.(type) {
@@ -59,6 +60,8 @@ func mkfs(ctx context.Context, v volume, file, tree string) error {
 				return nil
 			}
 			return run(ctx, "mcopy", append(mcopy, "::/")...)
+		case "protofile":
+			return mkfsXFSFilled(ctx, file, tree, n.ExtraArgs)
 		case "sload":
 			if err := run(ctx, tool, args...); err != nil {
 				return err
@@ -82,6 +85,8 @@ func populateMethod(format string) string {
 		return "mcopy"
 	case "f2fs":
 		return "sload"
+	case "xfs":
+		return "protofile"
 	}
 	return ""
 }
