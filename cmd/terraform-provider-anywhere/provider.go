@@ -25,7 +25,7 @@ func newProvider(version string) func() provider.Provider {
 var resources = []func() resource.Resource{}
 
 // dataSources lists the data source constructors of this provider.
-var dataSources = []func() datasource.DataSource{}
+var dataSources = []func() datasource.DataSource{newLayoutDataSource}
 
 func (p *anywhereProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
 	resp.TypeName = "anywhere"
