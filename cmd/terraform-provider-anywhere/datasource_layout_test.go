@@ -135,6 +135,48 @@ func TestLayoutDataSource(t *testing.T) {
 	env := devOverrides(t)
 	t.Run("results", func(t *testing.T) { testLayoutResults(t, engine, env) })
 	t.Run("diagnostics", func(t *testing.T) { testLayoutDiagnostics(t, engine, env) })
+	t.Run("example", func(t *testing.T) { testExamplePlan(t, engine, env) })
+}
+
+// testExamplePlan runs validate and plan on examples/terraform (in a copy, so that no
+// state or lock file lands in the repository): two machines to create, nothing
+// contacted, and the layout's "/" and "/boot" in the outputs.
+func testExamplePlan(t *testing.T, engine string, env []string) {
+	if len(resources) == 0 {
+		t.Skip("no resource is registered yet: the example installs with anywhere_install")
+	}
+	dir := t.TempDir()
+	files, err := filepath.Glob("../../examples/terraform/*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("examples/terraform is empty (%v)", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, ok := runEngine(t, engine, env, dir, "validate"); !ok {
+		t.Fatalf("validate failed:\n%s", out)
+	}
+	out, ok := runEngine(t, engine, env, dir, "plan")
+	if !ok {
+		t.Fatalf("plan failed:\n%s", out)
+	}
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{
+		`anywhere_install.machine["web1"] will be created`,
+		`anywhere_install.machine["web2"] will be created`,
+		"Plan: 2 to add, 0 to change, 0 to destroy.",
+		`web1 = { + "/" = "ext4" + "/boot" = "vfat" }`,
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 // testLayoutResults checks what anywhere_disko_layout returns for a file layout and a

@@ -21,7 +21,7 @@ func newProvider(version string) func() provider.Provider {
 }
 
 // resources lists the resource constructors of this provider; each resource lives in its
-// own resource_*.go file and is added here.
+// own resource_*.go file, whose init adds it here.
 var resources = []func() resource.Resource{}
 
 // dataSources lists the data source constructors of this provider.
