@@ -3,13 +3,13 @@ package closure
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
+	"github.com/nix-community/go-nix/pkg/wire"
 )
 
 // NARSource writes the NAR serialisation of a store path.
@@ -54,33 +54,17 @@ func DumpNAR(w io.Writer, path string) error {
 	return bw.Flush()
 }
 
+// narWriter writes NAR tokens in go-nix's wire format, keeping the first
+// error.
 type narWriter struct {
 	w   *bufio.Writer
 	err error
-	pad [8]byte
-}
-
-func (n *narWriter) u64(v uint64) {
-	if n.err != nil {
-		return
-	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	_, n.err = n.w.Write(b[:])
-}
-
-func (n *narWriter) padding(size int64) {
-	if r := size % 8; r != 0 && n.err == nil {
-		_, n.err = n.w.Write(n.pad[:8-r])
-	}
 }
 
 func (n *narWriter) str(s string) {
-	n.u64(uint64(len(s)))
 	if n.err == nil {
-		_, n.err = n.w.WriteString(s)
+		n.err = wire.WriteString(n.w, s)
 	}
-	n.padding(int64(len(s)))
 }
 
 func (n *narWriter) node(p string) error {
@@ -133,8 +117,10 @@ func (n *narWriter) node(p string) error {
 	return n.err
 }
 
+// contents writes a file's bytes field. The bytes are copied straight into
+// the buffered writer's buffer (bufio's ReadFrom), not through go-nix's
+// BytesWriter, which would add a copy per chunk on the hot path.
 func (n *narWriter) contents(p string, size int64) error {
-	n.u64(uint64(size))
 	if n.err != nil {
 		return n.err
 	}
@@ -143,6 +129,9 @@ func (n *narWriter) contents(p string, size int64) error {
 		return err
 	}
 	defer f.Close()
+	if n.err = wire.WriteUint64(n.w, uint64(size)); n.err != nil {
+		return n.err
+	}
 	copied, err := io.Copy(n.w, io.LimitReader(f, size))
 	if err != nil {
 		n.err = err
@@ -151,6 +140,9 @@ func (n *narWriter) contents(p string, size int64) error {
 	if copied != size {
 		return fmt.Errorf("%s: read %d bytes, expected %d (was it modified?)", p, copied, size)
 	}
-	n.padding(size)
+	if r := size % 8; r != 0 {
+		var pad [8]byte
+		_, n.err = n.w.Write(pad[:8-r])
+	}
 	return n.err
 }

@@ -3,7 +3,6 @@ package closure
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
+	"github.com/nix-community/go-nix/pkg/wire"
 )
 
 // Remote runs a shell command on the target with streamed stdin and stdout
@@ -297,8 +297,9 @@ func startProgress(report func(Progress), snap func() Progress) func() {
 	}
 }
 
-// conn writes and reads the serve protocol's framing: little-endian 64-bit
-// numbers and length-prefixed strings padded to 8 bytes.
+// conn writes and reads the serve protocol's framing (go-nix's wire
+// format: little-endian 64-bit numbers and length-prefixed strings padded
+// to 8 bytes), keeping the first write error.
 type conn struct {
 	w   *bufio.Writer
 	r   *bufio.Reader
@@ -306,33 +307,20 @@ type conn struct {
 }
 
 func (c *conn) u64(v uint64) {
-	if c.err != nil {
-		return
+	if c.err == nil {
+		c.err = wire.WriteUint64(c.w, v)
 	}
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	_, c.err = c.w.Write(b[:])
 }
 
 func (c *conn) boolean(b bool) {
-	if b {
-		c.u64(1)
-	} else {
-		c.u64(0)
+	if c.err == nil {
+		c.err = wire.WriteBool(c.w, b)
 	}
 }
 
 func (c *conn) str(s string) {
-	c.u64(uint64(len(s)))
-	if c.err != nil {
-		return
-	}
-	if _, c.err = c.w.WriteString(s); c.err != nil {
-		return
-	}
-	if r := len(s) % 8; r != 0 {
-		var pad [8]byte
-		_, c.err = c.w.Write(pad[:8-r])
+	if c.err == nil {
+		c.err = wire.WriteString(c.w, s)
 	}
 }
 
@@ -352,28 +340,10 @@ func (c *conn) flush() error {
 	return c.w.Flush()
 }
 
-func (c *conn) readU64() (uint64, error) {
-	var b [8]byte
-	if _, err := io.ReadFull(c.r, b[:]); err != nil {
-		return 0, err
-	}
-	return binary.LittleEndian.Uint64(b[:]), nil
-}
+func (c *conn) readU64() (uint64, error) { return wire.ReadUint64(c.r) }
 
-func (c *conn) readStr() (string, error) {
-	n, err := c.readU64()
-	if err != nil {
-		return "", err
-	}
-	if n > 1<<20 {
-		return "", fmt.Errorf("protocol error: a %d-byte string", n)
-	}
-	b := make([]byte, (n+7)&^7)
-	if _, err := io.ReadFull(c.r, b); err != nil {
-		return "", err
-	}
-	return string(b[:n]), nil
-}
+// readStr reads a string of at most 1 MiB (a store path, an error).
+func (c *conn) readStr() (string, error) { return wire.ReadString(c.r, 1<<20) }
 
 // queryValid asks which of paths are valid on the target; with substitute
 // the target first tries to fetch the missing ones from its caches.
