@@ -1,7 +1,8 @@
 // Package probe reads what block devices hold right now: partition tables, filesystems,
-// swap, btrfs subvolumes and swap files, and where they are mounted. It only reads
-// (sfdisk --json, blkid -p, findmnt --json, and btrfs subvolume list on a read-only mount
-// in a private mount namespace) and never guesses: a device it cannot read is reported as
+// swap, btrfs subvolumes and swap files, open LUKS containers, LVM volume groups and
+// md arrays, and where they are mounted. It only reads (sfdisk --json, blkid -p, findmnt
+// --json, btrfs subvolume list on a read-only mount in a private mount namespace, pvs,
+// vgs, lvs, mdadm --examine and --detail, and /sys for open containers) and never guesses: a device it cannot read is reported as
 // such, so that a plan refuses it instead of acting on a guess.
 //
 // The commands run through a Runner, so the same probe works on this machine (Local) and
@@ -43,6 +44,10 @@ func (Local) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stder
 // State is what the probed disks hold, keyed by the layout's disk names.
 type State struct {
 	Disks map[string]*Disk `json:"disks"`
+	// VGs are the LVM volume groups that a probed physical volume belongs to, by name.
+	VGs map[string]*VG `json:"vgs,omitempty"`
+	// Arrays are the md arrays that a probed member belongs to, by array name.
+	Arrays map[string]*Array `json:"arrays,omitempty"`
 }
 
 // Disk is one probed block device.
@@ -100,7 +105,14 @@ type Content struct {
 	// Swapfiles are swap files found at the top of the btrfs filesystem and of each
 	// subvolume, keyed by path relative to the top level, with their size in bytes.
 	Swapfiles map[string]int64 `json:"swapfiles,omitempty"`
-	// Unreadable says why the inside (subvolumes, swap files) could not be read.
+	// Opened is the inside of an open LUKS container; nil when it is closed.
+	Opened *Opened `json:"opened,omitempty"`
+	// VG is the volume group of an LVM physical volume ("" when it belongs to none).
+	VG string `json:"vg,omitempty"`
+	// Array is the name of the md array a linux_raid_member belongs to.
+	Array string `json:"array,omitempty"`
+	// Unreadable says why the inside (subvolumes, swap files, LUKS, LVM or md metadata)
+	// could not be read.
 	Unreadable string `json:"unreadable,omitempty"`
 }
 
@@ -130,6 +142,9 @@ func Probe(ctx context.Context, r Runner, disks map[string]string) (*State, erro
 			d.Unreadable = err.Error()
 			d.Table, d.Content = nil, nil
 		}
+	}
+	if err := s.probeStacks(ctx, r, mounts); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -265,6 +280,11 @@ func blkid(ctx context.Context, r Runner, dev string, offset, size int64) (*Cont
 	default:
 		return nil, fmt.Errorf("blkid -p found no single answer (status %s; status 8 means several signatures)", kv["status"])
 	}
+	if kv["TYPE"] == "" && kv["PTTYPE"] != "" && offset < 0 {
+		// A partition table on a whole device sfdisk did not read (or on an array, LV or
+		// open container, which are probed whole): not blank.
+		return &Content{Type: PartitionTable + kv["PTTYPE"]}, nil
+	}
 	if kv["TYPE"] == "" {
 		return nil, nil
 	}
@@ -310,7 +330,15 @@ func inside(ctx context.Context, r Runner, c *Content, node string, mounts []fsM
 			c.Mounts = append(c.Mounts, Mount{Target: m.Target, Options: m.Options, FSRoot: m.FSRoot})
 		}
 	}
-	if c.Type != "btrfs" {
+	switch c.Type {
+	case "crypto_LUKS":
+		return opened(ctx, r, c, node, mounts)
+	case "LVM2_member":
+		return pvGroup(ctx, r, c, node)
+	case "linux_raid_member":
+		return mdMember(ctx, r, c, node)
+	case "btrfs":
+	default:
 		return nil
 	}
 	out, err := run(ctx, r, "unshare --mount --propagation private sh -c "+shell.Quote(btrfsList)+" sh "+shell.Quote(node))

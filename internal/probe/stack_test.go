@@ -1,0 +1,63 @@
+package probe
+
+import (
+	"context"
+	"testing"
+)
+
+const sfdiskStacked = `{"partitiontable": {"label": "gpt", "id": "F3FD", "device": "/dev/sdx", "unit": "sectors",
+ "firstlba": 2048, "lastlba": 2097118, "sectorsize": 512, "partitions": [
+  {"node": "/dev/sdx1", "start": 2048, "size": 1048576, "type": "0FC63DAF-8483-4772-8E79-3D69D8477DE4", "name": "disk-main-crypt"},
+  {"node": "/dev/sdx2", "start": 1050624, "size": 262144, "type": "0FC63DAF-8483-4772-8E79-3D69D8477DE4", "name": "disk-main-md"}]}}`
+
+// TestProbeStacks follows a partition's LUKS container into its LVM group and LVs, and a
+// member into its md array, with the output of the real tools.
+func TestProbeStacks(t *testing.T) {
+	r := fakeRunner{
+		{"findmnt", `{"filesystems": [
+  {"target": "/mnt", "source": "/dev/mapper/pool-root", "options": "rw,relatime", "fsroot": "/"},
+  {"target": "/mnt/srv", "source": "/dev/md127", "options": "rw,noatime", "fsroot": "/"}]}`},
+		{"readlink -f -- /dev/sdx", "/dev/sdx\n1073741824\n512\n"},
+		{"if out=$(sfdisk --json -- /dev/sdx", sfdiskStacked},
+		{"blkid -p -o export --offset 1048576 ", "TYPE=crypto_LUKS\nstatus=0\n"},
+		{"blkid -p -o export --offset 537919488 ", "TYPE=linux_raid_member\nstatus=0\n"},
+		{`n=$(basename "$(readlink -f -- /dev/sdx1)")`, "crypted\n"},
+		{"blkid -p -o export -- /dev/mapper/crypted", "TYPE=LVM2_member\nstatus=0\n"},
+		{"pvs --reportformat json -o pv_name,vg_name -- /dev/mapper/crypted", `{"report": [{"pv": [{"pv_name":"/dev/mapper/crypted", "vg_name":"pool"}]}]}`},
+		{"vgs --reportformat json", `{"report": [{"vg": [{"vg_name":"pool", "vg_size":"532676608", "vg_free":"427819008", "vg_extent_size":"4194304"}]}]}`},
+		{"lvs --reportformat json", `{"report": [{"lv": [
+  {"lv_name":"root", "lv_size":"104857600", "lv_path":"/dev/pool/root", "lv_dm_path":"/dev/mapper/pool-root", "lv_active":"active", "segtype":"linear"},
+  {"lv_name":"off", "lv_size":"4194304", "lv_path":"/dev/pool/off", "lv_dm_path":"/dev/mapper/pool-off", "lv_active":"", "segtype":"linear"}]}]}`},
+		{"blkid -p -o export -- /dev/mapper/pool-root", "TYPE=ext4\nstatus=0\n"},
+		{"mdadm --examine --export -- /dev/sdx2", "MD_LEVEL=raid1\nMD_DEVICES=2\nMD_NAME=host:arr\nMD_UUID=1:2:3:4\n"},
+		{"if [ -b /dev/md/arr ]", "/dev/md127\n"},
+		{"mdadm --detail --export -- /dev/md127", "MD_LEVEL=raid1\nMD_DEVICES=2\n"},
+		{"blkid -p -o export -- /dev/md127", "PTTYPE=gpt\nstatus=0\n"},
+	}
+	s, err := Probe(context.Background(), r, map[string]string{"main": "/dev/sdx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := s.Disks["main"].Table.Partitions
+	luks := parts[0].Content
+	if luks.Unreadable != "" || luks.Opened == nil || luks.Opened.Mapper != "/dev/mapper/crypted" || luks.Opened.Content.VG != "pool" {
+		t.Fatalf("LUKS: %+v (opened %+v)", luks, luks.Opened)
+	}
+	vg := s.VGs["pool"]
+	if vg == nil || vg.Unreadable != "" || vg.Free != 408<<20 || vg.ExtentSize != 4<<20 || len(vg.LVs) != 2 {
+		t.Fatalf("VG: %+v", vg)
+	}
+	if root := vg.LVs["root"]; !root.Active || root.Size != 100<<20 || root.Content == nil || root.Content.Type != "ext4" || len(root.Content.Mounts) != 1 {
+		t.Errorf("LV root: %+v", root)
+	}
+	if off := vg.LVs["off"]; off.Active || off.Content != nil {
+		t.Errorf("inactive LV off: %+v", off)
+	}
+	if parts[1].Content.Array != "arr" {
+		t.Errorf("md member: %+v", parts[1].Content)
+	}
+	a := s.Arrays["arr"]
+	if a == nil || !a.Active || a.Level != "raid1" || a.Device != "/dev/md127" || a.Content == nil || a.Content.Type != PartitionTable+"gpt" {
+		t.Errorf("array: %+v", a)
+	}
+}
