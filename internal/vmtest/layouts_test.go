@@ -127,7 +127,8 @@ func loadLayouts(t *testing.T) []*layout {
 	defer cancel()
 	var out []*layout
 	for _, f := range files {
-		l, err := loadLayout(ctx, f, lib)
+		name := strings.TrimSuffix(filepath.Base(f), ".nix")
+		l, err := loadLayout(ctx, f, lib, !defaultPBKDF[name])
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue
@@ -137,13 +138,15 @@ func loadLayouts(t *testing.T) []*layout {
 	return out
 }
 
-func loadLayout(ctx context.Context, file, lib string) (*layout, error) {
+// loadLayout evaluates and compiles one layout file; fastLUKS gives its LUKS containers
+// a cheap key derivation (vmcycle.Options.FastLUKS).
+func loadLayout(ctx context.Context, file, lib string, fastLUKS bool) (*layout, error) {
 	l := &layout{name: strings.TrimSuffix(filepath.Base(file), ".nix"), file: file}
 	raw, err := (&eval.Evaluator{}).Devices(ctx, eval.Source{Path: file, Nixpkgs: lib})
 	if err != nil {
 		return nil, err
 	}
-	l.cycle, err = vmcycle.Compile(l.name, raw, vmcycle.Options{FastLUKS: !defaultPBKDF[l.name]})
+	l.cycle, err = vmcycle.Compile(l.name, raw, vmcycle.Options{FastLUKS: fastLUKS})
 	if errors.Is(err, vmcycle.ErrUnsupported) {
 		l.skip = vmcycle.ErrUnsupported.Error()
 		return l, nil
