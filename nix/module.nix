@@ -291,7 +291,7 @@ in
       copyNixStore = lib.mkOption {
         type = lib.types.bool;
         default = true;
-        description = "Copy the system's closure into the images (`disko-compile image --system`); the bootloader is not installed yet.";
+        description = "Copy the system's closure into the images and install its bootloader (`disko-compile image --system`).";
       };
       copyNixStoreThreads = lib.mkOption {
         type = lib.types.either lib.types.ints.positive (lib.types.enum [ "auto" ]);

@@ -22,15 +22,18 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
 		Description: `Each image is the disk's imageSize (default 2G) and holds the partition table and the
    empty filesystems the format script would make, with the same partition names, type codes,
    labels and UUIDs. Layouts with LUKS, LVM, mdadm, ZFS or bcachefs are refused (they need a VM).
+   With --system the image boots: the system's closure, its Nix database, its profile and its
+   bootloader (systemd-boot onto the ESP, for example) are in it.
 
    Examples:
       disko-compile image --out ./images ./disk-config.nix
       disko-compile image --format qcow2 --size main=8G --out ./images ./disk-config.nix
+      disko-compile image --system /nix/store/...-nixos-system-host --out ./images ./disk-config.nix
       disko-compile image --post-format-files ./ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key --out ./images ./disk-config.nix`,
 		Flags: append(layoutFlags(),
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write the images into `DIR` (created if missing)"},
 			&cli.StringFlag{Name: "format", Value: "raw", Usage: "image format: `raw` or qcow2 (through qemu-img convert)"},
-			&cli.StringFlag{Name: "system", Usage: "copy the closure of NixOS system `TOPLEVEL` into the image, register it in the Nix database and set the system profile (the bootloader is not installed yet)"},
+			&cli.StringFlag{Name: "system", Usage: "copy the closure of NixOS system `TOPLEVEL` into the image, register it in the Nix database, set the system profile and install its bootloader (its switch-to-configuration boot, run in user namespaces over the staged filesystems)"},
 			&cli.StringFlag{Name: "closure-info", Usage: "with --system: read the closure from `DIR` made by nixpkgs' closureInfo (store-paths, registration) instead of the Nix database, as in a Nix build"},
 			&cli.StringSliceFlag{Name: "size", Usage: "make disk NAME's image `NAME=SIZE` (2G, 512M) instead of its imageSize; repeatable"},
 			&cli.StringSliceFlag{Name: "pre-format-files", Usage: "`SRC DST`: a file the format step reads (disko copies it into its build VM); accepted for compatibility, nothing reads it on this path (LUKS key files need the VM path); repeatable"},

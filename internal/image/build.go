@@ -283,8 +283,26 @@ type stagedTrees map[string]string
 
 func (s stagedTrees) remove() {
 	for _, dir := range s {
-		os.RemoveAll(dir)
+		removeTree(dir)
 	}
+}
+
+// addMounted gives every mounted volume that can be filled a tree (empty when it has
+// none yet), so that what a bootloader install writes under its mount point has a place.
+func (s stagedTrees) addMounted(dir string, disks []*diskPlan) error {
+	for _, d := range disks {
+		for _, v := range d.volumes {
+			if v.mountpoint == "" || !canPopulate(v.node) || s[v.path] != "" {
+				continue
+			}
+			tree, err := os.MkdirTemp(dir, ".tree.*.partial")
+			if err != nil {
+				return err
+			}
+			s[v.path] = tree
+		}
+	}
+	return nil
 }
 
 // stageFiles copies each file into a staging tree of the filesystem mounted where it
@@ -336,13 +354,40 @@ func stageFiles(dir string, disks []*diskPlan, files []File) (trees stagedTrees,
 		// Hard links when the source is on the same filesystem (nothing is copied twice),
 		// else a copy.
 		if run(context.Background(), "cp", "-a", "--link", "-T", "--", file.Source, target) != nil {
-			os.RemoveAll(target)
+			removeTree(target)
 			if err := run(context.Background(), "cp", "-a", "--reflink=auto", "-T", "--", file.Source, target); err != nil {
 				return trees, err
 			}
 		}
 	}
 	return trees, nil
+}
+
+// removeTree removes a staged tree. The tree may hold read-only directories (a store
+// path's, which cp -a keeps read-only) and overlayfs' mode-0 work directories, which
+// their owner can remove only after making them writable again; root needs no such care.
+func removeTree(path string) error {
+	if os.Geteuid() != 0 {
+		makeWritable(path)
+	}
+	return os.RemoveAll(path)
+}
+
+// makeWritable gives the owner full access to every directory under path.
+func makeWritable(path string) {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.IsDir() {
+		return
+	}
+	if fi.Mode().Perm()&0o700 != 0o700 {
+		os.Chmod(path, fi.Mode().Perm()|0o700)
+	}
+	entries, _ := os.ReadDir(path)
+	for _, e := range entries {
+		if e.IsDir() {
+			makeWritable(filepath.Join(path, e.Name()))
+		}
+	}
 }
 
 // within reports whether path is mp or below it.

@@ -38,7 +38,8 @@ type Options struct {
 	Files []File
 	// System is a NixOS system (a toplevel store path) whose closure is copied into the
 	// filesystem mounted at /nix/store, registered in the Nix database, and made the
-	// system profile. The bootloader is not installed.
+	// system profile; its bootloader is then installed by its own
+	// bin/switch-to-configuration boot (see installBootloader).
 	System string
 	// ClosureInfo is a directory made by nixpkgs' closureInfo for System (store-paths,
 	// registration); without it the closure is read from the Nix database.
@@ -82,15 +83,25 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(sys)
+		defer removeTree(sys)
 		files = append([]File{{Source: filepath.Join(sys, "nix"), Dest: "/nix"}}, files...)
-		fmt.Fprintln(log, "warning: the bootloader is not installed (switch-to-configuration needs root or a VM): the image does not boot by itself yet")
 	}
 	trees, err := stageFiles(opts.OutDir, disks, files)
 	if err != nil {
 		return nil, err
 	}
 	defer trees.remove()
+	bootable := false
+	if opts.System != "" {
+		if _, err := os.Stat(filepath.Join(opts.System, switchToConfiguration)); err == nil {
+			bootable = true
+			if err := trees.addMounted(opts.OutDir, disks); err != nil {
+				return nil, err
+			}
+		} else {
+			fmt.Fprintf(log, "warning: %s has no %s (not a NixOS system): no bootloader is installed\n", opts.System, switchToConfiguration)
+		}
+	}
 	populated := map[string]bool{}
 	for path := range trees {
 		populated[path] = true
@@ -98,7 +109,49 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	if err := checkTools(disks, opts.Format, populated); err != nil {
 		return nil, err
 	}
+	if bootable {
+		fmt.Fprintln(log, "installing the bootloader (switch-to-configuration boot)")
+		if err := installBootloader(ctx, opts.OutDir, disks, trees, opts.System, log); err != nil {
+			return nil, err
+		}
+	}
+	var built []builtDisk
+	defer func() {
+		if err != nil {
+			for _, b := range built {
+				os.Remove(b.tmp)
+			}
+		}
+	}()
+	for _, disk := range disks {
+		for _, h := range disk.skippedHooks {
+			fmt.Fprintf(log, "warning: %s: preCreateHook and postCreateHook are not run (nothing is mounted while an image is built)\n", h)
+		}
+		fmt.Fprintf(log, "building %s.%s (disk %s, %s)\n", disk.imageName, opts.Format, disk.name, humanSize(disk.size))
+		tmp, err := buildDisk(ctx, opts.OutDir, disk, trees, log)
+		if tmp != "" {
+			built = append(built, builtDisk{disk, tmp})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("image of disk %s: %w", disk.name, err)
+		}
+	}
+	return publish(ctx, built, opts)
+}
+
+// builtDisk is a disk's raw image under its temporary name.
+type builtDisk struct {
+	disk *diskPlan
+	tmp  string
+}
+
+// publish converts the raw images to opts.Format and renames them to their final names
+// (OutDir/IMAGENAME.FORMAT), all or none: on failure every file is removed.
+func publish(ctx context.Context, built []builtDisk, opts Options) (paths []string, err error) {
 	var temps []string
+	for _, b := range built {
+		temps = append(temps, b.tmp)
+	}
 	defer func() {
 		if err != nil {
 			for _, t := range temps {
@@ -107,25 +160,15 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 		}
 	}()
 	finals := map[string]string{}
-	for _, disk := range disks {
-		for _, h := range disk.skippedHooks {
-			fmt.Fprintf(log, "warning: %s: preCreateHook and postCreateHook are not run (nothing is mounted while an image is built)\n", h)
-		}
-		fmt.Fprintf(log, "building %s.%s (disk %s, %s)\n", disk.imageName, opts.Format, disk.name, humanSize(disk.size))
-		tmp, err := buildDisk(ctx, opts.OutDir, disk, trees, log)
-		if tmp != "" {
-			temps = append(temps, tmp)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("image of disk %s: %w", disk.name, err)
-		}
+	for _, b := range built {
+		tmp := b.tmp
 		if opts.Format == "qcow2" {
 			q, err := toQcow2(ctx, tmp)
 			if q != "" {
 				temps = append(temps, q)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("image of disk %s: %w", disk.name, err)
+				return nil, fmt.Errorf("image of disk %s: %w", b.disk.name, err)
 			}
 			os.Remove(tmp)
 			tmp = q
@@ -133,7 +176,7 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 		if err := os.Chmod(tmp, 0o644); err != nil {
 			return nil, err
 		}
-		finals[tmp] = filepath.Join(opts.OutDir, disk.imageName+"."+opts.Format)
+		finals[tmp] = filepath.Join(opts.OutDir, b.disk.imageName+"."+opts.Format)
 	}
 	for tmp, final := range finals {
 		if err := os.Rename(tmp, final); err != nil {

@@ -12,10 +12,8 @@ import (
 // closure of toplevel (hard links to the build machine's store where it can), the Nix
 // database that registers it (nix-store --load-db into a store rooted at the tree, so the
 // booted system sees its store as valid), and the system profile pointing at toplevel.
-// It returns the tree, a directory the caller removes.
-//
-// The bootloader is not installed: switch-to-configuration runs in the installed system,
-// which needs root or a VM.
+// It returns the tree, a directory the caller removes. The bootloader is installed
+// later, over the staged trees of all volumes (installBootloader).
 func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root string, err error) {
 	if !strings.HasPrefix(toplevel, "/nix/store/") {
 		return "", fmt.Errorf("--system %s: not a store path", toplevel)
@@ -30,7 +28,7 @@ func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root s
 	}
 	defer func() {
 		if err != nil {
-			os.RemoveAll(root)
+			removeTree(root)
 		}
 	}()
 	store := filepath.Join(root, "nix", "store")
@@ -40,7 +38,7 @@ func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root s
 	for _, p := range paths {
 		target := filepath.Join(store, filepath.Base(p))
 		if run(ctx, "cp", "-a", "--link", "-T", "--", p, target) != nil {
-			os.RemoveAll(target)
+			removeTree(target)
 			if err := run(ctx, "cp", "-a", "--reflink=auto", "-T", "--", p, target); err != nil {
 				return "", err
 			}

@@ -39,17 +39,7 @@ in derivation { name = "image-test-toplevel"; system = builtins.currentSystem; b
 	})
 	t.Run("closure-info-as-nobody", func(t *testing.T) {
 		// What a Nix build has: closureInfo's files, no database to read.
-		info := sharedTempDir(t)
-		list, err := exec.Command("nix-store", "--query", "--requisites", toplevel).Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		reg, err := exec.Command("nix-store", append([]string{"--dump-db"}, strings.Fields(string(list))...)...).Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(info, "store-paths"), list, 0o644)
-		os.WriteFile(filepath.Join(info, "registration"), reg, 0o644)
+		info := closureInfo(t, toplevel)
 		out := sharedTempDir(t)
 		res := helper(t, asNobody(t), []string{"HOME=" + out}, helperJob{Layout: exampleLayout, Out: out, System: toplevel, ClosureInfo: info})
 		if res.Err != "" {
@@ -57,6 +47,24 @@ in derivation { name = "image-test-toplevel"; system = builtins.currentSystem; b
 		}
 		checkSystem(t, res.Paths[0], toplevel)
 	})
+}
+
+// closureInfo writes what nixpkgs' closureInfo makes for toplevel (store-paths,
+// registration) into a directory every user may read.
+func closureInfo(t *testing.T, toplevel string) string {
+	t.Helper()
+	info := sharedTempDir(t)
+	list, err := exec.Command("nix-store", "--query", "--requisites", toplevel).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := exec.Command("nix-store", append([]string{"--dump-db"}, strings.Fields(string(list))...)...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(info, "store-paths"), list, 0o644)
+	os.WriteFile(filepath.Join(info, "registration"), reg, 0o644)
+	return info
 }
 
 // checkSystem reads the root filesystem of img (partition 2) and checks the closure, its
