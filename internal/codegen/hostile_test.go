@@ -165,7 +165,7 @@ func (e *stubEnv) run(t testing.TB, script []byte, mode string, args ...string) 
 	for _, tool := range stubTools {
 		stubs.WriteString(tool + "() { disko_stub_tool " + tool + " \"$@\"; }\n")
 	}
-	script = bytes.Replace(script, []byte(runtime), []byte(runtime+stubs.String()), 1)
+	script = bytes.Replace(script, []byte(runtimeEnd), []byte(stubs.String()+runtimeEnd), 1)
 	dir := t.TempDir()
 	logDir := filepath.Join(dir, "log")
 	if err := os.Mkdir(logDir, 0o755); err != nil {

@@ -3,6 +3,7 @@ package codegen
 import (
 	"bytes"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,8 +17,8 @@ import (
 var shellcheckExclusions = map[string]string{}
 
 // runtimeStub stands in for the runtime library when shellcheck reads a generated
-// script: the library is byte for byte the same in every script (checkScript asserts it)
-// and is checked once on its own by TestRuntimeShellcheck; shellcheck takes half a second
+// script: the library's chunks are byte for byte those of runtime.sh (checkScript asserts
+// it), checked once on their own by TestRuntimeShellcheck; shellcheck takes half a second
 // per copy of it. The stub declares what generated code reads from the library.
 const runtimeStub = "# shellcheck disable=SC2034 # the stub declares what generated code may read\ndisko_fresh=''\n"
 
@@ -32,10 +33,22 @@ func checkScript(t *testing.T, name string, script []byte) {
 			t.Errorf("%s:%s: echo or printf piped into a command that may exit without reading: under pipefail the writer can die of SIGPIPE and fail the script; use a here-string", name, pos)
 		}
 	}
-	if !bytes.Contains(script, []byte(runtime)) {
-		t.Fatalf("%s does not hold the runtime library verbatim", name)
+	start, end, _, err := runtimeSection(script)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	shellcheck(t, name, bytes.Replace(script, []byte(runtime), []byte(runtimeStub), 1))
+	// Every function the script calls is in it: ToolsOf would list a missing one as a program.
+	tools, err := ToolsOf(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range tools {
+		if runtimeNames()[tool] || strings.HasPrefix(tool, "disko_") {
+			t.Errorf("%s runs %s, which it does not define", name, tool)
+		}
+	}
+	stubbed := slices.Concat(script[:start], []byte(runtimeStub), script[end:])
+	shellcheck(t, name, stubbed)
 }
 
 // wholeReaders are the commands the scripts pipe into that read all their input (sfdisk

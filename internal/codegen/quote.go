@@ -102,6 +102,44 @@ func (p optPath) field(name string) optPath { return p + optPath("."+name) }
 // index appends a list position.
 func (p optPath) index(i int) optPath { return p + optPath("["+strconv.Itoa(i)+"]") }
 
+// nestedRun is how many ".content" in a row a comment writes out before it counts them.
+const nestedRun = 4
+
+// short is the path for a comment or a message: a run of more than nestedRun ".content" (containers
+// nested in each other) is written as "(.content ×N)", so that a comment's length does
+// not grow with the nesting depth (every node of a deep layout has one).
+func (p optPath) short() string {
+	const seg = ".content"
+	s := string(p)
+	if strings.Count(s, seg) <= nestedRun {
+		return s
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, seg)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:i])
+		n := 0
+		for strings.HasPrefix(s[i:], seg) && (len(s) == i+len(seg) || s[i+len(seg)] == '.' || s[i+len(seg)] == '[') {
+			i += len(seg)
+			n++
+		}
+		if n == 0 { // a longer name that starts with "content"
+			b.WriteString(seg)
+			i += len(seg)
+		} else if n > nestedRun {
+			fmt.Fprintf(&b, "(%s ×%d)", seg, n)
+		} else {
+			b.WriteString(strings.Repeat(seg, n))
+		}
+		s = s[i:]
+	}
+}
+
 // q quotes the path for use as a shell word (it only ever holds escaped characters, but
-// a quoted name such as "a b" still needs quotes).
-func (p optPath) q() sh { return Q(string(p)) }
+// a quoted name such as "a b" still needs quotes), in its short form: scripts pass paths
+// to messages, and every node of a deeply nested layout has one.
+func (p optPath) q() sh { return Q(p.short()) }

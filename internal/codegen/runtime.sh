@@ -1,6 +1,7 @@
-# --- runtime: the functions every generated script shares (internal/codegen/runtime.sh) ---
+# --- runtime: what this script uses of internal/codegen/runtime.sh ---
 # Arguments are data, never code: every caller passes quoted words, and everything read
-# from disks (labels, names) is printed with %q.
+# from disks (labels, names) is printed with %q. After a change here, run
+# `go test ./internal/codegen -run TestRuntimeIndex -update` (scripts carry only the parts they use).
 
 : "${DISKO_DEVICE_TIMEOUT:=30}"
 

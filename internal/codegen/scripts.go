@@ -18,12 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"mvdan.cc/sh/v3/syntax"
 )
 
 //go:embed runtime.sh
@@ -122,13 +123,12 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		return nil, err
 	}
 	head := g.header()
-	// Every script's own programs, read from one parse of all the code the scripts share.
-	index, err := indexScript([]byte(head + destroy + format + mount + unmount + preflight))
+	prog, err := layoutProgram(head + destroy + format + mount + unmount + preflight)
 	if err != nil {
 		return nil, err
 	}
 	var tools []string
-	script := func(what string, funcs []string, calls ...string) ([]byte, error) {
+	script := func(what string, funcs []string, calls ...string) []byte {
 		var b strings.Builder
 		b.WriteString("#!/usr/bin/env bash\n")
 		b.WriteString("# " + what + "\n")
@@ -140,37 +140,49 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		b.WriteString("\n")
 		wipes := slices.Contains(calls, `disko_destroy "$@"`)
 		formats := slices.Contains(calls, "disko_format")
+		var top []string
 		if !wipes {
-			b.WriteString("[ \"$#\" -eq 0 ] || disko_die \"this script takes no arguments\"\n")
+			top = append(top, `[ "$#" -eq 0 ] || disko_die "this script takes no arguments"`)
 		}
 		// The preconditions, all checked before anything changes (see preflight.go).
-		checks := slices.Clone(calls)
 		if len(g.asks) > 0 && (formats || slices.Contains(calls, "disko_mount")) {
-			checks = append(checks, string(g.needTerminal(wipes)))
+			top = append(top, string(g.needTerminal(wipes)))
 		}
 		if formats && preflight != "" {
 			if wipes {
-				checks = append(checks, "disko_preflight wipe")
+				top = append(top, "disko_preflight wipe")
 			} else {
-				checks = append(checks, "disko_preflight keep")
+				top = append(top, "disko_preflight keep")
 			}
 		}
-		all, needed, err := index.tools(strings.Join(checks, "\n"))
-		if err != nil {
-			return nil, err
-		}
+		top = append(top, "disko_checked")
+		top = append(top, calls...)
+		reached, all, needed := prog.reach(strings.Join(top, "\n"))
 		tools = append(tools, all...)
 		if need := needTools(needed); need != "" {
-			b.WriteString(string(need) + "\n")
+			at := 0
+			if !wipes {
+				at = 1 // after the check of the arguments
+			}
+			top = slices.Insert(top, at, string(need))
+			more, _, _ := prog.reach(string(need))
+			for i, r := range more {
+				reached[i] = reached[i] || r
+			}
 		}
-		for _, c := range checks[len(calls):] {
-			b.WriteString(c + "\n")
+		// The runtime functions the script reaches, after the layout's own steps.
+		start := 0
+		for i, c := range runtimeChunks() {
+			if reached[i] {
+				b.WriteString(runtime[start:c.end])
+			}
+			start = c.end
 		}
-		b.WriteString("disko_checked\n")
-		for _, c := range calls {
-			b.WriteString(c + "\n")
+		b.WriteString(runtimeEnd)
+		for _, line := range top {
+			b.WriteString(line + "\n")
 		}
-		return []byte(b.String()), nil
+		return []byte(b.String())
 	}
 	if preflight != "" {
 		format = preflight + "\n" + format
@@ -189,9 +201,7 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		{&s.FormatMount, "format,mount: format, then mount", []string{format, mount}, []string{"disko_format", "disko_mount"}},
 		{&s.DestroyFormatMount, "destroy,format,mount: wipe the disks (asks first), format, mount", []string{destroy, format, mount}, []string{`disko_destroy "$@"`, "disko_format", "disko_mount"}},
 	} {
-		if *sc.out, err = script(sc.what, sc.funcs, sc.calls...); err != nil {
-			return nil, err
-		}
+		*sc.out = script(sc.what, sc.funcs, sc.calls...)
 	}
 	slices.Sort(tools)
 	s.Tools = slices.Compact(tools)
@@ -212,17 +222,18 @@ func (g *gen) needTerminal(wipes bool) sh {
 	return joinSh(words)
 }
 
-var devVar = regexp.MustCompile(`\bdev([0-9]+)\b`)
-
 // function wraps body (unindented shell text) as a function, whose device variables
 // (dev1, dev2, ...: disko_dev sets them by name) are declared local.
 func function(name, body string) string {
 	var w writer
 	w.block(sh(name+"() {"), "}", func() {
 		var nums []int
-		for _, m := range devVar.FindAllStringSubmatch(body, -1) {
-			n, _ := strconv.Atoi(m[1])
-			nums = append(nums, n)
+		for _, word := range shellWords(body) {
+			if digits, ok := strings.CutPrefix(word, "dev"); ok {
+				if n, err := strconv.Atoi(digits); err == nil {
+					nums = append(nums, n)
+				}
+			}
 		}
 		slices.Sort(nums)
 		var vars []string
@@ -237,7 +248,7 @@ func function(name, body string) string {
 	return w.String()
 }
 
-// header is the start every script shares: shell options, PATH, and the runtime library.
+// header is the start every script shares: shell options and PATH.
 func (g *gen) header() string {
 	var w writer
 	w.raw("set -euo pipefail")
@@ -245,9 +256,45 @@ func (g *gen) header() string {
 		w.linef("PATH=%s${PATH:+:$PATH}", Q(g.opts.PathDirs))
 		w.raw("export PATH")
 	}
-	w.raw("")
-	w.raw(runtime)
 	return w.String()
+}
+
+// runtimeEnd closes the part of a script that holds runtime.sh's functions.
+const runtimeEnd = "# --- end of runtime ---\n"
+
+// runtimeNames are the functions and variables runtime.sh defines.
+var runtimeNames = sync.OnceValue(func() map[string]bool {
+	names := map[string]bool{}
+	for _, c := range runtimeChunks() {
+		for _, n := range append(slices.Clip(c.funcs), c.vars...) {
+			names[n] = true
+		}
+	}
+	return names
+})
+
+// layoutProgram parses the layout's own code (every script's functions) and puts it
+// after the runtime's chunks, for prog.reach.
+func layoutProgram(code string) (*program, error) {
+	f, err := parseScript([]byte(code))
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, st := range f.Stmts {
+		if fd, ok := st.Cmd.(*syntax.FuncDecl); ok {
+			names[fd.Name.Value] = true
+		}
+		for _, v := range assigned(st) {
+			names[v] = true
+		}
+	}
+	runtimeNames := runtimeNames()
+	chunks, err := chunksOf([]byte(code), f, func(name string) bool { return names[name] || runtimeNames[name] })
+	if err != nil {
+		return nil, err
+	}
+	return newProgram(runtimeChunks(), chunks), nil
 }
 
 // formatPhase writes one function per unit that has anything to create, and

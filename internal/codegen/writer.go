@@ -35,7 +35,7 @@ func (w *writer) raw(text string) {
 // comment heads a node's section with its option path. optPath escapes every control
 // character, so the comment always ends at the end of its line.
 func (w *writer) comment(p optPath) {
-	w.raw("# " + string(p))
+	w.raw("# " + p.short())
 }
 
 // block writes open, the body one level deeper, then close.

@@ -65,7 +65,7 @@ func TestXtraceHidesPassphrase(t *testing.T) {
 					stubs.WriteString(tool + "() { disko_stub_tool " + tool + " \"$@\"; }\n")
 				}
 			}
-			script := bytes.Replace(s.Format, []byte(runtime), []byte(runtime+stubs.String()), 1)
+			script := bytes.Replace(s.Format, []byte(runtimeEnd), []byte(stubs.String()+runtimeEnd), 1)
 			logDir := filepath.Join(dir, "log")
 			os.Mkdir(logDir, 0o755)
 			bash, err := exec.LookPath("bash")

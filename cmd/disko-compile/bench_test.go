@@ -1,0 +1,78 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// fakeLib is internal/eval's stand-in for nixpkgs' lib, enough for the corpus's with-lib.nix.
+const fakeLib = "../../internal/eval/testdata/fakelib"
+
+// BenchmarkCompileVsEval runs `disko-compile scripts` (the built command, a process per
+// layout, as a user runs it) over every corpus layout, and a bare
+// `nix-instantiate --eval --strict --json` of the same files, alternately in every round,
+// and reports the ratio of the medians of the rounds' totals (goal: at most 1.2), of wall
+// time and of the CPU time the processes used (steadier on a shared machine). The
+// difference is what the command adds to the one Nix evaluation it cannot avoid: its
+// process start, the evaluation wrapper, validation, generating and writing the scripts.
+func BenchmarkCompileVsEval(b *testing.B) {
+	nix, err := exec.LookPath("nix-instantiate")
+	if err != nil {
+		b.Skip("nix-instantiate is not installed (Debian: nix-bin)")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		b.Skip("go is not on PATH, to build disko-compile")
+	}
+	files, _ := filepath.Glob(filepath.Join(corpus, "*.nix"))
+	if len(files) == 0 {
+		b.Skip("no layouts in " + corpus)
+	}
+	lib, err := filepath.Abs(fakeLib)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "disko-compile")
+	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	env := append(os.Environ(), "NIX_CONFIG=substituters =")
+	// run returns the wall time of a command and the CPU time it used (which a loaded
+	// machine disturbs less).
+	run := func(name string, args ...string) (wall, cpu time.Duration) {
+		cmd := exec.Command(name, args...)
+		cmd.Env = env
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return time.Since(start), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	var ours, bare, oursCPU, bareCPU []time.Duration
+	for b.Loop() {
+		var o, n, oc, nc time.Duration
+		for _, f := range files {
+			wall, cpu := run(nix, "--eval", "--strict", "--json", f, "--arg", "lib", "import "+lib+"/lib")
+			n, nc = n+wall, nc+cpu
+			wall, cpu = run(bin, "scripts", "--nixpkgs", lib, "--out", filepath.Join(dir, "out", filepath.Base(f)), f)
+			o, oc = o+wall, oc+cpu
+		}
+		ours, bare = append(ours, o), append(bare, n)
+		oursCPU, bareCPU = append(oursCPU, oc), append(bareCPU, nc)
+	}
+	median := func(d []time.Duration) time.Duration {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return d[len(d)/2]
+	}
+	b.ReportMetric(float64(len(files)), "layouts")
+	b.ReportMetric(float64(median(ours).Milliseconds()), "compile-ms")
+	b.ReportMetric(float64(median(bare).Milliseconds()), "eval-ms")
+	b.ReportMetric(float64(median(ours))/float64(median(bare)), "ratio")
+	b.ReportMetric(float64(median(oursCPU))/float64(median(bareCPU)), "cpu-ratio")
+}
