@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
@@ -211,6 +212,7 @@ func (g *gen) createGPT(w *writer, p optPath, n *config.GPT, dev sh) error {
 			hybrid = append(hybrid, s.Number)
 		}
 	}
+	gptTable(w, n, order, parsed)
 	w.linef("disko_gpt %s %s \\", dev, p.q())
 	w.indent += 2
 	for i, s := range specs {
@@ -230,6 +232,56 @@ func (g *gen) createGPT(w *writer, p optPath, n *config.GPT, dev sh) error {
 		parts[i] = partition{p.field("partitions").attr(key), part.Device, i + 1, part.Content}
 	}
 	return g.createPartitions(w, dev, parts)
+}
+
+// gptTable writes, above a disko_gpt call, the table it writes as a reader knows it: per
+// partition its number, name, start, size, end and type as the layout says them (the
+// call's own lines are NUMBER START END ALIGN TYPEGUID UUID ATTRS BASE64NAME SFDISKNAME,
+// with start and end placed on the disk at run time the way sgdisk places them).
+func gptTable(w *writer, n *config.GPT, order []string, specs []GPTPartitionSpec) {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tnumber\tname\tstart\tsize\tend\ttype")
+	for i, key := range order {
+		part := n.Partitions[key]
+		size := commentWord(part.Size)
+		if size == "0" {
+			size = "(start to end)"
+		}
+		start := commentWord(part.Start)
+		if start == "0" {
+			start = "0 (next free)"
+		}
+		extra := ""
+		if part.Alignment != nil && *part.Alignment != 0 {
+			extra += fmt.Sprintf(" alignment %d", *part.Alignment)
+		}
+		if specs[i].UUID != "" {
+			extra += " uuid " + specs[i].UUID
+		}
+		if specs[i].Attrs != "" {
+			extra += " attributes " + commentWord(specs[i].Attrs)
+		}
+		fmt.Fprintf(tw, "#\t%d\t%s\t%s\t%s\t%s\t%s%s\n", specs[i].Number, commentWord(part.Label),
+			start, size, commentWord(part.End), commentWord(part.Type), extra)
+	}
+	tw.Flush()
+	w.raw("# the partition table, as the layout gives it:")
+	w.raw(strings.TrimRight(b.String(), "\n"))
+}
+
+// commentWord is s for a comment: as it is when it holds only plain characters, else
+// quoted with every control character escaped (so the comment ends at its line's end).
+func commentWord(s string) string {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.:+@/=%", c)) {
+			return strconv.Quote(s)
+		}
+	}
+	if s == "" {
+		return `""`
+	}
+	return s
 }
 
 // partition is a partition of a table, as createPartitions needs it.

@@ -22,6 +22,10 @@ disko_format_1() {
   # disko.devices.disk.vdb
   disko_dev dev1 /dev/vdb
   # disko.devices.disk.vdb.content
+  # the partition table, as the layout gives it:
+  #  number  name           start          size  end    type
+  #  1       disk-vdb-vdb1  0 (next free)  100M  +100M  EF00
+  #  2       disk-vdb-vdb2  0 (next free)  100%  -0     8300
   disko_gpt "$dev1" disko.devices.disk.vdb.content \
       '1 0 +:100:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay12ZGItdmRiMQ== disk-vdb-vdb1' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay12ZGItdmRiMg== disk-vdb-vdb2'
@@ -44,6 +48,9 @@ disko_format_2() {
   # disko.devices.disk.vdc
   disko_dev dev1 /dev/vdc
   # disko.devices.disk.vdc.content
+  # the partition table, as the layout gives it:
+  #  number  name           start          size  end  type
+  #  1       disk-vdc-vdc1  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.vdc.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay12ZGMtdmRjMQ== disk-vdc-vdc1'
   # disko.devices.disk.vdc.content.partitions.vdc1.content
@@ -58,6 +65,9 @@ disko_format_3() {
   # disko.devices.disk.vdd
   disko_dev dev1 /dev/vdd
   # disko.devices.disk.vdd.content
+  # the partition table, as the layout gives it:
+  #  number  name           start          size  end  type
+  #  1       disk-vdd-vdd1  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.vdd.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay12ZGQtdmRkMQ== disk-vdd-vdd1'
   # disko.devices.disk.vdd.content.partitions.vdd1.content
@@ -72,6 +82,9 @@ disko_format_4() {
   # disko.devices.disk.vde
   disko_dev dev1 /dev/vde
   # disko.devices.disk.vde.content
+  # the partition table, as the layout gives it:
+  #  number  name           start          size  end  type
+  #  1       disk-vde-vdd1  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.vde.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay12ZGUtdmRkMQ== disk-vde-vdd1'
   # disko.devices.disk.vde.content.partitions.vdd1.content

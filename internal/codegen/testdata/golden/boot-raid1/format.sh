@@ -21,6 +21,11 @@ disko_format_1() {
   # disko.devices.disk.one
   disko_dev dev1 /dev/sda
   # disko.devices.disk.one.content
+  # the partition table, as the layout gives it:
+  #  number  name            start          size  end    type
+  #  1       disk-one-BOOT   0 (next free)  1M    +1M    EF02
+  #  2       disk-one-ESP    0 (next free)  500M  +500M  EF00
+  #  3       disk-one-mdadm  0 (next free)  100%  -0     8300
   disko_gpt "$dev1" disko.devices.disk.one.content \
       '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1vbmUtQk9PVA== disk-one-BOOT' \
       '2 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1vbmUtRVNQ disk-one-ESP' \
@@ -40,6 +45,11 @@ disko_format_2() {
   # disko.devices.disk.two
   disko_dev dev1 /dev/sdb
   # disko.devices.disk.two.content
+  # the partition table, as the layout gives it:
+  #  number  name            start          size  end    type
+  #  1       disk-two-boot   0 (next free)  1M    +1M    EF02
+  #  2       disk-two-ESP    0 (next free)  500M  +500M  EF00
+  #  3       disk-two-mdadm  0 (next free)  100%  -0     8300
   disko_gpt "$dev1" disko.devices.disk.two.content \
       '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay10d28tYm9vdA== disk-two-boot' \
       '2 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay10d28tRVNQ disk-two-ESP' \
@@ -98,6 +108,9 @@ disko_format_4() {
   disko_dev dev6 /dev/md/raid1
   [ -z "$dev5" ] || wipefs --all --quiet "$dev6"
   # disko.devices.mdadm.raid1.content
+  # the partition table, as the layout gives it:
+  #  number  name                 start          size  end  type
+  #  1       mdadm-raid1-primary  0 (next free)  100%  -0   8300
   disko_gpt "$dev6" disko.devices.mdadm.raid1.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - bWRhZG0tcmFpZDEtcHJpbWFyeQ== mdadm-raid1-primary'
   # disko.devices.mdadm.raid1.content.partitions.primary

@@ -26,6 +26,10 @@ disko_format_1() {
   # disko.devices.disk.main
   disko_dev dev1 /dev/vdb
   # disko.devices.disk.main.content
+  # the partition table, as the layout gives it:
+  #  number  name            start          size  end  type
+  #  1       disk-main-boot  0 (next free)  1M    +1M  EF02 attributes RequiredPartition
+  #  2       disk-main-root  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.main.content \
       '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - RequiredPartition ZGlzay1tYWluLWJvb3Q= disk-main-boot' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1tYWluLXJvb3Q= disk-main-root'

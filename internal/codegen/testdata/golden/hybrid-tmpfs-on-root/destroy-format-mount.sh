@@ -31,6 +31,11 @@ disko_format_1() {
   # disko.devices.disk.main
   disko_dev dev1 /dev/disk/by-id/ata-Samsung_SSD_860_EVO_500GB_S3Z1NB0K303456L
   # disko.devices.disk.main.content
+  # the partition table, as the layout gives it:
+  #  number  name            start          size  end    type
+  #  1       disk-main-boot  0 (next free)  1M    +1M    EF02
+  #  2       disk-main-ESP   0 (next free)  512M  +512M  EF00
+  #  3       disk-main-nix   0 (next free)  100%  -0     8300
   disko_gpt "$dev1" disko.devices.disk.main.content \
       '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1tYWluLWJvb3Q= disk-main-boot' \
       '2 0 +:512:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1tYWluLUVTUA== disk-main-ESP' \

@@ -18,6 +18,10 @@ disko_format_1() {
   # disko.devices.disk.disk1
   disko_dev dev1 /dev/sda
   # disko.devices.disk.disk1.content
+  # the partition table, as the layout gives it:
+  #  number  name                 start          size  end    type
+  #  1       disk-disk1-ESP       0 (next free)  512M  +512M  EF00
+  #  2       disk-disk1-crypt_p1  0 (next free)  100%  -0     8300
   disko_gpt "$dev1" disko.devices.disk.disk1.content \
       '1 0 +:512:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1kaXNrMS1FU1A= disk-disk1-ESP' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMS1jcnlwdF9wMQ== disk-disk1-crypt_p1'
@@ -48,6 +52,9 @@ disko_format_2() {
   # disko.devices.disk.disk2
   disko_dev dev1 /dev/sdb
   # disko.devices.disk.disk2.content
+  # the partition table, as the layout gives it:
+  #  number  name                 start          size  end  type
+  #  1       disk-disk2-crypt_p2  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.disk2.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMi1jcnlwdF9wMg== disk-disk2-crypt_p2'
   # disko.devices.disk.disk2.content.partitions.crypt_p2

@@ -19,6 +19,10 @@ disko_format_1() {
   # disko.devices.disk.one
   disko_dev dev1 /dev/sda
   # disko.devices.disk.one.content
+  # the partition table, as the layout gives it:
+  #  number  name              start          size  end    type
+  #  1       disk-one-boot     0 (next free)  500M  +500M  EF00
+  #  2       disk-one-primary  0 (next free)  100%  -0     8300
   disko_gpt "$dev1" disko.devices.disk.one.content \
       '1 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1vbmUtYm9vdA== disk-one-boot' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1vbmUtcHJpbWFyeQ== disk-one-primary'
@@ -41,6 +45,10 @@ disko_format_2() {
   # disko.devices.disk.two
   disko_dev dev1 /dev/sdb
   # disko.devices.disk.two.content
+  # the partition table, as the layout gives it:
+  #  number  name              start          size  end    type
+  #  1       disk-two-boot     0 (next free)  500M  +500M  EF00
+  #  2       disk-two-primary  0 (next free)  100%  -0     8300
   disko_gpt "$dev1" disko.devices.disk.two.content \
       '1 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay10d28tYm9vdA== disk-two-boot' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay10d28tcHJpbWFyeQ== disk-two-primary'

@@ -32,6 +32,10 @@ disko_format_1() {
   # disko.devices.disk.disk1
   disko_dev dev1 /dev/my-disk
   # disko.devices.disk.disk1.content
+  # the partition table, as the layout gives it:
+  #  number  name              start          size  end  type
+  #  1       disk-disk1-boot   0 (next free)  1M    +1M  EF02
+  #  2       disk-disk1-mdadm  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.disk1.content \
       '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1kaXNrMS1ib290 disk-disk1-boot' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMS1tZGFkbQ== disk-disk1-mdadm'
@@ -48,6 +52,10 @@ disko_format_2() {
   # disko.devices.disk.disk2
   disko_dev dev1 /dev/my-disk2
   # disko.devices.disk.disk2.content
+  # the partition table, as the layout gives it:
+  #  number  name              start          size  end  type
+  #  1       disk-disk2-boot   0 (next free)  1M    +1M  EF02
+  #  2       disk-disk2-mdadm  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.disk2.content \
       '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1kaXNrMi1ib290 disk-disk2-boot' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMi1tZGFkbQ== disk-disk2-mdadm'
@@ -78,6 +86,9 @@ disko_format_3() {
   disko_dev dev6 /dev/md/raid0
   [ -z "$dev5" ] || wipefs --all --quiet "$dev6"
   # disko.devices.mdadm.raid0.content
+  # the partition table, as the layout gives it:
+  #  number  name                 start          size  end  type
+  #  1       mdadm-raid0-primary  0 (next free)  100%  -0   8300
   disko_gpt "$dev6" disko.devices.mdadm.raid0.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - bWRhZG0tcmFpZDAtcHJpbWFyeQ== mdadm-raid0-primary'
   # disko.devices.mdadm.raid0.content.partitions.primary

@@ -17,6 +17,9 @@ disko_format_1() {
   # disko.devices.disk.disk0
   disko_dev dev1 /dev/vda
   # disko.devices.disk.disk0.content
+  # the partition table, as the layout gives it:
+  #  number  name            start          size  end  type
+  #  1       disk-disk0-nix  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.disk0.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMC1uaXg= disk-disk0-nix'
   # disko.devices.disk.disk0.content.partitions.nix
@@ -36,6 +39,9 @@ disko_format_2() {
   # disko.devices.disk.disk1
   disko_dev dev1 /dev/vdb
   # disko.devices.disk.disk1.content
+  # the partition table, as the layout gives it:
+  #  number  name             start          size  end  type
+  #  1       disk-disk1-root  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.disk1.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1kaXNrMS1yb290 disk-disk1-root'
   # disko.devices.disk.disk1.content.partitions.root

@@ -22,6 +22,9 @@ disko_format_1() {
   # disko.devices.disk.a
   disko_dev dev1 /dev/sda
   # disko.devices.disk.a.content
+  # the partition table, as the layout gives it:
+  #  number  name        start          size  end  type
+  #  1       disk-a-zfs  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.a.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1hLXpmcw== disk-a-zfs'
   # disko.devices.disk.a.content.partitions.zfs.content
@@ -36,6 +39,10 @@ disko_format_2() {
   # disko.devices.disk.x
   disko_dev dev1 /dev/sdx
   # disko.devices.disk.x.content
+  # the partition table, as the layout gives it:
+  #  number  name         start          size  end   type
+  #  1       disk-x-ESP   0 (next free)  64M   +64M  EF00
+  #  2       disk-x-root  0 (next free)  100%  -0    8300
   disko_gpt "$dev1" disko.devices.disk.x.content \
       '1 0 +:64:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay14LUVTUA== disk-x-ESP' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay14LXJvb3Q= disk-x-root'
@@ -63,6 +70,9 @@ disko_format_3() {
   # disko.devices.disk.y
   disko_dev dev1 /dev/sdy
   # disko.devices.disk.y.content
+  # the partition table, as the layout gives it:
+  #  number  name        start          size  end  type
+  #  1       disk-y-zfs  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.y.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay15LXpmcw== disk-y-zfs'
   # disko.devices.disk.y.content.partitions.zfs.content
@@ -77,6 +87,9 @@ disko_format_4() {
   # disko.devices.disk.z
   disko_dev dev1 /dev/sdz
   # disko.devices.disk.z.content
+  # the partition table, as the layout gives it:
+  #  number  name        start          size  end  type
+  #  1       disk-z-zfs  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.z.content \
       '1 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay16LXpmcw== disk-z-zfs'
   # disko.devices.disk.z.content.partitions.zfs.content

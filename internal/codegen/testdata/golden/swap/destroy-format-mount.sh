@@ -28,6 +28,12 @@ disko_format_1() {
   # disko.devices.disk.main
   disko_dev dev1 /dev/vdb
   # disko.devices.disk.main.content
+  # the partition table, as the layout gives it:
+  #  number  name                     start          size            end    type
+  #  1       disk-main-ESP            0 (next free)  500M            +500M  EF00
+  #  2       disk-main-encryptedSwap  0 (next free)  10M             +10M   8200
+  #  3       disk-main-root           0 (next free)  (start to end)  -1G    8300
+  #  4       disk-main-plainSwap      0 (next free)  100%            -0     8200
   disko_gpt "$dev1" disko.devices.disk.main.content \
       '1 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1tYWluLUVTUA== disk-main-ESP' \
       '2 0 +:10:1048576 0 0657FD6D-A4AB-43C4-84E5-0933C84B4F4F - - ZGlzay1tYWluLWVuY3J5cHRlZFN3YXA= disk-main-encryptedSwap' \

@@ -16,6 +16,10 @@ disko_format_1() {
   # disko.devices.disk.main
   disko_dev dev1 /dev/vdb
   # disko.devices.disk.main.content
+  # the partition table, as the layout gives it:
+  #  number  name            start          size  end    type
+  #  1       disk-main-ESP   0 (next free)  500M  +500M  EF00
+  #  2       disk-main-root  0 (next free)  100%  -0     8300
   disko_gpt "$dev1" disko.devices.disk.main.content \
       '1 0 +:500:1048576 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1tYWluLUVTUA== disk-main-ESP' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1tYWluLXJvb3Q= disk-main-root'

@@ -16,6 +16,10 @@ disko_format_1() {
   # disko.devices.disk."/dev/vdb"
   disko_dev dev1 /dev/vdb
   # disko.devices.disk."/dev/vdb".content
+  # the partition table, as the layout gives it:
+  #  number  name                start          size  end  type
+  #  1       disk-_dev_vdb-boot  0 (next free)  1M    +1M  EF02
+  #  2       disk-_dev_vdb-root  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" 'disko.devices.disk."/dev/vdb".content' \
       '1 0 +:1:1048576 0 21686148-6449-6E6F-744E-656564454649 - - ZGlzay1fZGV2X3ZkYi1ib290 disk-_dev_vdb-boot' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1fZGV2X3ZkYi1yb290 disk-_dev_vdb-root'

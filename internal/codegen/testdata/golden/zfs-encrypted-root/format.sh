@@ -16,6 +16,10 @@ disko_format_1() {
   # disko.devices.disk.root
   disko_dev dev1 /dev/nvme0n1
   # disko.devices.disk.root.content
+  # the partition table, as the layout gives it:
+  #  number  name           start          size  end  type
+  #  1       disk-root-ESP  0 (next free)  1G    +1G  EF00
+  #  2       disk-root-zfs  0 (next free)  100%  -0   8300
   disko_gpt "$dev1" disko.devices.disk.root.content \
       '1 0 +:1:1073741824 0 C12A7328-F81F-11D2-BA4B-00A0C93EC93B - - ZGlzay1yb290LUVTUA== disk-root-ESP' \
       '2 0 0 0 0FC63DAF-8483-4772-8E79-3D69D8477DE4 - - ZGlzay1yb290LXpmcw== disk-root-zfs'
