@@ -140,6 +140,7 @@ func vmTest(c *cli.Context, d deps) error {
 	o.Phases = []install.Phase{install.PhaseDisko, install.PhaseInstall, install.PhaseReboot}
 	o.CopyHostKeys = true // the installed system answers with the installer's key, which is known
 	o.StateFile = filepath.Join(m.Dir, "state.json")
+	o.Throwaway = true
 	if o.ExtraFiles, err = vmExtraFiles(o.ExtraFiles, m); err != nil {
 		return err
 	}

@@ -176,5 +176,8 @@ func TestVMTest(t *testing.T) {
 		if strings.Contains(out, "vm-test: passed") {
 			t.Error("a broken system passed")
 		}
+		if strings.Contains(out, "to resume") {
+			t.Error("the failure offers to resume a run whose VM is gone")
+		}
 	})
 }

@@ -116,9 +116,12 @@ type Options struct {
 	// down takes at most 3 minutes of it.
 	KexecTimeout time.Duration
 
-	DryRun        bool
-	StateFile     string // "" for the default location
-	Restart       bool
+	DryRun    bool
+	StateFile string // "" for the default location
+	Restart   bool
+	// Throwaway says the target and the state file go away with this run
+	// (--vm-test's VM): a failed phase offers no resume.
+	Throwaway     bool
 	RebootTimeout time.Duration
 	RebootDelay   time.Duration // between the reboot command and the machine going down
 

@@ -255,7 +255,7 @@ func (r *run) install(ctx context.Context) error {
 		}
 		var nothingChanged refusal
 		switch {
-		case errors.As(err, &nothingChanged):
+		case errors.As(err, &nothingChanged), err != nil && r.o.Throwaway:
 			return fmt.Errorf("%s phase: %w", p, err)
 		case err != nil:
 			return fmt.Errorf("%s phase: %w\n(state saved in %s: run the same command again to resume, or add --restart to start over)", p, err, st.Path())
