@@ -95,7 +95,10 @@ func BenchmarkCopyClosure(b *testing.B) {
 	// copyOnce copies into the fresh store dir, which the caller removes.
 	copyOnce := func(dir string, rate float64) time.Duration {
 		start := time.Now()
-		src := pacedSource{w: &pacedWriter{rate: rate, start: start}}
+		var src NARSource = LocalStore{}
+		if rate > 0 {
+			src = pacedSource{w: &pacedWriter{rate: rate, start: start}}
+		}
 		st, err := Copy(ctx, sh, infos, CopyOptions{Store: "local?root=" + dir, NixOptions: [][2]string{{"substituters", ""}}, Source: src})
 		if err != nil {
 			b.Fatal(err)

@@ -21,9 +21,21 @@ type NARSource interface {
 // path, which matters for closures of thousands of small paths.
 type LocalStore struct{}
 
-// DumpNAR implements NARSource.
+// DumpNAR implements NARSource. A w that buffers (BufferedWriter, as Copy
+// passes) is written to directly, without a buffer of its own in between.
 func (LocalStore) DumpNAR(_ context.Context, w io.Writer, path string) error {
+	if bw, ok := w.(BufferedWriter); ok {
+		return dumpNAR(bw, path)
+	}
 	return DumpNAR(w, path)
+}
+
+// BufferedWriter is a writer with its own buffer, like *bufio.Writer:
+// file contents are read straight into that buffer (ReadFrom).
+type BufferedWriter interface {
+	io.Writer
+	io.StringWriter
+	io.ReaderFrom
 }
 
 // StoreCommand dumps paths with `nix store dump-path --store URI`, for
@@ -43,21 +55,25 @@ func (s StoreCommand) DumpNAR(ctx context.Context, w io.Writer, path string) err
 // executable when its owner may execute it, symlinks are kept as links.
 func DumpNAR(w io.Writer, path string) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	n := narWriter{w: bw}
+	if err := dumpNAR(bw, path); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func dumpNAR(w BufferedWriter, path string) error {
+	n := narWriter{w: w}
 	n.str("nix-archive-1")
 	if err := n.node(path); err != nil {
 		return err
 	}
-	if n.err != nil {
-		return n.err
-	}
-	return bw.Flush()
+	return n.err
 }
 
 // narWriter writes NAR tokens in go-nix's wire format, keeping the first
 // error.
 type narWriter struct {
-	w   *bufio.Writer
+	w   BufferedWriter
 	err error
 }
 
@@ -117,8 +133,8 @@ func (n *narWriter) node(p string) error {
 	return n.err
 }
 
-// contents writes a file's bytes field. The bytes are copied straight into
-// the buffered writer's buffer (bufio's ReadFrom), not through go-nix's
+// contents writes a file's bytes field. The bytes are read straight into
+// the buffered writer's buffer (ReadFrom), not through go-nix's
 // BytesWriter, which would add a copy per chunk on the hot path.
 func (n *narWriter) contents(p string, size int64) error {
 	if n.err != nil {
