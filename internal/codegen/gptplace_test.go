@@ -76,3 +76,26 @@ func TestPlaceGPTMatchesRuntime(t *testing.T) {
 		}
 	}
 }
+
+// TestGPTTableComment: the table above disko_gpt names each partition decoded, one line
+// each, whatever its name holds.
+func TestGPTTableComment(t *testing.T) {
+	s, err := Generate(mustLoad(t, `{"disk": {"main": {"device": "/dev/vdb", "content": {"type": "gpt", "partitions": {
+		"ESP": {"size": "500M", "type": "EF00", "content": {"type": "filesystem", "format": "vfat", "mountpoint": "/boot"}},
+		"odd": {"label": "a\nb'$(x)", "size": "1G", "alignment": 4096, "content": {"type": "swap"}},
+		"root": {"size": "100%", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/"}}}}}}}`), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := string(s.Format)
+	for _, want := range []string{
+		"  #  number  name            start          size  end    type\n",
+		"  #  1       disk-main-ESP   0 (next free)  500M  +500M  EF00\n",
+		"  #  2       \"a\\nb'$(x)\"     0 (next free)  1G    +1G    8200 alignment 4096\n",
+		"  #  3       disk-main-root  0 (next free)  100%  -0     8300\n",
+	} {
+		if !strings.Contains(format, want) {
+			t.Errorf("format.sh lacks the table line %q", want)
+		}
+	}
+}

@@ -81,3 +81,42 @@ func TestOptPathComment(t *testing.T) {
 		t.Errorf("the name is not shown escaped: %s", w.String())
 	}
 }
+
+// TestOptPathShort: comments and messages count long runs of .content, and leave short
+// ones and names that only start with "content" as they are.
+func TestOptPathShort(t *testing.T) {
+	root := optPath("disko.devices.disk.main.content.partitions.root")
+	deep := root
+	for range 7 {
+		deep = deep.field("content")
+	}
+	for _, c := range []struct {
+		p    optPath
+		want string
+	}{
+		{root.field("content").field("content"), string(root) + ".content.content"},
+		{deep, string(root) + "(.content ×7)"},
+		{deep.field("contentx").field("content"), string(root) + "(.content ×7).contentx.content"},
+		{deep.field("lvs").attr("a b").field("content"), string(root) + `(.content ×7).lvs."a b".content`},
+	} {
+		if got := c.p.short(); got != c.want {
+			t.Errorf("short(%s) = %s, want %s", c.p, got, c.want)
+		}
+	}
+}
+
+// TestDeepNestingLinear: the scripts of a layout twice as deep are about twice as big
+// (each node's comment and messages name its path in a bounded length).
+func TestDeepNestingLinear(t *testing.T) {
+	size := func(depth int) int {
+		s, err := Generate(mustLoad(t, deepLUKS(depth)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(s.Format) + len(s.Mount) + len(s.Unmount)
+	}
+	small, big := size(200), size(400)
+	if ratio := float64(big) / float64(small); ratio > 2.1 {
+		t.Errorf("scripts of 400 nested containers are %.2f times those of 200 (%d vs %d bytes): superlinear", ratio, big, small)
+	}
+}

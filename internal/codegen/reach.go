@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -236,11 +235,15 @@ func (p *program) reach(roots string) (chunks []bool, all, needed []string) {
 		chunk  int
 		guards []string
 	}
+	type key struct {
+		chunk  int
+		guards string
+	}
 	reached := make([]bool, len(p.chunks))
-	seen := map[string]bool{}
+	seen := map[key]bool{}
 	var todo []state
 	push := func(i int, guards []string) {
-		key := strconv.Itoa(i) + " " + strings.Join(guards, " ")
+		key := key{i, strings.Join(guards, " ")}
 		if !seen[key] {
 			seen[key] = true
 			todo = append(todo, state{i, guards})
