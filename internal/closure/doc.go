@@ -15,6 +15,6 @@
 // The protocol's framing is go-nix's wire package. The NAR serialisation is
 // our own (nar.go), not go-nix's nar.DumpPath: that writer hands every node
 // to a goroutine over channels and copies file contents once more, and
-// BenchmarkNARWriter measured it 1.1-1.3x slower on large files and 1.8-4x
+// BenchmarkNARWriter measured it 1.1-2.1x slower on large files and 1.8-4x
 // on many small ones, on the hot path of every copy.
 package closure
