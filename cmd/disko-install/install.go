@@ -249,6 +249,7 @@ func nixOptionArgs(o *options) string {
 // error, and all of it goes to nixLog.
 func nixCommand(ctx context.Context, o *options, nixLog io.Writer, tool string, args []string, more ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, tool, append(args, more...)...)
+	cmd.Env = nixcmd.ChildEnv(nil)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = io.MultiWriter(&stderr, nixLog)
@@ -279,6 +280,7 @@ type localShell struct{}
 
 func (localShell) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
 	c := exec.CommandContext(ctx, "sh", "-c", cmd)
+	c.Env = nixcmd.ChildEnv(nil)
 	c.Stdin, c.Stdout, c.Stderr = stdin, stdout, stderr
 	return c.Run()
 }
