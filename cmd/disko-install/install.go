@@ -135,7 +135,7 @@ func installFlake(ctx context.Context, o *options, e env) (err error) {
 // compileLayout evaluates the configuration's disko.devices, maps every disk to its
 // --disk device and compiles the scripts for the mount point.
 func compileLayout(ctx context.Context, o *options, mnt string, e env) (*codegen.Scripts, error) {
-	ev := &eval.Evaluator{Stdin: e.stdin}
+	ev := &eval.Evaluator{Stdin: e.stdin, Env: nixcmd.ChildEnv(nil)}
 	raw, err := ev.Devices(ctx, eval.Source{Flake: o.flake + "#" + o.name, ShowTrace: o.showTrace})
 	if err != nil {
 		return nil, err
