@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -9,8 +10,19 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/cliargs"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/eval"
 	"github.com/diskoanywhere/diskoanywhere/internal/image"
 )
+
+// layoutJSON evaluates the layout again, for a build in a VM, which loads it onto the
+// VM's disks.
+func layoutJSON(ctx context.Context, c *cli.Context) ([]byte, error) {
+	src, err := layoutSource(c, 0)
+	if err != nil {
+		return nil, err
+	}
+	return (&eval.Evaluator{}).Devices(ctx, src)
+}
 
 // imageCommand is `disko-compile image`: one disk image per disk of the layout, built as
 // an ordinary user (see internal/image), with disko's image flags.
@@ -21,7 +33,9 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
 		ArgsUsage: "LAYOUT",
 		Description: `Each image is the disk's imageSize (default 2G) and holds the partition table and the
    empty filesystems the format script would make, with the same partition names, type codes,
-   labels and UUIDs. Layouts with LUKS, LVM, mdadm, ZFS or bcachefs are refused (they need a VM).
+   labels and UUIDs. Layouts with LUKS, LVM, mdadm or btrfs subvolumes are built in a throwaway
+   qemu VM instead (Debian's kernel, KVM when it works, else TCG), by the layout's own format
+   script; ZFS and bcachefs are refused (not in Debian's kernel).
    With --system the image boots: the system's closure, its Nix database, its profile and its
    bootloader (systemd-boot onto the ESP, for example) are in it.
 
@@ -36,7 +50,8 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
 			&cli.StringFlag{Name: "system", Usage: "copy the closure of NixOS system `TOPLEVEL` into the image, register it in the Nix database, set the system profile and install its bootloader (its switch-to-configuration boot, run in user namespaces over the staged filesystems)"},
 			&cli.StringFlag{Name: "closure-info", Usage: "with --system: read the closure from `DIR` made by nixpkgs' closureInfo (store-paths, registration) instead of the Nix database, as in a Nix build"},
 			&cli.StringSliceFlag{Name: "size", Usage: "make disk NAME's image `NAME=SIZE` (2G, 512M) instead of its imageSize; repeatable"},
-			&cli.StringSliceFlag{Name: "pre-format-files", Usage: "`SRC DST`: a file the format step reads (disko copies it into its build VM); accepted for compatibility, nothing reads it on this path (LUKS key files need the VM path); repeatable"},
+			&cli.StringSliceFlag{Name: "pre-format-files", Usage: "`SRC DST`: a file the format script reads (a LUKS key file), put at DST in the build VM before the script runs; only layouts built in a VM read it; repeatable"},
+			&cli.IntFlag{Name: "build-memory", Value: 1024, Usage: "the build VM's memory in `MiB` (layouts built in a VM only)"},
 			&cli.StringSliceFlag{Name: "post-format-files", Usage: "`SRC DST`: copy file or directory SRC into the image at DST, an absolute path of the installed system; repeatable"},
 		),
 		OnUsageError: cliargs.OnUsageError,
@@ -49,7 +64,7 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
 				}
 				sizes[name] = size
 			}
-			var files []image.File
+			var pre, files []image.File
 			for _, kind := range []string{"pre-format-files", "post-format-files"} {
 				for _, f := range c.StringSlice(kind) {
 					src, dst, ok := strings.Cut(f, "=")
@@ -58,6 +73,8 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
 					}
 					if kind == "post-format-files" {
 						files = append(files, image.File{Source: src, Dest: dst})
+					} else {
+						pre = append(pre, image.File{Source: src, Dest: dst})
 					}
 				}
 			}
@@ -70,6 +87,8 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
 			}
 			paths, err := image.Build(c.Context, d, image.Options{
 				OutDir: c.String("out"), Format: c.String("format"), Sizes: sizes, Files: files, System: c.String("system"), ClosureInfo: c.String("closure-info"), Log: stderr,
+				Layout:   func(ctx context.Context) ([]byte, error) { return layoutJSON(ctx, c) },
+				PreFiles: pre, MemoryMiB: c.Int("build-memory"),
 			})
 			if err != nil {
 				return err

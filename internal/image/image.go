@@ -6,8 +6,9 @@
 // ones the format script uses (taken from internal/codegen), so a NixOS configuration
 // made from the same layout finds the disks.
 //
-// Layouts that need the kernel (LUKS, LVM, mdadm, ZFS, bcachefs) are refused: building
-// them needs a VM, which this package does not start.
+// Layouts that need the kernel (LUKS, LVM, mdadm, btrfs subvolumes) are built in a VM
+// of internal/testvm instead, by the layout's own format script (buildInVM); ZFS and
+// bcachefs are refused (Debian's kernel, which the VM runs, has neither).
 package image
 
 import (
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
@@ -46,6 +48,18 @@ type Options struct {
 	ClosureInfo string
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+
+	// Layout returns the JSON of disko.devices as the user wrote it. A layout that needs
+	// the kernel (LUKS, LVM, mdadm, btrfs subvolumes) is built in a VM, whose disks the
+	// layout is loaded again onto; only then is Layout called. Without it such a layout
+	// is refused.
+	Layout func(context.Context) ([]byte, error)
+	// PreFiles are put into the build VM before its format script runs (disko's
+	// --pre-format-files: LUKS key files); only the VM path reads them.
+	PreFiles []File
+	// MemoryMiB is the build VM's memory (--build-memory, as disko's diskoImagesScript
+	// takes it); default 1024.
+	MemoryMiB int
 }
 
 // File is a file or directory to copy from the build machine (Source) into the image,
@@ -69,12 +83,19 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	if log == nil {
 		log = io.Discard
 	}
-	disks, err := plan(d, opts.Sizes)
+	disks, kernelOnly, err := plan(d, opts.Sizes)
 	if err != nil {
 		return nil, err
 	}
+	if len(kernelOnly) > 0 && opts.Layout == nil {
+		return nil, fmt.Errorf("cannot build images of this layout without a VM (and the layout's JSON, Options.Layout, was not given):\n  %s", strings.Join(kernelOnly, "\n  "))
+	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, err
+	}
+	if len(kernelOnly) > 0 {
+		fmt.Fprintf(log, "building the images in a VM: the layout's format script runs there, because\n  %s\n", strings.Join(kernelOnly, "\n  "))
+		return buildInVM(ctx, disks, opts, log)
 	}
 	files := opts.Files
 	if opts.System != "" {

@@ -146,12 +146,15 @@ func load(t *testing.T, layout string) *config.Devices {
 	return d
 }
 
-// TestRefusals: what needs the kernel, or does not fit, is refused before anything is
+// TestRefusals: what needs the kernel (without the layout's JSON for the VM path), what
+// the build VM's kernel lacks, or what does not fit, is refused before anything is
 // written, with the option path and what to do.
 func TestRefusals(t *testing.T) {
 	cases := []struct{ name, layout, want string }{
 		{"luks", `{"disk":{"main":{"device":"/dev/sda","content":{"type":"gpt","partitions":{"p":{"size":"100%","content":{"type":"luks","name":"c"}}}}}}}`,
-			"disko.devices.disk.main.content.partitions.p.content: luks needs the kernel's dm-crypt; building it needs a VM"},
+			"disko.devices.disk.main.content.partitions.p.content: luks needs the kernel's dm-crypt"},
+		{"zfs", `{"disk":{"main":{"device":"/dev/sda","content":{"type":"gpt","partitions":{"p":{"size":"100%","content":{"type":"zfs","pool":"tank"}}}}}},"zpool":{"tank":{"type":"zpool"}}}`,
+			"zfs needs the kernel's ZFS module, which the build VM's kernel (Debian's) does not have"},
 		{"lvm", `{"disk":{"main":{"device":"/dev/sda","content":{"type":"gpt","partitions":{"p":{"size":"100%","content":{"type":"lvm_pv","vg":"pool"}}}}}},"lvm_vg":{"pool":{"type":"lvm_vg","lvs":{}}}}`,
 			"disko.devices.lvm_vg: lvm_vg needs the kernel's device-mapper (LVM)"},
 		{"btrfs-subvolumes", `{"disk":{"main":{"device":"/dev/sda","content":{"type":"gpt","partitions":{"p":{"size":"100%","content":{"type":"btrfs","subvolumes":{"/root":{"mountpoint":"/"}}}}}}}}}`,

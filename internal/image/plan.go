@@ -22,6 +22,9 @@ type diskPlan struct {
 	volumes []volume
 	// skippedHooks are the option paths of create hooks that the build does not run.
 	skippedHooks []string
+	// kernelOnly says, by option path, what of the disk only the kernel can make: such a
+	// disk is built by the layout's format script in a VM (buildInVM).
+	kernelOnly []string
 }
 
 // volume is a filesystem or swap area of a disk.
@@ -33,21 +36,25 @@ type volume struct {
 	mountpoint string
 }
 
-// plan checks that every disk can be built without the kernel and works out its size and
-// volumes. Every problem is reported at once.
-func plan(d *config.Devices, sizes map[string]string) ([]*diskPlan, error) {
+// plan works out every disk's size and volumes, and what of the layout needs the kernel
+// (vm: then the whole layout is built in a VM). Every problem is reported at once.
+func plan(d *config.Devices, sizes map[string]string) (disks []*diskPlan, vm []string, err error) {
 	var problems []string
 	for name := range sizes {
 		if _, ok := d.Disk[name]; !ok {
 			problems = append(problems, fmt.Sprintf("--size %s: the layout has no disk %q", name, name))
 		}
 	}
-	for kind, n := range map[string]int{"mdadm": len(d.MDADM), "lvm_vg": len(d.LVMVG), "zpool": len(d.Zpool), "bcachefs_filesystems": len(d.BcachefsFilesystems)} {
+	for kind, n := range map[string]int{"mdadm": len(d.MDADM), "lvm_vg": len(d.LVMVG)} {
 		if n > 0 {
-			problems = append(problems, fmt.Sprintf("%s.%s: %s", config.RootPath, kind, needsVM(kind)))
+			vm = append(vm, fmt.Sprintf("%s.%s: %s", config.RootPath, kind, needsVM(kind)))
 		}
 	}
-	var disks []*diskPlan
+	for kind, n := range map[string]int{"zpool": len(d.Zpool), "bcachefs_filesystems": len(d.BcachefsFilesystems)} {
+		if n > 0 {
+			problems = append(problems, fmt.Sprintf("%s.%s: %s", config.RootPath, kind, notInVM(kind)))
+		}
+	}
 	for _, name := range sortedKeys(d.Disk) {
 		disk := d.Disk[name]
 		p := &diskPlan{name: name, path: codegen.DiskContentPath(name), imageName: disk.ImageName, content: disk.Content}
@@ -64,13 +71,15 @@ func plan(d *config.Devices, sizes map[string]string) ([]*diskPlan, error) {
 			p.skippedHooks = append(p.skippedHooks, strings.TrimSuffix(p.path, ".content"))
 		}
 		problems = append(problems, p.collect(p.path, 0, disk.Content)...)
+		vm = append(vm, p.kernelOnly...)
 		disks = append(disks, p)
 	}
 	sort.Strings(problems)
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("cannot build images of this layout:\n  %s", strings.Join(problems, "\n  "))
+		return nil, nil, fmt.Errorf("cannot build images of this layout:\n  %s", strings.Join(problems, "\n  "))
 	}
-	return disks, nil
+	sort.Strings(vm)
+	return disks, vm, nil
 }
 
 // collect walks a disk's content, adding volumes, and returns what cannot be built.
@@ -109,26 +118,27 @@ func (p *diskPlan) collect(path string, partNo int, node config.Node) []string {
 		}
 	case *config.BTRFS:
 		if len(n.Subvolumes) > 0 || len(n.Swap) > 0 {
-			return []string{path + ": btrfs subvolumes and swap files cannot be made without mounting the filesystem: " +
-				"mkfs.btrfs on this machine has no --subvol option (btrfs-progs 6.2 in Debian 12); " +
-				"building them needs a VM, which disko-compile image does not start yet"}
+			p.kernelOnly = append(p.kernelOnly, path+": btrfs subvolumes and swap files cannot be made without mounting the filesystem "+
+				"(mkfs.btrfs on this machine has no --subvol option: btrfs-progs 6.2 in Debian 12)")
+			return nil
 		}
 		for _, a := range strings.Fields(strings.Join(n.ExtraArgs, " ")) {
 			if strings.HasPrefix(a, "/dev/") {
-				return []string{fmt.Sprintf("%s.extraArgs: a btrfs filesystem over several devices (%s) needs the kernel", path, a)}
+				p.kernelOnly = append(p.kernelOnly, fmt.Sprintf("%s.extraArgs: a btrfs filesystem over several devices (%s) needs the kernel", path, a))
+				return nil
 			}
 		}
 		p.volumes = append(p.volumes, volume{path: path, partNo: partNo, node: n, mountpoint: n.Mountpoint})
 	case *config.LUKS:
-		return []string{path + ": " + needsVM("luks")}
+		p.kernelOnly = append(p.kernelOnly, path+": "+needsVM("luks"))
 	case *config.LVMPV:
-		return []string{path + ": " + needsVM("lvm_pv")}
+		p.kernelOnly = append(p.kernelOnly, path+": "+needsVM("lvm_pv"))
 	case *config.MDRaid:
-		return []string{path + ": " + needsVM("mdraid")}
+		p.kernelOnly = append(p.kernelOnly, path+": "+needsVM("mdraid"))
 	case *config.ZFS:
-		return []string{path + ": " + needsVM("zfs")}
+		return []string{path + ": " + notInVM("zfs")}
 	case *config.Bcachefs:
-		return []string{path + ": " + needsVM("bcachefs")}
+		return []string{path + ": " + notInVM("bcachefs")}
 	default:
 		return []string{fmt.Sprintf("%s: %s cannot be built into an image", path, node.Kind())}
 	}
@@ -152,15 +162,20 @@ func createHooks(node config.Node) *config.Hooks {
 	return nil
 }
 
-// needsVM says why a node kind cannot be built by this package.
+// needsVM says why a node kind cannot be built without the kernel.
 func needsVM(kind string) string {
 	why := map[string]string{
 		"luks": "dm-crypt", "lvm_pv": "device-mapper (LVM)", "lvm_vg": "device-mapper (LVM)",
 		"mdraid": "md (software RAID)", "mdadm": "md (software RAID)",
-		"zfs": "the ZFS module", "zpool": "the ZFS module",
-		"bcachefs": "the bcachefs module", "bcachefs_filesystems": "the bcachefs module",
 	}[kind]
-	return fmt.Sprintf("%s needs the kernel's %s; building it needs a VM, which disko-compile image does not start yet", kind, why)
+	return fmt.Sprintf("%s needs the kernel's %s", kind, why)
+}
+
+// notInVM says why a node kind cannot be built at all here: the build VM runs Debian's
+// kernel, which has neither ZFS nor bcachefs.
+func notInVM(kind string) string {
+	module := map[string]string{"zfs": "ZFS", "zpool": "ZFS", "bcachefs": "bcachefs", "bcachefs_filesystems": "bcachefs"}[kind]
+	return fmt.Sprintf("%s needs the kernel's %s module, which the build VM's kernel (Debian's) does not have", kind, module)
 }
 
 // attrPath appends an attribute name to an option path, quoted when Nix would need it.
