@@ -7,8 +7,9 @@
 // than by sleeping.
 //
 // Layout of the package: graph.go orders the top-level devices and the mounts;
-// runtime.sh is the shell library every script embeds (device settling, guards, GPT
-// placement, teardown); one file per node family writes that family's commands
+// runtime.sh is the shell library (device settling, guards, GPT placement, teardown) of
+// which each script embeds the functions it reaches (reach.go, runtime_index.go); one
+// file per node family writes that family's commands
 // (gpt.go, filesystem.go, luks.go, lvm.go, md.go, zfs.go, btrfs.go, bcachefs.go,
 // nodev.go); destroy.go writes the destroy step; this file assembles the scripts.
 package codegen
