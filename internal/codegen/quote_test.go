@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell/shelltest"
 )
 
@@ -118,5 +119,24 @@ func TestDeepNestingLinear(t *testing.T) {
 	small, big := size(200), size(400)
 	if ratio := float64(big) / float64(small); ratio > 2.1 {
 		t.Errorf("scripts of 400 nested containers are %.2f times those of 200 (%d vs %d bytes): superlinear", ratio, big, small)
+	}
+}
+
+// TestNULNamesItsPath: a NUL byte anywhere in the layout is refused at its option path,
+// which is only put together when one is found.
+func TestNULNamesItsPath(t *testing.T) {
+	for _, c := range []struct {
+		set  func(fs *config.Filesystem)
+		want string
+	}{
+		{func(fs *config.Filesystem) { fs.Mountpoint = "/a\x00b" }, "disko.devices.disk.a.content.partitions.root.content.mountpoint: contains a NUL byte"},
+		{func(fs *config.Filesystem) { fs.MountOptions = []string{"ok", "x\x00"} }, "disko.devices.disk.a.content.partitions.root.content.mountOptions[1]: contains a NUL byte"},
+	} {
+		d := mustLoad(t, twoDisks)
+		c.set(d.Disk["a"].Content.(*config.GPT).Partitions["root"].Content.(*config.Filesystem))
+		_, err := Generate(d, Options{})
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("Generate: %v, want %s", err, c.want)
+		}
 	}
 }

@@ -539,28 +539,56 @@ func errorf(p optPath, format string, args ...any) error {
 
 // checkNUL rejects NUL bytes in any string of the layout: no shell word can hold one.
 func checkNUL(v reflect.Value, p optPath) error {
+	return findNUL(v, &nulStep{path: p})
+}
+
+// nulStep is one step of the option path down to the value findNUL looks at, joined into
+// a path only when a NUL is found (a path per value would make a deep layout quadratic).
+type nulStep struct {
+	up    *nulStep
+	path  optPath // the root's path
+	field string  // a field's option name, or a map key
+	attr  bool    // field is a map key (quoted as Nix needs it)
+	index int     // a list position, when field is "" and up is set
+}
+
+func (s *nulStep) optPath() optPath {
+	if s.up == nil {
+		return s.path
+	}
+	p := s.up.optPath()
+	switch {
+	case s.attr:
+		return p.attr(s.field)
+	case s.field != "":
+		return p.field(s.field)
+	}
+	return p.index(s.index)
+}
+
+func findNUL(v reflect.Value, at *nulStep) error {
 	switch v.Kind() {
 	case reflect.String:
 		if strings.ContainsRune(v.String(), 0) {
-			return errorf(p, "contains a NUL byte, which no command line can carry")
+			return errorf(at.optPath(), "contains a NUL byte, which no command line can carry")
 		}
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
-			return checkNUL(v.Elem(), p)
+			return findNUL(v.Elem(), at)
 		}
 	case reflect.Slice:
 		for i := range v.Len() {
-			if err := checkNUL(v.Index(i), p.index(i)); err != nil {
+			if err := findNUL(v.Index(i), &nulStep{up: at, index: i}); err != nil {
 				return err
 			}
 		}
 	case reflect.Map:
 		for _, k := range v.MapKeys() {
-			kp := p.attr(fmt.Sprint(k.Interface()))
-			if err := checkNUL(k, kp); err != nil {
+			kp := &nulStep{up: at, field: fmt.Sprint(k.Interface()), attr: true}
+			if err := findNUL(k, kp); err != nil {
 				return err
 			}
-			if err := checkNUL(v.MapIndex(k), kp); err != nil {
+			if err := findNUL(v.MapIndex(k), kp); err != nil {
 				return err
 			}
 		}
@@ -571,11 +599,11 @@ func checkNUL(v reflect.Value, p optPath) error {
 				continue
 			}
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			fp := p
+			fp := at
 			if name != "" && name != "-" {
-				fp = p.field(name)
+				fp = &nulStep{up: at, field: name}
 			}
-			if err := checkNUL(v.Field(i), fp); err != nil {
+			if err := findNUL(v.Field(i), fp); err != nil {
 				return err
 			}
 		}
