@@ -188,7 +188,7 @@ func probeDisk(ctx context.Context, r Runner, d *Disk, mounts []fsMount) error {
 		}
 		d.Table = t
 		for _, p := range t.Partitions {
-			c, err := blkid(ctx, r, d.Path, p.Start*d.SectorSize, p.Size*d.SectorSize)
+			c, err := partitionBlkid(ctx, r, d, p)
 			if err != nil {
 				return fmt.Errorf("partition %d of %s: %w", p.Number, d.Device, err)
 			}
@@ -260,7 +260,24 @@ func blkid(ctx context.Context, r Runner, dev string, offset, size int64) (*Cont
 	if offset >= 0 {
 		cmd += fmt.Sprintf(" --offset %d --size %d", offset, size)
 	}
-	cmd += " -- " + shell.Quote(dev) + "; echo status=$?"
+	return blkidRun(ctx, r, cmd+" -- "+shell.Quote(dev)+"; echo status=$?", offset)
+}
+
+// partitionBlkid probes a partition through its device node when the kernel has one at
+// the partition's start, and otherwise at its byte range of the disk. The node comes
+// first because what was written through it may not be in the disk's own page cache yet
+// (a whole-disk read can see the bytes from before mkfs).
+func partitionBlkid(ctx context.Context, r Runner, d *Disk, p *Partition) (*Content, error) {
+	node := shell.Quote(p.Node)
+	start := strconv.FormatInt(p.Start*d.SectorSize/512, 10) // sysfs counts 512-byte sectors
+	cmd := "if [ -b " + node + " ] && [ \"$(cat /sys/class/block/\"$(basename -- " + node + ")\"/start 2>/dev/null)\" = " + start + " ]; then " +
+		"blkid -p -o export -- " + node + "; else " +
+		fmt.Sprintf("blkid -p -o export --offset %d --size %d -- %s; fi; echo status=$?", p.Start*d.SectorSize, p.Size*d.SectorSize, shell.Quote(d.Path))
+	return blkidRun(ctx, r, cmd, p.Start*d.SectorSize)
+}
+
+// blkidRun runs a blkid -p -o export command line that ends with "echo status=$?".
+func blkidRun(ctx context.Context, r Runner, cmd string, offset int64) (*Content, error) {
 	out, err := run(ctx, r, cmd)
 	if err != nil {
 		return nil, err

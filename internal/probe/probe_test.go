@@ -44,9 +44,9 @@ func recorded() fakeRunner {
 		{"readlink -f -- /dev/disk/by-id/x", "/dev/sdx\n1073741824\n512\n"},
 		{"readlink -f -- /dev/gone", "FAIL"},
 		{"if out=$(sfdisk --json -- /dev/sdx", sfdiskGPT},
-		{"blkid -p -o export --offset 1048576 ", "TYPE=vfat\nUUID=AB-CD\nstatus=0\n"},
-		{"blkid -p -o export --offset 68157440 ", "TYPE=swap\nstatus=0\n"},
-		{"blkid -p -o export --offset 101711872 ", "TYPE=btrfs\nUUID=1234\nstatus=0\n"},
+		{"if [ -b /dev/sdx1 ]", "TYPE=vfat\nUUID=AB-CD\nstatus=0\n"},
+		{"if [ -b /dev/sdx2 ]", "TYPE=swap\nstatus=0\n"},
+		{"if [ -b /dev/sdx3 ]", "TYPE=btrfs\nUUID=1234\nstatus=0\n"},
 		{"unshare --mount", "subvol rootfs\nsubvol home\nsubvol swap\nswapfile 16777216 swap/swapfile\n"},
 	}
 }

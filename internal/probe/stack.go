@@ -109,7 +109,7 @@ func pvGroup(ctx context.Context, r Runner, c *Content, node string) error {
 
 // mdMember reads the array name from a member's md superblock.
 func mdMember(ctx context.Context, r Runner, c *Content, node string) error {
-	out, err := run(ctx, r, "mdadm --examine --export -- "+shell.Quote(node))
+	out, err := run(ctx, r, "mdadm --examine --export "+shell.Quote(node))
 	if err != nil {
 		return fmt.Errorf("reading the md superblock of %s: %w", node, err)
 	}
@@ -281,7 +281,7 @@ func probeArray(ctx context.Context, r Runner, a *Array, mounts []fsMount) error
 		return nil // not assembled
 	}
 	a.Device, a.Active = dev, true
-	out, err = run(ctx, r, "mdadm --detail --export -- "+shell.Quote(dev))
+	out, err = run(ctx, r, "mdadm --detail --export "+shell.Quote(dev))
 	if err != nil {
 		return fmt.Errorf("reading the md array %s: %w", dev, err)
 	}

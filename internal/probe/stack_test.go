@@ -19,8 +19,8 @@ func TestProbeStacks(t *testing.T) {
   {"target": "/mnt/srv", "source": "/dev/md127", "options": "rw,noatime", "fsroot": "/"}]}`},
 		{"readlink -f -- /dev/sdx", "/dev/sdx\n1073741824\n512\n"},
 		{"if out=$(sfdisk --json -- /dev/sdx", sfdiskStacked},
-		{"blkid -p -o export --offset 1048576 ", "TYPE=crypto_LUKS\nstatus=0\n"},
-		{"blkid -p -o export --offset 537919488 ", "TYPE=linux_raid_member\nstatus=0\n"},
+		{"if [ -b /dev/sdx1 ]", "TYPE=crypto_LUKS\nstatus=0\n"},
+		{"if [ -b /dev/sdx2 ]", "TYPE=linux_raid_member\nstatus=0\n"},
 		{`n=$(basename "$(readlink -f -- /dev/sdx1)")`, "crypted\n"},
 		{"blkid -p -o export -- /dev/mapper/crypted", "TYPE=LVM2_member\nstatus=0\n"},
 		{"pvs --reportformat json -o pv_name,vg_name -- /dev/mapper/crypted", `{"report": [{"pv": [{"pv_name":"/dev/mapper/crypted", "vg_name":"pool"}]}]}`},
@@ -29,9 +29,9 @@ func TestProbeStacks(t *testing.T) {
   {"lv_name":"root", "lv_size":"104857600", "lv_path":"/dev/pool/root", "lv_dm_path":"/dev/mapper/pool-root", "lv_active":"active", "segtype":"linear"},
   {"lv_name":"off", "lv_size":"4194304", "lv_path":"/dev/pool/off", "lv_dm_path":"/dev/mapper/pool-off", "lv_active":"", "segtype":"linear"}]}]}`},
 		{"blkid -p -o export -- /dev/mapper/pool-root", "TYPE=ext4\nstatus=0\n"},
-		{"mdadm --examine --export -- /dev/sdx2", "MD_LEVEL=raid1\nMD_DEVICES=2\nMD_NAME=host:arr\nMD_UUID=1:2:3:4\n"},
+		{"mdadm --examine --export /dev/sdx2", "MD_LEVEL=raid1\nMD_DEVICES=2\nMD_NAME=host:arr\nMD_UUID=1:2:3:4\n"},
 		{"if [ -b /dev/md/arr ]", "/dev/md127\n"},
-		{"mdadm --detail --export -- /dev/md127", "MD_LEVEL=raid1\nMD_DEVICES=2\n"},
+		{"mdadm --detail --export /dev/md127", "MD_LEVEL=raid1\nMD_DEVICES=2\n"},
 		{"blkid -p -o export -- /dev/md127", "PTTYPE=gpt\nstatus=0\n"},
 	}
 	s, err := Probe(context.Background(), r, map[string]string{"main": "/dev/sdx"})
