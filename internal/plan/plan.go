@@ -132,6 +132,12 @@ func (pl *planner) plan(d *config.Devices, s *probe.State) {
 			pl.content(cp, disk.Content, ad.Content, ad.Path)
 		}
 	}
+	for _, name := range sortedKeys(d.LVMVG) {
+		pl.vg(attr(config.RootPath+".lvm_vg", name), d.LVMVG[name], s)
+	}
+	for _, name := range sortedKeys(d.MDADM) {
+		pl.array(attr(config.RootPath+".mdadm", name), d.MDADM[name], s)
+	}
 }
 
 // notRefused marks that a refusing row's question was asked and answered "no": it is
@@ -449,7 +455,7 @@ func (pl *planner) content(p string, n config.Node, c *probe.Content, node strin
 			return
 		}
 		pl.keep(ContentSame)
-		pl.mount(p+".mountpoint", n.Mountpoint, c, "/")
+		pl.mount(p, n.Mountpoint, n.MountOptions, c, "/")
 	case *config.Swap:
 		if c.Type != "swap" {
 			pl.refuse(ContentDiffers, p+".type", "%s holds %s, the layout makes it swap; mkswap would destroy the data", node, c.Type)
@@ -472,19 +478,19 @@ func (pl *planner) content(p string, n config.Node, c *probe.Content, node strin
 			pl.refuse(LUKSAdded, p+".type", "%s holds an unencrypted %s, the layout encrypts it; adding encryption would destroy the data", node, c.Type)
 			return
 		}
-		pl.keep(LUKSSame)
+		pl.luks(p, n, c, node)
 	default:
 		want := map[string]string{"lvm_pv": "LVM2_member", "mdraid": "linux_raid_member", "zfs": "zfs_member", "bcachefs": "bcachefs"}[n.Kind()]
 		if c.Type != want {
 			pl.refuse(ContentDiffers, p+".type", "%s holds %s, the layout makes it %s; that would destroy the data", node, c.Type, n.Kind())
 			return
 		}
-		pl.keep(ContentSame)
+		pl.member(p, n, c, node)
 	}
 }
 
 func (pl *planner) btrfs(p string, n *config.BTRFS, c *probe.Content, node string) {
-	pl.mount(p+".mountpoint", n.Mountpoint, c, "/")
+	pl.mount(p, n.Mountpoint, n.MountOptions, c, "/")
 	var missing []string // subvolume keys, in creation order (a parent before its child)
 	type file struct {
 		path, name string
@@ -497,7 +503,7 @@ func (pl *planner) btrfs(p string, n *config.BTRFS, c *probe.Content, node strin
 		sp := attr(p+".subvolumes", key)
 		if slices.Contains(c.Subvolumes, name) {
 			pl.keep(SubvolSame)
-			pl.mount(sp+".mountpoint", sv.Mountpoint, c, "/"+name)
+			pl.mount(sp, sv.Mountpoint, sv.MountOptions, c, "/"+name)
 		} else {
 			missing = append(missing, key)
 		}
@@ -538,10 +544,11 @@ func (pl *planner) swapfile(p, node, file string, f *config.Swapfile, c *probe.C
 		withTop(node, "mkdir -p \"$(dirname \"$top\"/"+q(file)+")\"\nbtrfs filesystem mkswapfile --size "+q(f.Size)+" \"$top\"/"+q(file)+" >/dev/null"))
 }
 
-// mount plans a mount point: a filesystem mounted below the root mount point somewhere
-// other than the layout says is unmounted there, and the mount step mounts it where the
-// layout says.
-func (pl *planner) mount(p, mountpoint string, c *probe.Content, fsroot string) {
+// mount plans the mount of the node at p: a filesystem mounted below the root mount point
+// somewhere other than the layout says is unmounted there (the mount step then mounts it
+// where the layout says); one mounted where the layout says without some of the layout's
+// mount options is remounted with them.
+func (pl *planner) mount(p, mountpoint string, options []string, c *probe.Content, fsroot string) {
 	root := pl.opts.RootMountpoint
 	if root == "" {
 		pl.keep(MountElsewhere)
@@ -552,10 +559,19 @@ func (pl *planner) mount(p, mountpoint string, c *probe.Content, fsroot string) 
 			continue
 		}
 		rel, ok := below(m.Target, root)
-		if !ok || rel == mountpoint {
+		if !ok {
 			continue
 		}
-		pl.act(MountMoved, p, fmt.Sprintf("unmount %s; the mount step mounts it at %s", m.Target, or(mountpoint, "no mount point")), words("umount", m.Target))
+		if rel == mountpoint {
+			if missing := missingOptions(c.Type, options, strings.Split(m.Options, ",")); len(missing) > 0 {
+				opts := strings.Join(missing, ",")
+				pl.act(MountOptions, p+".mountOptions", fmt.Sprintf("remount %s with %s (it is mounted with %s); an option the kernel cannot change on a mounted filesystem takes effect at the next mount", m.Target, opts, m.Options),
+					words("mount", "-o", "remount,"+opts, "--", m.Target)+" || echo "+q("disko apply: "+m.Target+" could not be remounted with "+opts+"; it takes effect at the next mount")+" >&2")
+				return
+			}
+			continue
+		}
+		pl.act(MountMoved, p+".mountpoint", fmt.Sprintf("unmount %s; the mount step mounts it at %s", m.Target, or(mountpoint, "no mount point")), words("umount", m.Target))
 		return
 	}
 	pl.keep(MountElsewhere)

@@ -52,18 +52,34 @@ var (
 	ContentBlank      = Row{ID: "content-blank", Node: "content", Desired: "filesystem, swap or btrfs", Actual: "no signature", Action: "format"}
 	ContentSame       = Row{ID: "content-same", Node: "content", Desired: "filesystem F, swap, btrfs, or an aggregate member", Actual: "the same signature (F; swap; btrfs; LVM2_member, linux_raid_member, zfs_member, bcachefs); for randomly encrypted swap also none", Action: ""}
 	ContentDiffers    = Row{ID: "content-differs", Node: "content.format / content.type", Desired: "filesystem F (or swap, btrfs, ...)", Actual: "another signature", Refuse: true}
-	ContentUnreadable = Row{ID: "content-unreadable", Node: "content", Desired: "btrfs", Actual: "a btrfs whose subvolumes could not be read", Refuse: true}
+	ContentUnreadable = Row{ID: "content-unreadable", Node: "content", Desired: "btrfs, luks, lvm_pv or mdraid", Actual: "a btrfs whose subvolumes, or a LUKS, PV or md member whose metadata could not be read", Refuse: true}
 	ContentNoCreate   = Row{ID: "content-no-create", Node: "content", Desired: "luks, lvm_pv, mdraid, zfs or bcachefs", Actual: "no signature", Refuse: true}
-	LUKSSame          = Row{ID: "luks-same", Node: "content (luks)", Desired: "luks", Actual: "crypto_LUKS (its inside is not compared yet)", Action: ""}
+	LUKSSame          = Row{ID: "luks-same", Node: "content (luks)", Desired: "luks", Actual: "crypto_LUKS, open (its inside is compared as luks.content) or with content = null", Action: ""}
+	LUKSClosed        = Row{ID: "luks-closed", Node: "luks.content", Desired: "a content", Actual: "crypto_LUKS, closed (its inside cannot be read without the key)", Refuse: true}
 	LUKSAdded         = Row{ID: "luks-added", Node: "content.type", Desired: "luks", Actual: "an unencrypted signature", Refuse: true}
 	LUKSRemoved       = Row{ID: "luks-removed", Node: "content.type", Desired: "anything but luks", Actual: "crypto_LUKS", Refuse: true}
+	MemberElsewhere   = Row{ID: "member-elsewhere", Node: "lvm_pv.vg, mdraid.name", Desired: "member of group or array N", Actual: "a member of another group or array (or a PV in none)", Refuse: true}
+	VGMissing         = Row{ID: "vg-missing", Node: "lvm_vg.NAME", Desired: "a volume group", Actual: "no probed PV belongs to it, or vgs/lvs cannot read it", Refuse: true}
+	LVSame            = Row{ID: "lv-same", Node: "lvm_vg.lvs.NAME", Desired: "an LV", Actual: "an active LV of that name and size (within one extent; percentages, thin and RAID sizes are not compared)", Action: ""}
+	LVMissing         = Row{ID: "lv-missing", Node: "lvm_vg.lvs.NAME", Desired: "a linear LV (its content: filesystem, swap, btrfs or null)", Actual: "none of that name, and room for it in the group's free space", Action: "create-lv"}
+	LVNoRoom          = Row{ID: "lv-no-room", Node: "lvm_vg.lvs.NAME", Desired: "an LV", Actual: "none of that name, and not enough free space (or a thin or RAID LV)", Refuse: true}
+	LVInactive        = Row{ID: "lv-inactive", Node: "lvm_vg.lvs.NAME", Desired: "an LV", Actual: "an inactive LV (what it holds cannot be read)", Refuse: true}
+	LVGrow            = Row{ID: "lv-grow", Node: "lvm_vg.lvs.NAME.size", Desired: "larger than the LV", Actual: "enough free space in the group; ext4, xfs, btrfs or no content", Action: "grow-lv"}
+	LVGrowBlocked     = Row{ID: "lv-grow-blocked", Node: "lvm_vg.lvs.NAME.size", Desired: "larger than the LV", Actual: "not enough free space in the group, or content that cannot grow", Refuse: true}
+	LVShrink          = Row{ID: "lv-shrink", Node: "lvm_vg.lvs.NAME.size", Desired: "smaller than the LV by more than one extent", Actual: "any", Refuse: true}
+	LVExtra           = Row{ID: "lv-extra", Node: "lvm_vg.lvs", Desired: "no LV of this name", Actual: "an LV", Refuse: true}
+	MDMissing         = Row{ID: "md-missing", Node: "mdadm.NAME", Desired: "an array", Actual: "no probed member belongs to it, or mdadm cannot read it", Refuse: true}
+	MDInactive        = Row{ID: "md-inactive", Node: "mdadm.NAME", Desired: "an array", Actual: "members, but the array is not assembled", Refuse: true}
+	MDLevel           = Row{ID: "md-differs", Node: "mdadm.NAME.level, .content", Desired: "level L; a content", Actual: "another level; or a partition table on the array (not compared yet)", Refuse: true}
+	MDSame            = Row{ID: "md-same", Node: "mdadm.NAME", Desired: "an array of level L", Actual: "the assembled array of level L (its content is compared as mdadm.content)", Action: ""}
 	SubvolSame        = Row{ID: "subvolume-same", Node: "btrfs.subvolumes.NAME", Desired: "a subvolume", Actual: "the subvolume", Action: ""}
 	SubvolMissing     = Row{ID: "subvolume-missing", Node: "btrfs.subvolumes.NAME", Desired: "a subvolume", Actual: "none", Action: "create-subvolume"}
 	SubvolExtra       = Row{ID: "subvolume-extra", Node: "btrfs.subvolumes", Desired: "no such subvolume", Actual: "a subvolume (kept, never removed)", Action: ""}
 	SwapfileMissing   = Row{ID: "swapfile-missing", Node: "btrfs.swap.NAME, subvolume.swap.NAME", Desired: "a swap file", Actual: "no swap file at that path", Action: "add-swapfile"}
 	SwapfileSame      = Row{ID: "swapfile-same", Node: "btrfs.swap.NAME, subvolume.swap.NAME", Desired: "a swap file", Actual: "a swap file at that path", Action: ""}
 	MountMoved        = Row{ID: "mount-moved", Node: "mountpoint", Desired: "mount point M", Actual: "mounted below the root mount point somewhere else", Action: "mount"}
-	MountElsewhere    = Row{ID: "mount-same-or-unmounted", Node: "mountpoint, mountOptions", Desired: "any", Actual: "unmounted, or mounted at M (options are applied by the mount step and the NixOS config)", Action: ""}
+	MountOptions      = Row{ID: "mount-options-differ", Node: "mountOptions", Desired: "options O at mount point M", Actual: "mounted at M without some of O (aliases such as xfs pquota = prjquota, and options the kernel does not list, count as shown)", Action: "remount"}
+	MountElsewhere    = Row{ID: "mount-same-or-unmounted", Node: "mountpoint, mountOptions", Desired: "any", Actual: "unmounted, or mounted at M with all of the layout's options", Action: ""}
 )
 
 // Rows is the decision table, in the order of docs/incremental.md.
@@ -71,9 +87,11 @@ var Rows = []Row{
 	DiskUnreadable, DiskUntouched, DiskBlank, DiskBlankMember, TableDiffers, WholeDiskHasTable,
 	PartSame, PartMissing, PartMissingSwap, PartNoRoom, PartMoved, PartType, PartGrow, PartGrowBlocked, PartShrink, PartExtra,
 	ContentUntouched, ContentBlank, ContentSame, ContentDiffers, ContentUnreadable, ContentNoCreate,
-	LUKSSame, LUKSAdded, LUKSRemoved,
+	LUKSSame, LUKSClosed, LUKSAdded, LUKSRemoved,
+	MemberElsewhere, VGMissing, LVSame, LVMissing, LVNoRoom, LVInactive, LVGrow, LVGrowBlocked, LVShrink, LVExtra,
+	MDMissing, MDInactive, MDLevel, MDSame,
 	SubvolSame, SubvolMissing, SubvolExtra, SwapfileMissing, SwapfileSame,
-	MountMoved, MountElsewhere,
+	MountMoved, MountOptions, MountElsewhere,
 }
 
 // Markdown renders the decision table as docs/incremental.md shows it.

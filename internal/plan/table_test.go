@@ -59,6 +59,49 @@ const (
 	rootPath = `disko.devices.disk.main.content.partitions.root`
 )
 
+// Stacked devices: a LUKS container with ext4, a PV of the volume group "pool" (1 GiB,
+// 4 MiB extents), and a member of the md array "boot".
+const (
+	luksExt4 = `"root": {"size": "100M", "content": {"type": "luks", "name": "crypted", "content": {"type": "filesystem", "format": "ext4"}}}`
+	pvPart   = `"pv": {"size": "100M", "content": {"type": "lvm_pv", "vg": "pool"}}`
+	pvPath   = "disko.devices.disk.main.content.partitions.pv.content"
+	vgPath   = "disko.devices.lvm_vg.pool"
+	mdPart   = `"md": {"size": "100M", "content": {"type": "mdraid", "name": "boot"}}`
+	mdBoot   = `, "mdadm": {"boot": {"level": 1, "content": {"type": "filesystem", "format": "vfat"}}}`
+)
+
+func vgPool(lvs string) string { return `, "lvm_vg": {"pool": {"lvs": {` + lvs + `}}}` }
+
+func lvRoot(size string) string {
+	return `"root": {"size": "` + size + `", "content": {"type": "filesystem", "format": "ext4"}}`
+}
+
+func activeLV(name string, sizeMiB int64, c *probe.Content) *probe.LV {
+	return &probe.LV{Name: name, Size: sizeMiB << 20, Active: true, Path: "/dev/pool/" + name, DMPath: "/dev/mapper/pool-" + name, Content: c}
+}
+
+func lvs(ls ...*probe.LV) map[string]*probe.LV {
+	m := map[string]*probe.LV{}
+	for _, l := range ls {
+		m[l.Name] = l
+	}
+	return m
+}
+
+// pvState is a disk whose partition pv is a PV of vg; the group "pool" has 500 MiB free.
+func pvState(vg string, lvs map[string]*probe.LV) *probe.State {
+	s := gpt(part(1, "pv", 1, 100, &probe.Content{Type: "LVM2_member", VG: vg}))
+	s.VGs = map[string]*probe.VG{vg: {Name: vg, Size: 1 << 30, Free: 500 << 20, ExtentSize: 4 << 20, LVs: lvs}}
+	return s
+}
+
+// mdState is a disk whose partition md is a member of the array named member.
+func mdState(a *probe.Array, member string) *probe.State {
+	s := gpt(part(1, "md", 1, 100, &probe.Content{Type: "linux_raid_member", Array: member}))
+	s.Arrays = map[string]*probe.Array{a.Name: a}
+	return s
+}
+
 // rowCases has, for every row of the decision table, a layout and a fake probe result
 // that reach it, and where the plan must report it.
 var rowCases = []struct {
@@ -101,12 +144,51 @@ var rowCases = []struct {
 	{LUKSSame, gptLayout(`"root": {"size": "100M", "content": {"type": "luks", "name": "crypted"}}`), "", gpt(part(1, "root", 1, 100, fs("crypto_LUKS"))), ""},
 	{LUKSAdded, gptLayout(`"root": {"size": "100M", "content": {"type": "luks", "name": "crypted"}}`), "", gpt(part(1, "root", 1, 100, fs("ext4"))), rootPath + ".content.type"},
 	{LUKSRemoved, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, fs("crypto_LUKS"))), rootPath + ".content.type"},
+	{LUKSClosed, gptLayout(luksExt4), "", gpt(part(1, "root", 1, 100, fs("crypto_LUKS"))), rootPath + ".content.content"},
+	{LUKSSame, gptLayout(luksExt4), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "crypto_LUKS", Opened: &probe.Opened{Mapper: "/dev/mapper/crypted", Content: fs("ext4")}})), ""},
+	{ContentDiffers, gptLayout(luksExt4), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "crypto_LUKS", Opened: &probe.Opened{Mapper: "/dev/mapper/crypted", Content: fs("xfs")}})), rootPath + ".content.content.format"},
+	{ContentBlank, gptLayout(luksExt4), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "crypto_LUKS", Opened: &probe.Opened{Mapper: "/dev/mapper/crypted"}})), rootPath + ".content.content"},
+	{ContentUnreadable, gptLayout(pvPart), vgPool(""), gpt(part(1, "pv", 1, 100, &probe.Content{Type: "LVM2_member", Unreadable: "pvs: no such device"})), pvPath},
+	{MemberElsewhere, gptLayout(pvPart), vgPool(""), pvState("other", nil), pvPath + ".vg"},
+	{MemberElsewhere, gptLayout(`"md": {"size": "100M", "content": {"type": "mdraid", "name": "boot"}}`), `, "mdadm": {"boot": {"level": 1}}`,
+		mdState(&probe.Array{Name: "other"}, "other"), "disko.devices.disk.main.content.partitions.md.content.name"},
+	{VGMissing, gptLayout(pvPart), vgPool(""), gpt(part(1, "pv", 1, 100, &probe.Content{Type: "LVM2_member", VG: "pool"})), vgPath},
+	{VGMissing, gptLayout(pvPart), vgPool(""), func() *probe.State {
+		s := pvState("pool", nil)
+		s.VGs["pool"].Unreadable = "vgs: locking failed"
+		return s
+	}(), vgPath},
+	{LVSame, gptLayout(pvPart), vgPool(lvRoot("100M")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), ""},
+	{LVSame, gptLayout(pvPart), vgPool(lvRoot("100%FREE")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), ""},
+	{LVMissing, gptLayout(pvPart), vgPool(lvRoot("100M") + `, "data": {"size": "20M", "content": {"type": "filesystem", "format": "xfs"}}`), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.data"},
+	{LVMissing, gptLayout(pvPart), vgPool(lvRoot("100M") + `, "data": {"size": "100%", "content": {"type": "swap"}}`), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.data"},
+	{LVNoRoom, gptLayout(pvPart), vgPool(lvRoot("100M") + `, "data": {"size": "2G"}`), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.data.size"},
+	{LVNoRoom, gptLayout(pvPart), vgPool(lvRoot("100M") + `, "thin": {"size": "20M", "lvm_type": "thin-pool"}`), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.thin.lvm_type"},
+	{LVInactive, gptLayout(pvPart), vgPool(lvRoot("100M")), pvState("pool", lvs(&probe.LV{Name: "root", Size: 100 << 20})), vgPath + ".lvs.root"},
+	{LVGrow, gptLayout(pvPart), vgPool(lvRoot("200M")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.root.size"},
+	{LVGrowBlocked, gptLayout(pvPart), vgPool(lvRoot("900M")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.root.size"},
+	{LVGrowBlocked, gptLayout(pvPart), vgPool(`"root": {"size": "200M", "content": {"type": "swap"}}`), pvState("pool", lvs(activeLV("root", 100, fs("swap")))), vgPath + ".lvs.root.size"},
+	{LVShrink, gptLayout(pvPart), vgPool(lvRoot("50M")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.root.size"},
+	{LVExtra, gptLayout(pvPart), vgPool(lvRoot("100M")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")), activeLV("old", 10, nil))), vgPath + ".lvs"},
+	{MDMissing, gptLayout(mdPart), mdBoot, gpt(part(1, "md", 1, 100, &probe.Content{Type: "linux_raid_member", Array: "boot"})), "disko.devices.mdadm.boot"},
+	{MDInactive, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot"}, "boot"), "disko.devices.mdadm.boot"},
+	{MDLevel, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot", Active: true, Level: "raid0", Device: "/dev/md127", Content: fs("vfat")}, "boot"), "disko.devices.mdadm.boot.level"},
+	{MDLevel, gptLayout(mdPart), `, "mdadm": {"boot": {"level": 1, "content": {"type": "gpt", "partitions": {}}}}`,
+		mdState(&probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs(probe.PartitionTable + "gpt")}, "boot"), "disko.devices.mdadm.boot.content"},
+	{MDSame, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs("vfat")}, "boot"), ""},
+	{ContentDiffers, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs("ext4")}, "boot"), "disko.devices.mdadm.boot.content.format"},
 	{SubvolSame, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "subvolumes": {"/home": {}}}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"home"}})), ""},
 	{SubvolMissing, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "subvolumes": {"/home": {}, "/nix": {}}}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"home"}})), rootPath + `.content.subvolumes."/nix"`},
 	{SubvolExtra, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs"}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"old"}})), ""},
 	{SwapfileMissing, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "subvolumes": {"/swap": {"mountpoint": "/.swapvol", "swap": {"swapfile": {"size": "16M"}}}}}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"swap"}})), rootPath + `.content.subvolumes."/swap".swap.swapfile`},
 	{SwapfileSame, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "mountpoint": "/top", "swap": {"swapfile": {"size": "16M"}}}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Swapfiles: map[string]int64{"swapfile": 16 << 20}})), ""},
 	{MountMoved, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "ext4", Mounts: []probe.Mount{{Target: "/mnt/old", FSRoot: "/"}}})), rootPath + ".content.mountpoint"},
+	{MountOptions, gptLayout(`"root": {"size": "100M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/", "mountOptions": ["noatime", "nofail"]}}`), "",
+		gpt(part(1, "root", 1, 100, &probe.Content{Type: "ext4", Mounts: []probe.Mount{{Target: "/mnt", FSRoot: "/", Options: "rw,relatime"}}})), rootPath + ".content.mountOptions"},
+	{MountOptions, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "subvolumes": {"/home": {"mountpoint": "/home", "mountOptions": ["compress=zstd", "noatime"]}}}}`), "",
+		gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"home"}, Mounts: []probe.Mount{{Target: "/mnt/home", FSRoot: "/home", Options: "rw,relatime,compress=zstd:3,subvol=/home"}}})), rootPath + `.content.subvolumes."/home".mountOptions`},
+	{MountElsewhere, gptLayout(`"root": {"size": "100M", "content": {"type": "filesystem", "format": "xfs", "mountpoint": "/", "mountOptions": ["pquota", "noatime", "X-mount.mkdir"]}}`), "",
+		gpt(part(1, "root", 1, 100, &probe.Content{Type: "xfs", Mounts: []probe.Mount{{Target: "/mnt", FSRoot: "/", Options: "rw,noatime,attr2,inode64,prjquota"}}})), ""},
 	{MountElsewhere, gptLayout(ext4Root), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "ext4", Mounts: []probe.Mount{{Target: "/mnt", FSRoot: "/"}}})), ""},
 }
 

@@ -1,0 +1,238 @@
+package plan
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/probe"
+)
+
+// The stacked devices: the inside of open LUKS containers, LVM volume groups and md
+// arrays. Their members (lvm_pv, mdraid contents) are checked where the disks are; the
+// groups and arrays after all disks, so that their actions run after the partitions'.
+
+// luks compares a LUKS container's inside, which is only readable while it is open.
+func (pl *planner) luks(p string, n *config.LUKS, c *probe.Content, node string) {
+	switch {
+	case c.Unreadable != "":
+		pl.refuse(ContentUnreadable, p, "cannot read the LUKS container %s: %s", node, c.Unreadable)
+	case n.Content == nil:
+		pl.keep(LUKSSame)
+	case c.Opened == nil:
+		pl.refuse(LUKSClosed, p+".content", "the LUKS container %s is closed, so what it holds cannot be compared with the layout; open it (cryptsetup open %s %s) and plan again", node, node, n.Name)
+	default:
+		pl.keep(LUKSSame)
+		pl.content(p+".content", n.Content, c.Opened.Content, c.Opened.Mapper)
+	}
+}
+
+// member checks that an LVM physical volume or md member belongs to the group or array
+// the layout names.
+func (pl *planner) member(p string, n config.Node, c *probe.Content, node string) {
+	if c.Unreadable != "" && (c.Type == "LVM2_member" || c.Type == "linux_raid_member") {
+		pl.refuse(ContentUnreadable, p, "cannot read %s: %s", node, c.Unreadable)
+		return
+	}
+	switch n := n.(type) {
+	case *config.LVMPV:
+		if c.VG != n.VG {
+			pl.refuse(MemberElsewhere, p+".vg", "the LVM physical volume %s belongs to %s, the layout puts it in %q; moving it would take its extents from that group", node, or(quoted(c.VG), "no volume group"), n.VG)
+			return
+		}
+	case *config.MDRaid:
+		if c.Array != n.Name {
+			pl.refuse(MemberElsewhere, p+".name", "%s is a member of the md array %q, the layout puts it in %q; re-adding it would resync it with other data", node, c.Array, n.Name)
+			return
+		}
+	}
+	pl.keep(ContentSame)
+}
+
+func quoted(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "volume group " + strconv.Quote(s)
+}
+
+// vg compares a volume group's logical volumes.
+func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
+	av := s.VGs[vg.Name]
+	switch {
+	case av == nil:
+		pl.refuse(VGMissing, p, "no volume group %q was found on the probed disks (its physical volumes are missing, in a closed LUKS container, or not in the layout); apply does not create volume groups: use the format script", vg.Name)
+		return
+	case av.Unreadable != "":
+		pl.refuse(VGMissing, p, "cannot read the volume group %q: %s", vg.Name, av.Unreadable)
+		return
+	}
+	pl.keep(VGMissing.notRefused())
+	free := av.Free
+	extent := max(av.ExtentSize, 1)
+	var creates []func()
+	desired := map[string]bool{}
+	for _, key := range lvOrder(vg) {
+		lv := vg.LVs[key]
+		desired[lv.Name] = true
+		lp := attr(p+".lvs", key)
+		al := av.LVs[lv.Name]
+		if al == nil {
+			pl.missingLV(lp, vg.Name, lv, av, &free, &creates)
+			continue
+		}
+		if !al.Active {
+			pl.refuse(LVInactive, lp, "the LV %s/%s is not active, so what it holds cannot be read; activate it (vgchange -ay %s) and plan again", vg.Name, lv.Name, vg.Name)
+			continue
+		}
+		want, ok := lvBytes(lv.Size, extent)
+		switch {
+		case !ok || lv.LVMType != "": // a percentage, or a thin or RAID size: not compared
+			pl.keep(LVSame)
+		case want < al.Size-extent:
+			pl.refuse(LVShrink, lp+".size", "the LV %s/%s has %d MiB, the layout says %s; shrinking is never done (it would cut off data)", vg.Name, lv.Name, al.Size>>20, lv.Size)
+			continue
+		case want <= al.Size+extent:
+			pl.keep(LVSame)
+		default:
+			grow := roundUp(want, extent) - al.Size
+			script, err := growScript(al.Content, al.DMPath)
+			if err == nil && grow > free {
+				err = fmt.Errorf("it needs %d MiB more, the volume group %s has %d MiB free", grow>>20, vg.Name, free>>20)
+			}
+			if err != nil {
+				pl.refuse(LVGrowBlocked, lp+".size", "the LV %s/%s cannot grow to %s: %v", vg.Name, lv.Name, lv.Size, err)
+				continue
+			}
+			free -= grow
+			what := "its content"
+			if al.Content != nil {
+				what = "its " + al.Content.Type
+			}
+			pl.act(LVGrow, lp+".size", fmt.Sprintf("grow the LV %s/%s from %d MiB to %d MiB, then %s", vg.Name, lv.Name, al.Size>>20, (al.Size+grow)>>20, what),
+				words("lvextend", "--yes", "-L", strconv.FormatInt(al.Size+grow, 10)+"b", vg.Name+"/"+lv.Name)+" >/dev/null\n"+script)
+		}
+		pl.content(lp+".content", lv.Content, al.Content, al.DMPath)
+	}
+	for _, name := range sortedKeys(av.LVs) {
+		if !desired[name] {
+			pl.refuse(LVExtra, p+".lvs", "the LV %s/%s is in the volume group but not in the layout; LVs are never removed implicitly: add it to the layout or remove it yourself", vg.Name, name)
+		}
+	}
+	for _, c := range creates {
+		c()
+	}
+}
+
+// missingLV plans an LV that the group does not have: created when the group's free
+// space holds it.
+func (pl *planner) missingLV(lp, vgName string, lv *config.LV, av *probe.VG, free *int64, creates *[]func()) {
+	if lv.LVMType != "" {
+		pl.refuse(LVNoRoom, lp+".lvm_type", "apply only creates linear LVs; %s/%s is a %s: use the format script", vgName, lv.Name, lv.LVMType)
+		return
+	}
+	extent := max(av.ExtentSize, 1)
+	flag, size := "-L", lv.Size
+	need, ok := lvBytes(lv.Size, extent)
+	if !ok {
+		m := lvPercentRe.FindStringSubmatch(lv.Size)
+		if m == nil {
+			pl.refuse(LVNoRoom, lp+".size", "cannot read the size %q", lv.Size)
+			return
+		}
+		pct, _ := strconv.ParseFloat(m[1], 64)
+		of := *free
+		if m[2] == "VG" {
+			of = av.Size
+		}
+		flag, need = "-l", roundUp(int64(pct/100*float64(of)), extent)
+		if m[2] == "" {
+			size += "FREE"
+		}
+	} else {
+		need = roundUp(need, extent)
+	}
+	if need <= 0 || need > *free {
+		pl.refuse(LVNoRoom, lp+".size", "the LV %s/%s (%s) does not fit in the %d MiB free in the volume group", vgName, lv.Name, lv.Size, *free>>20)
+		return
+	}
+	*free -= need
+	fill, what, err := formatScript(lv.Content, `"$node"`)
+	if err != nil {
+		pl.refuse(ContentNoCreate, lp+".content", "%v", err)
+		return
+	}
+	desc := fmt.Sprintf("create the LV %s/%s (%s) in its free space", vgName, lv.Name, lv.Size)
+	if what != "" {
+		desc += " and " + what
+	}
+	dev := "/dev/" + vgName + "/" + lv.Name
+	args := append([]string{"lvcreate", "--yes", "--wipesignatures", "y", flag, size, "-n", lv.Name}, splitArgs(lv.ExtraArgs)...)
+	script := words(append(args, vgName)...) + " >/dev/null\n" +
+		"node=" + q(dev) + "\n" +
+		"for i in $(seq 100); do [ -b \"$node\" ] && break; sleep 0.1; done\n" +
+		"[ -b \"$node\" ] || { echo \"disko apply: $node did not appear\" >&2; exit 1; }\n" + fill
+	*creates = append(*creates, func() { pl.act(LVMissing, lp, desc, script) })
+}
+
+// array compares an md array with the array its members belong to.
+func (pl *planner) array(p string, md *config.MDADM, s *probe.State) {
+	a := s.Arrays[md.Name]
+	switch {
+	case a == nil:
+		pl.refuse(MDMissing, p, "no member of an md array %q was found on the probed disks; apply does not create arrays: use the format script", md.Name)
+	case a.Unreadable != "":
+		pl.refuse(MDMissing, p, "cannot read the md array %q: %s", md.Name, a.Unreadable)
+	case !a.Active:
+		pl.refuse(MDInactive, p, "the md array %q is not assembled, so what it holds cannot be read; assemble it (mdadm --assemble --scan) and plan again", md.Name)
+	case a.Level != "raid"+strconv.Itoa(md.Level):
+		pl.refuse(MDLevel, p+".level", "the md array %q is %s, the layout says level %d; reshaping is not done by apply", md.Name, a.Level, md.Level)
+	default:
+		pl.keep(MDSame)
+		if _, table := md.Content.(*config.GPT); table || (a.Content != nil && strings.HasPrefix(a.Content.Type, probe.PartitionTable)) {
+			pl.refuse(MDLevel, p+".content", "partition tables on md arrays are not compared yet; the array %s is left as it is only when its content is null", a.Device)
+			return
+		}
+		pl.content(p+".content", md.Content, a.Content, a.Device)
+	}
+}
+
+// lvOrder is the creation order of a group's LVs: priority, then name (as the format
+// script creates them).
+func lvOrder(vg *config.LVMVG) []string {
+	keys := sortedKeys(vg.LVs)
+	slices.SortStableFunc(keys, func(a, b string) int { return derefInt(vg.LVs[a].Priority) - derefInt(vg.LVs[b].Priority) })
+	return keys
+}
+
+var (
+	lvSizeRe    = regexp.MustCompile(`^([0-9]+)([bBsSkKmMgGtTpPeE]?)$`)
+	lvPercentRe = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)%(FREE|VG)?$`)
+)
+
+// lvBytes is an lvcreate -L size in bytes (no unit: MiB, as lvcreate reads it); false for
+// sizes it cannot read (percentages).
+func lvBytes(s string, extent int64) (int64, bool) {
+	m := lvSizeRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	v, _ := strconv.ParseInt(m[1], 10, 64)
+	shift := map[string]uint{"": 20, "b": 0, "s": 9, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60}[strings.ToLower(m[2])]
+	return v << shift, true
+}
+
+func roundUp(v, step int64) int64 { return (v + step - 1) / step * step }
+
+// splitArgs splits each argument at whitespace, as the format script does for lvcreate's
+// extraArgs.
+func splitArgs(args []string) []string {
+	var ws []string
+	for _, a := range args {
+		ws = append(ws, strings.Fields(a)...)
+	}
+	return ws
+}

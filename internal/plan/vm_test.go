@@ -1,0 +1,153 @@
+package plan
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
+)
+
+// vmRunner runs the probe's and apply's commands in a qemu guest (this machine's kernel
+// has no device mapper and no md).
+type vmRunner struct{ vm *testvm.VM }
+
+func (v vmRunner) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return v.vm.Exec(ctx, cmd, stdin, stdout, stderr)
+}
+
+func (v vmRunner) must(t *testing.T, ctx context.Context, cmd string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := v.Run(ctx, cmd, nil, &out, &out); err != nil {
+		t.Fatalf("%s: %v\n%s", firstLine(cmd), err, out.String())
+	}
+	return out.String()
+}
+
+// stacked is a GPT disk with an ext4 /boot and a LUKS container holding an LVM volume
+// group with an ext4 root LV, plus two disks whose partitions are the members of an md
+// RAID1 with ext4 on /srv. Its arguments are the root LV's size, more LVs, more GPT
+// partitions after the LUKS one, the array's level and the root LV's format.
+const stacked = `{"disk": {
+  "main": {"device": "/dev/disk/by-id/virtio-plan0", "content": {"type": "gpt", "partitions": {
+    "boot": {"size": "64M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/boot"}},
+    "crypt": {"size": "600M", "content": {"type": "luks", "name": "crypted", "passwordFile": "/tmp/secret.key",
+      "content": {"type": "lvm_pv", "vg": "pool"}}}%[3]s}}},
+  "m1": {"device": "/dev/disk/by-id/virtio-plan1", "content": {"type": "gpt", "partitions": {
+    "r": {"size": "100%%", "content": {"type": "mdraid", "name": "arr"}}}}},
+  "m2": {"device": "/dev/disk/by-id/virtio-plan2", "content": {"type": "gpt", "partitions": {
+    "r": {"size": "100%%", "content": {"type": "mdraid", "name": "arr"}}}}}},
+ "lvm_vg": {"pool": {"lvs": {
+    "root": {"size": %[1]q, "content": {"type": "filesystem", "format": %[5]q, "mountpoint": "/"}}%[2]s}}},
+ "mdadm": {"arr": {"level": %[4]d, "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/srv"}}}
+}`
+
+func stackedLayout(t *testing.T, rootSize, lvs, parts string, level int, rootFormat string) *config.Devices {
+	t.Helper()
+	js := fmt.Sprintf(stacked, rootSize, lvs, parts, level, rootFormat)
+	d, err := config.Load([]byte(js), config.LoadOptions{})
+	if err != nil {
+		t.Fatalf("config.Load: %v\n%s", err, js)
+	}
+	return d
+}
+
+// TestVMStacked is the issue's VM rig case for LUKS, LVM and mdadm: formatted with a
+// LUKS + LVM disk and an md RAID1 holding files, a layout that grows the root LV, adds an
+// LV and adds a partition next to the LUKS one plans as exactly those actions, applies
+// with the files intact, and plans empty again. A changed RAID level and a changed LV
+// format are refused with the disks' first and last MiB unchanged.
+func TestVMStacked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a qemu guest")
+	}
+	vm := testvm.StartT(t, testvm.Options{Disks: []testvm.DiskSpec{
+		{Size: 1 << 30, Serial: "plan0"}, {Size: 256 << 20, Serial: "plan1"}, {Size: 256 << 20, Serial: "plan2"}}})
+	ctx, cancel := testvm.ContextT(t)
+	defer cancel()
+	r := vmRunner{vm}
+	opts := Options{RootMountpoint: "/mnt", Codegen: codegen.Options{RootMountpoint: "/mnt"}}
+
+	r.must(t, ctx, "printf secret > /tmp/secret.key")
+	v1 := stackedLayout(t, "100M", "", "", 1, "ext4")
+	scripts, err := codegen.Generate(v1, opts.Codegen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx, "bash -s", bytes.NewReader(scripts.FormatMount), io.Discard, testvm.LogT(t)); err != nil {
+		t.Fatalf("format,mount: %v", err)
+	}
+	const files = "/mnt/keep /mnt/boot/keep /mnt/srv/keep"
+	r.must(t, ctx, "for f in "+files+"; do head -c 3000000 /dev/urandom > $f; done; sync")
+	sums := r.must(t, ctx, "sha256sum "+files)
+
+	if p, err := Probe(ctx, r, v1, opts); err != nil || len(p.Actions)+len(p.Refused) > 0 {
+		t.Fatalf("plan of the layout the disks were formatted with: %+v, %v", p, err)
+	}
+
+	const data = `, "data": {"size": "64M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/data"}}`
+	const more = `, "more": {"size": "64M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/more"}}`
+	v2 := stackedLayout(t, "200M", data, more, 1, "ext4")
+	p, err := Probe(ctx, r, v2, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range p.Actions {
+		got = append(got, a.Action+" "+a.Path)
+	}
+	want := []string{
+		"create-partition disko.devices.disk.main.content.partitions.more",
+		"grow-lv disko.devices.lvm_vg.pool.lvs.root.size",
+		"create-lv disko.devices.lvm_vg.pool.lvs.data",
+	}
+	if !slices.Equal(got, want) || len(p.Refused) > 0 {
+		t.Fatalf("plan v2:\n got %q\nwant %q\nrefused %+v", got, want, p.Refused)
+	}
+
+	// Refusals change nothing: the first and last MiB of every disk stay as they are.
+	edges := "for d in /dev/disk/by-id/virtio-plan[012]; do n=$(blockdev --getsz $d); dd if=$d bs=512 count=2048 status=none | sha256sum; dd if=$d bs=512 skip=$((n-2048)) status=none | sha256sum; done"
+	before := r.must(t, ctx, edges)
+	for _, c := range []struct {
+		d    *config.Devices
+		row  Row
+		path string
+	}{
+		{stackedLayout(t, "200M", data, more, 0, "ext4"), MDLevel, "disko.devices.mdadm.arr.level"},
+		{stackedLayout(t, "50M", "", "", 1, "ext4"), LVShrink, "disko.devices.lvm_vg.pool.lvs.root.size"},
+		{stackedLayout(t, "100M", "", "", 1, "xfs"), ContentDiffers, "disko.devices.lvm_vg.pool.lvs.root.content.format"},
+	} {
+		p, err := Apply(ctx, r, c.d, opts, testvm.LogT(t))
+		if err == nil || !slices.ContainsFunc(p.Refused, func(x Refusal) bool { return x.Row == c.row.ID && x.Path == c.path }) {
+			t.Errorf("want refusal %s at %s, got %v: %+v", c.row.ID, c.path, err, p)
+		}
+	}
+	if after := r.must(t, ctx, edges); after != before {
+		t.Errorf("a refused apply changed the disks' first or last MiB")
+	}
+
+	if _, err := Apply(ctx, r, v2, opts, testvm.LogT(t)); err != nil {
+		t.Fatalf("apply v2: %v", err)
+	}
+	if after := r.must(t, ctx, "sha256sum "+files); after != sums {
+		t.Errorf("files changed by apply:\nbefore %s\nafter  %s", sums, after)
+	}
+	if p, err := Probe(ctx, r, v2, opts); err != nil || len(p.Actions)+len(p.Refused) > 0 {
+		t.Errorf("second plan is not empty: %+v, %v", p, err)
+	}
+	mounts := r.must(t, ctx, "findmnt -rno TARGET,SOURCE | sort; lvs --noheadings --units m -o lv_name,lv_size pool; df -m --output=target,size /mnt /mnt/data /mnt/more")
+	flat := strings.Join(strings.Fields(mounts), " ")
+	for _, w := range []string{"/mnt/data /dev/mapper/pool-data", "/mnt/more /dev/vda3", "/mnt/srv /dev/md127", "root 200.00m", "data 64.00m"} {
+		if !strings.Contains(flat, w) {
+			t.Errorf("after apply, no %q in:\n%s", w, mounts)
+		}
+	}
+	t.Logf("after apply:\n%s", mounts)
+}
