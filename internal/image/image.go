@@ -90,6 +90,10 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	if len(kernelOnly) > 0 && opts.Layout == nil {
 		return nil, fmt.Errorf("cannot build images of this layout without a VM (and the layout's JSON, Options.Layout, was not given):\n  %s", strings.Join(kernelOnly, "\n  "))
 	}
+	// Absolute: nix-store --store local?root= and the build VM's disks need it.
+	if opts.OutDir, err = filepath.Abs(opts.OutDir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, err
 	}

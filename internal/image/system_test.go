@@ -37,6 +37,15 @@ in derivation { name = "image-test-toplevel"; system = builtins.currentSystem; b
 		}
 		checkSystem(t, paths[0], toplevel)
 	})
+	t.Run("relative-out", func(t *testing.T) {
+		// As diskoImagesScript runs it: --out . (nix-store takes absolute roots only).
+		t.Chdir(t.TempDir())
+		paths, err := Build(context.Background(), load(t, exampleLayout), Options{OutDir: ".", System: toplevel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSystem(t, paths[0], toplevel)
+	})
 	t.Run("closure-info-as-nobody", func(t *testing.T) {
 		// What a Nix build has: closureInfo's files, no database to read.
 		info := closureInfo(t, toplevel)

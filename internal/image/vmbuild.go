@@ -96,12 +96,8 @@ func buildInVM(ctx context.Context, disks []*diskPlan, opts Options, log io.Writ
 		if err != nil {
 			return nil, err
 		}
-		abs, err := filepath.Abs(f.Name())
-		if err != nil {
-			return nil, err
-		}
 		fmt.Fprintf(log, "  disk %s: %s (%s)\n", d.name, devices[d.name], humanSize(d.size))
-		specs = append(specs, testvm.DiskSpec{Path: abs, Serial: fmt.Sprintf("image%d", i)})
+		specs = append(specs, testvm.DiskSpec{Path: f.Name(), Serial: fmt.Sprintf("image%d", i)})
 	}
 	img, err := testvm.Build(ctx, testvm.BuildOptions{Log: log})
 	if err != nil {
