@@ -149,7 +149,7 @@ func GPTSpecs(p string, n *config.GPT) ([]GPTPartitionSpec, error) {
 	specs := make([]GPTPartitionSpec, 0, len(order))
 	for i, key := range order {
 		part := n.Partitions[key]
-		pp := optPath(p).field("partitions").attr(key)
+		pp := newOptPath(p).field("partitions").attr(key)
 		start, err := posSpec(part.Start)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", pp.field("start"), err)
@@ -199,7 +199,7 @@ func orDash(s string) string {
 
 func (g *gen) createGPT(w *writer, p optPath, n *config.GPT, dev sh) error {
 	order := config.GPTOrder(n)
-	parsed, err := GPTSpecs(string(p), n)
+	parsed, err := GPTSpecs(p.String(), n)
 	if err != nil {
 		return err
 	}
@@ -369,7 +369,7 @@ func (g *gen) hybridMBR(w *writer, n *config.GPT, order []string, hybrid []int, 
 // DiskContentPath is the option path of disk NAME's content, as the scripts name it (and
 // as GPTSpecs and TableScript take it).
 func DiskContentPath(name string) string {
-	return string(optPath(config.RootPath).field("disk").attr(name).field("content"))
+	return newOptPath(config.RootPath).field("disk").attr(name).field("content").String()
 }
 
 // TableScript returns what the format script does to write the legacy table at option
@@ -412,7 +412,7 @@ func TableScript(p string, n *config.Table) (partedArgs []string, diskID string)
 // flags of every partition, in order.
 func (g *gen) createTable(w *writer, p optPath, n *config.Table, dev sh) error {
 	numbers := config.TableNumbers(n)
-	args, id := TableScript(string(p), n)
+	args, id := TableScript(p.String(), n)
 	var all, filled []string
 	for i, part := range n.Partitions {
 		all = append(all, strconv.Itoa(numbers[i]))

@@ -40,7 +40,7 @@ var unitKinds = []string{"bcachefs_filesystems", "disk", "lvm_vg", "mdadm", "nod
 
 func (g *gen) collectUnits() {
 	add := func(kind, name string, node any) {
-		g.units = append(g.units, &unit{kind: kind, name: name, path: optPath(config.RootPath).field(kind).attr(name), node: node, pos: len(g.units)})
+		g.units = append(g.units, &unit{kind: kind, name: name, path: newOptPath(config.RootPath).field(kind).attr(name), node: node, pos: len(g.units)})
 	}
 	for _, kind := range unitKinds {
 		switch kind {
@@ -115,7 +115,7 @@ func (g *gen) order() error {
 			i := slices.Index(stack, u)
 			var names []string
 			for _, s := range append(stack[i:], u) {
-				names = append(names, string(s.path))
+				names = append(names, s.path.String())
 			}
 			return fmt.Errorf("%s: the devices depend on each other in a cycle: %s", u.path, strings.Join(names, " -> "))
 		case 2:

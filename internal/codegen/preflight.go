@@ -85,7 +85,7 @@ func (g *gen) preflight() (string, error) {
 		var args []sh
 		switch n := disk.Content.(type) {
 		case *config.GPT:
-			specs, err := GPTSpecs(string(cp), n)
+			specs, err := GPTSpecs(cp.String(), n)
 			if err != nil {
 				return "", err
 			}
@@ -95,7 +95,7 @@ func (g *gen) preflight() (string, error) {
 				args = append(args, gptSpecWord(s))
 			}
 		case *config.Table:
-			_, id := TableScript(string(cp), n)
+			_, id := TableScript(cp.String(), n)
 			min, needs = tableNeeds(n)
 			args = append(args, "table", Q(n.Format), Q(id))
 		default:

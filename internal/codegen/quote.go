@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -87,56 +88,74 @@ func splitWords(list []string) sh {
 }
 
 // optPath is a Nix option path such as disko.devices.disk.main.content. It names the
-// node a script section belongs to, in comments and in messages.
-type optPath string
+// node a script section belongs to, in comments and in messages. It is a chain of
+// segments that keeps its short form as it grows (see short), so that extending it costs
+// the same at any depth; the whole path is joined only when asked for (String).
+type optPath struct{ *pathSeg }
+
+type pathSeg struct {
+	up    *pathSeg
+	seg   string // ".name", `."my disk"` or "[3]"; the root's whole text
+	run   int    // how many nestedSeg in a row end the path
+	base  string // the short form of the path before that run
+	short string // the short form of the whole path
+}
+
+// newOptPath is the path whose text is root, such as config.RootPath.
+func newOptPath(root string) optPath { return optPath{&pathSeg{seg: root, short: root}} }
+
+// nestedSeg is the segment that repeats in a deep layout (containers nested in each other).
+const nestedSeg = ".content"
+
+// nestedRun is how many nestedSeg in a row the short form writes out before it counts them.
+const nestedRun = 4
+
+func (p optPath) add(seg string) optPath {
+	n := &pathSeg{up: p.pathSeg, seg: seg}
+	switch {
+	case seg != nestedSeg:
+		n.short = p.short() + seg
+	case p.pathSeg != nil && p.run > 0:
+		n.run, n.base = p.run+1, p.base
+	default:
+		n.run, n.base = 1, p.short()
+	}
+	if n.run > nestedRun {
+		n.short = fmt.Sprintf("%s(%s ×%d)", n.base, nestedSeg, n.run)
+	} else if n.run > 0 {
+		n.short = n.base + strings.Repeat(nestedSeg, n.run)
+	}
+	return optPath{n}
+}
 
 // attr appends an attribute name, quoted as Nix would need it ("my disk"). Line breaks
 // are escaped, so a path can never end a shell comment early.
-func (p optPath) attr(name string) optPath {
-	return p + optPath("."+nixlit.AttrName(name))
-}
+func (p optPath) attr(name string) optPath { return p.add("." + nixlit.AttrName(name)) }
 
 // field appends a fixed option name written by the generator.
-func (p optPath) field(name string) optPath { return p + optPath("."+name) }
+func (p optPath) field(name string) optPath { return p.add("." + name) }
 
 // index appends a list position.
-func (p optPath) index(i int) optPath { return p + optPath("["+strconv.Itoa(i)+"]") }
+func (p optPath) index(i int) optPath { return p.add("[" + strconv.Itoa(i) + "]") }
 
-// nestedRun is how many ".content" in a row a comment writes out before it counts them.
-const nestedRun = 4
+// String is the whole path, as the user would write it.
+func (p optPath) String() string {
+	var segs []string
+	for s := p.pathSeg; s != nil; s = s.up {
+		segs = append(segs, s.seg)
+	}
+	slices.Reverse(segs)
+	return strings.Join(segs, "")
+}
 
-// short is the path for a comment or a message: a run of more than nestedRun ".content" (containers
-// nested in each other) is written as "(.content ×N)", so that a comment's length does
-// not grow with the nesting depth (every node of a deep layout has one).
+// short is the path for a comment or a message: a run of more than nestedRun ".content"
+// is written as "(.content ×N)", so that its length does not grow with the nesting depth
+// (every node of a deep layout has a comment and messages).
 func (p optPath) short() string {
-	const seg = ".content"
-	s := string(p)
-	if strings.Count(s, seg) <= nestedRun {
-		return s
+	if p.pathSeg == nil {
+		return ""
 	}
-	var b strings.Builder
-	for {
-		i := strings.Index(s, seg)
-		if i < 0 {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:i])
-		n := 0
-		for strings.HasPrefix(s[i:], seg) && (len(s) == i+len(seg) || s[i+len(seg)] == '.' || s[i+len(seg)] == '[') {
-			i += len(seg)
-			n++
-		}
-		if n == 0 { // a longer name that starts with "content"
-			b.WriteString(seg)
-			i += len(seg)
-		} else if n > nestedRun {
-			fmt.Fprintf(&b, "(%s ×%d)", seg, n)
-		} else {
-			b.WriteString(strings.Repeat(seg, n))
-		}
-		s = s[i:]
-	}
+	return p.pathSeg.short
 }
 
 // q quotes the path for use as a shell word (it only ever holds escaped characters, but

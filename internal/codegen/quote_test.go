@@ -69,7 +69,7 @@ func TestSplitWords(t *testing.T) {
 
 // TestOptPathComment checks that a name with a newline cannot end a comment early.
 func TestOptPathComment(t *testing.T) {
-	p := optPath("disko.devices.disk").attr("a\nb; touch x").attr("ok")
+	p := newOptPath("disko.devices.disk").attr("a\nb; touch x").attr("ok")
 	var w writer
 	w.comment(p)
 	if strings.Count(w.String(), "\n") != 1 || !utf8.ValidString(w.String()) {
@@ -86,7 +86,7 @@ func TestOptPathComment(t *testing.T) {
 // TestOptPathShort: comments and messages count long runs of .content, and leave short
 // ones and names that only start with "content" as they are.
 func TestOptPathShort(t *testing.T) {
-	root := optPath("disko.devices.disk.main.content.partitions.root")
+	root := newOptPath("disko.devices.disk.main.content.partitions.root")
 	deep := root
 	for range 7 {
 		deep = deep.field("content")
@@ -95,10 +95,10 @@ func TestOptPathShort(t *testing.T) {
 		p    optPath
 		want string
 	}{
-		{root.field("content").field("content"), string(root) + ".content.content"},
-		{deep, string(root) + "(.content ×7)"},
-		{deep.field("contentx").field("content"), string(root) + "(.content ×7).contentx.content"},
-		{deep.field("lvs").attr("a b").field("content"), string(root) + `(.content ×7).lvs."a b".content`},
+		{root.field("content").field("content"), root.String() + ".content.content"},
+		{deep, root.String() + "(.content ×7)"},
+		{deep.field("contentx").field("content"), root.String() + "(.content ×7).contentx.content"},
+		{deep.field("lvs").attr("a b").field("content"), root.String() + `(.content ×7).lvs."a b".content`},
 	} {
 		if got := c.p.short(); got != c.want {
 			t.Errorf("short(%s) = %s, want %s", c.p, got, c.want)

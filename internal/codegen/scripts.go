@@ -88,7 +88,7 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 	if d == nil || len(d.Disk) == 0 {
 		return nil, errors.New(config.RootPath + ".disk: no disks are defined")
 	}
-	if err := checkNUL(reflect.ValueOf(d), optPath(config.RootPath)); err != nil {
+	if err := checkNUL(reflect.ValueOf(d), newOptPath(config.RootPath)); err != nil {
 		return nil, err
 	}
 	root := opts.RootMountpoint
