@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -28,6 +29,14 @@ import (
 // answers on the same address with the same host key. kexec and ip are
 // Debian's binaries with their libraries in kexec/lib, run through the
 // bundled dynamic loader, so the tarball works on any x86_64 Linux.
+//
+// kexec/initrd is the image's initramfs compressed once with zstd, as a
+// real NixOS initrd is (run's gzip archive is appended after the zstd
+// frame), and the tarball's gzip layer only stores: under TCG, inflating a
+// gzip -1 tarball of the plain initramfs (76 MB) plus kexec's load took 27 s
+// in the guest, longer than its upload. zstd -9 makes the initrd 49 MB
+// (gzip -1: 65 MB), so the upload shrinks too, and the kernel unpacks it at
+// boot with its fast zstd decoder (host: 0.4 s, against 2.3 s for gunzip).
 type Installer struct {
 	Tarball string // the .tar.gz
 	Image   *Image // its kernel and initrd (no SSH keys are baked in)
@@ -74,6 +83,11 @@ func writeKexecTarball(ctx context.Context, dir, cacheDir string, in *inputs, lo
 	if err != nil {
 		return err
 	}
+	initrd := filepath.Join(dir, "initrd.zst")
+	if err := compressInitrd(ctx, filepath.Join(dir, "initrd.img"), initrd); err != nil {
+		return err
+	}
+	defer os.Remove(initrd)
 	run, err := guestFiles.ReadFile("guest/kexec/run")
 	if err != nil {
 		return err
@@ -94,7 +108,7 @@ func writeKexecTarball(ctx context.Context, dir, cacheDir string, in *inputs, lo
 		{name: "kexec/kexec", data: wrapper("kexec"), mode: 0o755},
 		{name: "kexec/ip", data: wrapper("ip"), mode: 0o755},
 		{name: "kexec/bzImage", host: filepath.Join(dir, "vmlinuz"), mode: 0o644},
-		{name: "kexec/initrd", host: filepath.Join(dir, "initrd.img"), mode: 0o644},
+		{name: "kexec/initrd", host: initrd, mode: 0o644},
 		{name: "kexec/libexec/kexec", host: kexecBin, mode: 0o755},
 		{name: "kexec/libexec/ip", host: ipBin, mode: 0o755},
 	}
@@ -117,7 +131,7 @@ func writeKexecTarball(ctx context.Context, dir, cacheDir string, in *inputs, lo
 		return err
 	}
 	defer f.Close()
-	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	zw, err := gzip.NewWriterLevel(f, gzip.NoCompression)
 	if err != nil {
 		return err
 	}
@@ -165,4 +179,19 @@ func writeKexecTarball(ctx context.Context, dir, cacheDir string, in *inputs, lo
 		return err
 	}
 	return f.Close()
+}
+
+// compressInitrd writes the uncompressed cpio in as one zstd frame to out.
+// Level 9 packs 150 MB in ~5 s on two cores; higher levels cost far more
+// build time for little less upload. No long-distance matching: the
+// kernel's decompressor limits the window size.
+func compressInitrd(ctx context.Context, in, out string) error {
+	if _, err := exec.LookPath("zstd"); err != nil {
+		return &MissingError{What: "zstd (compresses the installer's initrd)", Packages: []string{"zstd"}}
+	}
+	cmd := exec.CommandContext(ctx, "zstd", "-q", "-f", "-9", "-T0", "-o", out, in)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("zstd %s: %v: %s", in, err, b)
+	}
+	return nil
 }
