@@ -157,7 +157,7 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Category: catPhases, Name: "reboot-timeout", Value: install.DefaultRebootTimeout, Usage: "how long to wait for the target to go down, and again to come back, after the reboot"},
 
 		// Disks.
-		&cli.StringFlag{Category: catDisko, Name: "disko-mode", Value: "disko", Usage: "`MODE`: disko (wipe, format, mount), format (format what is missing, mount) or mount (mount only, e.g. to repair)"},
+		&cli.StringFlag{Category: catDisko, Name: "disko-mode", Value: "disko", Usage: "`MODE`: disko (wipe, format, mount), format (format what is missing, mount), mount (mount only, e.g. to repair), plan (print what apply would change on the disks, change nothing; with --phases disko) or apply (only the changes that keep all data, then mount; see docs/incremental.md)"},
 		&cli.BoolFlag{Category: catDisko, Name: "no-disko-deps", Usage: "use the disk script variant that relies on the target's own tools (saves RAM on the installer)"},
 		&cli.StringFlag{Category: catDisko, Name: "disko-layout", Usage: "compile the disk script in-process from this layout (`FILE` .nix/.json, or REF#NAME of a flake) instead of building system.build.diskoScript"},
 		&cli.StringSliceFlag{Category: catDisko, Name: "disk", Usage: "with --disko-layout: use `NAME DEVICE` as the device of disk NAME (repeatable)"},

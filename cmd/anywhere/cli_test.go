@@ -153,7 +153,7 @@ func TestBadCommandLines(t *testing.T) {
 		{"nothing to install", []string{"root@h"}, "nothing to install"},
 		{"flake without name", []string{"--flake", ".", "root@h"}, "no #NAME"},
 		{"unknown phase", []string{"--flake", ".#x", "--phases", "disko,boot", "root@h"}, `unknown phase "boot"`},
-		{"bad disko mode", []string{"--flake", ".#x", "--disko-mode", "destroy", "root@h"}, "want disko, format or mount"},
+		{"bad disko mode", []string{"--flake", ".#x", "--disko-mode", "destroy", "root@h"}, "want disko, format, mount, plan or apply"},
 		{"store-paths with one path", []string{"root@h", "--store-paths", "/nix/store/x"}, "--store-paths takes two store paths"},
 		{"chown with one word", []string{"--flake", ".#x", "root@h", "--chown", "/home"}, "--chown needs two values"},
 		{"disk without layout", []string{"--flake", ".#x", "--disk", "main", "/dev/vdb", "root@h"}, "--disk needs --disko-layout"},

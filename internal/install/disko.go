@@ -21,6 +21,9 @@ func (r *run) disko(ctx context.Context, a *artifacts) error {
 	if err := r.checkDisks(a); err != nil {
 		return err
 	}
+	if mode == "plan" || mode == "apply" {
+		return r.incremental(ctx, a, mode)
+	}
 	cmd, err := r.diskoCommand(ctx, string(PhaseDisko), a, DiskoModes[mode].Mode)
 	if err != nil {
 		return err

@@ -56,6 +56,9 @@ var DiskoModes = map[string]struct{ Attr, Mode, What string }{
 	"disko":  {"diskoScript", "destroy,format,mount", "wipe the disks, format and mount them"},
 	"format": {"formatScript", "format,mount", "format what the disks do not hold yet, then mount"},
 	"mount":  {"mountScript", "mount", "only mount the existing filesystems"},
+	// plan and apply compare the layout with the disks on the target (internal/plan).
+	"plan":  {"mountScript", "mount", "plan the layout against the disks, changing nothing"},
+	"apply": {"mountScript", "mount", "apply the layout's changes that keep all data, then mount"},
 }
 
 // Chown is one --chown PATH OWNER.
@@ -184,7 +187,10 @@ func (o *Options) Check() error {
 		}
 	}
 	if _, ok := DiskoModes[o.diskoMode()]; !ok {
-		bad("--disko-mode %q: want disko, format or mount", o.DiskoMode)
+		bad("--disko-mode %q: want disko, format, mount, plan or apply", o.DiskoMode)
+	}
+	if o.diskoMode() == "plan" && !slices.Equal(o.Phases, []Phase{PhaseDisko}) {
+		bad("--disko-mode plan changes nothing, so it runs alone: add --phases disko")
 	}
 	if len(o.Disks) > 0 && o.DiskoLayout == "" {
 		bad("--disk needs --disko-layout: a built disko script has its devices compiled in")

@@ -187,6 +187,8 @@ func (r *run) planDisks(ctx context.Context, a *artifacts) ([]PlanDisk, error) {
 			pd.Action = "wipe"
 		case mode == "disko" || mode == "format":
 			pd.Action = "format"
+		case mode == "plan" || mode == "apply":
+			pd.Action = mode
 		default:
 			pd.Action = "mount"
 		}

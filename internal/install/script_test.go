@@ -126,6 +126,7 @@ func TestOptionsCheck(t *testing.T) {
 		{"relative key", func(o *Options) { o.DiskEncryptionKeys = []DiskKey{{"tmp/k", "/k"}} }, "must be absolute"},
 		{"mount point /", func(o *Options) { o.MountPoint = "/" }, "--mount-point"},
 		{"store paths and mode", func(o *Options) { o.Flake = ""; o.StorePaths = []string{"/a", "/b"}; o.DiskoMode = "mount" }, "--disko-mode cannot be used with --store-paths"},
+		{"plan with other phases", func(o *Options) { o.DiskoMode = "plan" }, "--disko-mode plan changes nothing, so it runs alone: add --phases disko"},
 		{"hardware kind", func(o *Options) { o.HardwareConfig = &HardwareConfig{"lshw", "x"} }, "nixos-facter or nixos-generate-config"},
 		{"from with remote build", func(o *Options) { o.From = "https://c"; o.BuildOn = "remote" }, "--from cannot be used with --build-on remote"},
 	} {
