@@ -111,23 +111,13 @@ let
       extraPostVM
       extraDependencies
       ;
+    inherit (cfg) memSize;
     vmCompiled = vmSystem.config.system.build.diskoCompiled;
     vmToplevel = vmSystem.config.system.build.toplevel;
   };
 
-  # disko's system.build outputs that need a feature not built yet: present
-  # (so `attrNames` and nixos-anywhere's checks see them), failing when built
-  # with the feature's name. mkDefault: the module that implements one
-  # replaces it.
-  notYet = name: feature: pkgs.runCommand "disko-${name}-not-available" {
-    message = "diskoanywhere: system.build.${name} is not available yet: it needs ${feature}, which this module does not implement yet";
-  } ''
-    echo "$message" >&2
-    exit 1
-  '';
   diskoBuilds = {
-    inherit (systemBuilds) installTest diskoImages diskoImagesScript;
-    vmWithDisko = notYet "vmWithDisko" "images that boot by themselves (disko-compile image does not install the bootloader yet) for the interactive VM with the disk layout (virtualisation.vmVariantWithDisko)";
+    inherit (systemBuilds) installTest diskoImages diskoImagesScript vmWithDisko;
   };
 
   # disko options accepted with disko's type and default that have no effect
@@ -145,7 +135,6 @@ let
   ];
   pendingOptions = map (p: { path = p; feature = "disk image building in a VM (images are built without one)"; }) (
     map (n: [ "disko" "imageBuilder" n ]) vmImageOptions
-    ++ [ [ "disko" "memSize" ] ]
   )
   ++ map (p: { path = p; feature = "disko's NixOS-test VM tests (installTest runs anywhere --vm-test)"; }) (
     map (n: [ "disko" "tests" n ]) (builtins.attrNames options.disko.tests)
@@ -233,7 +222,7 @@ in
     memSize = lib.mkOption {
       type = lib.types.int;
       default = 1024;
-      description = "Memory (MiB) of the VM that builds images and runs tests. ${pendingNote "disk image building in a VM"}";
+      description = "Memory (MiB) of the VM of system.build.vmWithDisko.";
     };
 
     testMode = lib.mkOption {

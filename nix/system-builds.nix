@@ -9,6 +9,8 @@
 #                      --post-format-files; --build-memory is ignored)
 #   installTest        a script running `anywhere --vm-test` on the system
 #                      and the disk script built for the VM's disks
+#   vmWithDisko        a script building images of the VM's system (disks
+#                      re-pointed at the VM's) and booting them in qemu (UEFI)
 #
 # Needs no nixpkgs `lib` (runCommand, runtimeShell, closureInfo and tools by
 # name), so the builtins-only tests (internal/nixtest) evaluate it with
@@ -29,6 +31,8 @@
   copyNixStore ? true,
   extraPostVM ? ":",
   extraDependencies ? [ ],
+  # disko.memSize: the memory of vmWithDisko's VM, in MiB.
+  memSize ? 1024,
   # installTest: the layout compiled (compile.nix) for the VM's disks
   # /dev/vda, /dev/vdb, ... in disk-name order, and the system built for them.
   vmCompiled,
@@ -148,6 +152,50 @@ let
   ovmfExport =
     if pkgs ? OVMF then "export DISKOANYWHERE_OVMF_DIR=${pkgs.OVMF.fd}/FV" else "";
 
+  # disko's vmWithDisko: the images of the VM's system (its disks re-pointed at
+  # the VM's, /dev/vda, ... as installTest's), with the closure and the
+  # bootloader in them (`disko-compile image --system`, no VM, no root), in a
+  # temporary directory removed when qemu exits; qemu boots them with UEFI
+  # firmware on the terminal (-nographic). Extra arguments go to qemu.
+  vmClosure = pkgs.closureInfo { rootPaths = [ vmToplevel ]; };
+  vmWithDisko = script "disko-vm" { } ''
+    #!${pkgs.runtimeShell}
+    set -eu
+    export PATH=${pure.binPath (imageTools ++ resolve [ "qemu" ])}''${PATH:+:$PATH}
+    ${ovmfExport}
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    disko-compile image --format ${imageFormat} --system ${vmToplevel} --closure-info ${vmClosure} --out "$tmp" ${vmCompiled}/layout.json >/dev/null
+    code=
+    for dir in ''${DISKOANYWHERE_OVMF_DIR:-} /usr/share/OVMF; do
+      for name in OVMF_CODE.fd OVMF_CODE_4M.fd; do
+        if [ -z "$code" ] && [ -f "$dir/$name" ]; then
+          code=$dir/$name
+          cp "$dir/''${name/CODE/VARS}" "$tmp/vars.fd"
+          chmod u+w "$tmp/vars.fd"
+        fi
+      done
+    done
+    if [ -z "$code" ]; then
+      echo "$0: no UEFI firmware (OVMF_CODE.fd): set DISKOANYWHERE_OVMF_DIR to a directory with OVMF_CODE.fd and OVMF_VARS.fd" >&2
+      exit 1
+    fi
+    # KVM when it works, else TCG; DISKOANYWHERE_TESTVM_ACCEL=tcg|kvm chooses
+    # (a /dev/kvm can exist and hang a guest).
+    case ''${DISKOANYWHERE_TESTVM_ACCEL:-auto} in
+      tcg | kvm) accel=$DISKOANYWHERE_TESTVM_ACCEL ;;
+      *) accel=kvm:tcg ;;
+    esac
+    drives=()
+    for image in "$tmp"/*.${imageFormat}; do
+      drives+=(-drive "file=$image,if=virtio,format=${imageFormat}")
+    done
+    qemu-system-x86_64 -machine "q35,accel=$accel" -m ${toString memSize} -smp 2 \
+      -drive "if=pflash,format=raw,unit=0,readonly=on,file=$code" \
+      -drive "if=pflash,format=raw,unit=1,file=$tmp/vars.fd" \
+      "''${drives[@]}" -nic user,model=virtio-net-pci -nographic "$@"
+  '';
+
   installTest = script "disko-install-test" { inherit vmCompiled; } ''
     #!${pkgs.runtimeShell}
     # disko's installTest: installs the system into a throwaway qemu VM
@@ -160,5 +208,5 @@ let
   '';
 in
 {
-  inherit diskoImages diskoImagesScript installTest;
+  inherit diskoImages diskoImagesScript installTest vmWithDisko;
 }
