@@ -14,7 +14,8 @@ import (
 // whitespace like disko's `toString` does (["--pbkdf argon2id"] is two arguments).
 //
 // Unlike disko, luksAddKey runs only for additional key files that do not open the
-// container yet, so formatting twice does not fill a key slot each time.
+// container yet, so formatting twice does not fill a key slot each time; the check is
+// made only for a container that existed before (a key derivation saved on a fresh one).
 
 // luksKey describes how to feed the key to a cryptsetup command.
 type luksKey struct {
@@ -81,20 +82,35 @@ func (g *gen) openArgs(n *config.LUKS) sh {
 
 func (g *gen) createLUKS(w *writer, p optPath, n *config.LUKS, dev sh) error {
 	k := g.luksKey(n)
-	w.block("if disko_want "+dev+" crypto_LUKS "+p.q()+"; then", "fi", func() {
+	// Every key derivation costs what cryptsetup's benchmark tuned it to (~2 s), so each
+	// key is derived no more often than the bare commands do: a container formatted now
+	// gets its additional key files at once (luksAddKey derives the key it opens with,
+	// which checks it), and only an existing one is asked first whether a key file
+	// opens it already.
+	cond := "disko_want " + dev + " crypto_LUKS " + p.q()
+	format := func() {
 		g.readPassphrase(w, n, k, true)
 		w.linef("cryptsetup -q luksFormat %s %s%s", dev, splitThen(n.ExtraFormatArgs), k.args)
-	})
+		for _, extra := range n.AdditionalKeyFiles {
+			w.linef("cryptsetup luksAddKey %s %s %s", dev, Q(extra), k.args)
+		}
+	}
+	if len(n.AdditionalKeyFiles) == 0 {
+		w.block("if "+cond+"; then", "fi", format)
+	} else {
+		w.ifElse(cond, format, func() {
+			for _, extra := range n.AdditionalKeyFiles {
+				w.block("if ! cryptsetup open --test-passphrase --key-file "+Q(extra)+" "+dev+" >/dev/null 2>&1; then", "fi", func() {
+					g.readPassphrase(w, n, k, false)
+					w.linef("cryptsetup luksAddKey %s %s %s", dev, Q(extra), k.args)
+				})
+			}
+		})
+	}
 	w.block("if ! cryptsetup status "+Q(n.Name)+" >/dev/null 2>&1; then", "fi", func() {
 		g.readPassphrase(w, n, k, false)
 		w.linef("cryptsetup open %s %s %s%s --persistent", dev, Q(n.Name), g.openArgs(n), k.args)
 	})
-	for _, extra := range n.AdditionalKeyFiles {
-		w.block("if ! cryptsetup open --test-passphrase --key-file "+Q(extra)+" "+dev+" >/dev/null 2>&1; then", "fi", func() {
-			g.readPassphrase(w, n, k, false)
-			w.linef("cryptsetup luksAddKey %s %s %s", dev, Q(extra), k.args)
-		})
-	}
 	if n.Content == nil {
 		return nil
 	}

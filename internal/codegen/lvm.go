@@ -11,7 +11,8 @@ import (
 // LVM. A physical volume is made with pvcreate on a blank device. The volume group is
 // created from the members the model names (disko collects them in a temporary
 // directory at run time), then its logical volumes in order of priority, then their
-// contents. Mounting activates this group only (disko activates every group on the
+// contents. One vgs call tells whether the group exists and which volumes it has
+// (disko_vg_lvs), rather than an LVM call per volume. Mounting activates this group only (disko activates every group on the
 // machine), unmounting deactivates it.
 
 func (g *gen) createLVMPV(w *writer, p optPath, n *config.LVMPV, dev sh) {
@@ -45,7 +46,7 @@ func (g *gen) createLVMVG(w *writer, u *unit, vg *config.LVMVG) error {
 	// then says which device-mapper target is missing.
 	w.linef("modprobe -a -q %s 2>/dev/null || :", words(modules))
 	members := g.memberVars(w, memberKey{"lvm_vg", u.name})
-	w.block("if ! vgs "+Q(vg.Name)+" >/dev/null 2>&1; then", "fi", func() {
+	w.block("if ! disko_vg_lvs "+Q(vg.Name)+"; then", "fi", func() {
 		w.linef("vgcreate %s %s", Q(vg.Name), sh(strings.Join(members, " ")))
 	})
 	for _, key := range lvOrder(vg) {
@@ -67,7 +68,7 @@ func (g *gen) createLVMVG(w *writer, u *unit, vg *config.LVMVG) error {
 		} else if lv.LVMType != "" {
 			extra += "--type=" + Q(lv.LVMType) + " "
 		}
-		w.block("if ! lvs "+Q(vg.Name+"/"+lv.Name)+" >/dev/null 2>&1; then", "fi", func() {
+		w.block("if ! disko_has_lv "+Q(lv.Name)+"; then", "fi", func() {
 			w.linef("lvcreate --yes %s %s -n %s %s%s%s", sh(flag), Q(size), Q(lv.Name), extra, splitThen(lv.ExtraArgs), Q(vg.Name))
 		})
 	}

@@ -34,61 +34,92 @@ disko_format_1() {
   # disko.devices.disk.main.content.partitions.root.content
   if disko_want "$dev3" btrfs disko.devices.disk.main.content.partitions.root.content; then
     mkfs.btrfs "$dev3" -f >/dev/null
+    (
+      top=$(mktemp -d)
+      trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
+      mount -t btrfs -o subvol=/ "$dev3" "$top"
+      if [ ! -e "$top"/swapfile ]; then
+        btrfs filesystem mkswapfile --size 20M "$top"/swapfile >/dev/null
+      fi
+      if [ ! -e "$top"/swapfile1 ]; then
+        btrfs filesystem mkswapfile --size 20M "$top"/swapfile1 >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/home"
+      sv="$top"//home
+      btrfs subvolume create "$sv" >/dev/null
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/home/user"
+      sv="$top"//home/user
+      btrfs subvolume create "$sv" >/dev/null
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/nix"
+      sv="$top"//nix
+      btrfs subvolume create "$sv" >/dev/null
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/rootfs"
+      sv="$top"//rootfs
+      btrfs subvolume create "$sv" >/dev/null
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/swap"
+      sv="$top"//swap
+      btrfs subvolume create "$sv" >/dev/null
+      if [ ! -e "$sv"/swapfile ]; then
+        btrfs filesystem mkswapfile --size 20M "$sv"/swapfile >/dev/null
+      fi
+      if [ ! -e "$sv"/rel-path ]; then
+        btrfs filesystem mkswapfile --size 20M "$sv"/rel-path >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/test"
+      sv="$top"//test
+      btrfs subvolume create "$sv" >/dev/null
+      umount "$top"
+    )
+  else
+    (
+      top=$(mktemp -d)
+      trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
+      mount -t btrfs -o subvol=/ "$dev3" "$top"
+      if [ ! -e "$top"/swapfile ]; then
+        btrfs filesystem mkswapfile --size 20M "$top"/swapfile >/dev/null
+      fi
+      if [ ! -e "$top"/swapfile1 ]; then
+        btrfs filesystem mkswapfile --size 20M "$top"/swapfile1 >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/home"
+      sv="$top"//home
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/home/user"
+      sv="$top"//home/user
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/nix"
+      sv="$top"//nix
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/rootfs"
+      sv="$top"//rootfs
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/swap"
+      sv="$top"//swap
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      if [ ! -e "$sv"/swapfile ]; then
+        btrfs filesystem mkswapfile --size 20M "$sv"/swapfile >/dev/null
+      fi
+      if [ ! -e "$sv"/rel-path ]; then
+        btrfs filesystem mkswapfile --size 20M "$sv"/rel-path >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.root.content.subvolumes."/test"
+      sv="$top"//test
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      umount "$top"
+    )
   fi
-  (
-    top=$(mktemp -d)
-    trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
-    mount -t btrfs -o subvol=/ "$dev3" "$top"
-    if [ ! -e "$top"/swapfile ]; then
-      btrfs filesystem mkswapfile --size 20M "$top"/swapfile >/dev/null
-    fi
-    if [ ! -e "$top"/swapfile1 ]; then
-      btrfs filesystem mkswapfile --size 20M "$top"/swapfile1 >/dev/null
-    fi
-    # disko.devices.disk.main.content.partitions.root.content.subvolumes."/home"
-    sv="$top"//home
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    # disko.devices.disk.main.content.partitions.root.content.subvolumes."/home/user"
-    sv="$top"//home/user
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    # disko.devices.disk.main.content.partitions.root.content.subvolumes."/nix"
-    sv="$top"//nix
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    # disko.devices.disk.main.content.partitions.root.content.subvolumes."/rootfs"
-    sv="$top"//rootfs
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    # disko.devices.disk.main.content.partitions.root.content.subvolumes."/swap"
-    sv="$top"//swap
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    if [ ! -e "$sv"/swapfile ]; then
-      btrfs filesystem mkswapfile --size 20M "$sv"/swapfile >/dev/null
-    fi
-    if [ ! -e "$sv"/rel-path ]; then
-      btrfs filesystem mkswapfile --size 20M "$sv"/rel-path >/dev/null
-    fi
-    # disko.devices.disk.main.content.partitions.root.content.subvolumes."/test"
-    sv="$top"//test
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    umount "$top"
-  )
   # the links to the partitions, made by udev meanwhile
   disko_dev disko_seen /dev/disk/by-partlabel/disk-main-ESP "$dev1" 1
   disko_dev disko_seen /dev/disk/by-partlabel/disk-main-root "$dev1" 2
@@ -152,7 +183,7 @@ disko_mount() {
 # disko_problems disko_check_pids disko_problem disko_need_tools disko_check disko_checked
 # disko_mib disko_need_disk disko_mounted disko_settle disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils dirname:: findmnt:util-linux:util-linux jq:jq:jq mkdir:coreutils:coreutils mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils findmnt:util-linux:util-linux jq:jq:jq mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

@@ -70,19 +70,28 @@ disko_format_2() {
   # disko.devices.disk.disk2.content.partitions.crypt_p2.content.content
   if disko_want "$dev3" btrfs disko.devices.disk.disk2.content.partitions.crypt_p2.content.content; then
     mkfs.btrfs "$dev3" -d raid1 /dev/mapper/p1 >/dev/null
-  fi
-  (
-    top=$(mktemp -d)
-    trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
-    mount -t btrfs -o subvol=/ "$dev3" "$top"
-    # disko.devices.disk.disk2.content.partitions.crypt_p2.content.content.subvolumes."/root"
-    sv="$top"//root
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
+    (
+      top=$(mktemp -d)
+      trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
+      mount -t btrfs -o subvol=/ "$dev3" "$top"
+      # disko.devices.disk.disk2.content.partitions.crypt_p2.content.content.subvolumes."/root"
+      sv="$top"//root
       btrfs subvolume create "$sv" >/dev/null
-    fi
-    umount "$top"
-  )
+      umount "$top"
+    )
+  else
+    (
+      top=$(mktemp -d)
+      trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
+      mount -t btrfs -o subvol=/ "$dev3" "$top"
+      # disko.devices.disk.disk2.content.partitions.crypt_p2.content.content.subvolumes."/root"
+      sv="$top"//root
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      umount "$top"
+    )
+  fi
   # the links to the partitions, made by udev meanwhile
   disko_dev disko_seen /dev/disk/by-partlabel/disk-disk2-crypt_p2 "$dev1" 1
   disko_unpin
@@ -105,7 +114,7 @@ disko_format() {
 # disko_problems disko_check_pids disko_problem disko_need_tools disko_check disko_checked
 # disko_mib disko_need_disk disko_settle disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup dirname:: jq:jq:jq mkdir:coreutils:coreutils mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup jq:jq:jq mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

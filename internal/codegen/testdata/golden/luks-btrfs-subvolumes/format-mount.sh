@@ -34,51 +34,71 @@ disko_format_1() {
   # disko.devices.disk.main.content.partitions.luks.content
   if disko_want "$dev3" crypto_LUKS disko.devices.disk.main.content.partitions.luks.content; then
     cryptsetup -q luksFormat "$dev3" --key-file /tmp/secret.key
+    cryptsetup luksAddKey "$dev3" /tmp/additionalSecret.key --key-file /tmp/secret.key
+  else
+    if ! cryptsetup open --test-passphrase --key-file /tmp/additionalSecret.key "$dev3" >/dev/null 2>&1; then
+      cryptsetup luksAddKey "$dev3" /tmp/additionalSecret.key --key-file /tmp/secret.key
+    fi
   fi
   if ! cryptsetup status crypted >/dev/null 2>&1; then
     cryptsetup open "$dev3" crypted --allow-discards --key-file /tmp/secret.key --persistent
-  fi
-  if ! cryptsetup open --test-passphrase --key-file /tmp/additionalSecret.key "$dev3" >/dev/null 2>&1; then
-    cryptsetup luksAddKey "$dev3" /tmp/additionalSecret.key --key-file /tmp/secret.key
   fi
   disko_dev dev4 /dev/mapper/crypted
   # disko.devices.disk.main.content.partitions.luks.content.content
   if disko_want "$dev4" btrfs disko.devices.disk.main.content.partitions.luks.content.content; then
     mkfs.btrfs "$dev4" -f >/dev/null
+    (
+      top=$(mktemp -d)
+      trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
+      mount -t btrfs -o subvol=/ "$dev4" "$top"
+      # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/home"
+      sv="$top"//home
+      btrfs subvolume create "$sv" >/dev/null
+      # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/nix"
+      sv="$top"//nix
+      btrfs subvolume create "$sv" >/dev/null
+      # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/root"
+      sv="$top"//root
+      btrfs subvolume create "$sv" >/dev/null
+      # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/swap"
+      sv="$top"//swap
+      btrfs subvolume create "$sv" >/dev/null
+      if [ ! -e "$sv"/swapfile ]; then
+        btrfs filesystem mkswapfile --size 20M "$sv"/swapfile >/dev/null
+      fi
+      umount "$top"
+    )
+  else
+    (
+      top=$(mktemp -d)
+      trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
+      mount -t btrfs -o subvol=/ "$dev4" "$top"
+      # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/home"
+      sv="$top"//home
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/nix"
+      sv="$top"//nix
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/root"
+      sv="$top"//root
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/swap"
+      sv="$top"//swap
+      if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
+        btrfs subvolume create "$sv" >/dev/null
+      fi
+      if [ ! -e "$sv"/swapfile ]; then
+        btrfs filesystem mkswapfile --size 20M "$sv"/swapfile >/dev/null
+      fi
+      umount "$top"
+    )
   fi
-  (
-    top=$(mktemp -d)
-    trap 'umount "$top" 2>/dev/null || :; rmdir "$top" 2>/dev/null || :' EXIT
-    mount -t btrfs -o subvol=/ "$dev4" "$top"
-    # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/home"
-    sv="$top"//home
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/nix"
-    sv="$top"//nix
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/root"
-    sv="$top"//root
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    # disko.devices.disk.main.content.partitions.luks.content.content.subvolumes."/swap"
-    sv="$top"//swap
-    if ! btrfs subvolume show "$sv" >/dev/null 2>&1; then
-      mkdir -p "$(dirname "$sv")"
-      btrfs subvolume create "$sv" >/dev/null
-    fi
-    if [ ! -e "$sv"/swapfile ]; then
-      btrfs filesystem mkswapfile --size 20M "$sv"/swapfile >/dev/null
-    fi
-    umount "$top"
-  )
   # the links to the partitions, made by udev meanwhile
   disko_dev disko_seen /dev/disk/by-partlabel/disk-main-ESP "$dev1" 1
   disko_dev disko_seen /dev/disk/by-partlabel/disk-main-luks "$dev1" 2
@@ -138,7 +158,7 @@ disko_mount() {
 # disko_problems disko_check_pids disko_problem disko_need_tools disko_check disko_checked
 # disko_mib disko_need_disk disko_mounted disko_settle disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup dirname:: findmnt:util-linux:util-linux jq:jq:jq mkdir:coreutils:coreutils mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux jq:jq:jq mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

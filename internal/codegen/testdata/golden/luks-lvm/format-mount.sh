@@ -34,12 +34,14 @@ disko_format_1() {
   # disko.devices.disk.main.content.partitions.luks.content
   if disko_want "$dev3" crypto_LUKS disko.devices.disk.main.content.partitions.luks.content; then
     cryptsetup -q luksFormat "$dev3" --key-file /tmp/secret.key
+    cryptsetup luksAddKey "$dev3" /tmp/additionalSecret.key --key-file /tmp/secret.key
+  else
+    if ! cryptsetup open --test-passphrase --key-file /tmp/additionalSecret.key "$dev3" >/dev/null 2>&1; then
+      cryptsetup luksAddKey "$dev3" /tmp/additionalSecret.key --key-file /tmp/secret.key
+    fi
   fi
   if ! cryptsetup status crypted >/dev/null 2>&1; then
     cryptsetup open "$dev3" crypted --allow-discards --key-file /tmp/secret.key --persistent
-  fi
-  if ! cryptsetup open --test-passphrase --key-file /tmp/additionalSecret.key "$dev3" >/dev/null 2>&1; then
-    cryptsetup luksAddKey "$dev3" /tmp/additionalSecret.key --key-file /tmp/secret.key
   fi
   disko_dev dev4 /dev/mapper/crypted
   # disko.devices.disk.main.content.partitions.luks.content.content
@@ -58,19 +60,19 @@ disko_format_2() {
   # disko.devices.lvm_vg.pool
   modprobe -a -q dm-snapshot 2>/dev/null || :
   disko_dev dev1 /dev/mapper/crypted
-  if ! vgs pool >/dev/null 2>&1; then
+  if ! disko_vg_lvs pool; then
     vgcreate pool "$dev1"
   fi
   # disko.devices.lvm_vg.pool.lvs.home
-  if ! lvs pool/home >/dev/null 2>&1; then
+  if ! disko_has_lv home; then
     lvcreate --yes -L 10M -n home pool
   fi
   # disko.devices.lvm_vg.pool.lvs.raw
-  if ! lvs pool/raw >/dev/null 2>&1; then
+  if ! disko_has_lv raw; then
     lvcreate --yes -L 10M -n raw pool
   fi
   # disko.devices.lvm_vg.pool.lvs.root
-  if ! lvs pool/root >/dev/null 2>&1; then
+  if ! disko_has_lv root; then
     lvcreate --yes -l 100%FREE -n root pool
   fi
   disko_dev dev2 /dev/pool/home
@@ -129,9 +131,10 @@ disko_mount() {
 # disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align disko_gpt_value
 # disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt disko_table_known
 # disko_problems disko_check_pids disko_problem disko_need_tools disko_check disko_checked
-# disko_mib disko_need_disk disko_mounted disko_settle disko_parallel)
+# disko_mib disko_need_disk disko_vg_lvs disko_has_lv disko_mounted disko_settle
+# disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux jq:jq:jq lvcreate:lvm2:lvm2 lvs:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: mount:mount:util-linux partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils vgchange:lvm2:lvm2 vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux jq:jq:jq lvcreate:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: mount:mount:util-linux partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils vgchange:lvm2:lvm2 vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

@@ -74,15 +74,15 @@ disko_format_3() {
   disko_dev dev2 /dev/disk/by-partlabel/disk-one-primary "$dev1" 2
   disko_dev dev3 /dev/sdb
   disko_dev dev4 /dev/disk/by-partlabel/disk-two-primary "$dev3" 2
-  if ! vgs pool >/dev/null 2>&1; then
+  if ! disko_vg_lvs pool; then
     vgcreate pool "$dev2" "$dev4"
   fi
   # disko.devices.lvm_vg.pool.lvs.home
-  if ! lvs pool/home >/dev/null 2>&1; then
+  if ! disko_has_lv home; then
     lvcreate --yes -L 10M -n home --type=raid0 pool
   fi
   # disko.devices.lvm_vg.pool.lvs.root
-  if ! lvs pool/root >/dev/null 2>&1; then
+  if ! disko_has_lv root; then
     lvcreate --yes -L 100M -n root --type=mirror pool
   fi
   disko_dev dev5 /dev/pool/home
@@ -137,9 +137,10 @@ disko_format() {
 # disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align disko_gpt_value
 # disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt disko_table_known
 # disko_problems disko_check_pids disko_problem disko_need_tools disko_check disko_checked
-# disko_mib disko_need_disk disko_md_members disko_settle disko_parallel)
+# disko_mib disko_need_disk disko_md_members disko_vg_lvs disko_has_lv disko_settle
+# disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils jq:jq:jq lvcreate:lvm2:lvm2 lvs:lvm2:lvm2 mdadm:mdadm:mdadm mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils jq:jq:jq lvcreate:lvm2:lvm2 mdadm:mdadm:mdadm mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

@@ -58,23 +58,23 @@ disko_format_2() {
   modprobe -a -q dm-snapshot 2>/dev/null || :
   disko_dev dev1 /dev/disk/by-id/ata-VMware_Virtual_SATA_CDRW_Drive_00000000000000000001
   disko_dev dev2 /dev/disk/by-partlabel/disk-one-primary "$dev1" 2
-  if ! vgs pool >/dev/null 2>&1; then
+  if ! disko_vg_lvs pool; then
     vgcreate pool "$dev2"
   fi
   # disko.devices.lvm_vg.pool.lvs.aaa
-  if ! lvs pool/aaa >/dev/null 2>&1; then
+  if ! disko_has_lv aaa; then
     lvcreate --yes -L 1M -n aaa pool
   fi
   # disko.devices.lvm_vg.pool.lvs.root
-  if ! lvs pool/root >/dev/null 2>&1; then
+  if ! disko_has_lv root; then
     lvcreate --yes -L 100M -n root pool
   fi
   # disko.devices.lvm_vg.pool.lvs.zzz
-  if ! lvs pool/zzz >/dev/null 2>&1; then
+  if ! disko_has_lv zzz; then
     lvcreate --yes -L 1M -n zzz pool
   fi
   # disko.devices.lvm_vg.pool.lvs.home
-  if ! lvs pool/home >/dev/null 2>&1; then
+  if ! disko_has_lv home; then
     lvcreate --yes -l 100%FREE -n home pool
   fi
   disko_dev dev3 /dev/pool/root
@@ -127,10 +127,10 @@ disko_mount() {
 # disko_gpt_last_in_free disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align
 # disko_gpt_value disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt
 # disko_table_known disko_problems disko_check_pids disko_problem disko_need_tools
-# disko_check disko_checked disko_mib disko_need_disk disko_mounted disko_devnum
-# disko_swap_active disko_settle disko_parallel disko_confirm disko_teardown_jq
-# disko_warn_failed disko_teardown disko_destroy_disk)
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux lvcreate:lvm2:lvm2 lvs:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: mount:mount:util-linux partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux vgchange:lvm2:lvm2 vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
+# disko_check disko_checked disko_mib disko_need_disk disko_vg_lvs disko_has_lv
+# disko_mounted disko_devnum disko_swap_active disko_settle disko_parallel disko_confirm
+# disko_teardown_jq disko_warn_failed disko_teardown disko_destroy_disk)
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux lvcreate:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: mount:mount:util-linux partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux vgchange:lvm2:lvm2 vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
 disko_preflight wipe
 disko_checked
 disko_destroy "$@"
