@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/install"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
@@ -38,6 +39,11 @@ func (r *installResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 		return
 	}
+	var state installModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	if plan.Flake.IsUnknown() || (plan.StorePaths != nil && plan.StorePaths.Toplevel.IsUnknown()) {
 		return
 	}
@@ -52,6 +58,15 @@ func (r *installResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		return
 	}
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("system"), types.StringValue(system))...)
+	// A newly pinned host_key changes its fingerprint too.
+	if !plan.HostKey.IsUnknown() && !plan.HostKey.Equal(state.HostKey) {
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(plan.HostKey.ValueString()))
+		if err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("host_key"), "anywhere_install "+plan.TargetHost.ValueString()+": host_key is not a public key", err.Error())
+			return
+		}
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("host_key_fingerprint"), types.StringValue(ssh.FingerprintSHA256(k)))...)
+	}
 }
 
 // planFacts runs the install as a dry run (read-only on the target) and
