@@ -20,6 +20,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/mountopt"
 	"github.com/diskoanywhere/diskoanywhere/internal/probe"
 )
 
@@ -563,7 +564,7 @@ func (pl *planner) mount(p, mountpoint string, options []string, c *probe.Conten
 			continue
 		}
 		if rel == mountpoint {
-			if missing := missingOptions(c.Type, options, strings.Split(m.Options, ",")); len(missing) > 0 {
+			if missing := mountopt.Missing(c.Type, options, strings.Split(m.Options, ",")); len(missing) > 0 {
 				opts := strings.Join(missing, ",")
 				pl.act(MountOptions, p+".mountOptions", fmt.Sprintf("remount %s with %s (it is mounted with %s); an option the kernel cannot change on a mounted filesystem takes effect at the next mount", m.Target, opts, m.Options),
 					words("mount", "-o", "remount,"+opts, "--", m.Target)+" || echo "+q("disko apply: "+m.Target+" could not be remounted with "+opts+"; it takes effect at the next mount")+" >&2")

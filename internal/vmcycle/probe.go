@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/mountopt"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
@@ -626,57 +627,22 @@ func segtype(lvmType string) string {
 	return lvmType
 }
 
-// optionAliases are mount options of a file system type that the kernel shows under
-// another name: xfs takes uquota, quota and usrquota and shows usrquota, and so on.
-var optionAliases = map[string]map[string]string{
-	"xfs": {
-		"uquota": "usrquota", "quota": "usrquota",
-		"qnoenforce": "uqnoenforce",
-		"gquota":     "grpquota",
-		"pquota":     "prjquota",
-	},
-}
-
-// missingOptions are the layout's mount options that the kernel's list got does not
-// show for a file system of type fsType. Options the kernel does not list (defaults,
-// X-mount.*, subvol= which is checked as the fsroot) are skipped; some are shown in
-// another form.
+// missingOptions is mountopt.Missing plus tmpfs's size=, which the kernel shows in KiB.
 func missingOptions(fsType string, want, got []string) []string {
-	has := func(o string) bool {
-		for _, g := range got {
-			if g == o || strings.HasPrefix(g, o+":") { // compress=zstd shows as compress=zstd:3
-				return true
-			}
-		}
-		return false
-	}
-	var missing []string
+	var rest, missing []string
 	for _, w := range want {
 		for _, o := range strings.Split(w, ",") {
-			shown := o
-			if a, ok := optionAliases[fsType][o]; ok {
-				shown = a
+			if !strings.HasPrefix(o, "size=") {
+				rest = append(rest, o)
+				continue
 			}
-			switch {
-			case o == "defaults", strings.HasPrefix(o, "X-mount."), strings.HasPrefix(o, "subvol="):
-			case strings.HasPrefix(o, "umask="): // vfat: the file and directory masks
-				m := strings.TrimPrefix(o, "umask=")
-				if !has("fmask="+m) || !has("dmask="+m) {
-					missing = append(missing, o)
-				}
-			case strings.HasPrefix(o, "size="): // tmpfs shows its size in KiB
-				n, err := ParseSize(strings.TrimPrefix(o, "size="))
-				if err != nil || !has(fmt.Sprintf("size=%dk", n>>10)) {
-					missing = append(missing, o)
-				}
-			default:
-				if !has(shown) {
-					missing = append(missing, o)
-				}
+			n, err := ParseSize(strings.TrimPrefix(o, "size="))
+			if err != nil || !slices.Contains(got, fmt.Sprintf("size=%dk", n>>10)) {
+				missing = append(missing, o)
 			}
 		}
 	}
-	return missing
+	return append(mountopt.Missing(fsType, rest, got), missing...)
 }
 
 // perMount keeps the options that the kernel sets per mount rather than per filesystem.
