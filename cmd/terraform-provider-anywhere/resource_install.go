@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -202,14 +203,14 @@ func (m *installModel) options(ctx context.Context, key string) (install.Options
 	if err != nil {
 		return o, err
 	}
-	for _, remote := range sortedKeys(keys) {
+	for _, remote := range slices.Sorted(maps.Keys(keys)) {
 		o.DiskEncryptionKeys = append(o.DiskEncryptionKeys, install.DiskKey{Remote: remote, Local: keys[remote]})
 	}
 	nixOpts, err := stringMap(ctx, m.NixOptions)
 	if err != nil {
 		return o, err
 	}
-	for _, k := range sortedKeys(nixOpts) {
+	for _, k := range slices.Sorted(maps.Keys(nixOpts)) {
 		o.NixOptions = append(o.NixOptions, [2]string{k, nixOpts[k]})
 	}
 	if !m.Phases.IsNull() {
@@ -250,15 +251,6 @@ func stringMap(ctx context.Context, m types.Map) (map[string]string, error) {
 		return nil, fmt.Errorf("want a map of strings")
 	}
 	return out, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // privateKey reads the write-only ssh_private_key, which only the
