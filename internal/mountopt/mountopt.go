@@ -40,7 +40,7 @@ func Missing(fsType string, want, got []string) []string {
 				shown = a
 			}
 			switch {
-			case NotListed(o):
+			case notListed(o):
 			case strings.HasPrefix(o, "umask="): // vfat: the file and directory masks
 				m := strings.TrimPrefix(o, "umask=")
 				if !has("fmask="+m) || !has("dmask="+m) {
@@ -56,9 +56,9 @@ func Missing(fsType string, want, got []string) []string {
 	return missing
 }
 
-// NotListed reports whether the kernel never lists an option: the defaults, and options
+// notListed reports whether the kernel never lists an option: the defaults, and options
 // for mount, fstab and systemd (subvol= is compared as the mounted directory).
-func NotListed(o string) bool {
+func notListed(o string) bool {
 	switch o {
 	case "", "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser", "users", "owner", "group",
 		"exec", "dev", "suid", "async":
