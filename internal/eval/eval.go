@@ -47,6 +47,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 )
 
 // Source says where a layout comes from (exactly one of Path or Flake).
@@ -64,7 +66,10 @@ type Arg struct {
 	String      bool
 }
 
-// Evaluator runs Nix; zero value uses `nix-instantiate` from PATH, os.Stdin, os.Environ.
+// Evaluator runs Nix; zero value uses `nix-instantiate` from PATH, os.Stdin and the
+// process's environment. Nix only ever sees nixcmd.ChildEnv of that environment, so
+// secrets such as SSHPASS or SSH_PRIVATE_KEY never reach an impure evaluation
+// (builtins.getEnv) whoever the caller is.
 type Evaluator struct {
 	NixBinDir string    // directory holding nix-instantiate; empty: search PATH
 	Stdin     io.Reader // read when Source.Path is "-"
@@ -298,10 +303,7 @@ func (e *Evaluator) run(ctx context.Context, src Source, name string, req reques
 }
 
 func (e *Evaluator) env() []string {
-	env := e.Env
-	if env == nil {
-		env = os.Environ()
-	}
+	env := nixcmd.ChildEnv(e.Env)
 	// No substituters: evaluation needs no binary cache, and an unreachable one makes
 	// every store access wait. A later line of NIX_CONFIG wins, so the user's stay.
 	conf := "substituters ="
