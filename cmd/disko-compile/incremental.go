@@ -136,7 +136,13 @@ func importCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "# Written by `disko-compile import` from the disks as they were.\n%s\n", expr)
+			// The notes (a closed LUKS container, an inactive LV, ...) also go into the
+			// file, where whoever edits the layout reads them.
+			fmt.Fprintln(stdout, "# Written by `disko-compile import` from the disks as they were.")
+			for _, n := range notes {
+				fmt.Fprintln(stdout, "# Note:", strings.ReplaceAll(n, "\n", "\n#   "))
+			}
+			fmt.Fprintln(stdout, expr)
 			return nil
 		},
 	}

@@ -192,7 +192,7 @@ func (pl *planner) array(p string, md *config.MDADM, s *probe.State) {
 		pl.refuse(MDLevel, p+".level", "the md array %q is %s, the layout says level %d; reshaping is not done by apply", md.Name, a.Level, md.Level)
 	default:
 		pl.keep(MDSame)
-		if _, table := md.Content.(*config.GPT); table || (a.Content != nil && strings.HasPrefix(a.Content.Type, probe.PartitionTable)) {
+		if _, table := md.Content.(*config.GPT); table || (md.Content != nil && a.Content != nil && strings.HasPrefix(a.Content.Type, probe.PartitionTable)) {
 			pl.refuse(MDLevel, p+".content", "partition tables on md arrays are not compared yet; the array %s is left as it is only when its content is null", a.Device)
 			return
 		}

@@ -16,36 +16,50 @@ import (
 // that planning that layout against the same disks finds nothing to do. Partitions keep
 // their exact start and size (in sectors where MiB do not divide them), names and type
 // codes; filesystems their current mount point below rootMountpoint and their mount
-// options. What the probe does not read inside (LUKS, LVM, mdadm, ZFS members) is left
-// out with a note, as are unreadable disks: a layout never claims what was not read.
+// options; open LUKS containers, LVM volume groups and md arrays with what they hold.
+// What the probe could not read (a closed LUKS container's inside, an inactive LV or
+// array, ZFS and bcachefs members, unreadable disks) is left out with a note: a layout
+// never claims what was not read.
 func (s *State) Layout(rootMountpoint string) (*config.Devices, []string) {
-	d := &config.Devices{Disk: map[string]*config.Disk{}}
-	var notes []string
+	im := &importer{s: s, root: rootMountpoint, d: &config.Devices{Disk: map[string]*config.Disk{}}}
 	for _, name := range sortedNames(s.Disks) {
 		pd := s.Disks[name]
 		if pd.Unreadable != "" {
-			notes = append(notes, fmt.Sprintf("disk %s (%s) left out: %s", name, pd.Device, pd.Unreadable))
+			im.note("disk %s (%s) left out: %s", name, pd.Device, pd.Unreadable)
 			continue
 		}
 		disk := &config.Disk{Type: "disk", Device: pd.Device, Destroy: true, ImageSize: "2G"}
-		d.Disk[name] = disk
+		im.d.Disk[name] = disk
 		switch {
 		case pd.Table != nil && pd.Table.Label == "gpt":
-			disk.Content = gptLayout(name, pd, rootMountpoint, &notes)
+			disk.Content = im.gpt(name, pd)
 		case pd.Table != nil && pd.Table.Label == "dos":
-			disk.Content = mbrLayout(name, pd, rootMountpoint, &notes)
+			disk.Content = im.mbr(name, pd)
 		case pd.Table != nil:
-			notes = append(notes, fmt.Sprintf("disk %s: a %s partition table has no layout type; its content is left out", name, pd.Table.Label))
+			im.note("disk %s: a %s partition table has no layout type; its content is left out", name, pd.Table.Label)
 		default:
-			if n := contentLayout("disk "+name, pd.Content, rootMountpoint, &notes); n != nil {
+			if n := im.content("disk "+name, pd.Content); n != nil {
 				disk.Content = n.(config.DeviceNode)
 			}
 		}
 	}
-	return d, notes
+	return im.d, im.notes
 }
 
-func gptLayout(disk string, d *Disk, root string, notes *[]string) *config.GPT {
+// importer builds the layout of a probed State: the disks, and the volume groups and
+// arrays their members belong to, each added once when a member is met.
+type importer struct {
+	s     *State
+	root  string // mounts below it become the layout's mount points
+	d     *config.Devices
+	notes []string
+}
+
+func (im *importer) note(format string, args ...any) {
+	im.notes = append(im.notes, fmt.Sprintf(format, args...))
+}
+
+func (im *importer) gpt(disk string, d *Disk) *config.GPT {
 	g := &config.GPT{Type: "gpt", EFIGPTPartitionFirst: true, Partitions: map[string]*config.GPTPartition{}}
 	last := lastPartition(d.Table)
 	for _, p := range d.Table.Partitions {
@@ -66,7 +80,7 @@ func gptLayout(disk string, d *Disk, root string, notes *[]string) *config.GPT {
 		} else {
 			gp.Type = p.Type
 		}
-		if n := contentLayout(fmt.Sprintf("disk %s partition %d", disk, p.Number), p.Content, root, notes); n != nil {
+		if n := im.content(fmt.Sprintf("disk %s partition %d", disk, p.Number), p.Content); n != nil {
 			gp.Content = n.(config.PartitionNode)
 		}
 		g.Partitions[key] = gp
@@ -74,7 +88,7 @@ func gptLayout(disk string, d *Disk, root string, notes *[]string) *config.GPT {
 	return g
 }
 
-func mbrLayout(disk string, d *Disk, root string, notes *[]string) *config.Table {
+func (im *importer) mbr(disk string, d *Disk) *config.Table {
 	t := &config.Table{Type: "table", Format: "msdos"}
 	parts := slices.Clone(d.Table.Partitions)
 	sort.Slice(parts, func(i, j int) bool { return parts[i].Number < parts[j].Number })
@@ -87,7 +101,7 @@ func mbrLayout(disk string, d *Disk, root string, notes *[]string) *config.Table
 		case p.Number > 4:
 			tp.PartType = "logical"
 		}
-		if n := contentLayout(fmt.Sprintf("disk %s partition %d", disk, p.Number), p.Content, root, notes); n != nil {
+		if n := im.content(fmt.Sprintf("disk %s partition %d", disk, p.Number), p.Content); n != nil {
 			tp.Content = n.(config.PartitionNode)
 		}
 		t.Partitions = append(t.Partitions, tp)
@@ -104,12 +118,13 @@ func isExtended(t string) bool {
 	return false
 }
 
-// contentLayout is the layout node of what blkid found, or nil (with a note when something
+// content is the layout node of what blkid found, or nil (with a note when something
 // was found that the layout cannot describe from what was read).
-func contentLayout(where string, c *Content, root string, notes *[]string) config.Node {
+func (im *importer) content(where string, c *Content) config.Node {
 	if c == nil {
 		return nil
 	}
+	root := im.root
 	mp, opts := mountOf(c, "/", root)
 	switch c.Type {
 	case "swap":
@@ -117,7 +132,7 @@ func contentLayout(where string, c *Content, root string, notes *[]string) confi
 	case "btrfs":
 		b := &config.BTRFS{Type: "btrfs", Mountpoint: mp, MountOptions: opts}
 		if c.Unreadable != "" {
-			*notes = append(*notes, fmt.Sprintf("%s: btrfs subvolumes not read: %s", where, c.Unreadable))
+			im.note("%s: btrfs subvolumes not read: %s", where, c.Unreadable)
 		}
 		for _, sv := range c.Subvolumes {
 			smp, sopts := mountOf(c, "/"+sv, root)
@@ -135,7 +150,7 @@ func contentLayout(where string, c *Content, root string, notes *[]string) confi
 			// A swap file is used through the mount point of what holds it; unmounted,
 			// the layout could not say where it is.
 			if (owner == "" && b.Mountpoint == "") || (owner != "" && b.Subvolumes["/"+owner].Mountpoint == "") {
-				*notes = append(*notes, fmt.Sprintf("%s: swap file %s left out: what holds it is not mounted below the root mount point", where, file))
+				im.note("%s: swap file %s left out: what holds it is not mounted below the root mount point", where, file)
 				continue
 			}
 			if owner == "" {
@@ -148,8 +163,18 @@ func contentLayout(where string, c *Content, root string, notes *[]string) confi
 			s.Swap[strings.TrimPrefix(file, owner+"/")] = sw
 		}
 		return b
-	case "crypto_LUKS", "LVM2_member", "linux_raid_member", "zfs_member", "bcachefs":
-		*notes = append(*notes, fmt.Sprintf("%s holds %s, which import does not read yet; its content is left out (null: left untouched)", where, c.Type))
+	case "crypto_LUKS":
+		return im.luks(where, c)
+	case "LVM2_member":
+		return im.pv(where, c)
+	case "linux_raid_member":
+		return im.mdMember(where, c)
+	case "zfs_member", "bcachefs":
+		im.note("%s holds %s, which import does not read yet; its content is left out (null: left untouched)", where, c.Type)
+		return nil
+	}
+	if strings.HasPrefix(c.Type, PartitionTable) {
+		im.note("%s holds a %s, which import does not describe inside a LUKS container, LV or array; its content is left out (null: left untouched)", where, c.Type)
 		return nil
 	}
 	return &config.Filesystem{Type: "filesystem", Format: c.Type, Mountpoint: mp, MountOptions: opts}

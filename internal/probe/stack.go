@@ -43,6 +43,7 @@ type LV struct {
 	DMPath  string   `json:"dmPath"` // /dev/mapper/VG-LV, what findmnt shows
 	Size    int64    `json:"size"`
 	Segtype string   `json:"segtype"`
+	Pool    string   `json:"pool,omitempty"` // the thin pool of a thin LV
 	Active  bool     `json:"active"`
 	Content *Content `json:"content,omitempty"`
 }
@@ -50,11 +51,13 @@ type LV struct {
 // Array is an md array found through its members. Level and Content are only known when
 // it is assembled (Device is then its kernel node).
 type Array struct {
-	Name    string   `json:"name"`
-	Device  string   `json:"device,omitempty"`
-	Level   string   `json:"level,omitempty"` // raid1, raid0, ...
-	Active  bool     `json:"active"`
-	Content *Content `json:"content,omitempty"`
+	Name   string `json:"name"`
+	Device string `json:"device,omitempty"`
+	Level  string `json:"level,omitempty"` // raid1, raid0, ...
+	// Metadata is the superblock format (1.2, 1.0, ...), as mdadm --detail reports it.
+	Metadata string   `json:"metadata,omitempty"`
+	Active   bool     `json:"active"`
+	Content  *Content `json:"content,omitempty"`
 	// Unreadable says why mdadm --detail could not read the assembled array.
 	Unreadable string `json:"unreadable,omitempty"`
 }
@@ -246,12 +249,12 @@ func probeVG(ctx context.Context, r Runner, vg *VG, mounts []fsMount) error {
 			return fmt.Errorf("vgs %s: %s: %w", vg.Name, k, err)
 		}
 	}
-	rows, err = lvmRows(ctx, r, "lvs --reportformat json --units b --nosuffix -o lv_name,lv_size,lv_path,lv_dm_path,lv_active,segtype -- "+q, "lv")
+	rows, err = lvmRows(ctx, r, "lvs --reportformat json --units b --nosuffix -o lv_name,lv_size,lv_path,lv_dm_path,lv_active,segtype,pool_lv -- "+q, "lv")
 	if err != nil {
 		return err
 	}
 	for _, row := range rows {
-		lv := &LV{Name: row["lv_name"], Path: row["lv_path"], DMPath: row["lv_dm_path"], Segtype: row["segtype"], Active: row["lv_active"] == "active"}
+		lv := &LV{Name: row["lv_name"], Path: row["lv_path"], DMPath: row["lv_dm_path"], Segtype: row["segtype"], Pool: row["pool_lv"], Active: row["lv_active"] == "active"}
 		if lv.Size, err = strconv.ParseInt(row["lv_size"], 10, 64); err != nil {
 			return fmt.Errorf("lvs %s/%s: lv_size: %w", vg.Name, lv.Name, err)
 		}
@@ -285,7 +288,7 @@ func probeArray(ctx context.Context, r Runner, a *Array, mounts []fsMount) error
 	if err != nil {
 		return fmt.Errorf("reading the md array %s: %w", dev, err)
 	}
-	a.Level = exportValue(out, "MD_LEVEL")
+	a.Level, a.Metadata = exportValue(out, "MD_LEVEL"), exportValue(out, "MD_METADATA")
 	if a.Content, err = blkid(ctx, r, dev, -1, -1); err != nil {
 		return fmt.Errorf("md array %s: %w", dev, err)
 	}
