@@ -9,8 +9,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/diskoanywhere/diskoanywhere/internal/facts"
-	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
@@ -47,7 +45,7 @@ func Deploy(ctx context.Context, o Options) (*Deployed, error) {
 		outR.Add(s)
 		errR.Add(s)
 	}
-	r := &run{o: &o, stdout: outR, stderr: errR, keys: map[string][]byte{}}
+	r := &run{o: &o, dial: dialSSH, stdout: outR, stderr: errR, keys: map[string][]byte{}}
 	var events io.Writer
 	if o.JSON {
 		events = outR
@@ -61,33 +59,11 @@ func Deploy(ctx context.Context, o Options) (*Deployed, error) {
 func (r *run) deploy(ctx context.Context) (*Deployed, error) {
 	const phase = "deploy"
 	start := time.Now()
-	t, err := remote.ParseTarget(r.o.Target)
+	err := r.connect(ctx, false)
+	if r.client != nil {
+		defer r.client.Close()
+	}
 	if err != nil {
-		return nil, err
-	}
-	r.target = t
-	s := r.rep.Step("connect", "ssh "+t.String())
-	r.client, err = remote.Dial(ctx, t, r.o.SSH)
-	if err == nil {
-		s.Detail(fmt.Sprintf("%s, host key %s", r.client.Config().Destination(), ssh.FingerprintSHA256(r.client.HostKey())), nil)
-	}
-	if err := s.Done(err); err != nil {
-		return nil, err
-	}
-	defer r.client.Close()
-	r.hostKey = r.client.HostKey()
-
-	s = r.rep.Step("connect", "gather facts")
-	r.facts, err = facts.Gather(ctx, r.client.User())
-	if err == nil {
-		r.client.SetPrivilege(r.facts.Privilege)
-	}
-	if err := s.Done(err); err != nil {
-		return nil, err
-	}
-	s = r.rep.Step("connect", "become root")
-	r.root, err = r.client.Root(ctx)
-	if err := s.Done(err); err != nil {
 		return nil, err
 	}
 

@@ -499,7 +499,7 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 		if err != nil {
 			break
 		}
-		boot, berr := bootIDOf(wctx, up)
+		boot, berr := bootIDOf(wctx, up.User())
 		if berr == nil && boot != "" && boot != oldBoot {
 			break
 		}
@@ -526,7 +526,7 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 		}
 		return kexecKeyError(err, oldKey)
 	}
-	r.client = up
+	r.client = sshConn{up}
 	r.hostKey = up.HostKey()
 	r.rep.Info(phase, "the installer presents the host key seen before the kexec ("+fingerprint(oldKey)+")", map[string]any{"hostKey": fingerprint(oldKey), "verified": true})
 
@@ -551,14 +551,6 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 	}
 	r.facts, r.root, r.bootID, r.target = f, root, f.BootID, after
 	return nil
-}
-
-// bootIDOf reads the boot id of the system c is logged in to.
-func bootIDOf(ctx context.Context, c *remote.Client) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := c.User().Output(ctx, "cat /proc/sys/kernel/random/boot_id")
-	return strings.TrimSpace(string(out)), err
 }
 
 // kexecKeyError explains a refused key after kexec.

@@ -252,21 +252,12 @@ func connectRun(t *testing.T, ctx context.Context, o *Options, hook *eventHook) 
 			t.Logf("output:\n%s", human.String())
 		}
 	})
-	var err error
-	if r.target, err = remote.ParseTarget(o.Target); err != nil {
-		t.Fatal(err)
+	r.dial = dialSSH
+	err := r.connect(ctx, false)
+	if r.client != nil {
+		t.Cleanup(func() { r.client.Close() })
 	}
-	if r.client, err = remote.Dial(ctx, r.target, o.SSH); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.client.Close() })
-	r.hostKey = r.client.HostKey()
-	if r.facts, err = facts.Gather(ctx, r.client.User()); err != nil {
-		t.Fatal(err)
-	}
-	r.client.SetPrivilege(r.facts.Privilege)
-	r.bootID = r.facts.BootID
-	if r.root, err = r.client.Root(ctx); err != nil {
+	if err != nil {
 		t.Fatal(err)
 	}
 	if r.state, _, err = LoadState(o.StateFile, r.client.Config().Destination()); err != nil {

@@ -28,9 +28,10 @@ type run struct {
 	stderr io.Writer // redacted
 	nixLog io.Writer // local Nix output, prefixed
 
+	dial   dialFunc // dialSSH, or a fake target's in tests
 	target remote.Target
-	client *remote.Client
-	root   *remote.Shell
+	client Conn
+	root   Shell
 	facts  *facts.Facts
 	state  *State
 
@@ -45,7 +46,10 @@ type run struct {
 
 // Run carries out an install as o describes. Errors are complete messages
 // for the user, with a hint on how to resume when a phase failed.
-func Run(ctx context.Context, o Options) (err error) {
+func Run(ctx context.Context, o Options) error { return runWith(ctx, o, dialSSH) }
+
+// runWith is Run reaching the target through dial (tests: a fake target).
+func runWith(ctx context.Context, o Options, dial dialFunc) (err error) {
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
@@ -79,7 +83,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	outR, errR := NewRedactor(o.Stdout), NewRedactor(disp)
 	defer outR.Flush()
 	defer errR.Flush()
-	r := &run{o: &o, stdout: outR, stderr: errR, keys: map[string][]byte{}}
+	r := &run{o: &o, dial: dial, stdout: outR, stderr: errR, keys: map[string][]byte{}}
 	var events io.Writer
 	if o.JSON {
 		events = outR
@@ -113,84 +117,26 @@ func Run(ctx context.Context, o Options) (err error) {
 	return r.install(ctx)
 }
 
+// install is the run: connect, evaluate and build, load the state file,
+// then either print the plan (--dry-run) or run the phases not done yet.
 func (r *run) install(ctx context.Context) error {
 	o := r.o
 	runStart := time.Now()
-	t, err := remote.ParseTarget(o.Target)
+	err := r.connect(ctx, o.DryRun)
+	if r.client != nil {
+		defer func() { r.client.Close() }()
+	}
 	if err != nil {
 		return err
 	}
-	r.target = t
-
-	s := r.rep.Step("connect", "ssh "+t.String())
-	r.client, err = remote.Dial(ctx, t, o.SSH)
-	if err == nil {
-		s.Detail(fmt.Sprintf("%s, host key %s", r.client.Config().Destination(), ssh.FingerprintSHA256(r.client.HostKey())), nil)
-	}
-	if err := s.Done(err); err != nil {
-		return err
-	}
-	defer func() { r.client.Close() }()
-	r.hostKey = r.client.HostKey()
-
-	s = r.rep.Step("connect", "gather facts")
-	r.facts, err = facts.Gather(ctx, r.client.User())
-	if err == nil {
-		r.client.SetPrivilege(r.facts.Privilege)
-		r.bootID = r.facts.BootID
-		s.Detail(describeFacts(r.facts), nil)
-	}
-	if err := s.Done(err); err != nil {
-		return err
-	}
-	if r.facts.Kernel != "Linux" {
-		return fmt.Errorf("%s runs %s, not Linux", t, r.facts.Kernel)
-	}
-
-	if !o.DryRun {
-		s = r.rep.Step("connect", "become root")
-		r.root, err = r.client.Root(ctx)
-		if err == nil {
-			s.Detail(string(r.root.Privilege().Method), nil)
-		}
-		if err := s.Done(err); err != nil {
-			return err
-		}
-	}
-
-	// The configuration is evaluated and built before any phase runs, but
-	// with --generate-hardware-config it may import the hardware report,
-	// which only the installer can make (the old system has neither
-	// nixos-generate-config nor nixos-facter): then, as in nixos-anywhere,
-	// it waits until the kexec phase is over (configureInInstaller).
-	a := &artifacts{}
-	a.buildOn = r.decideBuildOn(r.facts)
-	configureLater := o.HardwareConfig != nil
-	switch {
-	case !configureLater:
-		if err := r.configure(ctx, a); err != nil {
-			return err
-		}
-	case o.DryRun:
-		// Only the layout, for the plan's disks: without the report the
-		// system may not evaluate, and a dry run does not make one.
-		if err := r.loadLayout(ctx, a); err != nil {
-			return err
-		}
-	}
-
-	statePath := o.StateFile
-	if statePath == "" {
-		if statePath, err = DefaultStatePath(o.getenv, r.client.Config().Destination()); err != nil {
-			return err
-		}
-	}
-	st, note, err := LoadState(statePath, r.client.Config().Destination())
+	a, configureLater, err := r.prepare(ctx)
 	if err != nil {
 		return err
 	}
-	r.state = st
-
+	note, err := r.loadState()
+	if err != nil {
+		return err
+	}
 	plan, err := r.plan(ctx, a)
 	if err != nil {
 		return err
@@ -202,10 +148,66 @@ func (r *run) install(ctx context.Context) error {
 		}
 		return nil
 	}
+	if err := r.resume(note, a); err != nil {
+		return err
+	}
+	defer r.cleanupWorkdir()
+	times, err := r.runPhases(ctx, a, configureLater)
+	if err != nil {
+		return err
+	}
+	summary := "### Done"
+	if len(times) > 0 {
+		summary += fmt.Sprintf(" (%s; %s in all)", strings.Join(times, ", "), progress.Duration(time.Since(runStart)))
+	}
+	r.rep.emit(Event{Event: "done", Message: "installation finished", Duration: time.Since(runStart).Seconds()}, summary)
+	return nil
+}
+
+// prepare evaluates and builds what the phases ship, before any phase
+// runs. With --generate-hardware-config the configuration may import the
+// hardware report, which only the installer can make (the old system has
+// neither nixos-generate-config nor nixos-facter): then, as in
+// nixos-anywhere, it waits until the kexec phase is over (configureLater,
+// see configureInInstaller).
+func (r *run) prepare(ctx context.Context) (a *artifacts, configureLater bool, err error) {
+	a = &artifacts{buildOn: r.decideBuildOn(r.facts)}
+	configureLater = r.o.HardwareConfig != nil
+	switch {
+	case !configureLater:
+		err = r.configure(ctx, a)
+	case r.o.DryRun:
+		// Only the layout, for the plan's disks: without the report the
+		// system may not evaluate, and a dry run does not make one.
+		err = r.loadLayout(ctx, a)
+	}
+	return a, configureLater, err
+}
+
+// loadState reads the state file of this target (--state-file, else the
+// default path for its destination) into r.state; the note says why a
+// file found was not used.
+func (r *run) loadState() (note string, err error) {
+	dest := r.client.Config().Destination()
+	path := r.o.StateFile
+	if path == "" {
+		if path, err = DefaultStatePath(r.o.getenv, dest); err != nil {
+			return "", err
+		}
+	}
+	r.state, note, err = LoadState(path, dest)
+	return note, err
+}
+
+// resume decides what the recorded state still counts for: progress made
+// with other inputs, or before --restart, is dropped. The host key first
+// seen is recorded, and the state is saved before any phase runs.
+func (r *run) resume(note string, a *artifacts) error {
+	st := r.state
 	if note != "" {
 		r.rep.Warn("state", note)
 	}
-	if why := st.Reconcile(r.inputs(a), o.Restart); why != "" {
+	if why := st.Reconcile(r.inputs(a), r.o.Restart); why != "" {
 		r.rep.Warn("state", why)
 	}
 	if st.HostKey == "" {
@@ -215,22 +217,25 @@ func (r *run) install(ctx context.Context) error {
 		return err
 	}
 	r.rep.Info("state", "state file: "+st.Path(), map[string]any{"path": st.Path()})
-	defer r.cleanupWorkdir()
-
-	if st.Done(PhaseKexec) && !r.facts.IsInstaller && o.has(PhaseKexec) {
+	if st.Done(PhaseKexec) && !r.facts.IsInstaller && r.o.has(PhaseKexec) {
 		// The installer lives in RAM: a machine that restarted since runs
 		// its old system again, and only a new kexec brings the installer
 		// back (the disks keep what the disko phase made).
 		r.rep.Warn(string(PhaseKexec), "the target no longer runs the installer (it restarted since the last run): kexec again")
-		if err := st.Forget(PhaseKexec); err != nil {
-			return err
-		}
+		return st.Forget(PhaseKexec)
 	}
+	return nil
+}
+
+// runPhases runs the selected phases the state does not record as done,
+// saving the state after each, and returns how long each took.
+func (r *run) runPhases(ctx context.Context, a *artifacts, configureLater bool) ([]string, error) {
+	st := r.state
 	var times []string
-	for _, p := range o.Phases {
+	for _, p := range r.o.Phases {
 		if configureLater && p != PhaseKexec {
 			if err := r.configureInInstaller(ctx, a); err != nil {
-				return err
+				return nil, err
 			}
 			configureLater = false
 		}
@@ -239,45 +244,45 @@ func (r *run) install(ctx context.Context) error {
 			continue
 		}
 		start := time.Now()
-		var err error
-		switch p {
-		case PhaseKexec:
-			err = r.kexec(ctx)
-			if errors.Is(err, errSkipped) {
-				continue
-			}
-		case PhaseDisko:
-			err = r.disko(ctx, a)
-		case PhaseInstall:
-			err = r.installPhase(ctx, a)
-		case PhaseReboot:
-			err = r.reboot(ctx, a)
+		err := r.runPhase(ctx, p, a)
+		if errors.Is(err, errSkipped) {
+			continue
 		}
 		var nothingChanged refusal
 		switch {
 		case errors.As(err, &nothingChanged), err != nil && r.o.Throwaway:
-			return fmt.Errorf("%s phase: %w", p, err)
+			return nil, fmt.Errorf("%s phase: %w", p, err)
 		case err != nil:
-			return fmt.Errorf("%s phase: %w\n(state saved in %s: run the same command again to resume, or add --restart to start over)", p, err, st.Path())
+			return nil, fmt.Errorf("%s phase: %w\n(state saved in %s: run the same command again to resume, or add --restart to start over)", p, err, st.Path())
 		}
 		took := time.Since(start)
 		r.rep.PhaseDone(string(p), took)
 		times = append(times, fmt.Sprintf("%s %s", p, progress.Duration(took)))
 		if err := st.MarkDone(p, took, time.Now()); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if configureLater { // --phases kexec alone
 		if err := r.configureInInstaller(ctx, a); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	summary := "### Done"
-	if len(times) > 0 {
-		summary += fmt.Sprintf(" (%s; %s in all)", strings.Join(times, ", "), progress.Duration(time.Since(runStart)))
+	return times, nil
+}
+
+// runPhase runs one phase; errSkipped means it had nothing to do.
+func (r *run) runPhase(ctx context.Context, p Phase, a *artifacts) error {
+	switch p {
+	case PhaseKexec:
+		return r.kexec(ctx)
+	case PhaseDisko:
+		return r.disko(ctx, a)
+	case PhaseInstall:
+		return r.installPhase(ctx, a)
+	case PhaseReboot:
+		return r.reboot(ctx, a)
 	}
-	r.rep.emit(Event{Event: "done", Message: "installation finished", Duration: time.Since(runStart).Seconds()}, summary)
-	return nil
+	return fmt.Errorf("unknown phase %q", p)
 }
 
 var errSkipped = errors.New("skipped")

@@ -43,11 +43,9 @@ func waitRestart(ctx context.Context, t remote.Target, o remote.Options, key ssh
 		case err != nil:
 			return restartDown, nil, nil
 		}
-		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		out, err := c.User().Output(octx, "cat /proc/sys/kernel/random/boot_id")
-		cancel()
+		boot, err := bootIDOf(ctx, c.User())
 		c.Close()
-		if err == nil && bootID != "" && strings.TrimSpace(string(out)) != bootID {
+		if err == nil && bootID != "" && boot != bootID {
 			return restartNewBoot, key, nil
 		}
 		w.got(stillUp, nil)
@@ -115,16 +113,34 @@ func sameBoot(ctx context.Context, t remote.Target, o remote.Options, key ssh.Pu
 	if bootID == "" || key == nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	o.ExpectHostKey = key
-	c, err := remote.Dial(ctx, t, o)
+	c, err := remote.Dial(dctx, t, o)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
-	out, err := c.User().Output(ctx, "cat /proc/sys/kernel/random/boot_id")
-	return err == nil && strings.TrimSpace(string(out)) == bootID
+	boot, err := bootIDOf(ctx, c.User())
+	return err == nil && boot == bootID
+}
+
+// bootIDTimeout bounds reading the boot id once logged in, wherever it is
+// read (waiting for a kexec or a reboot to take the old system down, and
+// for the new one to come up). Reading a /proc file answers in
+// milliseconds, so a login that takes longer belongs to a system going
+// down: the read counts as failed, and the waits try again, instead of
+// hanging until the connection's keepalive notices. Logging in is bounded
+// separately, by the caller's context and ConnectTimeout.
+const bootIDTimeout = 10 * time.Second
+
+// bootIDOf reads the boot id of the system sh is logged in to, within
+// bootIDTimeout.
+func bootIDOf(ctx context.Context, sh Shell) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, bootIDTimeout)
+	defer cancel()
+	out, err := sh.Output(ctx, "cat /proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(out)), err
 }
 
 // pause waits d or until ctx ends.
