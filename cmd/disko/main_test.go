@@ -157,6 +157,24 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// TestHelpListsDiskoFlags checks that --help lists every flag and mode of disko's command
+// line, so a disko user finds each one where disko's own help has it.
+func TestHelpListsDiskoFlags(t *testing.T) {
+	code, stdout, stderr, _ := runCLI(t, 0, "--help")
+	if code != 0 {
+		t.Fatalf("--help exited %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"--mode MODE", "--flake URI#NAME", "--arg NAME EXPR", "--argstr NAME VALUE", "--root-mountpoint DIR",
+		"--dry-run", "--no-deps", "--yes-wipe-all-disks", "--debug",
+		"destroy ", "format ", "mount ", "unmount ", "format,mount ", "destroy,format,mount ", "--mode disko",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--help lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
 func writeLayout(t *testing.T, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "layout.json")

@@ -90,8 +90,14 @@ func applyDefaults(d *Devices, probs *Problems) {
 			fs.UUID = nameUUID(fs.Name)
 		}
 		for _, svKey := range slices.Sorted(maps.Keys(fs.Subvolumes)) {
-			if sv := fs.Subvolumes[svKey]; sv.Name == "" {
+			sv := fs.Subvolumes[svKey]
+			if sv.Name == "" {
 				sv.Name = svKey
+			}
+			if sv.MountOptions == nil {
+				// disko's default, so that config.disko.devices reads the same; the
+				// generators put both options first anyway and drop duplicates.
+				sv.MountOptions = []string{"X-mount.mkdir", "X-mount.subdir=" + strings.TrimPrefix(sv.Name, "/")}
 			}
 		}
 	}

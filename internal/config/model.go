@@ -346,7 +346,7 @@ type BcachefsFilesystem struct {
 type BcachefsSubvolume struct {
 	Type         string   `json:"type" jsonschema:"enum=bcachefs_subvolume,default=bcachefs_subvolume" jsonschema_description:"Always \"bcachefs_subvolume\"."`
 	Name         string   `json:"name,omitempty" defaultText:"the attribute name" jsonschema_description:"Subvolume path inside the filesystem. It cannot hold a double quote, a comma or a backslash (mount -o X-mount.subdir=NAME cannot carry them), nor . or .. components."`
-	MountOptions []string `json:"mountOptions,omitempty" jsonschema_description:"Extra mount options; X-mount.mkdir and X-mount.subdir=NAME are always put before them."`
+	MountOptions []string `json:"mountOptions" defaultText:"X-mount.mkdir and X-mount.subdir=NAME, as disko sets them" jsonschema_description:"Mount options; X-mount.mkdir and X-mount.subdir=NAME are always put before them."`
 	Mountpoint   string   `json:"mountpoint,omitempty" jsonschema_description:"Mount point. Null leaves the subvolume unmounted."`
 }
 

@@ -399,10 +399,6 @@ func TestDefaultsEqualDisko(t *testing.T) {
 			var ours any
 			evalJSON(t, moduleExpr(t, lib, dir, "[ "+layout+" ]", `builtins.removeAttrs cfg.disko.devices [ "_module" ]`), &ours, "--read-write-mode")
 			for _, d := range differences("disko.devices", ours, disko) {
-				if reason := knownDifference(d); reason != "" {
-					t.Logf("known difference: %s (%s)", d, reason)
-					continue
-				}
 				t.Error(d)
 			}
 		})
@@ -443,13 +439,4 @@ func differences(path string, got, want any) []string {
 		return []string{fmt.Sprintf("%s: ours %v, disko's %v", path, got, want)}
 	}
 	return nil
-}
-
-// knownDifference explains a difference from disko's option tree that is known and
-// harmless for the machine, or returns "".
-func knownDifference(d string) string {
-	if strings.Contains(d, "bcachefs_filesystems.") && strings.Contains(d, ".subvolumes.") && strings.Contains(d, ".mountOptions: ours [], disko's [X-mount.mkdir X-mount.subdir=") {
-		return "disko's default of a bcachefs subvolume's mountOptions is [X-mount.mkdir X-mount.subdir=NAME]; the Go model's is empty and internal/codegen/nixos adds both options to fileSystems, so the NixOS config is the same (the default belongs in internal/config/defaults.go)"
-	}
-	return ""
 }
