@@ -2,15 +2,15 @@ package codegen
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 )
 
 // fsFormat is what may follow "mkfs." in a tool name.
-var fsFormat = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
+var fsFormat = lazyregexp.New(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 
 // blkidType is the TYPE blkid reports for a filesystem made by mkfs.FORMAT.
 func blkidType(format string) string {

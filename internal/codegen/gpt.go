@@ -5,13 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 )
 
 // Partition tables. A GPT is written with one sfdisk call per disk. disko runs one
@@ -35,7 +35,7 @@ import (
 // run, whose units and percentages sfdisk does not share; its tables are recognised by a
 // disk identifier derived from the layout.
 
-var sgdiskPos = regexp.MustCompile(`^([+-]?)([0-9]+)([KMGTPs]?)$`)
+var sgdiskPos = lazyregexp.New(`^([+-]?)([0-9]+)([KMGTPs]?)$`)
 
 // posSpec translates an sgdisk position (start or end) to disko_gpt_value's syntax:
 // "0" for sgdisk's default, else SIGN:VALUE:UNITBYTES (0 unit bytes = sectors).
@@ -71,7 +71,7 @@ func typeGUID(t string) (string, bool) {
 	return strings.ToUpper(t), guidRe.MatchString(t)
 }
 
-var guidRe = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+var guidRe = lazyregexp.New(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 
 // sfdiskAttrs is sfdisk's spelling of GPT attribute bits. sfdisk has names for bits 0 to 2
 // and numbers for the type-specific bits 48 to 63; bits 3 to 47 are reserved by UEFI

@@ -3,11 +3,11 @@ package codegen
 import (
 	"encoding/base64"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 )
 
 // The preflight: all or nothing. Disks are formatted in parallel, so a precondition found
@@ -225,7 +225,7 @@ func posBytes(spec string) (string, int64) {
 	return f[0], v * unit
 }
 
-var partedPos = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)(s|B|[kK]B?|MB?|GB?|TB?|KiB|MiB|GiB|TiB)$`)
+var partedPos = lazyregexp.New(`^([0-9]+(?:\.[0-9]+)?)(s|B|[kK]B?|MB?|GB?|TB?|KiB|MiB|GiB|TiB)$`)
 
 // tableNeeds is a lower bound of the bytes a legacy table takes: its largest end given
 // in absolute units (ends in percent fit any disk).

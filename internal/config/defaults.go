@@ -5,11 +5,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 )
 
 // Computed defaults: the options whose default depends on other options or on where the
@@ -321,11 +322,11 @@ func TableNumbers(t *Table) []int {
 
 // Patterns of disko's deviceNumbering, tried in this order.
 var (
-	appendNumber = regexp.MustCompile(`^/dev/([vs]|xvd).+$`)
-	dashPart     = regexp.MustCompile(`^/dev/(disk|zvol)/.+$`)
-	pNumber      = regexp.MustCompile(`^/dev/((nvme|mmcblk).+|md/.*[0-9])$`)
-	mdOrMapper   = regexp.MustCompile(`^/dev/(md|mapper)/.+$`)
-	loopDevice   = regexp.MustCompile(`^/dev/loop[0-9]+$`)
+	appendNumber = lazyregexp.New(`^/dev/([vs]|xvd).+$`)
+	dashPart     = lazyregexp.New(`^/dev/(disk|zvol)/.+$`)
+	pNumber      = lazyregexp.New(`^/dev/((nvme|mmcblk).+|md/.*[0-9])$`)
+	mdOrMapper   = lazyregexp.New(`^/dev/(md|mapper)/.+$`)
+	loopDevice   = lazyregexp.New(`^/dev/loop[0-9]+$`)
 )
 
 // partitionDevice names partition number n of device in kernel numbering, as disko's

@@ -3,9 +3,10 @@ package config
 import (
 	"fmt"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 )
 
 // The formats of size and position options, each the one rule for its options: the
@@ -13,23 +14,23 @@ import (
 // the option's `pattern` struct tag), so that an editor flags "500X" as the validator does.
 // They are written in the common subset of Go's and JSON Schema's (ECMA 262) regular
 // expressions: no flags, so case-insensitive units spell out both cases.
-var patterns = map[string]*regexp.Regexp{
+var patterns = map[string]*lazyregexp.Regexp{
 	// disk.imageSize: what disko passes to qemu-img.
-	"imageSize": regexp.MustCompile(`^[0-9]+[KMGTP]?$`),
+	"imageSize": lazyregexp.New(`^[0-9]+[KMGTP]?$`),
 	// A GPT partition size, as disko turns it into sgdisk's +SIZE (or -0 for 100%).
-	"gptSize": regexp.MustCompile(`^(100%|[0-9]+[KMGTP]?)$`),
+	"gptSize": lazyregexp.New(`^(100%|[0-9]+[KMGTP]?)$`),
 	// What sgdisk reads: whole numbers, a unit letter with an optional B or iB, or sectors
 	// (decimals are refused: sgdisk silently reads +1.5G as one sector).
-	"gptPosition": regexp.MustCompile(`^[+-]?[0-9]+([KMGTPkmgtp]([iI]?[bB])?|[sS])?$`),
+	"gptPosition": lazyregexp.New(`^[+-]?[0-9]+([KMGTPkmgtp]([iI]?[bB])?|[sS])?$`),
 	// What parted reads: a number with a unit (B, s, kB..TB, KiB..TiB, %, cyl, chs).
-	"partedPosition": regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?(%|[sSbB]|[kmgtKMGT]([iI]?[bB])?|[cC][yY][lL]|[cC][hH][sS])?$`),
+	"partedPosition": lazyregexp.New(`^-?[0-9]+(\.[0-9]+)?(%|[sSbB]|[kmgtKMGT]([iI]?[bB])?|[cC][yY][lL]|[cC][hH][sS])?$`),
 	// What lvcreate reads: -L sizes (the first unit letter counts) and -l percentages with
 	// lvm's abbreviations of VG, LV, PVS, FREE and ORIGIN.
-	"lvSize": regexp.MustCompile(`^[0-9]+(\.[0-9]+)?([bskmgtpeBSKMGTPE][a-zA-Z]*|%([vV][gG]?|[lL][vV]?|[pP]([vV][sS]?)?|[fF]([rR]([eE][eE]?)?)?|[oO]([rR]([iI]([gG]([iI][nN]?)?)?)?)?)?)?$`),
+	"lvSize": lazyregexp.New(`^[0-9]+(\.[0-9]+)?([bskmgtpeBSKMGTPE][a-zA-Z]*|%([vV][gG]?|[lL][vV]?|[pP]([vV][sS]?)?|[fF]([rR]([eE][eE]?)?)?|[oO]([rR]([iI]([gG]([iI][nN]?)?)?)?)?)?)?$`),
 	// What zfs create -V reads: a number with an optional unit and B or iB.
-	"zvolSize": regexp.MustCompile(`^[0-9]+(\.[0-9]+)?([bkmgtpezBKMGTPEZ]([iI]?[bB])?)?$`),
+	"zvolSize": lazyregexp.New(`^[0-9]+(\.[0-9]+)?([bkmgtpezBKMGTPEZ]([iI]?[bB])?)?$`),
 	// A btrfs swap file size (btrfs filesystem mkswapfile --size).
-	"swapfileSize": regexp.MustCompile(`^[0-9]+[KMGTP]$`),
+	"swapfileSize": lazyregexp.New(`^[0-9]+[KMGTP]$`),
 }
 
 // Pattern returns the regular expression a string option must match, from its `pattern`

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 )
 
 // Validation checks what the decoder cannot: value formats, cross-references between
@@ -19,9 +20,9 @@ import (
 
 var (
 	// What may follow "mkfs." in a tool name.
-	fsFormat      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
-	gptTypeCode   = regexp.MustCompile(`^[0-9A-Fa-f]{4}$`)
-	guid          = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+	fsFormat      = lazyregexp.New(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
+	gptTypeCode   = lazyregexp.New(`^[0-9A-Fa-f]{4}$`)
+	guid          = lazyregexp.New(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 	sizeExamples  = "(examples: 500M, 2G, 100%)"
 	deviceExample = "(for example /dev/sda or /dev/disk/by-id/...)"
 )

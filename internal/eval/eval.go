@@ -42,12 +42,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 	"github.com/diskoanywhere/diskoanywhere/internal/nixcmd"
 )
 
@@ -347,23 +347,23 @@ func (e *Evaluator) lookNix(env []string, name string) (string, error) {
 }
 
 // noise is what Nix prints to stderr that says nothing about the layout.
-var noise = []*regexp.Regexp{
-	regexp.MustCompile(`^warning: the group '.*' specified in 'build-users-group' does not exist$`),
-	regexp.MustCompile(`^warning: Git tree '.*' is dirty$`),
-	regexp.MustCompile(`^warning: error: .*; retrying in \d+ ms$`), // the final error follows
+var noise = []*lazyregexp.Regexp{
+	lazyregexp.New(`^warning: the group '.*' specified in 'build-users-group' does not exist$`),
+	lazyregexp.New(`^warning: Git tree '.*' is dirty$`),
+	lazyregexp.New(`^warning: error: .*; retrying in \d+ ms$`), // the final error follows
 }
 
 func cleanStderr(s string) string {
 	var keep []string
 	for line := range strings.SplitSeq(s, "\n") {
-		if !slices.ContainsFunc(noise, func(re *regexp.Regexp) bool { return re.MatchString(line) }) {
+		if !slices.ContainsFunc(noise, func(re *lazyregexp.Regexp) bool { return re.MatchString(line) }) {
 			keep = append(keep, line)
 		}
 	}
 	return strings.TrimSpace(strings.Join(keep, "\n"))
 }
 
-var marker = regexp.MustCompile(`diskoeval:([a-z-]+):(.*)`)
+var marker = lazyregexp.New(`diskoeval:([a-z-]+):(.*)`)
 
 // nixError turns a failed evaluation into a message: eval.nix's own diagnoses by kind,
 // anything else as Nix's message under a line naming the layout.

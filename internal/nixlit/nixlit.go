@@ -5,7 +5,6 @@
 package nixlit
 
 import (
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -36,14 +35,23 @@ func String(s string) string {
 	return b.String()
 }
 
-var ident = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
-
 // keywords cannot be bare attribute names.
 var keywords = []string{"assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"}
 
-// IsIdent reports whether Nix reads s as an attribute name without quotes.
+// IsIdent reports whether Nix reads s as an attribute name without quotes: a letter or _,
+// then letters, digits, _, ' and -, and not a keyword. It is a loop rather than a regular
+// expression because every option path of a layout goes through it.
 func IsIdent(s string) bool {
-	return ident.MatchString(s) && !slices.Contains(keywords, s)
+	if s == "" || slices.Contains(keywords, s) {
+		return false
+	}
+	for i, r := range s {
+		letter := r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r == '_'
+		if !letter && (i == 0 || !(r >= '0' && r <= '9' || r == '\'' || r == '-')) {
+			return false
+		}
+	}
+	return true
 }
 
 // AttrName writes an attribute name bare when Nix allows it, else quoted ("/boot").
