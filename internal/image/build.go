@@ -9,11 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"golang.org/x/sys/unix"
 )
 
 // buildDisk writes the image of one disk under a temporary name in dir and returns that
@@ -49,20 +52,55 @@ func buildDisk(ctx context.Context, dir string, disk *diskPlan, trees stagedTree
 			return tmp, err
 		}
 	}
-	for _, v := range disk.volumes {
-		r, ok := regions[v.partNo]
-		if !ok {
-			return tmp, fmt.Errorf("%s: partition %d is not in the table written", v.path, v.partNo)
-		}
-		fmt.Fprintf(log, "  %s: %s at byte %d, %d bytes\n", v.path, volumeKind(v.node), r.offset, r.size)
-		if err := buildVolume(ctx, dir, f, r, v, trees[v.path]); err != nil {
-			return tmp, fmt.Errorf("%s: %w", v.path, err)
-		}
+	if err := buildVolumes(ctx, dir, f, regions, disk.volumes, trees, log); err != nil {
+		return tmp, err
 	}
 	if err := f.Sync(); err != nil {
 		return tmp, err
 	}
 	return tmp, f.Close()
+}
+
+// buildVolumes builds the volumes of one disk at the same time, at most one per CPU: each
+// writes only its own byte range of the image, and the mkfs tools use one core each, so
+// an ESP is made while the root filesystem is filled instead of after it. The first
+// failure cancels the others and is the error returned (theirs only say they were killed).
+func buildVolumes(ctx context.Context, dir string, img *os.File, regions map[int]region, volumes []volume, trees stagedTrees, log io.Writer) error {
+	for _, v := range volumes {
+		r, ok := regions[v.partNo]
+		if !ok {
+			return fmt.Errorf("%s: partition %d is not in the table written", v.path, v.partNo)
+		}
+		fmt.Fprintf(log, "  %s: %s at byte %d, %d bytes\n", v.path, volumeKind(v.node), r.offset, r.size)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var first error
+	var fail sync.Once
+	slots := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for _, v := range volumes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			if ctx.Err() != nil {
+				return
+			}
+			if err := buildVolume(ctx, dir, img, regions[v.partNo], v, trees[v.path]); err != nil {
+				fail.Do(func() {
+					first = fmt.Errorf("%s: %w", v.path, err)
+					cancel()
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }
 
 func isTable(n config.Node) bool {
@@ -193,34 +231,43 @@ func runInput(ctx context.Context, input, name string, args ...string) error {
 }
 
 // copyAt copies src into dst at offset, skipping src's holes so that dst stays sparse.
-// Data is moved with copy_file_range (in the kernel, shared extents where the
-// filesystem can).
+// Data is moved with copy_file_range at explicit offsets (in the kernel, shared extents
+// where the filesystem can; no file position, so volumes may be copied into one image
+// at the same time), or through a buffer where the kernel cannot.
 func copyAt(dst, src *os.File, offset int64) error {
 	fi, err := src.Stat()
 	if err != nil {
 		return err
 	}
-	const seekData, seekHole = 3, 4
 	size := fi.Size()
 	for pos := int64(0); pos < size; {
-		start, err := src.Seek(pos, seekData)
+		start, err := unix.Seek(int(src.Fd()), pos, unix.SEEK_DATA)
 		if err != nil {
 			break // ENXIO: no data after pos
 		}
-		end, err := src.Seek(start, seekHole)
+		end, err := unix.Seek(int(src.Fd()), start, unix.SEEK_HOLE)
 		if err != nil {
 			return err
 		}
-		if _, err := src.Seek(start, io.SeekStart); err != nil {
-			return err
-		}
-		if _, err := dst.Seek(offset+start, io.SeekStart); err != nil {
-			return err
-		}
-		if _, err := io.CopyN(dst, src, end-start); err != nil {
+		if err := copyRange(dst, src, start, offset+start, end-start); err != nil {
 			return err
 		}
 		pos = end
+	}
+	return nil
+}
+
+// copyRange copies n bytes of src at from into dst at to.
+func copyRange(dst, src *os.File, from, to, n int64) error {
+	for n > 0 {
+		done, err := unix.CopyFileRange(int(src.Fd()), &from, int(dst.Fd()), &to, int(n), 0)
+		if err != nil || done == 0 {
+			// EXDEV, ENOSYS, EINVAL (an older kernel or a filesystem without it): copy
+			// the rest through a buffer.
+			_, err := io.Copy(io.NewOffsetWriter(dst, to), io.NewSectionReader(src, from, n))
+			return err
+		}
+		n -= int64(done)
 	}
 	return nil
 }
