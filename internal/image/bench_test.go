@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,10 @@ const exampleLayout = `{"disk":{"main":{"device":"/dev/vda","imageSize":"4G","co
 // BenchmarkImageVsDd builds the example layout's image with a payload in the root
 // filesystem (files of random bytes standing in for a system closure: 0, 100 MiB and
 // 1 GiB) and compares the time with dd writing as many bytes as the image holds (its
-// allocated blocks, synced as the image is). It reports the ratio, and the peak RSS of
+// allocated blocks, synced as the image is), and with copying the payload's bytes into
+// one file (copyTime): the least any build must do, since it reads what it writes. It
+// reports both
+// ratios, and the peak RSS of
 // the build's whole process tree (the build runs as a child process; wait4's ru_maxrss
 // covers its descendants), which must stay flat as the payload grows.
 //
@@ -34,9 +38,10 @@ func BenchmarkImageVsDd(b *testing.B) {
 		b.Run(fmt.Sprintf("payload-%dMiB", mib), func(b *testing.B) {
 			payload := b.TempDir()
 			writePayload(b, payload, mib)
-			var ours, base []time.Duration
+			var ours, base, copies []time.Duration
 			var rss int64
 			for range b.N {
+				copies = append(copies, copyTime(b, payload))
 				out := b.TempDir()
 				job := helperJob{Layout: exampleLayout, Out: out, Files: []File{{Source: payload, Dest: "/payload"}}}
 				start := time.Now()
@@ -48,10 +53,7 @@ func BenchmarkImageVsDd(b *testing.B) {
 				base = append(base, ddTime(b, allocated))
 				b.Logf("image holds %d MiB", allocated>>20)
 			}
-			b.ReportMetric(ms(median(ours)), "image-ms")
-			b.ReportMetric(ms(median(base)), "dd-ms")
-			b.ReportMetric(float64(median(ours))/float64(median(base)), "ratio")
-			b.ReportMetric(float64(rss)/1024, "peak-rss-MiB")
+			reportRatios(b, ours, base, copies, rss)
 		})
 	}
 }
@@ -59,8 +61,9 @@ func BenchmarkImageVsDd(b *testing.B) {
 // BenchmarkSystemImage builds the example layout's image with --system: a closure of
 // 100 MiB or 1 GiB (a toplevel depending on one store path of random bytes, built with
 // the host's nix), copied in, registered and made the system profile. It reports the
-// time against dd writing as many bytes as the image holds, and the peak RSS of the
-// build's process tree (nix-store included), which must not grow with the closure.
+// time against dd writing as many bytes as the image holds and against copying the
+// closure's bytes (copyTime), and the peak RSS of the build's process tree (nix-store included),
+// which must not grow with the closure.
 //
 //	go test ./internal/image -run '^$' -bench SystemImage -benchtime 3x
 func BenchmarkSystemImage(b *testing.B) {
@@ -75,9 +78,14 @@ in derivation { name = "bench-toplevel-%[1]d"; system = builtins.currentSystem; 
 				b.Skipf("nix-build cannot build here: %v", err)
 			}
 			toplevel := strings.TrimSpace(string(out))
-			var ours, base []time.Duration
+			blob, err := os.ReadFile(filepath.Join(toplevel, "blob"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var ours, base, copies []time.Duration
 			var rss int64
 			for range b.N {
+				copies = append(copies, copyTime(b, strings.TrimSpace(string(blob))))
 				out := b.TempDir()
 				start := time.Now()
 				rss = max(rss, runJob(b, helperJob{Layout: exampleLayout, Out: out, System: toplevel}))
@@ -86,12 +94,52 @@ in derivation { name = "bench-toplevel-%[1]d"; system = builtins.currentSystem; 
 				os.RemoveAll(out)
 				base = append(base, ddTime(b, allocated))
 			}
-			b.ReportMetric(ms(median(ours)), "image-ms")
-			b.ReportMetric(ms(median(base)), "dd-ms")
-			b.ReportMetric(float64(median(ours))/float64(median(base)), "ratio")
-			b.ReportMetric(float64(rss)/1024, "peak-rss-MiB")
+			reportRatios(b, ours, base, copies, rss)
 		})
 	}
+}
+
+// reportRatios reports the medians of the image builds, dd runs and payload copies, the
+// image's ratio to each, and the peak RSS (KiB) in MiB.
+func reportRatios(b *testing.B, ours, dd, copies []time.Duration, rss int64) {
+	b.ReportMetric(ms(median(ours)), "image-ms")
+	b.ReportMetric(ms(median(dd)), "dd-ms")
+	b.ReportMetric(ms(median(copies)), "copy-ms")
+	b.ReportMetric(float64(median(ours))/float64(median(dd)), "ratio")
+	b.ReportMetric(float64(median(ours))/float64(median(copies)), "ratio-copy")
+	b.ReportMetric(float64(rss)/1024, "peak-rss-MiB")
+}
+
+// copyTime is how long it takes to read the bytes of src (a file or a tree) and write
+// them into one file in 1 MiB blocks, synced once: dd with the payload as its input.
+func copyTime(b *testing.B, src string) time.Duration {
+	dst, err := os.Create(filepath.Join(b.TempDir(), "copy"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(dst.Name())
+	defer dst.Close()
+	buf := make([]byte, 1<<20)
+	start := time.Now()
+	err = filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{f}, buf)
+		return err
+	})
+	if err == nil {
+		err = dst.Sync()
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
 }
 
 // allocatedBytes is the space a (sparse) file takes.
