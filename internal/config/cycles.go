@@ -16,7 +16,7 @@ import (
 
 // topDevice is one top-level device and what the cycle check needs of its tree.
 type topDevice struct {
-	path     string
+	path     *optionPath
 	produced []string            // device paths its tree creates
 	words    []string            // every word of its option strings (hooks excepted)
 	members  []string            // aggregates ("kind.name") that it holds members of
@@ -28,7 +28,7 @@ func (v *validator) cycles() {
 	var all []*topDevice
 	byAggregate := map[string]*topDevice{}
 	add := func(kind, key string, node any) {
-		t := &topDevice{path: attrPath(RootPath+"."+kind, key), deps: map[*topDevice]bool{}}
+		t := &topDevice{path: rootPath.field(kind).attr(key), deps: map[*topDevice]bool{}}
 		t.collect(reflect.ValueOf(node))
 		all = append(all, t)
 		byAggregate[kind+"."+key] = t
@@ -77,7 +77,7 @@ func (v *validator) cycles() {
 		if loop := t.cycle(nil, done); loop != nil {
 			names := make([]string, len(loop))
 			for i, d := range loop {
-				names[i] = d.path
+				names[i] = d.path.String()
 			}
 			v.add(loop[0].path, "the devices depend on each other in a cycle: %s (a device path in one's options names a device that another creates)", strings.Join(names, " -> "))
 			for _, d := range loop {
@@ -101,7 +101,7 @@ func (t *topDevice) cycle(stack []*topDevice, done map[*topDevice]bool) []*topDe
 	for d := range t.deps {
 		deps = append(deps, d)
 	}
-	slices.SortFunc(deps, func(a, b *topDevice) int { return strings.Compare(a.path, b.path) })
+	slices.SortFunc(deps, func(a, b *topDevice) int { return strings.Compare(a.path.String(), b.path.String()) })
 	for _, d := range deps {
 		if loop := d.cycle(stack, done); loop != nil {
 			return loop

@@ -26,21 +26,21 @@ func decodeDevices(data []byte) (*Devices, Problems) {
 	dec.UseNumber()
 	var raw any
 	if err := dec.Decode(&raw); err != nil {
-		probs.add(RootPath, "is not valid JSON: %v", err)
+		probs.add(rootPath, "is not valid JSON: %v", err)
 		return nil, probs
 	}
 	if dec.More() {
-		probs.add(RootPath, "has trailing data after the JSON value")
+		probs.add(rootPath, "has trailing data after the JSON value")
 		return nil, probs
 	}
 	d := &Devices{}
-	decodeValue(&probs, RootPath, raw, reflect.ValueOf(d).Elem(), reflect.StructField{})
+	decodeValue(&probs, rootPath, raw, reflect.ValueOf(d).Elem(), field{})
 	return d, probs
 }
 
-// decodeValue decodes raw into v; field is the struct field v belongs to (zero for map and
+// decodeValue decodes raw into v; f is the struct field v belongs to (zero for map and
 // list elements), whose tags may change how raw is read.
-func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field reflect.StructField) {
+func decodeValue(probs *Problems, path *optionPath, raw any, v reflect.Value, f field) {
 	if raw == nil {
 		v.SetZero()
 		return
@@ -52,7 +52,7 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 	switch v.Kind() {
 	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())
-		decodeValue(probs, path, raw, elem.Elem(), field)
+		decodeValue(probs, path, raw, elem.Elem(), f)
 		v.Set(elem)
 	case reflect.Interface:
 		if v.Type() == reflect.TypeFor[any]() {
@@ -80,18 +80,18 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 				continue
 			}
 			if obj[key] == nil && !nullable(v.Type().Elem()) {
-				probs.add(attrPath(path, key), "must not be null (remove the entry instead)")
+				probs.add(path.attr(key), "must not be null (remove the entry instead)")
 				continue
 			}
 			elem := reflect.New(v.Type().Elem()).Elem()
-			decodeValue(probs, attrPath(path, key), obj[key], elem, reflect.StructField{})
+			decodeValue(probs, path.attr(key), obj[key], elem, field{})
 			m.SetMapIndex(reflect.ValueOf(key), elem)
 		}
 		v.Set(m)
 	case reflect.Slice:
 		list, ok := raw.([]any)
 		if !ok {
-			if _, isObj := raw.(map[string]any); isObj && field.Tag.Get("decode") == "oneOrMany" {
+			if _, isObj := raw.(map[string]any); isObj && f.oneOrMany {
 				list = []any{raw}
 			} else {
 				probs.add(path, "must be a list, not %s", describe(raw))
@@ -103,13 +103,13 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 			if item == nil && !nullable(v.Type().Elem()) {
 				// Keep an empty item in its place, so that later items keep their positions
 				// (and paths); checks below this path are not reported again.
-				probs.add(indexPath(path, i), "must not be null (remove the item instead)")
+				probs.add(path.index(i), "must not be null (remove the item instead)")
 				if t := v.Type().Elem(); t.Kind() == reflect.Pointer {
 					s.Index(i).Set(reflect.New(t.Elem()))
 				}
 				continue
 			}
-			decodeValue(probs, indexPath(path, i), item, s.Index(i), reflect.StructField{})
+			decodeValue(probs, path.index(i), item, s.Index(i), field{})
 		}
 		v.Set(s)
 	case reflect.String:
@@ -118,7 +118,7 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 			probs.add(path, "must be a string, not %s", describe(raw))
 			return
 		}
-		if !checkEnum(probs, path, s, field) {
+		if !checkEnum(probs, path, s, f.enum) {
 			return
 		}
 		v.SetString(s)
@@ -136,7 +136,7 @@ func decodeValue(probs *Problems, path string, raw any, v reflect.Value, field r
 			probs.add(path, "must be a whole number, not %s", describe(raw))
 			return
 		}
-		if !checkEnum(probs, path, n.String(), field) {
+		if !checkEnum(probs, path, n.String(), f.enum) {
 			return
 		}
 		v.SetInt(i)
@@ -154,47 +154,51 @@ func nullable(t reflect.Type) bool {
 
 // decodeStruct decodes an attribute set into a struct: unknown keys are problems with a
 // suggestion, absent keys get their tag default, required keys must be present.
-func decodeStruct(probs *Problems, path string, obj map[string]any, v reflect.Value) {
+func decodeStruct(probs *Problems, path *optionPath, obj map[string]any, v reflect.Value) {
 	fields := jsonFields(v.Type())
-	names := make([]string, 0, len(fields))
-	for _, f := range fields {
-		names = append(names, f.name)
-	}
-	for _, key := range slices.Sorted(maps.Keys(obj)) {
-		if strings.HasPrefix(key, "_") {
-			continue // disko's module output carries internal options such as _index.
+	var unknown []string
+	for key := range obj {
+		// disko's module output carries internal options such as _index.
+		if !strings.HasPrefix(key, "_") && !slices.ContainsFunc(fields, func(f field) bool { return f.name == key }) {
+			unknown = append(unknown, key)
 		}
-		if !slices.Contains(names, key) {
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		names := make([]string, 0, len(fields))
+		for _, f := range fields {
+			names = append(names, f.name)
+		}
+		for _, key := range unknown {
 			if s := suggest(key, names); s != "" {
-				probs.add(attrPath(path, key), "unknown option (did you mean %q?)", s)
+				probs.add(path.attr(key), "unknown option (did you mean %q?)", s)
 			} else {
-				probs.add(attrPath(path, key), "unknown option (known options here: %s)", strings.Join(names, ", "))
+				probs.add(path.attr(key), "unknown option (known options here: %s)", strings.Join(names, ", "))
 			}
 		}
 	}
 	for _, f := range fields {
 		fv := v.FieldByIndex(f.index)
 		raw, present := obj[f.name]
-		fieldPath := attrPath(path, f.name)
 		switch {
-		case present && raw == nil && f.field.Tag.Get("decode") == "notNull":
-			probs.add(fieldPath, "must not be null (null would leave this entry without any effect: remove the entry instead)")
+		case present && raw == nil && f.notNull:
+			probs.add(path.field(f.name), "must not be null (null would leave this entry without any effect: remove the entry instead)")
 		case present && raw == nil && f.required:
-			probs.add(fieldPath, "is required and must not be null")
+			probs.add(path.field(f.name), "is required and must not be null")
 		case present && raw != nil:
-			decodeValue(probs, fieldPath, raw, fv, f.field)
+			decodeValue(probs, path.field(f.name), raw, fv, f)
 		case f.required:
-			probs.add(fieldPath, "is required")
+			probs.add(path.field(f.name), "is required")
 		default:
 			// Absent, or null on an option that has a default: the default applies.
-			setTagDefault(fv, f.field)
+			setTagDefault(fv, f.defaults)
 		}
 	}
 }
 
 // decodeNode decodes a tagged-union slot: the `type` key picks the Go type, which must
 // implement the slot's interface.
-func decodeNode(probs *Problems, path string, raw any, v reflect.Value) {
+func decodeNode(probs *Problems, path *optionPath, raw any, v reflect.Value) {
 	obj, ok := raw.(map[string]any)
 	if !ok {
 		probs.add(path, "must be an attribute set with a type, not %s", describe(raw))
@@ -203,19 +207,19 @@ func decodeNode(probs *Problems, path string, raw any, v reflect.Value) {
 	allowed := AllowedTypes(v.Type())
 	kind, ok := obj["type"].(string)
 	if !ok {
-		probs.add(attrPath(path, "type"), "is required here: one of %s", strings.Join(allowed, ", "))
+		probs.add(path.attr("type"), "is required here: one of %s", strings.Join(allowed, ", "))
 		return
 	}
 	if !slices.Contains(allowed, kind) {
 		if _, known := NodeTypes[kind]; known {
-			probs.add(attrPath(path, "type"), "%q cannot be used here (%s); allowed here: %s", kind, slotReason(v.Type()), strings.Join(allowed, ", "))
+			probs.add(path.attr("type"), "%q cannot be used here (%s); allowed here: %s", kind, slotReason(v.Type()), strings.Join(allowed, ", "))
 			return
 		}
 		msg := fmt.Sprintf("%q is not a known type; allowed here: %s", kind, strings.Join(allowed, ", "))
 		if s := suggest(kind, allowed); s != "" {
 			msg = fmt.Sprintf("%q is not a known type (did you mean %q?)", kind, s)
 		}
-		probs.add(attrPath(path, "type"), "%s", msg)
+		probs.add(path.attr("type"), "%s", msg)
 		return
 	}
 	node := reflect.ValueOf(NodeTypes[kind]())
@@ -253,11 +257,11 @@ func slotReason(slot reflect.Type) string {
 }
 
 // decodeZpoolMode reads a mode string or {topology = ...}.
-func decodeZpoolMode(probs *Problems, path string, raw any, m *ZpoolMode) {
+func decodeZpoolMode(probs *Problems, path *optionPath, raw any, m *ZpoolMode) {
 	switch r := raw.(type) {
 	case string:
-		field, _ := reflect.TypeFor[ZpoolMode]().FieldByName("Mode")
-		if checkEnum(probs, path, r, field) {
+		mode, _ := reflect.TypeFor[ZpoolMode]().FieldByName("Mode")
+		if checkEnum(probs, path, r, TagValues(mode, "enum")) {
 			m.Mode = r
 		}
 	case map[string]any:
@@ -271,12 +275,17 @@ func decodeZpoolMode(probs *Problems, path string, raw any, m *ZpoolMode) {
 	}
 }
 
-// field describes one option of a struct, flattened through embedded structs (Hooks).
+// field describes one option of a struct, flattened through embedded structs (Hooks),
+// with what the decoder reads from its tags (read once per type, not once per value).
 type field struct {
-	name     string
-	index    []int
-	field    reflect.StructField
-	required bool
+	name      string
+	index     []int
+	field     reflect.StructField
+	required  bool
+	notNull   bool     // decode:"notNull"
+	oneOrMany bool     // decode:"oneOrMany"
+	enum      []string // the jsonschema tag's enum values
+	defaults  []string // the jsonschema tag's default values
 }
 
 // fieldCache holds jsonFields per struct type: reflection over tags is the decoder's main
@@ -308,7 +317,9 @@ func collectFields(t reflect.Type) []field {
 		if name == "" || name == "-" {
 			continue
 		}
-		out = append(out, field{name: name, index: []int{i}, field: f, required: hasTagWord(f, "required")})
+		out = append(out, field{name: name, index: []int{i}, field: f, required: hasTagWord(f, "required"),
+			notNull: f.Tag.Get("decode") == "notNull", oneOrMany: f.Tag.Get("decode") == "oneOrMany",
+			enum: TagValues(f, "enum"), defaults: TagValues(f, "default")})
 	}
 	return out
 }
@@ -340,8 +351,7 @@ func hasTagWord(f reflect.StructField, word string) bool {
 }
 
 // checkEnum reports a value outside the field's declared enum.
-func checkEnum(probs *Problems, path, value string, f reflect.StructField) bool {
-	enum := TagValues(f, "enum")
+func checkEnum(probs *Problems, path *optionPath, value string, enum []string) bool {
 	if len(enum) == 0 || slices.Contains(enum, value) {
 		return true
 	}
@@ -358,8 +368,7 @@ func checkEnum(probs *Problems, path, value string, f reflect.StructField) bool 
 }
 
 // setTagDefault gives an absent option the default declared in its jsonschema tag.
-func setTagDefault(v reflect.Value, f reflect.StructField) {
-	defaults := TagValues(f, "default")
+func setTagDefault(v reflect.Value, defaults []string) {
 	if len(defaults) == 0 {
 		return
 	}

@@ -32,88 +32,91 @@ type validator struct {
 	d     *Devices
 	probs *Problems
 	// mounts maps each mount point to the option path that first claimed it.
-	mounts map[string]string
+	mounts map[string]*optionPath
 	// labels maps each GPT partition label to the option path that first claimed it.
-	labels map[string]string
+	labels map[string]*optionPath
 	// members lists, per aggregate kind and name, the devices that declared membership.
 	members map[string]map[string][]string
 	// luksNames maps each LUKS device-mapper name to the option path that first claimed it.
-	luksNames map[string]string
+	luksNames map[string]*optionPath
 	// resume is the option path of the swap that is the resume device, and its device.
-	resume, resumeDevice string
+	resume       *optionPath
+	resumeDevice string
 }
 
 func validate(d *Devices, probs *Problems) {
-	v := &validator{d: d, probs: probs, mounts: map[string]string{}, labels: map[string]string{}, luksNames: map[string]string{},
+	v := &validator{d: d, probs: probs, mounts: map[string]*optionPath{}, labels: map[string]*optionPath{}, luksNames: map[string]*optionPath{},
 		members: map[string]map[string][]string{"lvm_vg": {}, "mdadm": {}, "zpool": {}, "bcachefs_filesystems": {}}}
 	switch {
 	case len(d.Disk)+len(d.MDADM)+len(d.Zpool)+len(d.LVMVG)+len(d.Nodev)+len(d.BcachefsFilesystems) == 0:
-		probs.add(RootPath+".disk", "no disks are defined (did you forget to import your disk layout, or is it under disko.devices?)")
+		probs.add(rootPath.field("disk"), "no disks are defined (did you forget to import your disk layout, or is it under disko.devices?)")
 	case len(d.Disk) == 0:
 		// disko's scripts stop the same way: without a disk there is nothing to format, and
 		// every array, group, pool or filesystem is built from disks.
-		probs.add(RootPath+".disk", "no disks are defined: a layout needs at least one disk, as in disko (mounts without a device alone belong in fileSystems of the NixOS configuration)")
+		probs.add(rootPath.field("disk"), "no disks are defined: a layout needs at least one disk, as in disko (mounts without a device alone belong in fileSystems of the NixOS configuration)")
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.Disk)) {
 		disk := d.Disk[key]
-		path := attrPath(RootPath+".disk", key)
-		v.absolute(path+".device", disk.Device, "a device path "+deviceExample)
+		path := rootPath.field("disk").attr(key)
+		v.absolute(path.field("device"), disk.Device, "a device path "+deviceExample)
 		if !patterns["imageSize"].MatchString(disk.ImageSize) {
-			v.add(path+".imageSize", "%q is not a size (examples: 2G, 512M)", disk.ImageSize)
+			v.add(path.field("imageSize"), "%q is not a size (examples: 2G, 512M)", disk.ImageSize)
 		}
-		v.content(path+".content", disk.Content)
+		v.content(path.field("content"), disk.Content)
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.MDADM)) {
-		path := attrPath(RootPath+".mdadm", key)
+		path := rootPath.field("mdadm").attr(key)
 		v.toolName(namePath(path, key, d.MDADM[key].Name), d.MDADM[key].Name, "mdadm")
-		v.content(path+".content", d.MDADM[key].Content)
+		v.content(path.field("content"), d.MDADM[key].Content)
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.LVMVG)) {
-		v.lvmVG(attrPath(RootPath+".lvm_vg", key), key, d.LVMVG[key])
+		v.lvmVG(rootPath.field("lvm_vg").attr(key), key, d.LVMVG[key])
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.Zpool)) {
-		v.zpool(attrPath(RootPath+".zpool", key), key, d.Zpool[key])
+		v.zpool(rootPath.field("zpool").attr(key), key, d.Zpool[key])
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.BcachefsFilesystems)) {
 		fs := d.BcachefsFilesystems[key]
-		path := attrPath(RootPath+".bcachefs_filesystems", key)
-		v.uuid(path+".uuid", fs.UUID)
-		v.optionalAbsolute(path+".passwordFile", fs.PasswordFile)
-		v.mountpoint(path+".mountpoint", fs.Mountpoint)
+		path := rootPath.field("bcachefs_filesystems").attr(key)
+		v.uuid(path.field("uuid"), fs.UUID)
+		v.optionalAbsolute(path.field("passwordFile"), fs.PasswordFile)
+		v.mountpoint(path.field("mountpoint"), fs.Mountpoint)
 		for _, key := range slices.Sorted(maps.Keys(fs.Subvolumes)) {
 			sv := fs.Subvolumes[key]
-			svPath := attrPath(path+".subvolumes", key)
+			svPath := path.field("subvolumes").attr(key)
 			v.subvolumeName(namePath(svPath, key, sv.Name), sv.Name, "X-mount.subdir=")
-			v.mountpoint(svPath+".mountpoint", sv.Mountpoint)
+			v.mountpoint(svPath.field("mountpoint"), sv.Mountpoint)
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.Nodev)) {
-		path := attrPath(RootPath+".nodev", key)
-		v.toolName(path+".device", d.Nodev[key].Device, "mount")
-		v.mountpoint(path+".mountpoint", d.Nodev[key].Mountpoint)
+		path := rootPath.field("nodev").attr(key)
+		v.toolName(path.field("device"), d.Nodev[key].Device, "mount")
+		v.mountpoint(path.field("mountpoint"), d.Nodev[key].Mountpoint)
 	}
 	v.references()
 	v.cycles()
-	v.noNUL(RootPath, reflect.ValueOf(d))
+	v.noNUL(rootPath, reflect.ValueOf(d))
 }
 
 // namePath is the option path to report a node's name at: the name option when it was
 // set to something else than the attribute name, else the entry itself.
-func namePath(entry, key, name string) string {
+func namePath(entry *optionPath, key, name string) *optionPath {
 	if name == key {
 		return entry
 	}
-	return entry + ".name"
+	return entry.field("name")
 }
 
-func (v *validator) add(path, format string, args ...any) { v.probs.add(path, format, args...) }
+func (v *validator) add(path *optionPath, format string, args ...any) {
+	v.probs.add(path, format, args...)
+}
 
 // content checks a content node and everything below it.
-func (v *validator) content(path string, node Node) {
+func (v *validator) content(path *optionPath, node Node) {
 	if node != nil {
 		// Every content node may name its device itself; the scripts pass it to the
 		// tools as a plain argument.
-		v.optionalDevice(path+".device", reflect.ValueOf(node).Elem().FieldByName("Device").String())
+		v.optionalDevice(path.field("device"), reflect.ValueOf(node).Elem().FieldByName("Device").String())
 	}
 	switch n := node.(type) {
 	case *GPT:
@@ -122,83 +125,83 @@ func (v *validator) content(path string, node Node) {
 		v.table(path, n)
 	case *Filesystem:
 		if n.Format == "" {
-			v.add(path+".format", "must not be empty (for example ext4, xfs, vfat, btrfs)")
+			v.add(path.field("format"), "must not be empty (for example ext4, xfs, vfat, btrfs)")
 		} else if !fsFormat.MatchString(n.Format) {
-			v.add(path+".format", "%q is not a filesystem type with a mkfs tool: letters, digits and . _ + - after a letter or digit (for example ext4, xfs, vfat, btrfs)", n.Format)
+			v.add(path.field("format"), "%q is not a filesystem type with a mkfs tool: letters, digits and . _ + - after a letter or digit (for example ext4, xfs, vfat, btrfs)", n.Format)
 		}
-		v.mountpoint(path+".mountpoint", n.Mountpoint)
+		v.mountpoint(path.field("mountpoint"), n.Mountpoint)
 	case *Swap:
-		v.nonEmpty(path+".mountOptions", n.MountOptions)
+		v.nonEmpty(path.field("mountOptions"), n.MountOptions)
 		switch {
 		case n.RandomEncryption && n.ResumeDevice:
-			v.add(path+".resumeDevice", "cannot resume from a swap with randomEncryption: its key is new at every boot")
-		case n.ResumeDevice && v.resume != "" && v.resumeDevice != n.Device:
-			v.add(path+".resumeDevice", "is also set at %s: NixOS has only one boot.resumeDevice", v.resume)
+			v.add(path.field("resumeDevice"), "cannot resume from a swap with randomEncryption: its key is new at every boot")
+		case n.ResumeDevice && v.resume != nil && v.resumeDevice != n.Device:
+			v.add(path.field("resumeDevice"), "is also set at %s: NixOS has only one boot.resumeDevice", v.resume)
 		case n.ResumeDevice:
 			v.resume, v.resumeDevice = path, n.Device
 		}
 	case *LUKS:
 		v.luks(path, n)
 	case *LVMPV:
-		v.member("lvm_vg", n.VG, path+".vg", n.Device)
+		v.member("lvm_vg", n.VG, path.field("vg"), n.Device)
 	case *MDRaid:
-		v.member("mdadm", n.Name, path+".name", n.Device)
+		v.member("mdadm", n.Name, path.field("name"), n.Device)
 	case *ZFS:
-		v.member("zpool", n.Pool, path+".pool", n.Device)
+		v.member("zpool", n.Pool, path.field("pool"), n.Device)
 	case *Bcachefs:
-		v.member("bcachefs_filesystems", n.Filesystem, path+".filesystem", n.Device)
+		v.member("bcachefs_filesystems", n.Filesystem, path.field("filesystem"), n.Device)
 	case *BTRFS:
-		v.mountpoint(path+".mountpoint", n.Mountpoint)
+		v.mountpoint(path.field("mountpoint"), n.Mountpoint)
 		v.swapfiles(path, n.Mountpoint, n.Swap)
 		for _, key := range slices.Sorted(maps.Keys(n.Subvolumes)) {
 			sv := n.Subvolumes[key]
-			svPath := attrPath(path+".subvolumes", key)
+			svPath := path.field("subvolumes").attr(key)
 			v.subvolumeName(namePath(svPath, key, sv.Name), sv.Name, "subvol=")
-			v.mountpoint(svPath+".mountpoint", sv.Mountpoint)
+			v.mountpoint(svPath.field("mountpoint"), sv.Mountpoint)
 			v.swapfiles(svPath, sv.Mountpoint, sv.Swap)
 		}
 	}
 }
 
-func (v *validator) gpt(path string, g *GPT) {
+func (v *validator) gpt(path *optionPath, g *GPT) {
 	var fillers []string
 	for _, key := range slices.Sorted(maps.Keys(g.Partitions)) {
 		p := g.Partitions[key]
-		pPath := attrPath(path+".partitions", key)
-		v.optionalDevice(pPath+".device", p.Device)
+		pPath := path.field("partitions").attr(key)
+		v.optionalDevice(pPath.field("device"), p.Device)
 		sizeOK := patterns["gptSize"].MatchString(p.Size)
 		if !sizeOK {
-			v.add(pPath+".size", "%q is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100%% %s", p.Size, sizeExamples)
+			v.add(pPath.field("size"), "%q is not a size: use a whole number with an optional K, M, G, T or P suffix, or 100%% %s", p.Size, sizeExamples)
 		}
 		if p.Size == "100%" {
 			fillers = append(fillers, key)
 		}
 		if _, err := ParsePosition(p.Start); err != nil {
-			v.add(pPath+".start", "%v", err)
+			v.add(pPath.field("start"), "%v", err)
 		}
 		if _, err := ParsePosition(p.End); err != nil && sizeOK {
 			if p.End == "+"+p.Size { // the end was derived from the size
-				v.add(pPath+".size", "%q is too large (at most 4 EiB)", p.Size)
+				v.add(pPath.field("size"), "%q is too large (at most 4 EiB)", p.Size)
 			} else {
-				v.add(pPath+".end", "%v", err)
+				v.add(pPath.field("end"), "%v", err)
 			}
 		}
 		if p.Alignment != nil && *p.Alignment < 0 {
-			v.add(pPath+".alignment", "%d is not an alignment: use a number of sectors, or 0 for sgdisk's default", *p.Alignment)
+			v.add(pPath.field("alignment"), "%d is not an alignment: use a number of sectors, or 0 for sgdisk's default", *p.Alignment)
 		}
 		if !gptTypeCode.MatchString(p.Type) && !guid.MatchString(p.Type) {
-			v.add(pPath+".type", "%q is not a partition type: use a 4-digit sgdisk code such as EF00, EF02, 8300, 8200 or a type GUID", p.Type)
+			v.add(pPath.field("type"), "%q is not a partition type: use a 4-digit sgdisk code such as EF00, EF02, 8300, 8200 or a type GUID", p.Type)
 		} else if _, known := SgdiskTypes[strings.ToUpper(p.Type)]; gptTypeCode.MatchString(p.Type) && !known {
-			v.add(pPath+".type", "%q is not a partition type code sgdisk knows (sgdisk -L lists them; or use a type GUID)", p.Type)
+			v.add(pPath.field("type"), "%q is not a partition type code sgdisk knows (sgdisk -L lists them; or use a type GUID)", p.Type)
 		}
 		if p.UUID != "" {
-			v.uuid(pPath+".uuid", p.UUID)
+			v.uuid(pPath.field("uuid"), p.UUID)
 		}
 		if n := len([]rune(p.Label)); n > 36 {
-			v.add(pPath+".label", "%q is %d characters long; a GPT partition name holds at most 36 (sgdisk would cut it, and the partition would not be found by its label)", p.Label, n)
+			v.add(pPath.field("label"), "%q is %d characters long; a GPT partition name holds at most 36 (sgdisk would cut it, and the partition would not be found by its label)", p.Label, n)
 		} else if strings.HasPrefix(p.Device, "/dev/disk/by-partlabel/") {
 			if first, dup := v.labels[p.Label]; dup {
-				v.add(pPath+".label", "%q is also the label of %s: both partitions are addressed by it, and by-partlabel links would collide", p.Label, first)
+				v.add(pPath.field("label"), "%q is also the label of %s: both partitions are addressed by it, and by-partlabel links would collide", p.Label, first)
 			} else {
 				v.labels[p.Label] = pPath
 			}
@@ -206,33 +209,33 @@ func (v *validator) gpt(path string, g *GPT) {
 		for i, bit := range p.Attributes {
 			switch {
 			case bit < 0 || bit > 63:
-				v.add(indexPath(pPath+".attributes", i), "%d is not a GPT attribute bit (0 to 63)", bit)
+				v.add(pPath.field("attributes").index(i), "%d is not a GPT attribute bit (0 to 63)", bit)
 			case bit > 2 && bit < 48:
-				v.add(indexPath(pPath+".attributes", i), "bit %d is reserved by UEFI and cannot be set (use 0, 1, 2 or 48 to 63)", bit)
+				v.add(pPath.field("attributes").index(i), "bit %d is reserved by UEFI and cannot be set (use 0, 1, 2 or 48 to 63)", bit)
 			}
 		}
-		v.content(pPath+".content", p.Content)
+		v.content(pPath.field("content"), p.Content)
 	}
 	if len(fillers) > 1 {
-		v.add(path+".partitions", "partitions %s all have size 100%%, but only one can fill the rest of the disk", strings.Join(fillers, ", "))
+		v.add(path.field("partitions"), "partitions %s all have size 100%%, but only one can fill the rest of the disk", strings.Join(fillers, ", "))
 	}
 }
 
-func (v *validator) table(path string, t *Table) {
+func (v *validator) table(path *optionPath, t *Table) {
 	primaries, extended := 0, 0
 	for i, p := range t.Partitions {
-		pPath := indexPath(path+".partitions", i)
-		v.optionalDevice(pPath+".device", p.Device)
+		pPath := path.field("partitions").index(i)
+		v.optionalDevice(pPath.field("device"), p.Device)
 		if !patterns["partedPosition"].MatchString(p.Start) {
-			v.add(pPath+".start", "%q is not a position parted understands (examples: 1MiB, 0%%, 50%%)", p.Start)
+			v.add(pPath.field("start"), "%q is not a position parted understands (examples: 1MiB, 0%%, 50%%)", p.Start)
 		}
 		if !patterns["partedPosition"].MatchString(p.End) {
-			v.add(pPath+".end", "%q is not a position parted understands (examples: 512MiB, 100%%)", p.End)
+			v.add(pPath.field("end"), "%q is not a position parted understands (examples: 512MiB, 100%%)", p.End)
 		}
 		switch {
 		case t.Format == "gpt":
 			if p.Name == "" {
-				v.add(pPath+".name", "is required in a gpt-format table (parted names every GPT partition)")
+				v.add(pPath.field("name"), "is required in a gpt-format table (parted names every GPT partition)")
 			}
 		case p.PartType == "extended":
 			extended++
@@ -240,30 +243,30 @@ func (v *validator) table(path string, t *Table) {
 		case p.PartType == "primary":
 			primaries++
 		case p.PartType == "logical" && extended == 0:
-			v.add(pPath+".part-type", "a logical partition must follow an extended partition")
+			v.add(pPath.field("part-type"), "a logical partition must follow an extended partition")
 		}
-		v.content(pPath+".content", p.Content)
+		v.content(pPath.field("content"), p.Content)
 	}
 	if t.Format == "msdos" && primaries > 4 {
-		v.add(path+".partitions", "an msdos table holds at most 4 primary and extended partitions, this one has %d (use logical partitions inside an extended one)", primaries)
+		v.add(path.field("partitions"), "an msdos table holds at most 4 primary and extended partitions, this one has %d (use logical partitions inside an extended one)", primaries)
 	}
 	if extended > 1 {
-		v.add(path+".partitions", "an msdos table holds at most one extended partition, this one has %d", extended)
+		v.add(path.field("partitions"), "an msdos table holds at most one extended partition, this one has %d", extended)
 	}
 }
 
-func (v *validator) luks(path string, l *LUKS) {
+func (v *validator) luks(path *optionPath, l *LUKS) {
 	if l.Name == "" {
-		v.add(path+".name", "must not be empty: it names the opened container /dev/mapper/NAME")
+		v.add(path.field("name"), "must not be empty: it names the opened container /dev/mapper/NAME")
 	}
-	v.toolName(path+".name", l.Name, "cryptsetup")
+	v.toolName(path.field("name"), l.Name, "cryptsetup")
 	if first, dup := v.luksNames[l.Name]; dup && l.Name != "" {
-		v.add(path+".name", "%q is also the name of the LUKS container at %s: device-mapper names must be unique", l.Name, first)
+		v.add(path.field("name"), "%q is also the name of the LUKS container at %s: device-mapper names must be unique", l.Name, first)
 	} else {
 		v.luksNames[l.Name] = path
 	}
 	for _, key := range slices.Sorted(maps.Keys(l.Settings)) {
-		sPath := attrPath(path+".settings", key)
+		sPath := path.field("settings").attr(key)
 		value := l.Settings[key]
 		v.nixNumbers(sPath, value)
 		// The settings the scripts read as well, with the types NixOS gives them.
@@ -282,62 +285,62 @@ func (v *validator) luks(path string, l *LUKS) {
 			}
 		}
 	}
-	v.optionalAbsolute(path+".passwordFile", l.PasswordFile)
-	v.optionalAbsolute(path+".keyFile", l.KeyFile)
+	v.optionalAbsolute(path.field("passwordFile"), l.PasswordFile)
+	v.optionalAbsolute(path.field("keyFile"), l.KeyFile)
 	for i, f := range l.AdditionalKeyFiles {
-		v.absolute(indexPath(path+".additionalKeyFiles", i), f, "an absolute path")
+		v.absolute(path.field("additionalKeyFiles").index(i), f, "an absolute path")
 	}
-	v.content(path+".content", l.Content)
+	v.content(path.field("content"), l.Content)
 }
 
-func (v *validator) lvmVG(path, key string, vg *LVMVG) {
+func (v *validator) lvmVG(path *optionPath, key string, vg *LVMVG) {
 	v.toolName(namePath(path, key, vg.Name), vg.Name, "vgcreate")
 	var fillers []string
 	for _, key := range slices.Sorted(maps.Keys(vg.LVs)) {
 		lv := vg.LVs[key]
-		lvPath := attrPath(path+".lvs", key)
+		lvPath := path.field("lvs").attr(key)
 		v.toolName(namePath(lvPath, key, lv.Name), lv.Name, "lvcreate")
 		if !patterns["lvSize"].MatchString(lv.Size) {
-			v.add(lvPath+".size", "%q is not a size: use a number with an optional unit (10G, 512M) or a percentage (100%%FREE, 50%%VG)", lv.Size)
+			v.add(lvPath.field("size"), "%q is not a size: use a number with an optional unit (10G, 512M) or a percentage (100%%FREE, 50%%VG)", lv.Size)
 		}
 		if (lv.Size == "100%" || strings.EqualFold(lv.Size, "100%FREE")) && lv.LVMType != "thinlv" {
 			fillers = append(fillers, key)
 		}
 		switch {
 		case lv.LVMType == "thinlv" && lv.Pool == "":
-			v.add(lvPath+".pool", "is required for a thinlv: name the thin-pool LV it lives in")
+			v.add(lvPath.field("pool"), "is required for a thinlv: name the thin-pool LV it lives in")
 		case lv.LVMType == "thinlv":
 			if pool, ok := vg.LVs[lv.Pool]; !ok || pool.LVMType != "thin-pool" {
-				v.add(lvPath+".pool", "%q is not a logical volume of this group with lvm_type \"thin-pool\"", lv.Pool)
+				v.add(lvPath.field("pool"), "%q is not a logical volume of this group with lvm_type \"thin-pool\"", lv.Pool)
 			}
 		}
-		v.content(lvPath+".content", lv.Content)
+		v.content(lvPath.field("content"), lv.Content)
 	}
 	if len(fillers) > 1 {
-		v.add(path+".lvs", "logical volumes %s all take 100%% of the free space; only the first created would get any", strings.Join(fillers, ", "))
+		v.add(path.field("lvs"), "logical volumes %s all take 100%% of the free space; only the first created would get any", strings.Join(fillers, ", "))
 	}
 }
 
-func (v *validator) zpool(path, key string, pool *Zpool) {
+func (v *validator) zpool(path *optionPath, key string, pool *Zpool) {
 	v.toolName(namePath(path, key, pool.Name), pool.Name, "zpool")
-	v.datasetMountpoint(path+".mountpoint", pool.Mountpoint, pool.RootFsOptions)
+	v.datasetMountpoint(path.field("mountpoint"), pool.Mountpoint, pool.RootFsOptions)
 	for _, key := range slices.Sorted(maps.Keys(pool.Datasets)) {
-		dsPath := attrPath(path+".datasets", key)
+		dsPath := path.field("datasets").attr(key)
 		switch ds := pool.Datasets[key].(type) {
 		case *ZFSFS:
-			v.datasetMountpoint(dsPath+".mountpoint", ds.Mountpoint, ds.Options)
+			v.datasetMountpoint(dsPath.field("mountpoint"), ds.Mountpoint, ds.Options)
 		case *ZFSVolume:
 			if !patterns["zvolSize"].MatchString(ds.Size) {
-				v.add(dsPath+".size", "%q is not a size (examples: 10M, 4G)", ds.Size)
+				v.add(dsPath.field("size"), "%q is not a size (examples: 10M, 4G)", ds.Size)
 			}
-			v.content(dsPath+".content", ds.Content)
+			v.content(dsPath.field("content"), ds.Content)
 		}
 	}
 }
 
 // datasetMountpoint checks a ZFS dataset's mount point; one that ZFS will not mount
 // (mountpoint=none or canmount=off) claims no mount point.
-func (v *validator) datasetMountpoint(path, mp string, options map[string]string) {
+func (v *validator) datasetMountpoint(path *optionPath, mp string, options map[string]string) {
 	if options["mountpoint"] != "none" && options["canmount"] != "off" {
 		v.mountpoint(path, mp)
 	} else if mp != "" {
@@ -347,33 +350,33 @@ func (v *validator) datasetMountpoint(path, mp string, options map[string]string
 
 // swapfiles checks the swap files of the filesystem or subvolume at path, mounted at
 // mountpoint.
-func (v *validator) swapfiles(path, mountpoint string, files map[string]*Swapfile) {
+func (v *validator) swapfiles(path *optionPath, mountpoint string, files map[string]*Swapfile) {
 	for _, key := range slices.Sorted(maps.Keys(files)) {
 		f := files[key]
-		fPath := attrPath(path+".swap", key)
+		fPath := path.field("swap").attr(key)
 		if !patterns["swapfileSize"].MatchString(f.Size) {
-			v.add(fPath+".size", "%q is not a swap file size: a whole number with a K, M, G, T or P suffix (examples: 512M, 4G)", f.Size)
+			v.add(fPath.field("size"), "%q is not a swap file size: a whole number with a K, M, G, T or P suffix (examples: 512M, 4G)", f.Size)
 		}
 		if mountpoint == "" {
 			// NixOS finds a swap file by its path in the mounted system.
 			v.add(fPath, "a swap file needs its filesystem or subvolume to be mounted: set mountpoint at %s", path)
 		}
-		v.nonEmpty(fPath+".options", f.Options)
+		v.nonEmpty(fPath.field("options"), f.Options)
 	}
 }
 
 // nonEmpty reports empty strings in an option list where the tool would read them as a
 // missing argument (swapon --options).
-func (v *validator) nonEmpty(path string, list []string) {
+func (v *validator) nonEmpty(path *optionPath, list []string) {
 	for i, item := range list {
 		if item == "" {
-			v.add(indexPath(path, i), "must not be empty")
+			v.add(path.index(i), "must not be empty")
 		}
 	}
 }
 
 // member records that device declared membership of an aggregate.
-func (v *validator) member(kind, name, path, device string) {
+func (v *validator) member(kind, name string, path *optionPath, device string) {
 	if name == "" {
 		v.add(path, "must name an entry of %s", kind)
 		return
@@ -418,31 +421,31 @@ func (v *validator) references() {
 		member := map[string]string{"lvm_vg": "lvm_pv", "mdadm": "mdraid", "zpool": "zfs", "bcachefs_filesystems": "bcachefs"}[kind]
 		for _, name := range v.aggregateNames(kind) {
 			if len(v.members[kind][name]) == 0 {
-				v.add(attrPath(RootPath+"."+kind, name), "no device is a member: add a content of type %s that names %q", member, name)
+				v.add(rootPath.field(kind).attr(name), "no device is a member: add a content of type %s that names %q", member, name)
 			}
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(v.d.Zpool)) {
-		path := attrPath(RootPath+".zpool", name)
+		path := rootPath.field("zpool").attr(name)
 		declared := v.members["zpool"][name]
 		var named []string
 		for _, vd := range v.d.Zpool[name].Vdevs(declared) {
 			for _, m := range vd.Members {
 				named = append(named, m.Device)
 				if !slices.Contains(declared, m.Device) {
-					v.add(path+"."+m.Option, "%q is not a device with a zfs content for pool %q (members: %s)", m.Name, name, strings.Join(declared, ", "))
+					v.add(path.field(m.Option), "%q is not a device with a zfs content for pool %q (members: %s)", m.Name, name, strings.Join(declared, ", "))
 				}
 			}
 		}
 		for _, dev := range declared {
 			if !slices.Contains(named, dev) {
-				v.add(path+".mode.topology", "%s is a member of pool %q but appears nowhere in its topology", dev, name)
+				v.add(path.field("mode.topology"), "%s is a member of pool %q but appears nowhere in its topology", dev, name)
 			}
 		}
 	}
 }
 
-func (v *validator) mountpoint(path, mp string) {
+func (v *validator) mountpoint(path *optionPath, mp string) {
 	if mp == "" {
 		return
 	}
@@ -461,19 +464,19 @@ func (v *validator) mountpoint(path, mp string) {
 }
 
 // optionalDevice checks a device path that may be left to its default.
-func (v *validator) optionalDevice(path, value string) {
+func (v *validator) optionalDevice(path *optionPath, value string) {
 	if value != "" {
 		v.absolute(path, value, "a device path "+deviceExample)
 	}
 }
 
-func (v *validator) optionalAbsolute(path, value string) {
+func (v *validator) optionalAbsolute(path *optionPath, value string) {
 	if value != "" {
 		v.absolute(path, value, "an absolute path")
 	}
 }
 
-func (v *validator) absolute(path, value, what string) bool {
+func (v *validator) absolute(path *optionPath, value, what string) bool {
 	switch {
 	case strings.ContainsRune(value, 0):
 		return false // noNUL reports it
@@ -491,7 +494,7 @@ func (v *validator) absolute(path, value, what string) bool {
 // such as a LUKS, volume group or pool name as plain arguments (cryptsetup open DEV NAME,
 // vgcreate NAME PVS, zpool create NAME ...), where "-f" or "--help" changes what the tool
 // does instead of naming something.
-func (v *validator) toolName(path, name, tool string) {
+func (v *validator) toolName(path *optionPath, name, tool string) {
 	if strings.HasPrefix(name, "-") {
 		v.add(path, "%q starts with \"-\", which %s would read as an option (use a name that starts with a letter or digit)", name, tool)
 	}
@@ -501,7 +504,7 @@ func (v *validator) toolName(path, name, tool string) {
 // btrfs, X-mount.subdir= for bcachefs) cannot hold: mount splits options at commas and
 // reads double quotes as quoting, so `@a"b` silently mounts the top level instead, and a
 // "." or ".." component would create the subvolume outside the filesystem's mount.
-func (v *validator) subvolumeName(path, name, option string) {
+func (v *validator) subvolumeName(path *optionPath, name, option string) {
 	if i := strings.IndexAny(name, "\",\\"); i >= 0 {
 		v.add(path, "%q contains %q, which the mount option %sNAME cannot carry (use letters, digits, spaces and other punctuation)", name, name[i:i+1], option)
 	}
@@ -518,7 +521,7 @@ func (v *validator) subvolumeName(path, name, option string) {
 
 // nixNumbers refuses numbers in a free-form value (LUKS settings) that Nix cannot hold:
 // whole numbers beyond 64 bits are written as floats, and floats beyond float64 not at all.
-func (v *validator) nixNumbers(path string, value any) {
+func (v *validator) nixNumbers(path *optionPath, value any) {
 	switch val := value.(type) {
 	case json.Number:
 		if _, err := val.Float64(); err != nil {
@@ -526,11 +529,11 @@ func (v *validator) nixNumbers(path string, value any) {
 		}
 	case []any:
 		for i, item := range val {
-			v.nixNumbers(indexPath(path, i), item)
+			v.nixNumbers(path.index(i), item)
 		}
 	case map[string]any:
 		for _, key := range slices.Sorted(maps.Keys(val)) {
-			v.nixNumbers(attrPath(path, key), val[key])
+			v.nixNumbers(path.attr(key), val[key])
 		}
 	}
 }
@@ -543,7 +546,7 @@ func wholeNumber(n json.Number) bool {
 
 // noNUL refuses NUL bytes in every string of the layout: no command line, fstab or Nix
 // string can hold one.
-func (v *validator) noNUL(path string, val reflect.Value) {
+func (v *validator) noNUL(path *optionPath, val reflect.Value) {
 	switch val.Kind() {
 	case reflect.String:
 		if strings.ContainsRune(val.String(), 0) {
@@ -555,13 +558,13 @@ func (v *validator) noNUL(path string, val reflect.Value) {
 		}
 	case reflect.Slice:
 		for i := range val.Len() {
-			v.noNUL(indexPath(path, i), val.Index(i))
+			v.noNUL(path.index(i), val.Index(i))
 		}
 	case reflect.Map:
 		keys := val.MapKeys()
 		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
 		for _, k := range keys {
-			kp := attrPath(path, k.String())
+			kp := path.attr(k.String())
 			if strings.ContainsRune(k.String(), 0) {
 				v.add(kp, "the name contains a NUL byte, which no command line or Nix string can carry")
 				continue
@@ -574,12 +577,30 @@ func (v *validator) noNUL(path string, val reflect.Value) {
 			return
 		}
 		for _, f := range jsonFields(val.Type()) {
-			v.noNUL(attrPath(path, f.name), val.FieldByIndex(f.index))
+			if fv := val.FieldByIndex(f.index); mayHoldNUL(fv) {
+				v.noNUL(path.field(f.name), fv)
+			}
 		}
 	}
 }
 
-func (v *validator) uuid(path, value string) {
+// mayHoldNUL says whether noNUL has anything to look at in val; it saves building the
+// option path of every clean option.
+func mayHoldNUL(val reflect.Value) bool {
+	switch val.Kind() {
+	case reflect.String:
+		return strings.ContainsRune(val.String(), 0)
+	case reflect.Pointer, reflect.Interface:
+		return !val.IsNil()
+	case reflect.Slice, reflect.Map:
+		return val.Len() > 0
+	case reflect.Struct:
+		return true
+	}
+	return false
+}
+
+func (v *validator) uuid(path *optionPath, value string) {
 	if !guid.MatchString(value) {
 		v.add(path, "%q is not a UUID (example: 809b3a2b-828a-4730-95e1-75b6343e415a)", value)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"fmt"
 	"strings"
 )
 
@@ -36,7 +37,7 @@ func (p *Zpool) Vdevs(members []string) []PoolVdev {
 	vdevs := func(class string, list []Vdev) {
 		var plain, redundant []PoolVdev
 		for i, vd := range list {
-			opt := indexPath("mode.topology."+cmp.Or(class, "vdev"), i) + ".members"
+			opt := fmt.Sprintf("mode.topology.%s[%d].members", cmp.Or(class, "vdev"), i)
 			v := PoolVdev{Class: class, Mode: vd.Mode, Members: expand(vd.Members, opt)}
 			if vd.Mode == "" { // disko lists plain vdevs first
 				plain = append(plain, v)
@@ -67,7 +68,7 @@ func expand(names []string, option string) []PoolMember {
 		if !strings.HasPrefix(n, "/") {
 			dev = "/dev/disk/by-partlabel/disk-" + n + "-zfs"
 		}
-		out = append(out, PoolMember{Device: dev, Name: n, Option: indexPath(option, i)})
+		out = append(out, PoolMember{Device: dev, Name: n, Option: fmt.Sprintf("%s[%d]", option, i)})
 	}
 	return out
 }
