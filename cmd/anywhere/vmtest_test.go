@@ -107,13 +107,48 @@ func buildVMStandIns(t *testing.T, ctx context.Context, broken bool) *vmStandIns
 	return s
 }
 
-// runVMTest runs anywhere --vm-test on the stand-ins with extra flags and stdin.
-func runVMTest(t *testing.T, ctx context.Context, s *vmStandIns, stdin string, extra ...string) (int, string) {
+// storePathArgs name the stand-ins by their store paths, with the layout they were built for.
+func (s *vmStandIns) storePathArgs() []string {
+	return []string{"--store-paths", s.system.DiskoScript, s.system.Toplevel, "--disko-layout", vmTestLayout}
+}
+
+// flakeArgs name the stand-ins through a flake: testdata/vm-test-flake with the
+// layout and a copy of the stand-in system's sources beside it, in a temporary
+// directory; its nixosConfigurations.host builds the same toplevel.
+func (s *vmStandIns) flakeArgs(t *testing.T) []string {
 	t.Helper()
-	args := append([]string{"anywhere", "--vm-test",
-		"--store-paths", s.system.DiskoScript, s.system.Toplevel, "--disko-layout", vmTestLayout,
+	dir := t.TempDir()
+	for src, dst := range map[string]string{
+		"testdata/vm-test-flake/flake.nix": "flake.nix",
+		vmTestLayout:                       "layout.nix",
+		s.system.Source:                    "system",
+	} {
+		if out, err := exec.Command("cp", "-a", "--", src, filepath.Join(dir, dst)).CombinedOutput(); err != nil {
+			t.Fatalf("cp -a %s: %v: %s", src, err, out)
+		}
+	}
+	attr := dir + "#nixosConfigurations.host.config.system.build.toplevel.outPath"
+	var stderr bytes.Buffer
+	eval := exec.Command("nix", "eval", "--raw", attr)
+	eval.Stderr = &stderr
+	out, err := eval.Output()
+	if err != nil {
+		t.Fatalf("nix eval %s: %v: %s", attr, err, stderr.Bytes())
+	}
+	if string(out) != s.system.Toplevel {
+		t.Fatalf("the flake's toplevel is %s, want the stand-in system %s", out, s.system.Toplevel)
+	}
+	return []string{"--flake", dir + "#host"}
+}
+
+// runVMTest runs anywhere --vm-test on the stand-ins named by source (storePathArgs or
+// flakeArgs), with extra flags and stdin.
+func runVMTest(t *testing.T, ctx context.Context, s *vmStandIns, stdin string, source []string, extra ...string) (int, string) {
+	t.Helper()
+	args := append(append([]string{"anywhere", "--vm-test"}, source...),
 		"--kexec", s.installer.Tarball,
-		"--disk-encryption-keys", "/tmp/secret.key", s.keyFile, "--extra-files", s.extra}, extra...)
+		"--disk-encryption-keys", "/tmp/secret.key", s.keyFile, "--extra-files", s.extra)
+	args = append(args, extra...)
 	var out bytes.Buffer
 	env := []string{"HOME=" + t.TempDir(), "NIX_CONFIG=" + nixConfig, "PATH=" + os.Getenv("PATH")}
 	start := time.Now()
@@ -122,62 +157,102 @@ func runVMTest(t *testing.T, ctx context.Context, s *vmStandIns, stdin string, e
 	return code, out.String()
 }
 
-// TestVMTest: --vm-test installs the stand-in system from the stand-in installer into a
-// VM, checks it and opens a shell in it (--interactive); a system whose initrd lacks the LUKS key it needs fails at the
-// reboot, with the console's end shown.
-func TestVMTest(t *testing.T) {
+// vmTestContext skips a --vm-test test that cannot run here and bounds it in time.
+func vmTestContext(t *testing.T) (context.Context, context.CancelFunc) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("boots VMs; skipped in -short mode")
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("builds into /nix/store: run as root")
 	}
-	for _, tool := range []string{"nix-store", "nix-instantiate"} {
+	for _, tool := range []string{"nix-store", "nix-instantiate", "nix"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed (Debian: nix-bin)", tool)
 		}
 	}
 	t.Setenv("NIX_CONFIG", nixConfig)
-	ctx, cancel := testvm.ContextT(t)
+	return testvm.ContextT(t)
+}
+
+// TestVMTest: --vm-test installs the stand-in system from the stand-in installer into a
+// VM, checks it and opens a shell in it (--interactive); a system whose initrd lacks the LUKS key it needs fails at the
+// reboot, with the console's end shown.
+func TestVMTest(t *testing.T) {
+	ctx, cancel := vmTestContext(t)
 	defer cancel()
 
 	t.Run("passes", func(t *testing.T) {
 		s := buildVMStandIns(t, ctx, false)
 		// --interactive: the shell reads its commands from stdin (no terminal here).
-		code, out := runVMTest(t, ctx, s, "echo shell in $(cat /proc/sys/kernel/hostname)\nexit 3\n", "--interactive")
-		if code != exitOK {
-			t.Fatalf("exit %d, want 0", code)
-		}
-		for _, want := range []string{
-			"vm-test: booting the installer " + s.installer.Tarball,
+		code, out := runVMTest(t, ctx, s, "echo shell in $(cat /proc/sys/kernel/hostname)\nexit 3\n", s.storePathArgs(), "--interactive")
+		expectVMTestPassed(t, code, out, "vm-test: booting the installer "+s.installer.Tarball,
 			"testvm: guest up in", // with the accelerator it used
-			"### disko: done in", "### install: done in", "### reboot: done in",
-			"host key verified: the new system presents the key installed for it",
-			"and mounts /, /boot as the layout says",
-			"vm-test: passed in",
-			"shell in demo", "vm-test: removing the VM",
-		} {
-			if !strings.Contains(out, want) {
-				t.Errorf("the output lacks %q", want)
-			}
-		}
+			"shell in demo", "vm-test: removing the VM")
 	})
 	t.Run("broken system", func(t *testing.T) {
 		s := buildVMStandIns(t, ctx, true)
-		code, out := runVMTest(t, ctx, s, "", "--reboot-timeout", "4m") // time for stage 1 to say why, under TCG
-		if code != exitFailed {
-			t.Fatalf("exit %d, want %d", code, exitFailed)
-		}
-		for _, want := range []string{"vm-test: the VM's console, last 40 lines:", "### install: done in", "the key file /tmp/secret.key of crypted is not in the initrd"} {
-			if !strings.Contains(out, want) {
-				t.Errorf("the output lacks %q", want)
-			}
-		}
-		if strings.Contains(out, "vm-test: passed") {
-			t.Error("a broken system passed")
-		}
-		if strings.Contains(out, "to resume") {
-			t.Error("the failure offers to resume a run whose VM is gone")
-		}
+		code, out := runVMTest(t, ctx, s, "", s.storePathArgs(), "--reboot-timeout", "4m") // time for stage 1 to say why, under TCG
+		expectVMTestFailed(t, code, out)
 	})
+}
+
+// TestVMTestFlake: --vm-test --flake DIR#host evaluates the layout from the flake's
+// nixosConfigurations.host.config.disko.devices, compiles the disk script for the
+// VM's disks, builds the configuration's system.build.toplevel (the stand-in
+// system as a derivation) and installs it; a broken system fails at the reboot.
+func TestVMTestFlake(t *testing.T) {
+	ctx, cancel := vmTestContext(t)
+	defer cancel()
+
+	t.Run("passes", func(t *testing.T) {
+		s := buildVMStandIns(t, ctx, false)
+		code, out := runVMTest(t, ctx, s, "", s.flakeArgs(t))
+		expectVMTestPassed(t, code, out, "build nixosConfigurations.\"host\".config.system.build.toplevel",
+			"check the new system: hostname demo")
+	})
+	t.Run("broken system", func(t *testing.T) {
+		s := buildVMStandIns(t, ctx, true)
+		code, out := runVMTest(t, ctx, s, "", s.flakeArgs(t), "--reboot-timeout", "4m")
+		expectVMTestFailed(t, code, out)
+	})
+}
+
+// expectVMTestPassed checks a --vm-test run that passed: every phase, the host key
+// and mount checks, and the lines in more.
+func expectVMTestPassed(t *testing.T, code int, out string, more ...string) {
+	t.Helper()
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0", code)
+	}
+	for _, want := range append([]string{
+		"### disko: done in", "### install: done in", "### reboot: done in",
+		"host key verified: the new system presents the key installed for it",
+		"and mounts /, /boot as the layout says",
+		"vm-test: passed in",
+	}, more...) {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q", want)
+		}
+	}
+}
+
+// expectVMTestFailed checks a --vm-test run of the broken system: it fails after the
+// install, showing the console's end with stage 1's reason.
+func expectVMTestFailed(t *testing.T, code int, out string) {
+	t.Helper()
+	if code != exitFailed {
+		t.Fatalf("exit %d, want %d", code, exitFailed)
+	}
+	for _, want := range []string{"vm-test: the VM's console, last 40 lines:", "### install: done in", "the key file /tmp/secret.key of crypted is not in the initrd"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "vm-test: passed") {
+		t.Error("a broken system passed")
+	}
+	if strings.Contains(out, "to resume") {
+		t.Error("the failure offers to resume a run whose VM is gone")
+	}
 }

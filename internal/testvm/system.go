@@ -67,6 +67,11 @@ type System struct {
 	Toplevel    string // /nix/store/…-nixos-system-…
 	DiskoScript string // /nix/store/…-disko, when SystemOptions.DiskoScript was set
 	Built       bool   // false when it came from the cache
+	// Source is the directory the system was built from (default.nix, whose
+	// toplevel and diskoScript attributes are the derivations, and their
+	// inputs), kept in the cache: a flake that imports a copy of it builds the
+	// same store paths, as a real NixOS configuration's flake would.
+	Source string `json:"-"`
 }
 
 // systemModules are loaded by stage 1: the disks, the network, dm-crypt
@@ -198,6 +203,7 @@ func BuildSystem(ctx context.Context, o SystemOptions) (*System, error) {
 	if b, err := os.ReadFile(filepath.Join(dir, "result")); err == nil {
 		var sys System
 		if json.Unmarshal(b, &sys) == nil && statOK(sys.Toplevel) && (sys.DiskoScript == "" || statOK(sys.DiskoScript)) {
+			sys.Source = dir
 			now := time.Now()
 			os.Chtimes(filepath.Join(dir, "result"), now, now)
 			return &sys, nil
@@ -245,6 +251,7 @@ func BuildSystem(ctx context.Context, o SystemOptions) (*System, error) {
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, fmt.Errorf("testvm: publish %s: %w", dir, err)
 	}
+	sys.Source = dir
 	fmt.Fprintf(logw, "testvm: built the stand-in system %s in %.1fs\n", sys.Toplevel, time.Since(start).Seconds())
 	return sys, nil
 }
