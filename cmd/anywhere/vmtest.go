@@ -25,6 +25,7 @@ import (
 	"github.com/diskoanywhere/diskoanywhere/internal/install"
 	"github.com/diskoanywhere/diskoanywhere/internal/installvm"
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
+	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 	"github.com/diskoanywhere/diskoanywhere/internal/vmcycle"
 )
 
@@ -128,7 +129,7 @@ func vmTest(c *cli.Context, d deps) error {
 	}
 	defer m.Stop()
 	boot := time.Since(bootStart)
-	say("the installer answers over SSH after %s (host key %s)", boot.Round(100*time.Millisecond), ssh.FingerprintSHA256(m.HostKey))
+	say("the %s installer answers over SSH after %s (host key %s)", m.Arch, boot.Round(100*time.Millisecond), ssh.FingerprintSHA256(m.HostKey))
 	failed := func(err error) error {
 		fmt.Fprintf(d.stderr, "vm-test: the VM's console, last 40 lines:\n%s\n", m.ConsoleTail(40))
 		return err
@@ -210,10 +211,11 @@ func vmLayout(ctx context.Context, stdin io.Reader, ref, nixpkgs string) (*confi
 }
 
 // localTarball is the installer tarball as a local file: --kexec's file, or its URL
-// (default: nixos-images' for x86_64) downloaded into a temporary file.
+// (default: nixos-images' for this machine's architecture, which KVM can run)
+// downloaded into a temporary file.
 func localTarball(ctx context.Context, kexec string, say func(string, ...any)) (string, func(), error) {
 	if kexec == "" {
-		u, err := install.DefaultKexecURL("x86_64")
+		u, err := install.DefaultKexecURL(testvm.HostArch())
 		if err != nil {
 			return "", nil, err
 		}

@@ -8,8 +8,12 @@
 // made for this VM. When the installed system reboots, the same VM restarts
 // with UEFI firmware (OVMF) from its disks, as a machine does.
 //
-// The qemu plumbing is internal/testvm's (one SSH connection with a pinned
-// host key, the console log, KVM when a probe shows it boots, else TCG).
+// The VM's architecture is the installer kernel's: x86_64 (qemu-system-x86_64,
+// OVMF) or aarch64 (qemu-system-aarch64 -M virt, AAVMF), read from the
+// kernel image's header, so an aarch64 tarball on an x86_64 machine runs
+// under TCG. The qemu plumbing is internal/testvm's (one SSH connection with
+// a pinned host key, the console log, KVM when a probe shows it boots and the
+// architecture is this machine's, else TCG).
 package installvm
 
 import (
@@ -25,10 +29,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"time"
 
@@ -59,20 +61,12 @@ type Machine struct {
 	// system must authorize it too for the checks after the reboot.
 	AuthorizedKey []byte
 	Cmdline       string // the kernel command line from kexec/run
+	Arch          string // the installer kernel's architecture: testvm.ArchX86_64 or testvm.ArchAarch64
 }
 
 // Start boots the installer in a new VM and returns once root can log in to it over SSH.
 // The error of a VM that did not come up carries the end of its console.
 func Start(ctx context.Context, o Options) (*Machine, error) {
-	if runtime.GOARCH != "amd64" {
-		// internal/testvm drives qemu-system-x86_64 only; aarch64 needs
-		// qemu-system-aarch64 -M virt and AAVMF (Debian: qemu-system-arm,
-		// qemu-efi-aarch64).
-		return nil, fmt.Errorf("--vm-test runs on x86_64 only for now (this machine is %s); on aarch64 it would need qemu-system-aarch64 and AAVMF (Debian: qemu-system-arm, qemu-efi-aarch64)", runtime.GOARCH)
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		return nil, &testvm.MissingError{What: "qemu-system-x86_64", Packages: []string{"qemu-system-x86"}}
-	}
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = 2048
 	}
@@ -97,6 +91,9 @@ func Start(ctx context.Context, o Options) (*Machine, error) {
 	if m.Cmdline, err = kexecCmdline(run); err != nil {
 		return nil, fmt.Errorf("%s: %w", o.Tarball, err)
 	}
+	if m.Arch, err = kernelArch(kernel); err != nil {
+		return nil, fmt.Errorf("--kexec %s: kexec/bzImage: %w", o.Tarball, err)
+	}
 	hostPriv, hostPub, err := newKey("anywhere-vm-test host key")
 	if err != nil {
 		return nil, err
@@ -120,7 +117,7 @@ func Start(ctx context.Context, o Options) (*Machine, error) {
 	img := &testvm.Image{
 		Dir:    filepath.Join(testvm.DefaultCacheDir(), "vm-test"), // where the KVM probe's answer is kept
 		Kernel: kernel, BootKernel: kernel, Initrd: initrd,
-		KernelRelease: "installer-" + sum, // names the KVM probe's answer
+		KernelRelease: "installer-" + m.Arch + "-" + sum, // names the KVM probe's answer
 		HostKey:       m.HostKey,
 		ClientKeyPath: m.Key,
 	}
@@ -142,7 +139,7 @@ func Start(ctx context.Context, o Options) (*Machine, error) {
 	}
 	m.VM, err = testvm.Start(ctx, testvm.Options{
 		Image: img, Disks: disks, ExtraFiles: files, Dir: filepath.Join(dir, "vm"),
-		MemoryMiB: o.MemoryMiB, CPUs: o.CPUs, KernelArgs: strings.Fields(m.Cmdline),
+		Arch: m.Arch, MemoryMiB: o.MemoryMiB, CPUs: o.CPUs, KernelArgs: strings.Fields(m.Cmdline),
 		BootTimeout: o.BootTimeout, OnReboot: testvm.BootUEFI, Log: o.Log,
 	})
 	if err != nil {
@@ -276,6 +273,30 @@ func newKey(comment string) (priv, pub []byte, err error) {
 	}
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " " + comment + "\n"
 	return pem.EncodeToMemory(block), []byte(line), nil
+}
+
+// kernelArch reads a kernel image's architecture from its header: an x86
+// bzImage has "HdrS" at 0x202 (the boot protocol's header), an arm64 Image
+// "ARM\x64" at 0x38. nixos-images names either kexec/bzImage.
+func kernelArch(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 0x206)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return "", err
+	}
+	head = head[:n]
+	switch {
+	case n >= 0x206 && string(head[0x202:0x206]) == "HdrS":
+		return testvm.ArchX86_64, nil
+	case n >= 0x3c && string(head[0x38:0x3c]) == "ARM\x64":
+		return testvm.ArchAarch64, nil
+	}
+	return "", errors.New("neither an x86 bzImage nor an arm64 Image: cannot tell which qemu machine boots it")
 }
 
 func fileHash(p string) (string, error) {

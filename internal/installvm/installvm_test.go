@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
 func TestKexecCmdline(t *testing.T) {
@@ -72,5 +74,47 @@ func TestUnpack(t *testing.T) {
 	os.WriteFile(tarball, []byte("not gzip"), 0o644)
 	if _, _, _, err := unpack(tarball, filepath.Join(dir, "out3")); err == nil || !strings.Contains(err.Error(), "not a .tar.gz") {
 		t.Errorf("not a tarball: %v", err)
+	}
+}
+
+// TestKernelArch: the VM's architecture comes from the installer kernel's header.
+func TestKernelArch(t *testing.T) {
+	dir := t.TempDir()
+	image := func(at int, magic string) []byte {
+		b := make([]byte, 0x400)
+		copy(b[at:], magic)
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"x86 bzImage", image(0x202, "HdrS"), testvm.ArchX86_64},
+		{"arm64 Image", image(0x38, "ARM\x64"), testvm.ArchAarch64},
+		{"something else", image(0, "\x7fELF"), ""},
+		{"too short", []byte("MZ"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			if err := os.WriteFile(p, tc.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := kernelArch(p)
+			if tc.want == "" {
+				if err == nil || !strings.Contains(err.Error(), "neither an x86 bzImage nor an arm64 Image") {
+					t.Fatalf("%q, %v; want an error", got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("%q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	if vmlinuz, _ := filepath.Glob("/boot/vmlinuz-*"); len(vmlinuz) > 0 {
+		if got, err := kernelArch(vmlinuz[0]); err != nil || got != testvm.HostArch() {
+			t.Errorf("this machine's kernel %s: %q, %v; want %s", vmlinuz[0], got, err, testvm.HostArch())
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -19,13 +20,13 @@ import (
 // kernel alone for at most 5 s and look for its first console line. The
 // answer is kept next to the image, keyed by host kernel, qemu and guest
 // kernel, so the probe runs once per machine.
-func kvmBoots(ctx context.Context, img *Image, logw io.Writer) bool {
+func kvmBoots(ctx context.Context, img *Image, m machine, logw io.Writer) bool {
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
 		return false
 	}
 	f.Close()
-	qemu, err := exec.LookPath("qemu-system-x86_64")
+	qemu, err := exec.LookPath(m.qemu)
 	if err != nil {
 		return false
 	}
@@ -45,9 +46,10 @@ func kvmBoots(ctx context.Context, img *Image, logw io.Writer) bool {
 	}
 	defer os.RemoveAll(dir)
 	console := filepath.Join(dir, "console.log")
-	cmd := exec.Command(qemu, "-accel", "kvm", "-cpu", "host", "-m", "256", "-nographic", "-nodefaults",
-		"-no-reboot", "-monitor", "none", "-kernel", img.Kernel, "-append", "console=ttyS0 panic=-1",
+	args := append(append(slices.Clone(m.args), m.accelArgs("kvm")...), "-m", "256", "-nographic", "-nodefaults",
+		"-no-reboot", "-monitor", "none", "-kernel", img.Kernel, "-append", "console="+m.console+" panic=-1",
 		"-chardev", "file,id=console,path="+console, "-serial", "chardev:console")
+	cmd := exec.Command(qemu, args...)
 	if err := cmd.Start(); err != nil {
 		return false
 	}

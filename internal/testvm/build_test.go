@@ -97,6 +97,11 @@ func TestCpio(t *testing.T) {
 // used, one without them is an error naming the variable, not a silent
 // fallback to Debian's firmware.
 func TestFindOVMF(t *testing.T) {
+	m, err := machineFor(ArchX86_64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	findOVMF := m.findFirmware
 	dir := t.TempDir()
 	t.Setenv(ovmfDirEnv, dir)
 	if _, err := findOVMF(); err == nil || !strings.Contains(err.Error(), ovmfDirEnv) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,10 @@ type Options struct {
 	// than the wait's wall time, the wait stretches up to 3x (waitOver);
 	// the context given to Start can shorten it.
 	BootTimeout time.Duration
+	// Arch is the guest's architecture, which its kernel decides: ArchX86_64
+	// or ArchAarch64 (qemu-system-aarch64 -M virt, AAVMF); default the host's.
+	// KVM runs only the host's architecture; another one runs under TCG.
+	Arch string
 	// Accel is "auto" (default: KVM when a quick, cached probe shows that
 	// Debian's kernel really boots under it, else TCG), "tcg" or "kvm".
 	// Env DISKOANYWHERE_TESTVM_ACCEL overrides it.
@@ -131,6 +136,7 @@ type VM struct {
 	waitErr  error
 	mode     string // BootKernel or BootUEFI: how qemu was last started
 	stopping bool   // Stop or kill asked for the end: no restart
+	machine  machine
 	firmware ovmf
 
 	mu      sync.Mutex
@@ -183,13 +189,25 @@ func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 	if opts.OnReboot != "" && opts.OnReboot != BootUEFI {
 		return nil, fmt.Errorf("testvm: OnReboot %q: want \"\" or %q", opts.OnReboot, BootUEFI)
 	}
+	m, err := machineFor(opts.Arch)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath(m.qemu); err != nil {
+		return nil, &MissingError{What: m.qemu, Packages: []string{m.qemuPkg}, core: true}
+	}
+	native := m.arch == HostArch()
 	switch opts.Accel {
 	case "", "auto":
 		opts.Accel = "tcg"
-		if kvmBoots(ctx, img, logw) {
+		if native && kvmBoots(ctx, img, m, logw) {
 			opts.Accel = "kvm"
 		}
-	case "tcg", "kvm":
+	case "kvm":
+		if !native {
+			return nil, fmt.Errorf("testvm: accel kvm: KVM runs only this machine's architecture %s, not %s; use tcg", HostArch(), m.arch)
+		}
+	case "tcg":
 	default:
 		return nil, fmt.Errorf("testvm: accel %q: want auto, tcg or kvm", opts.Accel)
 	}
@@ -201,9 +219,9 @@ func Start(ctx context.Context, opts Options) (_ *VM, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("testvm: client key %s: %w", img.ClientKeyPath, err)
 	}
-	vm := &VM{img: img, opts: opts, dir: opts.Dir, signer: signer, mode: opts.Boot}
+	vm := &VM{img: img, opts: opts, dir: opts.Dir, signer: signer, mode: opts.Boot, machine: m}
 	if opts.Boot == BootUEFI || opts.OnReboot == BootUEFI {
-		if vm.firmware, err = findOVMF(); err != nil {
+		if vm.firmware, err = m.findFirmware(); err != nil {
 			return nil, err
 		}
 	}
@@ -363,23 +381,14 @@ func appendArchive(initrd string, t tree) error {
 // qemuArgs is the qemu command line for the current port and boot mode.
 func (vm *VM) qemuArgs(initrd string) []string {
 	o := vm.opts
-	args := []string{"-nographic", "-nodefaults", "-monitor", "none",
+	args := append(slices.Clone(vm.machine.args), "-nographic", "-nodefaults", "-monitor", "none",
 		"-smp", strconv.Itoa(o.CPUs), "-m", strconv.Itoa(o.MemoryMiB),
-		"-chardev", "file,id=console,append=on,path=" + vm.console, "-serial", "chardev:console",
+		"-chardev", "file,id=console,append=on,path="+vm.console, "-serial", "chardev:console",
 		"-netdev", vm.netdev(),
 		"-device", "virtio-net-pci,netdev=net0,romfile=",
 		"-device", "virtio-rng-pci",
-	}
-	if o.Accel == "kvm" {
-		args = append(args, "-accel", "kvm", "-cpu", "host")
-	} else {
-		// A small translation cache is flushed often, so few stale blocks of
-		// code outlive a kexec: with qemu's default (1 GiB) every store of the
-		// new kernel into a page that once held translated code takes the slow
-		// path, and unpacking its initramfs took 10-56 s instead of 0.6 s.
-		// 64 MiB keeps the disk tools as fast as the default; 32 MiB did not.
-		args = append(args, "-accel", "tcg,thread=multi,tb-size=64", "-cpu", "max")
-	}
+	)
+	args = append(args, vm.machine.accelArgs(o.Accel)...)
 	uefi := vm.mode == BootUEFI
 	if uefi {
 		args = append(args,
@@ -392,7 +401,7 @@ func (vm *VM) qemuArgs(initrd string) []string {
 	} else {
 		args = append(args, "-no-reboot", "-kernel", vm.img.BootKernel, "-initrd", initrd)
 	}
-	cmdline := []string{"console=ttyS0", "panic=-1", "quiet", "loglevel=4", "no_timer_check"}
+	cmdline := []string{"console=" + vm.machine.console, "panic=-1", "quiet", "loglevel=4", "no_timer_check"}
 	if o.NoUdev {
 		cmdline = append(cmdline, "testvm.udev=0")
 	}
@@ -443,31 +452,11 @@ func (vm *VM) netdev() string {
 // ovmf is the UEFI firmware: code (read-only) and a template of its NVRAM.
 type ovmf struct{ code, vars string }
 
-// ovmfDirEnv names a directory holding OVMF_CODE.fd and OVMF_VARS.fd: the
-// Debian paths do not exist where the firmware comes from Nix (nixpkgs'
-// OVMF.fd puts them in FV/), as in the module's installTest.
+// ovmfDirEnv names a directory holding the UEFI firmware (OVMF_CODE.fd and
+// OVMF_VARS.fd; AAVMF_CODE.fd and AAVMF_VARS.fd for aarch64): the Debian
+// paths do not exist where the firmware comes from Nix (nixpkgs' OVMF.fd puts
+// them in FV/), as in the module's installTest.
 const ovmfDirEnv = "DISKOANYWHERE_OVMF_DIR"
-
-// findOVMF finds the firmware in $DISKOANYWHERE_OVMF_DIR, else where
-// Debian's ovmf package puts it.
-func findOVMF() (ovmf, error) {
-	if dir := os.Getenv(ovmfDirEnv); dir != "" {
-		f := ovmf{filepath.Join(dir, "OVMF_CODE.fd"), filepath.Join(dir, "OVMF_VARS.fd")}
-		if statOK(f.code) && statOK(f.vars) {
-			return f, nil
-		}
-		return ovmf{}, fmt.Errorf("testvm: %s=%s holds no OVMF_CODE.fd and OVMF_VARS.fd; point it at the firmware's directory (nixpkgs: ${OVMF.fd}/FV) or unset it to use Debian's ovmf", ovmfDirEnv, dir)
-	}
-	for _, f := range []ovmf{
-		{"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"},
-		{"/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"},
-	} {
-		if statOK(f.code) && statOK(f.vars) {
-			return f, nil
-		}
-	}
-	return ovmf{}, &MissingError{What: "UEFI firmware (/usr/share/OVMF/OVMF_CODE*.fd, or $" + ovmfDirEnv + ")", Packages: []string{"ovmf"}}
-}
 
 // rebootMarker is what Linux prints on the console when it resets the machine.
 const rebootMarker = "reboot: Restarting system"
@@ -498,7 +487,7 @@ func (vm *VM) startQemu(initrd string, logf *os.File) error {
 	if st, err := os.Stat(vm.console); err == nil {
 		since = st.Size()
 	}
-	cmd := exec.Command("qemu-system-x86_64", vm.qemuArgs(initrd)...)
+	cmd := exec.Command(vm.machine.qemu, vm.qemuArgs(initrd)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// qemu dies with the test process even when nobody calls Stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
