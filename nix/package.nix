@@ -37,6 +37,9 @@ buildGoModule {
     "-s"
     "-w"
   ];
+  # urfave/cli's man-page and Markdown writers are unused; without them blackfriday is
+  # not linked, whose start-up cost every disko-compile run paid (issue 18 item 1).
+  tags = [ "urfave_cli_no_docs" ];
   # anywhere --vm-test runs qemu and UEFI firmware: carry them, after the
   # user's PATH so that a qemu of their own still wins.
   nativeBuildInputs = if withVMTools then [ pkgs.makeWrapper ] else [ ];

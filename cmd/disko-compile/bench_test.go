@@ -38,7 +38,9 @@ func BenchmarkCompileVsEval(b *testing.B) {
 	}
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "disko-compile")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	// Built as nix/package.nix builds it (its tags and ldflags).
+	build := exec.Command(goBin, "build", "-tags", "urfave_cli_no_docs", "-ldflags", "-s -w", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	env := append(os.Environ(), "NIX_CONFIG=substituters =")
