@@ -420,3 +420,35 @@ func BenchmarkFlake(b *testing.B) {
 		})
 	}
 }
+
+// TestRealStoreFallback evaluates a layout that reads a store path, which only the real
+// store knows to be valid: the first evaluation, with the dummy store, fails, and the
+// layout is evaluated again with the real one.
+func TestRealStoreFallback(t *testing.T) {
+	needNix(t)
+	dir := t.TempDir()
+	name := filepath.Join(dir, "name")
+	if err := os.WriteFile(name, []byte("cryptroot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("nix-store", "--add", name)
+	cmd.Env = testEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix-store --add: %v", err)
+	}
+	storePath := strings.TrimSpace(string(out))
+	layout := `{ disk.main = { device = "/dev/vda"; content = { type = "luks"; name = builtins.readFile (builtins.storePath "` + storePath + `"); }; }; }`
+	if err := os.WriteFile(filepath.Join(dir, "layout.nix"), []byte(layout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev := &Evaluator{Env: testEnv()}
+	got, err := ev.Devices(t.Context(), Source{Path: filepath.Join(dir, "layout.nix")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"disk":{"main":{"content":{"name":"cryptroot","type":"luks"},"device":"/dev/vda"}}}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
