@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/plan"
+	"github.com/diskoanywhere/diskoanywhere/internal/testtarget"
 )
 
 // TestDiskoModePlanApplyCLI runs `anywhere --disko-mode plan` and `--disko-mode apply`
@@ -21,7 +22,7 @@ import (
 // and mounts it on the target with the file's checksum unchanged; a second plan is empty;
 // nothing calls the target's kexec or reboot.
 func TestDiskoModePlanApplyCLI(t *testing.T) {
-	for _, tool := range []string{"blockdev", "sha256sum", "dd"} {
+	for _, tool := range []string{"sha256sum"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed", tool)
 		}
@@ -58,20 +59,13 @@ func TestDiskoModePlanApplyCLI(t *testing.T) {
 		}
 		return p, text.String()
 	}
-	edges := func() string {
-		out, err := exec.Command("sh", "-c", `n=$(blockdev --getsz "$1"); dd if="$1" bs=512 count=2048 status=none | sha256sum; dd if="$1" bs=512 skip=$((n-2048)) status=none | sha256sum; sfdisk --dump "$1"`, "sh", w.loop).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		return string(out)
-	}
 
 	if r := anywhere(v1, "--phases", "disko,install"); r.code != 0 {
 		t.Fatalf("install: %s\n%s", r, w.tt.Logs())
 	}
 	sum := w.sh("head -c 100000 /dev/urandom > " + w.mnt + "/keep && sync && sha256sum " + w.mnt + "/keep")
 
-	before := edges()
+	before := testtarget.DiskEdges(t, w.loop)
 	r := anywhere(v2, "--phases", "disko", "--disko-mode", "plan")
 	p, text := planOf(r)
 	const srvPath = "disko.devices.disk.main.content.partitions.srv"
@@ -79,7 +73,7 @@ func TestDiskoModePlanApplyCLI(t *testing.T) {
 		t.Errorf("plan: %+v, want exactly create-partition at %s\n%s\n%s", p, srvPath, text, r)
 	}
 	t.Logf("plan (exit %d):\n%s", r.code, text)
-	if after := edges(); after != before {
+	if after := testtarget.DiskEdges(t, w.loop); after != before {
 		t.Errorf("plan changed the disk:\nbefore %s\nafter  %s", before, after)
 	}
 
@@ -90,7 +84,7 @@ func TestDiskoModePlanApplyCLI(t *testing.T) {
 		t.Errorf("apply of a changed format: plan %+v; want a non-zero exit and one refusal at %s\n%s\n%s", p, formatPath, text, r)
 	}
 	t.Logf("refused apply (exit %d):\n%s", r.code, text)
-	if after := edges(); after != before {
+	if after := testtarget.DiskEdges(t, w.loop); after != before {
 		t.Errorf("a refused apply changed the disk:\nbefore %s\nafter  %s", before, after)
 	}
 

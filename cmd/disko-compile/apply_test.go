@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -86,11 +85,11 @@ func TestApplyCLI(t *testing.T) {
 		t.Fatalf("format,mount: exit %d\n%s", code, out)
 	}
 
-	before := diskEdges(t, dev)
+	before := testtarget.DiskEdges(t, dev)
 	if code, out := ns(`"$cmd" apply --root-mountpoint "$root" ` + write("xfs.json", layout("xfs", "", ""))); code != 1 || !strings.Contains(out, "partitions.boot.content.format") {
 		t.Errorf("apply of a changed format: exit %d, want 1 and a refusal at its format\n%s", code, out)
 	}
-	if after := diskEdges(t, dev); after != before {
+	if after := testtarget.DiskEdges(t, dev); after != before {
 		t.Errorf("a refused apply changed the disk:\nbefore %s\nafter  %s", before, after)
 	}
 
@@ -109,7 +108,7 @@ func TestApplyCLI(t *testing.T) {
 	if !slices.Equal(p.Actions, want) || len(p.Refused) != 0 {
 		t.Errorf("plan --json v2: %+v, want exactly %+v", p, want)
 	}
-	if after := diskEdges(t, dev); after != before {
+	if after := testtarget.DiskEdges(t, dev); after != before {
 		t.Errorf("plan changed the disk:\nbefore %s\nafter  %s", before, after)
 	}
 
@@ -127,15 +126,4 @@ sha256sum -c ` + filepath.Join(dir, "sum"))
 	if code, out := ns(`"$cmd" plan --root-mountpoint "$root" ` + v2); code != 0 || !strings.Contains(out, "nothing to do") {
 		t.Errorf("plan after apply: exit %d\n%s", code, out)
 	}
-}
-
-// diskEdges is what a refused apply must leave alone: the disk's first and last MiB and
-// its partition table.
-func diskEdges(t *testing.T, dev string) string {
-	t.Helper()
-	out, err := exec.Command("sh", "-c", `n=$(blockdev --getsz "$1"); dd if="$1" bs=512 count=2048 status=none | sha256sum; dd if="$1" bs=512 skip=$((n-2048)) status=none | sha256sum; sfdisk --dump "$1"`, "sh", dev).CombinedOutput()
-	if err != nil {
-		t.Fatalf("reading %s: %v\n%s", dev, err, out)
-	}
-	return string(bytes.TrimSpace(out))
 }

@@ -27,7 +27,7 @@ import (
 // everything under the mount point on the target with the file intact; a second plan is
 // empty; and nothing calls the target's kexec or reboot.
 func TestDiskoModePlanApply(t *testing.T) {
-	for _, tool := range []string{"losetup", "sfdisk", "sgdisk", "partx", "blkid", "blockdev", "wipefs", "findmnt", "mkfs.ext4", "sha256sum"} {
+	for _, tool := range []string{"losetup", "sfdisk", "sgdisk", "partx", "blkid", "wipefs", "findmnt", "mkfs.ext4", "sha256sum"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed", tool)
 		}
@@ -72,13 +72,6 @@ func TestDiskoModePlanApply(t *testing.T) {
 			Phases: []Phase{PhaseDisko}, DiskoMode: mode, MountPoint: mnt, StateFile: filepath.Join(local, "state.json"),
 		}
 	}
-	edges := func() string {
-		out, err := exec.Command("sh", "-c", `n=$(blockdev --getsz "$1"); dd if="$1" bs=512 count=2048 status=none | sha256sum; dd if="$1" bs=512 skip=$((n-2048)) status=none | sha256sum; sfdisk --dump "$1"`, "sh", dev).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		return string(out)
-	}
 	// disko runs the disko phase in mode with layout and returns the plan it reported.
 	disko := func(mode string, layout *config.Devices) (plan.Plan, string, error) {
 		hook := &eventHook{}
@@ -100,7 +93,7 @@ func TestDiskoModePlanApply(t *testing.T) {
 	v2 := layout("ext4", `, "srv": {"size": "64M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/srv"}}`)
 	const srvPath = "disko.devices.disk.main.content.partitions.srv"
 
-	before := edges()
+	before := testtarget.DiskEdges(t, dev)
 	p, text, err := disko("plan", v2)
 	if err != nil {
 		t.Fatalf("plan: %v\n%s", err, text)
@@ -108,7 +101,7 @@ func TestDiskoModePlanApply(t *testing.T) {
 	if len(p.Actions) != 1 || p.Actions[0].Path != srvPath || p.Actions[0].Action != "create-partition" || len(p.Refused) != 0 {
 		t.Errorf("plan: %+v, want exactly create-partition at %s\n%s", p, srvPath, text)
 	}
-	if after := edges(); after != before {
+	if after := testtarget.DiskEdges(t, dev); after != before {
 		t.Errorf("plan changed the disk:\nbefore %s\nafter  %s", before, after)
 	}
 
@@ -118,7 +111,7 @@ func TestDiskoModePlanApply(t *testing.T) {
 	if !errors.As(err, &ref) || len(p.Refused) != 1 || p.Refused[0].Path != formatPath || !strings.Contains(text, formatPath) {
 		t.Errorf("apply of a changed format: %v, plan %+v; want one refusal at %s\n%s", err, p, formatPath, text)
 	}
-	if after := edges(); after != before {
+	if after := testtarget.DiskEdges(t, dev); after != before {
 		t.Errorf("a refused apply changed the disk:\nbefore %s\nafter  %s", before, after)
 	}
 
