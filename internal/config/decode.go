@@ -317,9 +317,11 @@ func collectFields(t reflect.Type) []field {
 		if name == "" || name == "-" {
 			continue
 		}
-		out = append(out, field{name: name, index: []int{i}, field: f, required: hasTagWord(f, "required"),
-			notNull: f.Tag.Get("decode") == "notNull", oneOrMany: f.Tag.Get("decode") == "oneOrMany",
-			enum: TagValues(f, "enum"), defaults: TagValues(f, "default")})
+		// Each tag is looked up once: a lookup reads past the long descriptions.
+		schema, decode := strings.Split(f.Tag.Get("jsonschema"), ","), f.Tag.Get("decode")
+		out = append(out, field{name: name, index: []int{i}, field: f, required: slices.Contains(schema, "required"),
+			notNull: decode == "notNull", oneOrMany: decode == "oneOrMany",
+			enum: entryValues(schema, "enum"), defaults: entryValues(schema, "default")})
 	}
 	return out
 }
@@ -337,17 +339,18 @@ func Options(t reflect.Type) []reflect.StructField {
 // TagValues returns the values of key=value entries of a field's jsonschema tag, e.g. all
 // enum values or all default list items.
 func TagValues(f reflect.StructField, key string) []string {
+	return entryValues(strings.Split(f.Tag.Get("jsonschema"), ","), key)
+}
+
+// entryValues returns the values of the key=value entries of a split jsonschema tag.
+func entryValues(entries []string, key string) []string {
 	var out []string
-	for _, part := range strings.Split(f.Tag.Get("jsonschema"), ",") {
-		if k, v, ok := strings.Cut(part, "="); ok && k == key {
+	for _, entry := range entries {
+		if k, v, ok := strings.Cut(entry, "="); ok && k == key {
 			out = append(out, v)
 		}
 	}
 	return out
-}
-
-func hasTagWord(f reflect.StructField, word string) bool {
-	return slices.Contains(strings.Split(f.Tag.Get("jsonschema"), ","), word)
 }
 
 // checkEnum reports a value outside the field's declared enum.
