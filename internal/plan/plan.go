@@ -12,7 +12,6 @@ package plan
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 	"github.com/diskoanywhere/diskoanywhere/internal/mountopt"
 	"github.com/diskoanywhere/diskoanywhere/internal/probe"
 )
@@ -674,7 +674,7 @@ func abs(v int64) int64 {
 	return v
 }
 
-var sizeRe = regexp.MustCompile(`^([0-9]+)([KMGTP]?)$`)
+var sizeRe = lazyregexp.New(`^([0-9]+)([KMGTP]?)$`)
 
 // sizeSectors is an sgdisk size (no suffix: sectors) in sectors.
 func sizeSectors(s string, ss int64) int64 {
@@ -710,7 +710,7 @@ func endSize(end string, start, ss int64) int64 {
 	return e - start + 1
 }
 
-var posRe = regexp.MustCompile(`^([0-9]+)([KMGTPs]?)$`)
+var posRe = lazyregexp.New(`^([0-9]+)([KMGTPs]?)$`)
 
 // sectors is an explicit sgdisk start in sectors, or -1 for "where sgdisk puts it" (0,
 // or a position relative to something).
@@ -732,7 +732,7 @@ func sectors(s string, ss int64) int64 {
 	return sizeSectors(m[1]+m[2], ss)
 }
 
-var partedRe = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)(s|B|KiB|MiB|GiB|TiB|%)$`)
+var partedRe = lazyregexp.New(`^([0-9]+(?:\.[0-9]+)?)(s|B|KiB|MiB|GiB|TiB|%)$`)
 
 // partedSectors is a parted position (sectors, binary units or percent of the disk) in
 // sectors; false for units it does not know (kB, MB, ... which parted rounds).

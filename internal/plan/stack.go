@@ -2,12 +2,12 @@ package plan
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 	"github.com/diskoanywhere/diskoanywhere/internal/probe"
 )
 
@@ -209,8 +209,8 @@ func lvOrder(vg *config.LVMVG) []string {
 }
 
 var (
-	lvSizeRe    = regexp.MustCompile(`^([0-9]+)([bBsSkKmMgGtTpPeE]?)$`)
-	lvPercentRe = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)%(FREE|VG)?$`)
+	lvSizeRe    = lazyregexp.New(`^([0-9]+)([bBsSkKmMgGtTpPeE]?)$`)
+	lvPercentRe = lazyregexp.New(`^([0-9]+(?:\.[0-9]+)?)%(FREE|VG)?$`)
 )
 
 // lvBytes is an lvcreate -L size in bytes (no unit: MiB, as lvcreate reads it); false for
