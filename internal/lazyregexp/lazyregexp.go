@@ -11,8 +11,8 @@ import (
 )
 
 // Regexp is a regular expression compiled on first use. A syntax error panics then, as
-// regexp.MustCompile would at start-up, so the packages that declare them test that each
-// one compiles.
+// regexp.MustCompile would at start-up, so a package's tests must reach each of its
+// expressions (config's TestRegexpsCompile compiles all of config's).
 type Regexp struct {
 	src     string
 	compile func() *regexp.Regexp
