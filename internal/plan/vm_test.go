@@ -3,6 +3,7 @@ package plan
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/probe"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
@@ -150,4 +152,36 @@ func TestVMStacked(t *testing.T) {
 		}
 	}
 	t.Logf("after apply:\n%s", mounts)
+
+	// Import describes the LUKS container, the volume group and the array with what they
+	// hold, and plans empty against the same disks.
+	s, err := probe.Probe(ctx, r, Disks(v2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, _ := json.Marshal(s)
+	t.Logf("probe: %s", state)
+	layout, notes := s.Layout("/mnt")
+	js, err := json.Marshal(layout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("imported: %s\nnotes: %q", js, notes)
+	for _, w := range []string{
+		`"content":{"type":"luks","name":"crypted","initrdUnlock":true,"content":{"type":"lvm_pv","vg":"pool"}}`,
+		`"root":{"size":"200M","content":{"type":"filesystem","format":"ext4"`,
+		`"data":{"size":"64M","content":{"type":"filesystem","format":"ext4","mountOptions":["defaults"],"mountpoint":"/data"}}`,
+		`"mdadm":{"arr":{"type":"mdadm","level":1,"metadata":"1.2","content":{"type":"filesystem","format":"ext4"`,
+	} {
+		if !strings.Contains(string(js), w) {
+			t.Errorf("import lacks %s", w)
+		}
+	}
+	imported, err := config.Load(js, config.LoadOptions{})
+	if err != nil {
+		t.Fatalf("the imported layout does not load: %v", err)
+	}
+	if p, err := Probe(ctx, r, imported, opts); err != nil || len(p.Actions)+len(p.Refused) > 0 {
+		t.Errorf("plan of the imported layout is not empty: %+v, %v", p, err)
+	}
 }
