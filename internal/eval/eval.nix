@@ -80,5 +80,14 @@ let
       disko = builtins.attrNames (outputs.diskoConfigurations or { });
       nixos = builtins.attrNames (outputs.nixosConfigurations or { });
     };
+  # A path value (keyFile = ./secret.key) becomes the file's own absolute path, as
+  # nix/lib.nix does for the module: --eval would print a store path it never copies,
+  # which no script could read, and copying a secret into the world-readable store
+  # would be worse. Derivations stay as they are (printed as their store path).
+  plainPaths = v:
+    if builtins.isPath v then toString v
+    else if builtins.isAttrs v && !(v ? outPath) then builtins.mapAttrs (_: plainPaths) v
+    else if builtins.isList v then map plainPaths v
+    else v;
 in
-if req ? flake then fromFlake else unwrap (call (import req.file))
+plainPaths (if req ? flake then fromFlake else unwrap (call (import req.file)))

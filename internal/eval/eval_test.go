@@ -452,3 +452,23 @@ func TestRealStoreFallback(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+// TestPathValues checks that a path in a layout (keyFile = ./secret.key) comes out as the
+// file's own path, not as a store path that --eval computes but never copies.
+func TestPathValues(t *testing.T) {
+	needNix(t)
+	dir := t.TempDir()
+	layout := `{ disk.main = { device = "/dev/vda"; content = { type = "luks"; name = "c"; settings.keyFile = ./secret.key; additionalKeyFiles = [ ./second.key ]; }; }; }`
+	if err := os.WriteFile(filepath.Join(dir, "layout.nix"), []byte(layout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev := &Evaluator{Env: testEnv()}
+	got, err := ev.Devices(t.Context(), Source{Path: filepath.Join(dir, "layout.nix")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"disk":{"main":{"content":{"additionalKeyFiles":["` + dir + `/second.key"],"name":"c","settings":{"keyFile":"` + dir + `/secret.key"},"type":"luks"},"device":"/dev/vda"}}}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
