@@ -2,8 +2,7 @@ package codegen
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
+	"hash/crc32"
 	"slices"
 	"strings"
 	"sync"
@@ -55,9 +54,11 @@ var runtimeChunks = sync.OnceValue(func() []chunk {
 	return chunks
 })
 
-func runtimeSum() string {
-	sum := sha256.Sum256([]byte(runtime))
-	return hex.EncodeToString(sum[:])
+// runtimeSum is the CRC-32 of runtime.sh: it only has to notice an edit of the package's
+// own file not followed by -update, which a checksum does, and a compile's first CRC-32
+// (CPU instructions, no table to build) takes about 25 µs where SHA-256 took about 40.
+func runtimeSum() uint32 {
+	return crc32.ChecksumIEEE([]byte(runtime))
 }
 
 // guarded is a name that code mentions, with the programs that code checked for around
@@ -207,10 +208,39 @@ type program struct {
 	chunks []chunk
 	byName map[string][]int // chunks by the functions and variables they define
 	funcs  map[string]bool  // every function of the script
+	lines  map[string]reached
+}
+
+// reached is what prog.reach returns for some roots.
+type reached struct {
+	chunks      []bool
+	all, needed []string
+}
+
+// reachLines is prog.reach of the lines joined, worked out once per line for all the
+// scripts of a layout, which share most of their lines: what the lines reach together is
+// what each reaches alone, put together.
+func (p *program) reachLines(lines ...string) (chunks []bool, all, needed []string) {
+	chunks = make([]bool, len(p.chunks))
+	for _, line := range lines {
+		r, ok := p.lines[line]
+		if !ok {
+			r.chunks, r.all, r.needed = p.reach(line)
+			p.lines[line] = r
+		}
+		for i, c := range r.chunks {
+			chunks[i] = chunks[i] || c
+		}
+		all = append(all, r.all...)
+		needed = append(needed, r.needed...)
+	}
+	slices.Sort(all)
+	slices.Sort(needed)
+	return chunks, slices.Compact(all), slices.Compact(needed)
 }
 
 func newProgram(parts ...[]chunk) *program {
-	p := &program{byName: map[string][]int{}, funcs: map[string]bool{}}
+	p := &program{byName: map[string][]int{}, funcs: map[string]bool{}, lines: map[string]reached{}}
 	for _, part := range parts {
 		p.chunks = append(p.chunks, part...)
 	}

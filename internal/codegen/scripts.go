@@ -150,7 +150,7 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 		}
 		top = append(top, "disko_checked")
 		top = append(top, calls...)
-		reached, all, needed := prog.reach(strings.Join(top, "\n"))
+		reached, all, needed := prog.reachLines(top...)
 		tools = append(tools, all...)
 		if need := needTools(needed); need != "" {
 			at := 0
@@ -158,7 +158,7 @@ func Generate(d *config.Devices, opts Options) (*Scripts, error) {
 				at = 1 // after the check of the arguments
 			}
 			top = slices.Insert(top, at, string(need))
-			more, _, _ := prog.reach(string(need))
+			more, _, _ := prog.reachLines(string(need))
 			for i, r := range more {
 				reached[i] = reached[i] || r
 			}
