@@ -60,6 +60,9 @@ type Options struct {
 type planner struct {
 	p    *Plan
 	opts Options
+	s    *probe.State
+	// newPVs are the physical volumes on partitions this plan creates, by volume group.
+	newPVs map[string][]newPV
 	// rows records every row decided, including those that change nothing (for tests).
 	rows []string
 }
@@ -91,6 +94,7 @@ func (pl *planner) refuse(r Row, path, format string, args ...any) {
 }
 
 func (pl *planner) plan(d *config.Devices, s *probe.State) {
+	pl.s = s
 	for _, name := range sortedKeys(d.Disk) {
 		disk := d.Disk[name]
 		p := attr(config.RootPath+".disk", name)
@@ -347,6 +351,7 @@ func (pl *planner) missing(w wanted, ad *probe.Disk, free *[]block, creates *[]f
 			return
 		}
 	}
+	before := slices.Clone(*free)
 	at, ok := allocate(free, w.start, w.size, ad.SectorSize)
 	if !ok {
 		size := "the rest of the disk"
@@ -357,6 +362,9 @@ func (pl *planner) missing(w wanted, ad *probe.Disk, free *[]block, creates *[]f
 		return
 	}
 	fill, what, err := formatScript(w.content, `"$node"`)
+	if pv, ok := w.content.(*config.LVMPV); ok {
+		fill, what, err = pl.newPV(pv, ad, w.number, *free, before)
+	}
 	if err != nil {
 		pl.refuse(ContentNoCreate, w.path+".content", "%v", err)
 		return

@@ -63,14 +63,17 @@ func quoted(s string) string {
 func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 	av := s.VGs[vg.Name]
 	switch {
+	case av == nil && len(pl.newPVs[vg.Name]) > 0:
+		av = pl.createVG(p, vg.Name)
 	case av == nil:
 		pl.refuse(VGMissing, p, "no volume group %q was found on the probed disks (its physical volumes are missing, in a closed LUKS container, or not in the layout); apply does not create volume groups: use the format script", vg.Name)
 		return
 	case av.Unreadable != "":
 		pl.refuse(VGMissing, p, "cannot read the volume group %q: %s", vg.Name, av.Unreadable)
 		return
+	default:
+		pl.keep(VGMissing.notRefused())
 	}
-	pl.keep(VGMissing.notRefused())
 	free := av.Free
 	extent := max(av.ExtentSize, 1)
 	var creates []func()
@@ -125,6 +128,54 @@ func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 	for _, c := range creates {
 		c()
 	}
+}
+
+// newPV is a physical volume on a partition this plan creates: its node at apply time
+// and its size.
+type newPV struct {
+	node  string // a shell word
+	bytes int64
+}
+
+// pvExtentSize and pvDataStart are vgcreate's and pvcreate's defaults: 4 MiB extents, the
+// first of them 1 MiB into the PV.
+const pvExtentSize, pvDataStart = 4 << 20, 1 << 20
+
+// newPV makes a partition that the plan creates (partition number of ad, taking the
+// free space before minus after) a PV of a volume group that the plan creates too.
+func (pl *planner) newPV(pv *config.LVMPV, ad *probe.Disk, number int, after, before []block) (string, string, error) {
+	if pl.s.VGs[pv.VG] != nil {
+		return "", "", fmt.Errorf("the volume group %q exists; apply does not add physical volumes to it (vgextend): use the format script", pv.VG)
+	}
+	var sectors int64
+	for _, b := range before {
+		sectors += b.end - b.start + 1
+	}
+	for _, b := range after {
+		sectors -= b.end - b.start + 1
+	}
+	if pl.newPVs == nil {
+		pl.newPVs = map[string][]newPV{}
+	}
+	node := "\"$(disko_apply_node " + q(ad.Path) + " " + strconv.Itoa(number) + ")\""
+	pl.newPVs[pv.VG] = append(pl.newPVs[pv.VG], newPV{node: node, bytes: sectors * ad.SectorSize})
+	return "pvcreate --quiet --yes \"$node\" >/dev/null\n", "make it a physical volume of the new volume group " + pv.VG, nil
+}
+
+// createVG plans the volume group of the PVs the plan creates, and returns it as the
+// probe would read it once created (empty, its extents free), so that its LVs are
+// planned as missing.
+func (pl *planner) createVG(p, name string) *probe.VG {
+	av := &probe.VG{Name: name, ExtentSize: pvExtentSize, LVs: map[string]*probe.LV{}}
+	var nodes []string
+	for _, pv := range pl.newPVs[name] {
+		nodes = append(nodes, pv.node)
+		av.Size += max(pv.bytes-pvDataStart, 0) / pvExtentSize * pvExtentSize
+	}
+	av.Free = av.Size
+	pl.act(VGCreate, p, fmt.Sprintf("create the volume group %s (%d MiB) on %d new physical volumes", name, av.Size>>20, len(nodes)),
+		"vgcreate --quiet "+q(name)+" "+strings.Join(nodes, " ")+" >/dev/null\n")
+	return av
 }
 
 // missingLV plans an LV that the group does not have: created when the group's free

@@ -59,7 +59,8 @@ var (
 	LUKSAdded         = Row{ID: "luks-added", Node: "content.type", Desired: "luks", Actual: "an unencrypted signature", Refuse: true}
 	LUKSRemoved       = Row{ID: "luks-removed", Node: "content.type", Desired: "anything but luks", Actual: "crypto_LUKS", Refuse: true}
 	MemberElsewhere   = Row{ID: "member-elsewhere", Node: "lvm_pv.vg, mdraid.name", Desired: "member of group or array N", Actual: "a member of another group or array (or a PV in none)", Refuse: true}
-	VGMissing         = Row{ID: "vg-missing", Node: "lvm_vg.NAME", Desired: "a volume group", Actual: "no probed PV belongs to it, or vgs/lvs cannot read it", Refuse: true}
+	VGMissing         = Row{ID: "vg-missing", Node: "lvm_vg.NAME", Desired: "a volume group", Actual: "no probed PV belongs to it (and the plan creates none), or vgs/lvs cannot read it", Refuse: true}
+	VGCreate          = Row{ID: "vg-create", Node: "lvm_vg.NAME", Desired: "a volume group", Actual: "none; the plan creates partitions that are its PVs (lvm_pv on a missing partition, not on a partition of an existing group)", Action: "create-vg"}
 	LVSame            = Row{ID: "lv-same", Node: "lvm_vg.lvs.NAME", Desired: "an LV", Actual: "an active LV of that name and size (within one extent; percentages, thin and RAID sizes are not compared)", Action: ""}
 	LVMissing         = Row{ID: "lv-missing", Node: "lvm_vg.lvs.NAME", Desired: "a linear LV (its content: filesystem, swap, btrfs or null)", Actual: "none of that name, and room for it in the group's free space", Action: "create-lv"}
 	LVNoRoom          = Row{ID: "lv-no-room", Node: "lvm_vg.lvs.NAME", Desired: "an LV", Actual: "none of that name, and not enough free space (or a thin or RAID LV)", Refuse: true}
@@ -88,7 +89,7 @@ var Rows = []Row{
 	PartSame, PartMissing, PartMissingSwap, PartNoRoom, PartMoved, PartType, PartGrow, PartGrowBlocked, PartShrink, PartExtra,
 	ContentUntouched, ContentBlank, ContentSame, ContentDiffers, ContentUnreadable, ContentNoCreate,
 	LUKSSame, LUKSClosed, LUKSAdded, LUKSRemoved,
-	MemberElsewhere, VGMissing, LVSame, LVMissing, LVNoRoom, LVInactive, LVGrow, LVGrowBlocked, LVShrink, LVExtra,
+	MemberElsewhere, VGMissing, VGCreate, LVSame, LVMissing, LVNoRoom, LVInactive, LVGrow, LVGrowBlocked, LVShrink, LVExtra,
 	MDMissing, MDInactive, MDLevel, MDSame,
 	SubvolSame, SubvolMissing, SubvolExtra, SwapfileMissing, SwapfileSame,
 	MountMoved, MountOptions, MountElsewhere,

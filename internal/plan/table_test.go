@@ -158,6 +158,9 @@ var rowCases = []struct {
 		s.VGs["pool"].Unreadable = "vgs: locking failed"
 		return s
 	}(), vgPath},
+	{VGCreate, gptLayout(pvPart + `, "pv2": {"size": "100M", "content": {"type": "lvm_pv", "vg": "fresh"}}`), `, "lvm_vg": {"pool": {"lvs": {}}, "fresh": {"lvs": {` + lvRoot("20M") + `}}}`,
+		pvState("pool", nil), "disko.devices.lvm_vg.fresh"},
+	{ContentNoCreate, gptLayout(pvPart + `, "pv2": {"size": "100M", "content": {"type": "lvm_pv", "vg": "pool"}}`), vgPool(""), pvState("pool", nil), "disko.devices.disk.main.content.partitions.pv2.content"},
 	{LVSame, gptLayout(pvPart), vgPool(lvRoot("100M")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), ""},
 	{LVSame, gptLayout(pvPart), vgPool(lvRoot("100%FREE")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), ""},
 	{LVMissing, gptLayout(pvPart), vgPool(lvRoot("100M") + `, "data": {"size": "20M", "content": {"type": "filesystem", "format": "xfs"}}`), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.data"},
