@@ -3,6 +3,7 @@ package codegen
 import (
 	"bytes"
 	"hash/crc32"
+	"iter"
 	"slices"
 	"strings"
 	"sync"
@@ -114,15 +115,16 @@ func lineEnd(src []byte, offset int) int {
 // the chunk has already.
 func (c *chunk) collect(node syntax.Node, guards []string, keep func(string) bool, seen map[string]bool) error {
 	var err error
+	guardsKey := " " + strings.Join(guards, " ")
 	add := func(list *[]guarded, kind, name string) {
-		key := kind + name + " " + strings.Join(guards, " ")
+		key := kind + name + guardsKey
 		if !seen[key] {
 			seen[key] = true
 			*list = append(*list, guarded{name: name, guards: slices.Clip(guards)})
 		}
 	}
 	word := func(text string) {
-		for _, name := range shellWords(text) {
+		for name := range shellWords(text) {
 			if keep(name) {
 				add(&c.words, "w ", name)
 			}
@@ -181,26 +183,30 @@ func (c *chunk) collect(node syntax.Node, guards []string, keep func(string) boo
 	return err
 }
 
-// shellWords returns the shell names ([A-Za-z_][A-Za-z0-9_]*) in text.
-func shellWords(text string) []string {
-	var words []string
-	start := -1
-	for i := 0; i <= len(text); i++ {
-		var b byte
-		if i < len(text) {
-			b = text[i]
-		}
-		letter := b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
-		digit := b >= '0' && b <= '9'
-		switch {
-		case start < 0 && letter:
-			start = i
-		case start >= 0 && !letter && !digit:
-			words = append(words, text[start:i])
-			start = -1
+// shellWords yields the shell names ([A-Za-z_][A-Za-z0-9_]*) in text, one at a time:
+// every Lit of the layout's code goes through it, and a slice per Lit was a compile's
+// garbage.
+func shellWords(text string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		start := -1
+		for i := 0; i <= len(text); i++ {
+			var b byte
+			if i < len(text) {
+				b = text[i]
+			}
+			letter := b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+			digit := b >= '0' && b <= '9'
+			switch {
+			case start < 0 && letter:
+				start = i
+			case start >= 0 && !letter && !digit:
+				if !yield(text[start:i]) {
+					return
+				}
+				start = -1
+			}
 		}
 	}
-	return words
 }
 
 // program is one script's code as chunks: the runtime's, then the layout's own.
@@ -284,7 +290,7 @@ func (p *program) reach(roots string) (chunks []bool, all, needed []string) {
 			push(i, nil)
 		}
 	}
-	for _, name := range shellWords(roots) {
+	for name := range shellWords(roots) {
 		for _, i := range p.byName[name] {
 			push(i, nil)
 		}

@@ -247,7 +247,7 @@ func function(name, body string) string {
 	var w writer
 	w.block(sh(name+"() {"), "}", func() {
 		var nums []int
-		for _, word := range shellWords(body) {
+		for word := range shellWords(body) {
 			if digits, ok := strings.CutPrefix(word, "dev"); ok {
 				if n, err := strconv.Atoi(digits); err == nil {
 					nums = append(nums, n)
