@@ -61,8 +61,9 @@ type planner struct {
 	p    *Plan
 	opts Options
 	s    *probe.State
-	// newPVs are the physical volumes on partitions this plan creates, by volume group.
-	newPVs map[string][]newPV
+	// newMembers are the PVs and md members on partitions this plan creates, by the
+	// group's or array's option path.
+	newMembers map[string][]newMember
 	// rows records every row decided, including those that change nothing (for tests).
 	rows []string
 }
@@ -362,8 +363,11 @@ func (pl *planner) missing(w wanted, ad *probe.Disk, free *[]block, creates *[]f
 		return
 	}
 	fill, what, err := formatScript(w.content, `"$node"`)
-	if pv, ok := w.content.(*config.LVMPV); ok {
-		fill, what, err = pl.newPV(pv, ad, w.number, *free, before)
+	switch n := w.content.(type) {
+	case *config.LVMPV:
+		fill, what, err = pl.newPV(n, ad, w.number, *free, before)
+	case *config.MDRaid:
+		fill, what, err = pl.newMDMember(n, ad, w.number)
 	}
 	if err != nil {
 		pl.refuse(ContentNoCreate, w.path+".content", "%v", err)

@@ -63,7 +63,7 @@ func quoted(s string) string {
 func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 	av := s.VGs[vg.Name]
 	switch {
-	case av == nil && len(pl.newPVs[vg.Name]) > 0:
+	case av == nil && len(pl.newMembers[p]) > 0:
 		av = pl.createVG(p, vg.Name)
 	case av == nil:
 		pl.refuse(VGMissing, p, "no volume group %q was found on the probed disks (its physical volumes are missing, in a closed LUKS container, or not in the layout); apply does not create volume groups: use the format script", vg.Name)
@@ -130,9 +130,9 @@ func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 	}
 }
 
-// newPV is a physical volume on a partition this plan creates: its node at apply time
-// and its size.
-type newPV struct {
+// newMember is a PV or md member on a partition this plan creates: its node at apply
+// time and its size.
+type newMember struct {
 	node  string // a shell word
 	bytes int64
 }
@@ -140,6 +140,16 @@ type newPV struct {
 // pvExtentSize and pvDataStart are vgcreate's and pvcreate's defaults: 4 MiB extents, the
 // first of them 1 MiB into the PV.
 const pvExtentSize, pvDataStart = 4 << 20, 1 << 20
+
+// addMember records partition number of ad, which the plan creates, as a member of the
+// group or array at path p.
+func (pl *planner) addMember(p string, ad *probe.Disk, number int, bytes int64) {
+	if pl.newMembers == nil {
+		pl.newMembers = map[string][]newMember{}
+	}
+	node := "\"$(disko_apply_node " + q(ad.Path) + " " + strconv.Itoa(number) + ")\""
+	pl.newMembers[p] = append(pl.newMembers[p], newMember{node: node, bytes: bytes})
+}
 
 // newPV makes a partition that the plan creates (partition number of ad, taking the
 // free space before minus after) a PV of a volume group that the plan creates too.
@@ -154,12 +164,18 @@ func (pl *planner) newPV(pv *config.LVMPV, ad *probe.Disk, number int, after, be
 	for _, b := range after {
 		sectors -= b.end - b.start + 1
 	}
-	if pl.newPVs == nil {
-		pl.newPVs = map[string][]newPV{}
-	}
-	node := "\"$(disko_apply_node " + q(ad.Path) + " " + strconv.Itoa(number) + ")\""
-	pl.newPVs[pv.VG] = append(pl.newPVs[pv.VG], newPV{node: node, bytes: sectors * ad.SectorSize})
+	pl.addMember(attr(config.RootPath+".lvm_vg", pv.VG), ad, number, sectors*ad.SectorSize)
 	return "pvcreate --quiet --yes \"$node\" >/dev/null\n", "make it a physical volume of the new volume group " + pv.VG, nil
+}
+
+// newMDMember makes a partition that the plan creates a member of an md array that the
+// plan creates too (its superblock is written by mdadm --create).
+func (pl *planner) newMDMember(md *config.MDRaid, ad *probe.Disk, number int) (string, string, error) {
+	if pl.s.Arrays[md.Name] != nil {
+		return "", "", fmt.Errorf("the md array %q exists; apply does not add members to it (mdadm --add would resync it): use the format script", md.Name)
+	}
+	pl.addMember(attr(config.RootPath+".mdadm", md.Name), ad, number, 0)
+	return "", "make it a member of the new md array " + md.Name, nil
 }
 
 // createVG plans the volume group of the PVs the plan creates, and returns it as the
@@ -168,7 +184,7 @@ func (pl *planner) newPV(pv *config.LVMPV, ad *probe.Disk, number int, after, be
 func (pl *planner) createVG(p, name string) *probe.VG {
 	av := &probe.VG{Name: name, ExtentSize: pvExtentSize, LVs: map[string]*probe.LV{}}
 	var nodes []string
-	for _, pv := range pl.newPVs[name] {
+	for _, pv := range pl.newMembers[p] {
 		nodes = append(nodes, pv.node)
 		av.Size += max(pv.bytes-pvDataStart, 0) / pvExtentSize * pvExtentSize
 	}
@@ -222,10 +238,7 @@ func (pl *planner) missingLV(lp, vgName string, lv *config.LV, av *probe.VG, fre
 	}
 	dev := "/dev/" + vgName + "/" + lv.Name
 	args := append([]string{"lvcreate", "--yes", "--wipesignatures", "y", flag, size, "-n", lv.Name}, splitArgs(lv.ExtraArgs)...)
-	script := words(append(args, vgName)...) + " >/dev/null\n" +
-		"node=" + q(dev) + "\n" +
-		"for i in $(seq 100); do [ -b \"$node\" ] && break; sleep 0.1; done\n" +
-		"[ -b \"$node\" ] || { echo \"disko apply: $node did not appear\" >&2; exit 1; }\n" + fill
+	script := words(append(args, vgName)...) + " >/dev/null\n" + waitNode(dev) + fill
 	*creates = append(*creates, func() { pl.act(LVMissing, lp, desc, script) })
 }
 
@@ -233,6 +246,8 @@ func (pl *planner) missingLV(lp, vgName string, lv *config.LV, av *probe.VG, fre
 func (pl *planner) array(p string, md *config.MDADM, s *probe.State) {
 	a := s.Arrays[md.Name]
 	switch {
+	case a == nil && len(pl.newMembers[p]) > 0:
+		pl.createArray(p, md)
 	case a == nil:
 		pl.refuse(MDMissing, p, "no member of an md array %q was found on the probed disks; apply does not create arrays: use the format script", md.Name)
 	case a.Unreadable != "":
@@ -249,6 +264,42 @@ func (pl *planner) array(p string, md *config.MDADM, s *probe.State) {
 		}
 		pl.content(p+".content", md.Content, a.Content, a.Device)
 	}
+}
+
+// createArray plans an md array whose members are all partitions the plan creates, and
+// its content, as the format script makes them.
+func (pl *planner) createArray(p string, md *config.MDADM) {
+	fill, what, err := formatScript(md.Content, `"$node"`)
+	if err != nil {
+		pl.refuse(ContentNoCreate, p+".content", "%v", err)
+		return
+	}
+	members := pl.newMembers[p]
+	dev := "/dev/md/" + md.Name
+	args := []string{"mdadm", "--create", "--run", "--quiet", dev, "--level=" + strconv.Itoa(md.Level),
+		"--raid-devices=" + strconv.Itoa(len(members)), "--homehost=any"}
+	if md.Metadata != "" && md.Metadata != "default" {
+		args = append(args, "--metadata="+md.Metadata)
+	}
+	args = append(args, splitArgs(md.ExtraArgs)...)
+	nodes := make([]string, len(members))
+	for i, m := range members {
+		nodes[i] = m.node
+	}
+	desc := fmt.Sprintf("create the md array %s (RAID%d) on %d new partitions", md.Name, md.Level, len(members))
+	if what != "" {
+		desc += " and " + what
+	}
+	pl.act(MDCreate, p, desc, words(args...)+" "+strings.Join(nodes, " ")+" >/dev/null\n"+
+		waitNode(dev)+fill)
+}
+
+// waitNode sets node to the device dev that a command just made, once udev has made it
+// (for 10 s at most).
+func waitNode(dev string) string {
+	return "node=" + q(dev) + "\n" +
+		"for i in $(seq 100); do [ -b \"$node\" ] && break; sleep 0.1; done\n" +
+		"[ -b \"$node\" ] || { echo \"disko apply: $node did not appear\" >&2; exit 1; }\n"
 }
 
 // lvOrder is the creation order of a group's LVs: priority, then name (as the format

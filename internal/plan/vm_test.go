@@ -36,8 +36,8 @@ func (v vmRunner) must(t *testing.T, ctx context.Context, cmd string) string {
 // stacked is a GPT disk with an ext4 /boot and a LUKS container holding an LVM volume
 // group with an ext4 root LV, plus two disks whose partitions are the members of an md
 // RAID1 with ext4 on /srv. Its arguments are the root LV's size, more LVs, more GPT
-// partitions after the LUKS one, the array's level, the root LV's format and more volume
-// groups.
+// partitions after the LUKS one, the array's level, the root LV's format, more volume
+// groups and more arrays.
 const stacked = `{"disk": {
   "main": {"device": "/dev/disk/by-id/virtio-plan0", "content": {"type": "gpt", "partitions": {
     "boot": {"size": "64M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/boot"}},
@@ -49,12 +49,12 @@ const stacked = `{"disk": {
     "r": {"size": "100%%", "content": {"type": "mdraid", "name": "arr"}}}}}},
  "lvm_vg": {"pool": {"lvs": {
     "root": {"size": %[1]q, "content": {"type": "filesystem", "format": %[5]q, "mountpoint": "/"}}%[2]s}}%[6]s},
- "mdadm": {"arr": {"level": %[4]d, "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/srv"}}}
+ "mdadm": {"arr": {"level": %[4]d, "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/srv"}}%[7]s}
 }`
 
-func stackedLayout(t *testing.T, rootSize, lvs, parts string, level int, rootFormat, vgs string) *config.Devices {
+func stackedLayout(t *testing.T, rootSize, lvs, parts string, level int, rootFormat, vgs, arrays string) *config.Devices {
 	t.Helper()
-	js := fmt.Sprintf(stacked, rootSize, lvs, parts, level, rootFormat, vgs)
+	js := fmt.Sprintf(stacked, rootSize, lvs, parts, level, rootFormat, vgs, arrays)
 	d, err := config.Load([]byte(js), config.LoadOptions{})
 	if err != nil {
 		t.Fatalf("config.Load: %v\n%s", err, js)
@@ -79,7 +79,7 @@ func TestVMStacked(t *testing.T) {
 	opts := Options{RootMountpoint: "/mnt", Codegen: codegen.Options{RootMountpoint: "/mnt"}}
 
 	r.must(t, ctx, "printf secret > /tmp/secret.key")
-	v1 := stackedLayout(t, "100M", "", "", 1, "ext4", "")
+	v1 := stackedLayout(t, "100M", "", "", 1, "ext4", "", "")
 	scripts, err := codegen.Generate(v1, opts.Codegen)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +97,7 @@ func TestVMStacked(t *testing.T) {
 
 	const data = `, "data": {"size": "64M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/data"}}`
 	const more = `, "more": {"size": "64M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/more"}}`
-	v2 := stackedLayout(t, "200M", data, more, 1, "ext4", "")
+	v2 := stackedLayout(t, "200M", data, more, 1, "ext4", "", "")
 	p, err := Probe(ctx, r, v2, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +120,9 @@ func TestVMStacked(t *testing.T) {
 		row  Row
 		path string
 	}{
-		{stackedLayout(t, "200M", data, more, 0, "ext4", ""), MDLevel, "disko.devices.mdadm.arr.level"},
-		{stackedLayout(t, "50M", "", "", 1, "ext4", ""), LVShrink, "disko.devices.lvm_vg.pool.lvs.root.size"},
-		{stackedLayout(t, "100M", "", "", 1, "xfs", ""), ContentDiffers, "disko.devices.lvm_vg.pool.lvs.root.content.format"},
+		{stackedLayout(t, "200M", data, more, 0, "ext4", "", ""), MDLevel, "disko.devices.mdadm.arr.level"},
+		{stackedLayout(t, "50M", "", "", 1, "ext4", "", ""), LVShrink, "disko.devices.lvm_vg.pool.lvs.root.size"},
+		{stackedLayout(t, "100M", "", "", 1, "xfs", "", ""), ContentDiffers, "disko.devices.lvm_vg.pool.lvs.root.content.format"},
 	} {
 		p, err := Apply(ctx, r, c.d, opts, testvm.LogT(t))
 		if err == nil || !slices.ContainsFunc(p.Refused, func(x Refusal) bool { return x.Row == c.row.ID && x.Path == c.path }) {
@@ -187,7 +187,7 @@ func TestVMStacked(t *testing.T) {
 	// exactly those three actions, applied with the files intact, then planned empty.
 	const pv2 = more + `, "pv2": {"size": "64M", "content": {"type": "lvm_pv", "vg": "fresh"}}`
 	const fresh = `, "fresh": {"lvs": {"v": {"size": "32M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/fresh"}}}}`
-	v3 := stackedLayout(t, "200M", data, pv2, 1, "ext4", fresh)
+	v3 := stackedLayout(t, "200M", data, pv2, 1, "ext4", fresh, "")
 	if p, err = Probe(ctx, r, v3, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +210,35 @@ func TestVMStacked(t *testing.T) {
 	}
 	if out := r.must(t, ctx, "findmnt -rno TARGET,SOURCE /mnt/fresh; vgs --noheadings -o vg_name,pv_count fresh"); !strings.Contains(strings.Join(strings.Fields(out), " "), "/mnt/fresh /dev/mapper/fresh-v fresh 1") {
 		t.Errorf("after apply v3, /mnt/fresh is not the LV fresh/v of a one-PV group:\n%s", out)
+	}
+
+	// Two new partitions that are the members of a new RAID1 with ext4: planned as the
+	// two partitions and the array, applied with the files intact, then planned empty.
+	const members = pv2 + `, "rx": {"size": "40M", "content": {"type": "mdraid", "name": "newmd"}}, "ry": {"size": "40M", "content": {"type": "mdraid", "name": "newmd"}}`
+	const newmd = `, "newmd": {"level": 1, "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/newmd"}}`
+	v4 := stackedLayout(t, "200M", data, members, 1, "ext4", fresh, newmd)
+	if p, err = Probe(ctx, r, v4, opts); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{
+		"create-partition disko.devices.disk.main.content.partitions.rx",
+		"create-partition disko.devices.disk.main.content.partitions.ry",
+		"create-array disko.devices.mdadm.newmd",
+	}
+	if got := actionsOf(p); !slices.Equal(got, want) || len(p.Refused) > 0 {
+		t.Fatalf("plan v4:\n got %q\nwant %q\nrefused %+v", got, want, p.Refused)
+	}
+	if _, err := Apply(ctx, r, v4, opts, testvm.LogT(t)); err != nil {
+		t.Fatalf("apply v4: %v", err)
+	}
+	if after := r.must(t, ctx, "sha256sum "+files); after != sums {
+		t.Errorf("files changed by apply v4:\nbefore %s\nafter  %s", sums, after)
+	}
+	if p, err := Probe(ctx, r, v4, opts); err != nil || len(p.Actions)+len(p.Refused) > 0 {
+		t.Errorf("plan after apply v4 is not empty: %+v, %v", p, err)
+	}
+	if out := r.must(t, ctx, "findmnt -rno TARGET /mnt/newmd; mdadm --detail --export /dev/md/newmd | grep -E '^MD_(LEVEL|DEVICES)='"); !strings.Contains(strings.Join(strings.Fields(out), " "), "/mnt/newmd MD_LEVEL=raid1 MD_DEVICES=2") {
+		t.Errorf("after apply v4, /mnt/newmd is not a two-member RAID1:\n%s", out)
 	}
 }
 
