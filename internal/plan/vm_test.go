@@ -183,62 +183,49 @@ func TestVMStacked(t *testing.T) {
 		t.Errorf("plan of the imported layout is not empty: %+v, %v", p, err)
 	}
 
-	// A new partition that is the only PV of a new volume group with an LV: planned as
-	// exactly those three actions, applied with the files intact, then planned empty.
+	// A new partition that is the only PV of a new volume group with an LV, then two new
+	// partitions that are the members of a new RAID1: each planned as exactly its
+	// actions, applied with the files intact, then planned empty.
 	const pv2 = more + `, "pv2": {"size": "64M", "content": {"type": "lvm_pv", "vg": "fresh"}}`
 	const fresh = `, "fresh": {"lvs": {"v": {"size": "32M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/fresh"}}}}`
-	v3 := stackedLayout(t, "200M", data, pv2, 1, "ext4", fresh, "")
-	if p, err = Probe(ctx, r, v3, opts); err != nil {
-		t.Fatal(err)
-	}
-	want = []string{
-		"create-partition disko.devices.disk.main.content.partitions.pv2",
-		"create-vg disko.devices.lvm_vg.fresh",
-		"create-lv disko.devices.lvm_vg.fresh.lvs.v",
-	}
-	if got := actionsOf(p); !slices.Equal(got, want) || len(p.Refused) > 0 {
-		t.Fatalf("plan v3:\n got %q\nwant %q\nrefused %+v", got, want, p.Refused)
-	}
-	if _, err := Apply(ctx, r, v3, opts, testvm.LogT(t)); err != nil {
-		t.Fatalf("apply v3: %v", err)
-	}
-	if after := r.must(t, ctx, "sha256sum "+files); after != sums {
-		t.Errorf("files changed by apply v3:\nbefore %s\nafter  %s", sums, after)
-	}
-	if p, err := Probe(ctx, r, v3, opts); err != nil || len(p.Actions)+len(p.Refused) > 0 {
-		t.Errorf("plan after apply v3 is not empty: %+v, %v", p, err)
-	}
-	if out := r.must(t, ctx, "findmnt -rno TARGET,SOURCE /mnt/fresh; vgs --noheadings -o vg_name,pv_count fresh"); !strings.Contains(strings.Join(strings.Fields(out), " "), "/mnt/fresh /dev/mapper/fresh-v fresh 1") {
-		t.Errorf("after apply v3, /mnt/fresh is not the LV fresh/v of a one-PV group:\n%s", out)
-	}
-
-	// Two new partitions that are the members of a new RAID1 with ext4: planned as the
-	// two partitions and the array, applied with the files intact, then planned empty.
 	const members = pv2 + `, "rx": {"size": "40M", "content": {"type": "mdraid", "name": "newmd"}}, "ry": {"size": "40M", "content": {"type": "mdraid", "name": "newmd"}}`
 	const newmd = `, "newmd": {"level": 1, "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/newmd"}}`
-	v4 := stackedLayout(t, "200M", data, members, 1, "ext4", fresh, newmd)
-	if p, err = Probe(ctx, r, v4, opts); err != nil {
-		t.Fatal(err)
-	}
-	want = []string{
-		"create-partition disko.devices.disk.main.content.partitions.rx",
-		"create-partition disko.devices.disk.main.content.partitions.ry",
-		"create-array disko.devices.mdadm.newmd",
-	}
-	if got := actionsOf(p); !slices.Equal(got, want) || len(p.Refused) > 0 {
-		t.Fatalf("plan v4:\n got %q\nwant %q\nrefused %+v", got, want, p.Refused)
-	}
-	if _, err := Apply(ctx, r, v4, opts, testvm.LogT(t)); err != nil {
-		t.Fatalf("apply v4: %v", err)
-	}
-	if after := r.must(t, ctx, "sha256sum "+files); after != sums {
-		t.Errorf("files changed by apply v4:\nbefore %s\nafter  %s", sums, after)
-	}
-	if p, err := Probe(ctx, r, v4, opts); err != nil || len(p.Actions)+len(p.Refused) > 0 {
-		t.Errorf("plan after apply v4 is not empty: %+v, %v", p, err)
-	}
-	if out := r.must(t, ctx, "findmnt -rno TARGET /mnt/newmd; mdadm --detail --export /dev/md/newmd | grep -E '^MD_(LEVEL|DEVICES)='"); !strings.Contains(strings.Join(strings.Fields(out), " "), "/mnt/newmd MD_LEVEL=raid1 MD_DEVICES=2") {
-		t.Errorf("after apply v4, /mnt/newmd is not a two-member RAID1:\n%s", out)
+	for _, step := range []struct {
+		name       string
+		d          *config.Devices
+		want       []string
+		check, has string // a command run after apply, and what its words must hold
+	}{
+		{"new volume group", stackedLayout(t, "200M", data, pv2, 1, "ext4", fresh, ""), []string{
+			"create-partition disko.devices.disk.main.content.partitions.pv2",
+			"create-vg disko.devices.lvm_vg.fresh",
+			"create-lv disko.devices.lvm_vg.fresh.lvs.v",
+		}, "findmnt -rno TARGET,SOURCE /mnt/fresh; vgs --noheadings -o vg_name,pv_count fresh", "/mnt/fresh /dev/mapper/fresh-v fresh 1"},
+		{"new array", stackedLayout(t, "200M", data, members, 1, "ext4", fresh, newmd), []string{
+			"create-partition disko.devices.disk.main.content.partitions.rx",
+			"create-partition disko.devices.disk.main.content.partitions.ry",
+			"create-array disko.devices.mdadm.newmd",
+		}, "findmnt -rno TARGET /mnt/newmd; mdadm --detail --export /dev/md/newmd | grep -E '^MD_(LEVEL|DEVICES)='", "/mnt/newmd MD_LEVEL=raid1 MD_DEVICES=2"},
+	} {
+		p, err := Probe(ctx, r, step.d, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := actionsOf(p); !slices.Equal(got, step.want) || len(p.Refused) > 0 {
+			t.Fatalf("%s: plan:\n got %q\nwant %q\nrefused %+v", step.name, got, step.want, p.Refused)
+		}
+		if _, err := Apply(ctx, r, step.d, opts, testvm.LogT(t)); err != nil {
+			t.Fatalf("%s: apply: %v", step.name, err)
+		}
+		if after := r.must(t, ctx, "sha256sum "+files); after != sums {
+			t.Errorf("%s: files changed by apply:\nbefore %s\nafter  %s", step.name, sums, after)
+		}
+		if p, err := Probe(ctx, r, step.d, opts); err != nil || len(p.Actions)+len(p.Refused) > 0 {
+			t.Errorf("%s: plan after apply is not empty: %+v, %v", step.name, p, err)
+		}
+		if out := r.must(t, ctx, step.check); !strings.Contains(strings.Join(strings.Fields(out), " "), step.has) {
+			t.Errorf("%s: after apply, no %q in:\n%s", step.name, step.has, out)
+		}
 	}
 }
 
