@@ -104,8 +104,9 @@ let
     // multiOutput
     // {
       inherit runCommand;
-      # nixpkgs' closureInfo (store-paths, registration), made with the host's
-      # nix-store: builds run unsandboxed here, so they can read the Nix database.
+      # nixpkgs' closureInfo (store-paths, registration of every one of them),
+      # made with the host's nix-store: builds run unsandboxed here, so they can
+      # read the Nix database.
       closureInfo =
         { rootPaths }:
         runCommand "closure-info" {
@@ -113,7 +114,7 @@ let
         } ''
           mkdir "$out"
           nix-store --query --requisites $rootPaths | sort > "$out/store-paths"
-          nix-store --dump-db $rootPaths > "$out/registration"
+          nix-store --dump-db $(cat "$out/store-paths") > "$out/registration"
         '';
       runtimeShell = "/bin/bash";
       shellcheck = hostTool "shellcheck";

@@ -3,9 +3,12 @@
 # evaluate. With diskoCompileDir (a directory with the REAL bin/disko-compile),
 # diskoImages really builds, with the host's mkfs tools from /usr/bin; with
 # anywhereDir (a directory with the REAL bin/anywhere), installTest runs it.
+# vmSystem (a store path, a bootable system such as testvm's stand-in) is what
+# vmWithDisko and installTest put on the VM's disks instead of the empty one.
 {
   diskoCompileDir ? null,
   anywhereDir ? null,
+  vmSystem ? null,
   layout,
   imageBuilder ? { },
 }:
@@ -46,7 +49,7 @@ import ../../../nix/system-builds.nix (
       inherit pkgs package devices;
       name = "disko-vm";
     };
-    vmToplevel = toplevel;
+    vmToplevel = if vmSystem == null then toplevel else builtins.storePath vmSystem;
   }
   // imageBuilder
 )
