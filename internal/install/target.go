@@ -46,6 +46,13 @@ type dialFunc func(ctx context.Context, t remote.Target, o remote.Options) (Conn
 // wrapped here rather than changed.
 type sshConn struct{ *remote.Client }
 
+// The SSH side satisfies the seam; a change to *remote.Client or
+// *remote.Shell that breaks it fails the build here.
+var (
+	_ Conn  = sshConn{}
+	_ Shell = (*remote.Shell)(nil)
+)
+
 func (c sshConn) User() Shell { return c.Client.User() }
 
 func (c sshConn) Root(ctx context.Context) (Shell, error) {
