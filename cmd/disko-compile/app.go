@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -302,7 +303,7 @@ func runExample(c *cli.Context, stdout io.Writer) error {
 	format, _ := scripts.ByMode("format")
 	fmt.Fprintf(stdout, "\nIts format script (disko-compile script format) has %d lines; the scripts are:\n", strings.Count(string(format), "\n"))
 	files := scripts.Files()
-	for _, name := range sortedKeys(files) {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		fmt.Fprintf(stdout, "  %-26s %6d bytes\n", name, len(files[name]))
 	}
 	fmt.Fprint(stdout, `
@@ -319,22 +320,22 @@ Run it on your own layout:
 func printSummary(w io.Writer, d *config.Devices) error {
 	fmt.Fprintln(w, "layout is valid:")
 	line := func(kind, name, detail string) { fmt.Fprintf(w, "  %-22s %-16s %s\n", kind, name, detail) }
-	for _, name := range sortedKeys(d.Disk) {
+	for _, name := range slices.Sorted(maps.Keys(d.Disk)) {
 		line("disk", name, d.Disk[name].Device+contentKind(d.Disk[name].Content))
 	}
-	for _, name := range sortedKeys(d.MDADM) {
+	for _, name := range slices.Sorted(maps.Keys(d.MDADM)) {
 		line("mdadm", name, fmt.Sprintf("RAID%d%s", d.MDADM[name].Level, contentKind(d.MDADM[name].Content)))
 	}
-	for _, name := range sortedKeys(d.LVMVG) {
+	for _, name := range slices.Sorted(maps.Keys(d.LVMVG)) {
 		line("lvm_vg", name, fmt.Sprintf("%d logical volumes", len(d.LVMVG[name].LVs)))
 	}
-	for _, name := range sortedKeys(d.Zpool) {
+	for _, name := range slices.Sorted(maps.Keys(d.Zpool)) {
 		line("zpool", name, fmt.Sprintf("%d datasets", len(d.Zpool[name].Datasets)))
 	}
-	for _, name := range sortedKeys(d.BcachefsFilesystems) {
+	for _, name := range slices.Sorted(maps.Keys(d.BcachefsFilesystems)) {
 		line("bcachefs_filesystem", name, fmt.Sprintf("%d subvolumes", len(d.BcachefsFilesystems[name].Subvolumes)))
 	}
-	for _, name := range sortedKeys(d.Nodev) {
+	for _, name := range slices.Sorted(maps.Keys(d.Nodev)) {
 		line("nodev", name, d.Nodev[name].FSType+" on "+d.Nodev[name].Mountpoint)
 	}
 	return nil
@@ -375,7 +376,7 @@ func writeDocs(c *cli.Context, format, out string) error {
 		return cliargs.UsageError{Err: err}
 	}
 	if out == "" {
-		for _, name := range sortedKeys(files) {
+		for _, name := range slices.Sorted(maps.Keys(files)) {
 			if _, err := c.App.Writer.Write(files[name]); err != nil {
 				return err
 			}
@@ -383,13 +384,4 @@ func writeDocs(c *cli.Context, format, out string) error {
 		return nil
 	}
 	return writeFiles(out, files, 0o644)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

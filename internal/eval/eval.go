@@ -38,12 +38,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -525,7 +525,7 @@ func unwrapJSON(name string, data []byte) (json.RawMessage, error) {
 		}
 		devices, ok := disko["devices"]
 		if !ok {
-			keys := sortedKeys(disko)
+			keys := slices.Sorted(maps.Keys(disko))
 			for i := range keys {
 				keys[i] = "disko." + keys[i]
 			}
@@ -536,7 +536,7 @@ func unwrapJSON(name string, data []byte) (json.RawMessage, error) {
 		}
 		return devices, nil
 	}
-	keys := sortedKeys(top)
+	keys := slices.Sorted(maps.Keys(top))
 	if len(keys) == 0 || slices.ContainsFunc(keys, func(k string) bool { return !slices.Contains(DeviceKeys, k) }) {
 		return nil, shapeError(name, keys, "", "")
 	}
@@ -558,15 +558,6 @@ func jsonType(raw json.RawMessage) string {
 		return "null"
 	}
 	return "number"
-}
-
-func sortedKeys(m map[string]json.RawMessage) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // position turns the offset of a json.SyntaxError (bytes read, the bad one included)

@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,7 +91,7 @@ func TestImagesMatchFormatScript(t *testing.T) {
 		}
 		layouts[name] = string(raw)
 	}
-	for _, name := range sortedKeys(layouts) {
+	for _, name := range slices.Sorted(maps.Keys(layouts)) {
 		t.Run(name, func(t *testing.T) { compareWithFormatScript(t, layouts[name], fixed[name]) })
 	}
 }

@@ -2,6 +2,8 @@ package image
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,7 +57,7 @@ func plan(d *config.Devices, sizes map[string]string) (disks []*diskPlan, vm []s
 			problems = append(problems, fmt.Sprintf("%s.%s: %s", config.RootPath, kind, notInVM(kind)))
 		}
 	}
-	for _, name := range sortedKeys(d.Disk) {
+	for _, name := range slices.Sorted(maps.Keys(d.Disk)) {
 		disk := d.Disk[name]
 		p := &diskPlan{name: name, path: codegen.DiskContentPath(name), imageName: disk.ImageName, content: disk.Content}
 		sizeText, sizePath := disk.ImageSize, strings.TrimSuffix(p.path, ".content")+".imageSize"
@@ -208,13 +210,4 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (examples: 2G, 512M)", s)
 	}
 	return v * unit, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -113,7 +113,7 @@ func (s *State) Path() string { return s.path }
 func (s *State) Reconcile(inputs map[string]string, restart bool) string {
 	var why string
 	var changed []string
-	for _, k := range sortedKeys(inputs) {
+	for _, k := range slices.Sorted(maps.Keys(inputs)) {
 		if old, ok := s.Inputs[k]; ok && old != inputs[k] {
 			changed = append(changed, fmt.Sprintf("%s %s -> %s", k, orNone(old), orNone(inputs[k])))
 		}
@@ -189,19 +189,6 @@ func (s *State) Save() error {
 		return fmt.Errorf("saving the state file %s: %w", s.path, err)
 	}
 	return nil
-}
-
-func sortedKeys(ms ...map[string]string) []string {
-	var ks []string
-	for _, m := range ms {
-		for k := range m {
-			if !slices.Contains(ks, k) {
-				ks = append(ks, k)
-			}
-		}
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 func orNone(s string) string {

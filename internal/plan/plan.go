@@ -11,6 +11,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -96,7 +97,7 @@ func (pl *planner) refuse(r Row, path, format string, args ...any) {
 
 func (pl *planner) plan(d *config.Devices, s *probe.State) {
 	pl.s = s
-	for _, name := range sortedKeys(d.Disk) {
+	for _, name := range slices.Sorted(maps.Keys(d.Disk)) {
 		disk := d.Disk[name]
 		p := attr(config.RootPath+".disk", name)
 		ad := s.Disks[name]
@@ -138,10 +139,10 @@ func (pl *planner) plan(d *config.Devices, s *probe.State) {
 			pl.content(cp, disk.Content, ad.Content, ad.Path)
 		}
 	}
-	for _, name := range sortedKeys(d.LVMVG) {
+	for _, name := range slices.Sorted(maps.Keys(d.LVMVG)) {
 		pl.vg(attr(config.RootPath+".lvm_vg", name), d.LVMVG[name], s)
 	}
-	for _, name := range sortedKeys(d.MDADM) {
+	for _, name := range slices.Sorted(maps.Keys(d.MDADM)) {
 		pl.array(attr(config.RootPath+".mdadm", name), d.MDADM[name], s)
 	}
 }
@@ -194,7 +195,7 @@ func aggregateMember(n config.Node) string {
 	case *config.LUKS:
 		return aggregateMember(n.Content)
 	case *config.GPT:
-		for _, k := range sortedKeys(n.Partitions) {
+		for _, k := range slices.Sorted(maps.Keys(n.Partitions)) {
 			if m := aggregateMember(n.Partitions[k].Content); m != "" {
 				return m
 			}
@@ -510,7 +511,7 @@ func (pl *planner) btrfs(p string, n *config.BTRFS, c *probe.Content, node strin
 		f          *config.Swapfile
 	}
 	var files []file // swap files, made after the subvolumes that hold them
-	for _, key := range sortedKeys(n.Subvolumes) {
+	for _, key := range slices.Sorted(maps.Keys(n.Subvolumes)) {
 		sv := n.Subvolumes[key]
 		name := strings.Trim(sv.Name, "/")
 		sp := attr(p+".subvolumes", key)
@@ -520,11 +521,11 @@ func (pl *planner) btrfs(p string, n *config.BTRFS, c *probe.Content, node strin
 		} else {
 			missing = append(missing, key)
 		}
-		for _, fk := range sortedKeys(sv.Swap) {
+		for _, fk := range slices.Sorted(maps.Keys(sv.Swap)) {
 			files = append(files, file{attr(sp+".swap", fk), name + "/" + strings.Trim(sv.Swap[fk].Path, "/"), sv.Swap[fk]})
 		}
 	}
-	for _, fk := range sortedKeys(n.Swap) {
+	for _, fk := range slices.Sorted(maps.Keys(n.Swap)) {
 		files = append(files, file{attr(p+".swap", fk), strings.Trim(n.Swap[fk].Path, "/"), n.Swap[fk]})
 	}
 	for _, key := range missing {
@@ -784,15 +785,6 @@ func attr(p, name string) string {
 		return p + "." + name
 	}
 	return p + "." + strconv.Quote(name)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func derefInt(p *int) int {

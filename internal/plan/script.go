@@ -2,6 +2,8 @@ package plan
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
@@ -76,16 +78,16 @@ func formatScript(n config.Node, dev string) (string, string, error) {
 	case *config.BTRFS:
 		script := "mkfs.btrfs " + splitThen(n.ExtraArgs) + dev + " >/dev/null\n"
 		var inside []string
-		for _, key := range sortedKeys(n.Subvolumes) {
+		for _, key := range slices.Sorted(maps.Keys(n.Subvolumes)) {
 			sv := n.Subvolumes[key]
 			name := q(strings.Trim(sv.Name, "/"))
 			inside = append(inside, "mkdir -p \"$(dirname \"$top\"/"+name+")\"", "btrfs subvolume create "+wordsThen(sv.ExtraArgs)+"\"$top\"/"+name+" >/dev/null")
-			for _, fk := range sortedKeys(sv.Swap) {
+			for _, fk := range slices.Sorted(maps.Keys(sv.Swap)) {
 				f := sv.Swap[fk]
 				inside = append(inside, "btrfs filesystem mkswapfile --size "+q(f.Size)+" \"$top\"/"+name+"/"+q(strings.Trim(f.Path, "/"))+" >/dev/null")
 			}
 		}
-		for _, fk := range sortedKeys(n.Swap) {
+		for _, fk := range slices.Sorted(maps.Keys(n.Swap)) {
 			f := n.Swap[fk]
 			inside = append(inside, "btrfs filesystem mkswapfile --size "+q(f.Size)+" \"$top\"/"+q(strings.Trim(f.Path, "/"))+" >/dev/null")
 		}

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,7 +121,7 @@ func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 		}
 		pl.content(lp+".content", lv.Content, al.Content, al.DMPath)
 	}
-	for _, name := range sortedKeys(av.LVs) {
+	for _, name := range slices.Sorted(maps.Keys(av.LVs)) {
 		if !desired[name] {
 			pl.refuse(LVExtra, p+".lvs", "the LV %s/%s is in the volume group but not in the layout; LVs are never removed implicitly: add it to the layout or remove it yourself", vg.Name, name)
 		}
@@ -305,7 +306,7 @@ func waitNode(dev string) string {
 // lvOrder is the creation order of a group's LVs: priority, then name (as the format
 // script creates them).
 func lvOrder(vg *config.LVMVG) []string {
-	keys := sortedKeys(vg.LVs)
+	keys := slices.Sorted(maps.Keys(vg.LVs))
 	slices.SortStableFunc(keys, func(a, b string) int { return derefInt(vg.LVs[a].Priority) - derefInt(vg.LVs[b].Priority) })
 	return keys
 }

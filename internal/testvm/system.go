@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -169,7 +170,7 @@ func BuildSystem(ctx context.Context, o SystemOptions) (*System, error) {
 		return nil, err
 	}
 	fmt.Fprintf(h, "system\nkernel %s\n", rel)
-	for _, k := range sortedKeys(versions) {
+	for _, k := range slices.Sorted(maps.Keys(versions)) {
 		fmt.Fprintf(h, "pkg %s %s\n", k, versions[k])
 	}
 	opts, _ := json.Marshal(struct {
@@ -261,15 +262,6 @@ func statOK(p string) bool {
 	return err == nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 // writeSystemSources writes the inputs of the toplevel's derivation into
 // dir: sw/ (the userland), boot/ (kernel, initrd, systemd-boot), files/
 // (scripts and /etc) and default.nix.
@@ -330,7 +322,7 @@ func writeSystemSources(ctx context.Context, dir, rel, vmlinuz string, cfg *nixo
 	for _, m := range order {
 		fmt.Fprintf(&tab, "module %s\n", guestPath(m))
 	}
-	for _, name := range sortedKeys(cfg.Boot.Initrd.Luks.Devices) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Boot.Initrd.Luks.Devices)) {
 		d := cfg.Boot.Initrd.Luks.Devices[name]
 		discard := 0
 		if d.AllowDiscards {
@@ -368,7 +360,7 @@ func writeSystemSources(ctx context.Context, dir, rel, vmlinuz string, cfg *nixo
 	files.addData("/etc/hosts", []byte("127.0.0.1\tlocalhost\n127.0.1.1\t"+o.Hostname+"\n::1\tlocalhost\n"), 0o644)
 	files.addData("/etc/ssh/authorized_keys.d/root", []byte(strings.Join(o.AuthorizedKeys, "\n")+"\n"), 0o444)
 	var fstab strings.Builder
-	mps := sortedKeys(cfg.FileSystems)
+	mps := slices.Sorted(maps.Keys(cfg.FileSystems))
 	sort.SliceStable(mps, func(i, j int) bool { return strings.Count(mps[i], "/") < strings.Count(mps[j], "/") })
 	for _, mp := range mps {
 		if mp == "/" {
@@ -383,7 +375,7 @@ func writeSystemSources(ctx context.Context, dir, rel, vmlinuz string, cfg *nixo
 	files.addData("/etc/fstab", []byte(fstab.String()), 0o644)
 	files.addData("/kernel-params", []byte("console=ttyS0 loglevel=4 no_timer_check\n"), 0o644)
 	var secrets strings.Builder
-	for _, dest := range sortedKeys(o.InitrdSecrets) {
+	for _, dest := range slices.Sorted(maps.Keys(o.InitrdSecrets)) {
 		src := o.InitrdSecrets[dest]
 		if !path.IsAbs(dest) || !path.IsAbs(src) || strings.ContainsAny(dest+src, " \t\n") {
 			return fmt.Errorf("initrd secret %q <- %q: both paths must be absolute, without spaces", dest, src)
