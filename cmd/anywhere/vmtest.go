@@ -197,7 +197,7 @@ func vmLayout(ctx context.Context, stdin io.Reader, ref, nixpkgs string) (*confi
 	var sizes []int64
 	for i, name := range disks {
 		devices[name] = vmcycle.VirtioDisk(i)
-		s, err := vmcycle.ParseSize(plain.Disk[name].ImageSize)
+		s, err := config.BinaryBytes(plain.Disk[name].ImageSize)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: disko.devices.disk.%s.imageSize: %w", ref, name, err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/cliargs"
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/eval"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 	"github.com/diskoanywhere/diskoanywhere/internal/vmcycle"
@@ -138,7 +139,7 @@ func vmDiskSizes(l *vmcycle.Layout, flags []string) ([]int64, error) {
 		if i < 0 {
 			return nil, cliargs.UsageError{Err: fmt.Errorf("--disk-size %s: the layout has no disk %q (disks: %s)", f, name, strings.Join(l.Disks, ", "))}
 		}
-		n, err := vmcycle.ParseSize(size)
+		n, err := config.BinaryBytes(size)
 		if err != nil || n < testvm.MiB {
 			return nil, cliargs.UsageError{Err: fmt.Errorf("--disk-size %s: %q is not a size of at least 1M (examples: 768M, 2G)", f, size)}
 		}

@@ -16,13 +16,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
@@ -198,26 +198,13 @@ func parseDisks(s string) ([]testvm.DiskSpec, error) {
 			disks = append(disks, testvm.DiskSpec{Path: d})
 			continue
 		}
-		size, err := parseSize(d)
-		if err != nil {
-			return nil, fmt.Errorf("--disks %q: %w", s, err)
+		size, err := config.BinaryBytes(d)
+		if err != nil || size == 0 {
+			return nil, fmt.Errorf("--disks %q: %q is not a size (examples: 512M, 2G) or an image path", s, d)
 		}
 		disks = append(disks, testvm.DiskSpec{Size: size})
 	}
 	return disks, nil
-}
-
-func parseSize(s string) (int64, error) {
-	mult := map[byte]int64{'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
-	num, m := strings.ToUpper(s), int64(1)
-	if n := len(num); n > 0 && mult[num[n-1]] != 0 {
-		num, m = num[:n-1], mult[num[n-1]]
-	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("%q is not a size (examples: 512M, 2G) or an image path", s)
-	}
-	return v * m, nil
 }
 
 func cmdShell(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -64,7 +64,10 @@ func plan(d *config.Devices, sizes map[string]string) (disks []*diskPlan, vm []s
 		if s, ok := sizes[name]; ok {
 			sizeText, sizePath = s, "--size "+name
 		}
-		size, err := parseSize(sizeText)
+		size, err := config.BinaryBytes(sizeText)
+		if err == nil && size == 0 {
+			err = fmt.Errorf("%q is not a size an image can have (examples: 2G, 512M)", sizeText)
+		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", sizePath, err))
 		}
@@ -193,21 +196,4 @@ func attrPath(path, name string) string {
 		return path + "." + name
 	}
 	return path + "." + strconv.Quote(name)
-}
-
-// parseSize reads an imageSize: a number with an optional K, M, G, T or P suffix (powers
-// of 1024, as truncate -s reads it).
-func parseSize(s string) (int64, error) {
-	units := map[byte]int64{'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40, 'P': 1 << 50}
-	num, unit := s, int64(1)
-	if s != "" {
-		if u, ok := units[s[len(s)-1]]; ok {
-			num, unit = s[:len(s)-1], u
-		}
-	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v <= 0 || v > (1<<62)/unit {
-		return 0, fmt.Errorf("%q is not a size (examples: 2G, 512M)", s)
-	}
-	return v * unit, nil
 }

@@ -291,19 +291,6 @@ func TestCryptsetupStandIn(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"20M": 20 << 20, "1G": 1 << 30, "512": 512, "10k": 10 << 10} {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "M", "-1M", "1.5G", "100%"} {
-		if _, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q): no error", in)
-		}
-	}
-}
-
 // runBash runs script with bash and args, and returns its output.
 func runBash(t *testing.T, script string, args ...string) string {
 	t.Helper()

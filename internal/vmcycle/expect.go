@@ -6,7 +6,6 @@ import (
 	"path"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen/nixos"
@@ -120,7 +119,7 @@ func expectOf(d *config.Devices, root string) (*expect, error) {
 					return
 				}
 				for _, k := range slices.Sorted(maps.Keys(files)) {
-					size, err := ParseSize(files[k].Size)
+					size, err := config.BinaryBytes(files[k].Size)
 					if err != nil {
 						problems = append(problems, err.Error())
 					}
@@ -211,21 +210,4 @@ func isNil(n config.Node) bool {
 	}
 	v := reflect.ValueOf(n)
 	return v.Kind() == reflect.Pointer && v.IsNil()
-}
-
-// ParseSize reads a size with an optional binary K, M, G, T or P suffix (disko's
-// swapfile and LV sizes; "10M" is 10 MiB for both btrfs and lvcreate).
-func ParseSize(s string) (int64, error) {
-	num, mult := strings.TrimSpace(s), int64(1)
-	if num != "" {
-		if i := strings.IndexByte("KMGTP", num[len(num)-1]&^0x20); i >= 0 {
-			mult = int64(1) << (10 * (i + 1))
-			num = num[:len(num)-1]
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional K, M, G, T or P suffix", s)
-	}
-	return n * mult, nil
 }

@@ -122,7 +122,7 @@ func (l *Layout) NeedsF2FS() bool { return l.f2fs }
 func (l *Layout) ImageSizes() ([]int64, error) {
 	var sizes []int64
 	for _, name := range l.Disks {
-		s, err := ParseSize(l.Devices.Disk[name].ImageSize)
+		s, err := config.BinaryBytes(l.Devices.Disk[name].ImageSize)
 		if err != nil {
 			return nil, fmt.Errorf("disko.devices.disk.%s.imageSize: %w", name, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/mountopt"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
@@ -536,7 +537,7 @@ func checkActive(c *check, s *state, e *expect) {
 				fill = fill || strings.HasPrefix(lv.size, "100%")
 				continue
 			}
-			size, err1 := ParseSize(lv.size)
+			size, err1 := config.BinaryBytes(lv.size)
 			got, err2 := strconv.ParseInt(g.Size, 10, 64)
 			ext, err3 := strconv.ParseInt(g.ExtentSize, 10, 64)
 			if err1 != nil || err2 != nil || err3 != nil {
@@ -636,7 +637,7 @@ func missingOptions(fsType string, want, got []string) []string {
 				rest = append(rest, o)
 				continue
 			}
-			n, err := ParseSize(strings.TrimPrefix(o, "size="))
+			n, err := config.BinaryBytes(strings.TrimPrefix(o, "size="))
 			if err != nil || !slices.Contains(got, fmt.Sprintf("size=%dk", n>>10)) {
 				missing = append(missing, o)
 			}
