@@ -81,18 +81,18 @@ let
   # VM's disks (/dev/vda, /dev/vdb, ... in disk-name order, as `anywhere
   # --vm-test` attaches them), as disko's installTest re-points the disks.
   diskNames = builtins.attrNames (raw.disk or { });
-  vmSystem = extendModules {
-    modules = [
-      {
-        disko.devices.disk = builtins.listToAttrs (
-          builtins.genList (i: {
-            name = builtins.elemAt diskNames i;
-            value.device = lib.mkVMOverride "/dev/vd${builtins.substring i 1 "abcdefghijklmnopqrstuvwxyz"}";
-          }) (builtins.length diskNames)
-        );
-      }
-    ];
+  vmDisks = {
+    disko.devices.disk = builtins.listToAttrs (
+      builtins.genList (i: {
+        name = builtins.elemAt diskNames i;
+        value.device = lib.mkVMOverride "/dev/vd${builtins.substring i 1 "abcdefghijklmnopqrstuvwxyz"}";
+      }) (builtins.length diskNames)
+    );
   };
+  vmSystem = extendModules { modules = [ vmDisks ]; };
+  # vmWithDisko's system: the VM's disks plus virtualisation.vmVariantWithDisko,
+  # whose value is that extended configuration (as disko and NixOS's vmVariant do).
+  vmVariant = config.virtualisation.vmVariantWithDisko;
 
   systemBuilds = import ./system-builds.nix {
     inherit pkgs;
@@ -114,6 +114,8 @@ let
     inherit (cfg) memSize;
     vmCompiled = vmSystem.config.system.build.diskoCompiled;
     vmToplevel = vmSystem.config.system.build.toplevel;
+    vmWithDiskoCompiled = vmVariant.system.build.diskoCompiled;
+    vmWithDiskoToplevel = vmVariant.system.build.toplevel;
   };
 
   diskoBuilds = {
@@ -140,7 +142,6 @@ let
     map (n: [ "disko" "tests" n ]) (builtins.attrNames options.disko.tests)
     ++ [
       [ "disko" "testMode" ]
-      [ "virtualisation" "vmVariantWithDisko" ]
     ]
   );
   isSet = path: (lib.attrByPath path { } options).highestPrio or 1500 < 1500;
@@ -332,10 +333,10 @@ in
   };
 
   options.virtualisation.vmVariantWithDisko = lib.mkOption {
-    inherit ((extendModules { modules = [ ]; })) type;
+    inherit ((extendModules { modules = [ vmDisks ]; })) type;
     default = { };
     visible = "shallow";
-    description = "Machine configuration added for system.build.vmWithDisko. ${pendingNote "disko's NixOS-test VM tests"}";
+    description = "Machine configuration added for system.build.vmWithDisko, whose system this is (with the layout's disks on the VM's /dev/vda, /dev/vdb, ...).";
   };
 
   config = lib.mkMerge [

@@ -37,6 +37,9 @@
   # /dev/vda, /dev/vdb, ... in disk-name order, and the system built for them.
   vmCompiled,
   vmToplevel,
+  # vmWithDisko's layout and system: the VM's with virtualisation.vmVariantWithDisko.
+  vmWithDiskoCompiled ? vmCompiled,
+  vmWithDiskoToplevel ? vmToplevel,
 }:
 let
   pure = import ./lib.nix;
@@ -153,11 +156,12 @@ let
     if pkgs ? OVMF then "export DISKOANYWHERE_OVMF_DIR=${pkgs.OVMF.fd}/FV" else "";
 
   # disko's vmWithDisko: the images of the VM's system (its disks re-pointed at
-  # the VM's, /dev/vda, ... as installTest's), with the closure and the
+  # the VM's, /dev/vda, ... as installTest's, plus the module's
+  # virtualisation.vmVariantWithDisko), with the closure and the
   # bootloader in them (`disko-compile image --system`, no VM, no root), in a
   # temporary directory removed when qemu exits; qemu boots them with UEFI
   # firmware on the terminal (-nographic). Extra arguments go to qemu.
-  vmClosure = pkgs.closureInfo { rootPaths = [ vmToplevel ]; };
+  vmClosure = pkgs.closureInfo { rootPaths = [ vmWithDiskoToplevel ]; };
   vmWithDisko = script "disko-vm" { } ''
     #!${pkgs.runtimeShell}
     set -eu
@@ -165,7 +169,7 @@ let
     ${ovmfExport}
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    disko-compile image --format ${imageFormat} --system ${vmToplevel} --closure-info ${vmClosure} --out "$tmp" ${vmCompiled}/layout.json >/dev/null
+    disko-compile image --format ${imageFormat} --system ${vmWithDiskoToplevel} --closure-info ${vmClosure} --out "$tmp" ${vmWithDiskoCompiled}/layout.json >/dev/null
     code=
     for dir in ''${DISKOANYWHERE_OVMF_DIR:-} /usr/share/OVMF; do
       for name in OVMF_CODE.fd OVMF_CODE_4M.fd; do

@@ -140,19 +140,29 @@ func TestModuleSystemBuilds(t *testing.T) {
 		{ disko.devices.disk.a.device = "/dev/sdy"; }
 		{ disko.imageBuilder = { imageFormat = "qcow2"; copyNixStore = false; name = "img"; extraPostVM = "echo post-vm"; }; }
 		{ system.build.toplevel = builtins.toFile "nixos-system-stand-in" ""; }
+		({ lib, ... }: { virtualisation.vmVariantWithDisko.system.build.toplevel = lib.mkForce (builtins.toFile "vm-variant-stand-in" ""); })
 	]`
 	body := `let b = cfg.system.build; dev = l: builtins.mapAttrs (_: d: d.device) l.disk; in {
 		vm = dev b.installTest.vmCompiled.layout; own = dev b.diskoCompiled.layout;
+		variant = dev cfg.virtualisation.vmVariantWithDisko.disko.devices;
 		images = b.diskoImages.name + " " + builtins.elemAt b.diskoImages.args 1;
-		test = b.installTest.text; warnings = cfg.warnings; }`
+		test = b.installTest.text; vmWithDisko = b.vmWithDisko.text; warnings = cfg.warnings; }`
 	var got struct {
-		VM, Own      map[string]string
-		Images, Test string
-		Warnings     []string
+		VM, Own, Variant          map[string]string
+		Images, Test, VMWithDisko string
+		Warnings                  []string
 	}
 	evalJSON(t, moduleExpr(t, lib, "", modules, body), &got, noIFD...)
 	if got.VM["a"] != "/dev/vda" || got.VM["b"] != "/dev/vdb" || got.Own["a"] != "/dev/sdy" || got.Own["b"] != "/dev/sdx" {
 		t.Errorf("installTest's disks %v (want a=/dev/vda b=/dev/vdb), the system's %v (want unchanged)", got.VM, got.Own)
+	}
+	// vmWithDisko boots the system of virtualisation.vmVariantWithDisko (the VM's disks
+	// plus the user's additions); installTest keeps the plain VM system.
+	if got.Variant["a"] != "/dev/vda" || got.Variant["b"] != "/dev/vdb" {
+		t.Errorf("vmVariantWithDisko's disks %v, want a=/dev/vda b=/dev/vdb", got.Variant)
+	}
+	if !regexp.MustCompile(`--system /nix/store/\S+-vm-variant-stand-in `).MatchString(got.VMWithDisko) || strings.Contains(got.Test, "vm-variant-stand-in") {
+		t.Errorf("vmWithDisko must boot vmVariantWithDisko's system and installTest the VM's own:\nvmWithDisko: %s\ninstallTest: %s", got.VMWithDisko, got.Test)
 	}
 	if !strings.HasPrefix(got.Images, "img ") || !strings.Contains(got.Images, `disko-compile image --format qcow2  --out "$out" layout.json`+"\necho post-vm") {
 		t.Errorf("diskoImages: %s", got.Images)
