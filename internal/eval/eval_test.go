@@ -439,16 +439,9 @@ func TestRealStoreFallback(t *testing.T) {
 	}
 	storePath := strings.TrimSpace(string(out))
 	layout := `{ disk.main = { device = "/dev/vda"; content = { type = "luks"; name = builtins.readFile (builtins.storePath "` + storePath + `"); }; }; }`
-	if err := os.WriteFile(filepath.Join(dir, "layout.nix"), []byte(layout), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ev := &Evaluator{Env: testEnv()}
-	got, err := ev.Devices(t.Context(), Source{Path: filepath.Join(dir, "layout.nix")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := devicesOfFile(t, dir, layout)
 	want := `{"disk":{"main":{"content":{"name":"cryptroot","type":"luks"},"device":"/dev/vda"}}}`
-	if string(got) != want {
+	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
@@ -459,16 +452,24 @@ func TestPathValues(t *testing.T) {
 	needNix(t)
 	dir := t.TempDir()
 	layout := `{ disk.main = { device = "/dev/vda"; content = { type = "luks"; name = "c"; settings.keyFile = ./secret.key; additionalKeyFiles = [ ./second.key ]; }; }; }`
-	if err := os.WriteFile(filepath.Join(dir, "layout.nix"), []byte(layout), 0o644); err != nil {
+	got := devicesOfFile(t, dir, layout)
+	want := `{"disk":{"main":{"content":{"additionalKeyFiles":["` + dir + `/second.key"],"name":"c","settings":{"keyFile":"` + dir + `/secret.key"},"type":"luks"},"device":"/dev/vda"}}}`
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// devicesOfFile writes layout as layout.nix in dir and returns the devices JSON the
+// evaluator gives for that file.
+func devicesOfFile(t *testing.T, dir, layout string) string {
+	t.Helper()
+	file := filepath.Join(dir, "layout.nix")
+	if err := os.WriteFile(file, []byte(layout), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ev := &Evaluator{Env: testEnv()}
-	got, err := ev.Devices(t.Context(), Source{Path: filepath.Join(dir, "layout.nix")})
+	got, err := (&Evaluator{Env: testEnv()}).Devices(t.Context(), Source{Path: file})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"disk":{"main":{"content":{"additionalKeyFiles":["` + dir + `/second.key"],"name":"c","settings":{"keyFile":"` + dir + `/secret.key"},"type":"luks"},"device":"/dev/vda"}}}`
-	if string(got) != want {
-		t.Errorf("got  %s\nwant %s", got, want)
-	}
+	return string(got)
 }
