@@ -47,7 +47,9 @@ func (r *run) disko(ctx context.Context, a *artifacts) error {
 	return nil
 }
 
-// checkDisks asks Options.CheckDisk about every disk the layout writes.
+// checkDisks asks Options.CheckDisk about every disk the layout writes. A
+// refused disk is a refusal: nothing was written, and running the same command
+// again would be refused again, so no resume is offered.
 func (r *run) checkDisks(a *artifacts) error {
 	if r.o.CheckDisk == nil {
 		return nil
@@ -62,7 +64,7 @@ func (r *run) checkDisks(a *artifacts) error {
 	slices.Sort(names)
 	for _, n := range names {
 		if err := r.o.CheckDisk(a.layout.Disk[n].Device); err != nil {
-			return fmt.Errorf("disk %s: %w", n, err)
+			return refusal{fmt.Errorf("disk %s: %w", n, err)}
 		}
 	}
 	return nil

@@ -335,17 +335,17 @@ func TestResumeAfterKexec(t *testing.T) {
 }
 
 // TestRefusals checks what the run refuses before writing anything: each
-// refusal leaves the disks alone (no disk script uploaded or run).
+// refusal leaves the disks alone (no disk script uploaded or run) and offers
+// no resume, since the same command would be refused again.
 func TestRefusals(t *testing.T) {
 	canKexec := []string{"kexec_supported=n", "kexec_supported=y", "virt_container=docker", "virt_container=none", "dockerenv=y", "dockerenv=n", "lockdown=\n", "lockdown=[none] integrity\n"}
 	tests := []struct {
-		name   string
-		facts  string
-		edits  []string
-		rules  []fakeRule
-		setup  func(o *Options, dir string)
-		want   string
-		resume bool // the error offers to resume
+		name  string
+		facts string
+		edits []string
+		rules []fakeRule
+		setup func(o *Options, dir string)
+		want  string
 	}{
 		{name: "not Linux", facts: "nixos-kexec-installer.out", edits: []string{"kernel=Linux", "kernel=FreeBSD"},
 			want: "runs FreeBSD, not Linux"},
@@ -353,7 +353,7 @@ func TestRefusals(t *testing.T) {
 			setup: func(o *Options, _ string) {
 				o.CheckDisk = func(dev string) error { return errors.New(dev + " is not a disk of this test") }
 			},
-			want: "disk main: /dev/sda is not a disk of this test", resume: true},
+			want: "disk main: /dev/sda is not a disk of this test"},
 		{name: "container", facts: "debian-sudo-user.out",
 			setup: func(o *Options, _ string) { o.Phases = []Phase{PhaseKexec, PhaseDisko} },
 			want:  "the target runs in a docker container, which cannot kexec"},
@@ -384,8 +384,8 @@ func TestRefusals(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
-			if got := strings.Contains(err.Error(), resumeHint); got != tt.resume {
-				t.Errorf("resume hint %v, want %v", got, tt.resume)
+			if strings.Contains(err.Error(), resumeHint) {
+				t.Errorf("a refusal offers to resume: %v", err)
 			}
 			if len(f.uploads) > 0 || f.ran(diskScript) > 0 {
 				t.Errorf("a refused run wrote to the target: uploads %v, commands %q", f.uploads, f.cmds)
