@@ -91,12 +91,8 @@ func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 			w.comment(dp)
 			err := withCreateHooksErr(w, dp, ds, func() error {
 				full := pool.Name + "/" + ds.Name
-				var o []string
-				for _, k := range slices.Sorted(maps.Keys(ds.Options)) {
-					o = append(o, "-o", k+"="+ds.Options[k])
-				}
 				w.block("if ! zfs get type "+Q(full)+" >/dev/null 2>&1; then", "fi", func() {
-					w.linef("zfs create %s %s-V %s%s", Q(full), wordsThen(o), Q(ds.Size), thenWords(ds.ExtraArgs))
+					w.linef("%s", words(ZFSCreateArgs(pool.Name, ds)))
 				})
 				if ds.Content == nil {
 					w.linef("disko_dev disko_seen %s", Q(ds.Device))
@@ -117,20 +113,14 @@ func (g *gen) createZpool(w *writer, u *unit, pool *config.Zpool) error {
 // datasetUpdate creates a filesystem dataset (zfs create -up: no mount, parents too), or
 // sets its mutable properties when it exists. The pool's root dataset is never created.
 func (g *gen) datasetUpdate(w *writer, p optPath, full string, options map[string]string, mountpoint string, root bool) {
-	create := map[string]string{}
-	if mountpoint != "" {
-		create["mountpoint"] = mountpoint
-	}
-	for k, v := range options {
-		create[k] = v
-	}
-	var createArgs, update []string
+	create := ZFSProperties(options, mountpoint)
+	var update []string
 	for _, k := range slices.Sorted(maps.Keys(create)) {
-		createArgs = append(createArgs, "-o", k+"="+create[k])
-		if !slices.Contains(zfsOneTime, k) {
+		if !ZFSCreationOnly(k) {
 			update = append(update, k+"="+create[k])
 		}
 	}
+	createArgs := propertyArgs(create)
 	if root {
 		if len(update) > 0 {
 			w.block("if zfs get type "+Q(full)+" >/dev/null 2>&1; then", "fi", func() {
@@ -150,6 +140,43 @@ func (g *gen) datasetUpdate(w *writer, p optPath, full string, options map[strin
 	}, func() {
 		w.linef("zfs set -u %s %s", words(update), Q(full))
 	})
+}
+
+// ZFSProperties are the properties the format script gives a filesystem dataset: its
+// options, and its mountpoint unless the options set one.
+func ZFSProperties(options map[string]string, mountpoint string) map[string]string {
+	props := map[string]string{}
+	if mountpoint != "" {
+		props["mountpoint"] = mountpoint
+	}
+	maps.Copy(props, options)
+	return props
+}
+
+// ZFSCreationOnly reports whether zfs sets a property only when it creates the dataset
+// (zfs set refuses it afterwards).
+func ZFSCreationOnly(prop string) bool { return slices.Contains(zfsOneTime, prop) }
+
+// ZFSCreateArgs are the words of the zfs create command with which the format script makes
+// a missing dataset or volume of pool; the incremental apply runs the same command.
+func ZFSCreateArgs(pool string, ds config.DatasetNode) []string {
+	switch ds := ds.(type) {
+	case *config.ZFSFS:
+		return append([]string{"zfs", "create", "-up", pool + "/" + ds.Name}, propertyArgs(ZFSProperties(ds.Options, ds.Mountpoint))...)
+	case *config.ZFSVolume:
+		args := append([]string{"zfs", "create", pool + "/" + ds.Name}, propertyArgs(ds.Options)...)
+		return append(append(args, "-V", ds.Size), ds.ExtraArgs...)
+	}
+	return nil
+}
+
+// propertyArgs are -o NAME=VALUE pairs, sorted by name.
+func propertyArgs(props map[string]string) []string {
+	var args []string
+	for _, k := range slices.Sorted(maps.Keys(props)) {
+		args = append(args, "-o", k+"="+props[k])
+	}
+	return args
 }
 
 // rootDataset is the pool's root dataset as disko models it (its "__root" dataset).

@@ -145,6 +145,9 @@ func (pl *planner) plan(d *config.Devices, s *probe.State) {
 	for _, name := range slices.Sorted(maps.Keys(d.MDADM)) {
 		pl.array(attr(config.RootPath+".mdadm", name), d.MDADM[name], s)
 	}
+	for _, name := range slices.Sorted(maps.Keys(d.Zpool)) {
+		pl.zpool(attr(config.RootPath+".zpool", name), d.Zpool[name], s)
+	}
 }
 
 // notRefused marks that a refusing row's question was asked and answered "no": it is
@@ -497,6 +500,10 @@ func (pl *planner) content(p string, n config.Node, c *probe.Content, node strin
 		want := map[string]string{"lvm_pv": "LVM2_member", "mdraid": "linux_raid_member", "zfs": "zfs_member", "bcachefs": "bcachefs"}[n.Kind()]
 		if c.Type != want {
 			pl.refuse(ContentDiffers, p+".type", "%s holds %s, the layout makes it %s; that would destroy the data", node, c.Type, n.Kind())
+			return
+		}
+		if z, ok := n.(*config.ZFS); ok {
+			pl.zfsMember(p, z, c, node)
 			return
 		}
 		pl.member(p, n, c, node)

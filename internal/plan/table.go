@@ -82,6 +82,21 @@ var (
 	MountMoved        = Row{ID: "mount-moved", Node: "mountpoint", Desired: "mount point M", Actual: "mounted below the root mount point somewhere else", Action: "mount"}
 	MountOptions      = Row{ID: "mount-options-differ", Node: "mountOptions", Desired: "options O at mount point M", Actual: "mounted at M without some of O (aliases such as xfs pquota = prjquota, and options the kernel does not list, count as shown)", Action: "remount"}
 	MountElsewhere    = Row{ID: "mount-same-or-unmounted", Node: "mountpoint, mountOptions", Desired: "any", Actual: "unmounted, or mounted at M with all of the layout's options", Action: ""}
+
+	ZFSPoolSame        = Row{ID: "zfs-pool-same", Node: "zpool.NAME", Desired: "a pool", Actual: "the imported pool its members name (vdevs are not compared; apply never adds, removes or reshapes them)", Action: ""}
+	ZFSPoolMissing     = Row{ID: "zfs-pool-missing", Node: "zpool.NAME", Desired: "a pool", Actual: "no probed device is a member of it: apply does not create pools (their members would have to be made in this run)", Refuse: true}
+	ZFSPoolUnreadable  = Row{ID: "zfs-pool-unreadable", Node: "zpool.NAME", Desired: "a pool", Actual: "members, but the pool is not imported, or zpool/zfs cannot read it (tools or kernel module missing)", Refuse: true}
+	ZFSMemberUnread    = Row{ID: "zfs-member-unreadable", Node: "content (zfs)", Desired: "a member of pool N", Actual: "a zfs_member whose pool name blkid cannot read", Refuse: true}
+	DatasetSame        = Row{ID: "dataset-same", Node: "zpool.datasets.NAME", Desired: "a zfs_fs or zfs_volume", Actual: "a filesystem or volume of that name and type", Action: ""}
+	DatasetMissing     = Row{ID: "dataset-missing", Node: "zpool.datasets.NAME", Desired: "a zfs_fs, or a zfs_volume (its content: filesystem, swap, btrfs or null)", Actual: "none of that name", Action: "create-dataset"}
+	DatasetDiffers     = Row{ID: "dataset-differs", Node: "zpool.datasets.NAME.type", Desired: "zfs_fs (zfs_volume)", Actual: "a volume (filesystem) of that name", Refuse: true}
+	DatasetExtra       = Row{ID: "dataset-extra", Node: "zpool.datasets", Desired: "no dataset of this name", Actual: "a dataset or volume (kept, never destroyed)", Action: ""}
+	ZFSPropertySame    = Row{ID: "zfs-property-same", Node: "zpool.options.P, .rootFsOptions.P, .datasets.NAME.options.P, .mountpoint", Desired: "property P = V", Actual: "P set locally to V (numbers compared as numbers: 10G = 10737418240; mountpoint without the pool's altroot)", Action: ""}
+	ZFSPropertyDiffers = Row{ID: "zfs-property-differs", Node: "zpool.options.P, .rootFsOptions.P, .datasets.NAME.options.P, .mountpoint", Desired: "property P = V, settable after creation", Actual: "P set locally to another value, or inherited or default", Action: "set-property"}
+	ZFSPropertyFixed   = Row{ID: "zfs-property-fixed", Node: "zpool.rootFsOptions.P, .datasets.NAME.options.P", Desired: "P = V, where P is only set at creation (encryption, keyformat, casesensitivity, utf8only, normalization, volblocksize, pbkdf2iters)", Actual: "another value", Refuse: true}
+	VolumeGrow         = Row{ID: "volume-grow", Node: "zpool.datasets.NAME.size", Desired: "larger than the volume", Actual: "a volume holding ext4, xfs, btrfs or nothing", Action: "grow-volume"}
+	VolumeGrowBlocked  = Row{ID: "volume-grow-blocked", Node: "zpool.datasets.NAME.size", Desired: "larger than the volume (or a size zfs cannot read)", Actual: "content that cannot grow (swap, LUKS, ...)", Refuse: true}
+	VolumeShrink       = Row{ID: "volume-shrink", Node: "zpool.datasets.NAME.size", Desired: "smaller than the volume by more than 1 MiB", Actual: "any", Refuse: true}
 )
 
 // Rows is the decision table, in the order of docs/incremental.md.
@@ -92,6 +107,8 @@ var Rows = []Row{
 	LUKSSame, LUKSClosed, LUKSAdded, LUKSRemoved,
 	MemberElsewhere, VGMissing, VGCreate, LVSame, LVMissing, LVNoRoom, LVInactive, LVGrow, LVGrowBlocked, LVShrink, LVExtra,
 	MDMissing, MDCreate, MDInactive, MDLevel, MDSame,
+	ZFSPoolSame, ZFSPoolMissing, ZFSPoolUnreadable, ZFSMemberUnread, DatasetSame, DatasetMissing, DatasetDiffers, DatasetExtra,
+	ZFSPropertySame, ZFSPropertyDiffers, ZFSPropertyFixed, VolumeGrow, VolumeGrowBlocked, VolumeShrink,
 	SubvolSame, SubvolMissing, SubvolExtra, SwapfileMissing, SwapfileSame,
 	MountMoved, MountOptions, MountElsewhere,
 }

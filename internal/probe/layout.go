@@ -18,7 +18,7 @@ import (
 // codes; filesystems their current mount point below rootMountpoint and their mount
 // options; open LUKS containers, LVM volume groups and md arrays with what they hold.
 // What the probe could not read (a closed LUKS container's inside, an inactive LV or
-// array, ZFS and bcachefs members, unreadable disks) is left out with a note: a layout
+// array or ZFS pool, bcachefs members, unreadable disks) is left out with a note: a layout
 // never claims what was not read.
 func (s *State) Layout(rootMountpoint string) (*config.Devices, []string) {
 	im := &importer{s: s, root: rootMountpoint, d: &config.Devices{Disk: map[string]*config.Disk{}}}
@@ -169,7 +169,9 @@ func (im *importer) content(where string, c *Content) config.Node {
 		return im.pv(where, c)
 	case "linux_raid_member":
 		return im.mdMember(where, c)
-	case "zfs_member", "bcachefs":
+	case "zfs_member":
+		return im.zfsMember(where, c)
+	case "bcachefs":
 		im.note("%s holds %s, which import does not read yet; its content is left out (null: left untouched)", where, c.Type)
 		return nil
 	}

@@ -1,6 +1,6 @@
 // Package probe reads what block devices hold right now: partition tables, filesystems,
-// swap, btrfs subvolumes and swap files, open LUKS containers, LVM volume groups and
-// md arrays, and where they are mounted. It only reads (sfdisk --json, blkid -p, findmnt
+// swap, btrfs subvolumes and swap files, open LUKS containers, LVM volume groups, md
+// arrays and ZFS pools with their datasets, and where they are mounted. It only reads (sfdisk --json, blkid -p, findmnt
 // --json, btrfs subvolume list on a read-only mount in a private mount namespace, pvs,
 // vgs, lvs, mdadm --examine and --detail, and /sys for open containers) and never guesses: a device it cannot read is reported as
 // such, so that a plan refuses it instead of acting on a guess.
@@ -48,6 +48,8 @@ type State struct {
 	VGs map[string]*VG `json:"vgs,omitempty"`
 	// Arrays are the md arrays that a probed member belongs to, by array name.
 	Arrays map[string]*Array `json:"arrays,omitempty"`
+	// Pools are the ZFS pools that a probed member belongs to, by pool name.
+	Pools map[string]*Pool `json:"pools,omitempty"`
 }
 
 // Disk is one probed block device.
@@ -111,6 +113,8 @@ type Content struct {
 	VG string `json:"vg,omitempty"`
 	// Array is the name of the md array a linux_raid_member belongs to.
 	Array string `json:"array,omitempty"`
+	// Pool is the name of the ZFS pool a zfs_member belongs to (blkid's LABEL).
+	Pool string `json:"pool,omitempty"`
 	// Unreadable says why the inside (subvolumes, swap files, LUKS, LVM or md metadata)
 	// could not be read.
 	Unreadable string `json:"unreadable,omitempty"`
@@ -354,6 +358,11 @@ func inside(ctx context.Context, r Runner, c *Content, node string, mounts []fsM
 		return pvGroup(ctx, r, c, node)
 	case "linux_raid_member":
 		return mdMember(ctx, r, c, node)
+	case "zfs_member":
+		if c.Pool = c.Label; c.Pool == "" {
+			return fmt.Errorf("blkid reads no pool name on the ZFS member %s", node)
+		}
+		return nil
 	case "btrfs":
 	default:
 		return nil

@@ -139,9 +139,17 @@ func exportValue(out []byte, key string) string {
 // then those that their LVs and arrays belong to, until no new one turns up.
 func (s *State) probeStacks(ctx context.Context, r Runner, mounts []fsMount) error {
 	for {
-		vgs, arrays := s.references()
-		if len(vgs)+len(arrays) == 0 {
+		vgs, arrays, pools := s.references()
+		if len(vgs)+len(arrays)+len(pools) == 0 {
 			return nil
+		}
+		for _, name := range pools {
+			s.Pools = ensureMap(s.Pools)
+			p := &Pool{Name: name}
+			s.Pools[name] = p
+			if err := probePool(ctx, r, p, mounts); err != nil {
+				*p = Pool{Name: name, Imported: p.Imported, Unreadable: err.Error()}
+			}
 		}
 		for _, name := range vgs {
 			if s.VGs == nil {
@@ -167,9 +175,9 @@ func (s *State) probeStacks(ctx context.Context, r Runner, mounts []fsMount) err
 	}
 }
 
-// references are the volume groups and arrays that probed contents name but that are not
-// probed yet, sorted.
-func (s *State) references() (vgs, arrays []string) {
+// references are the volume groups, arrays and pools that probed contents name but that
+// are not probed yet, sorted.
+func (s *State) references() (vgs, arrays, pools []string) {
 	seen := map[string]bool{}
 	var walk func(c *Content)
 	walk = func(c *Content) {
@@ -183,6 +191,10 @@ func (s *State) references() (vgs, arrays []string) {
 		if c.Array != "" && s.Arrays[c.Array] == nil && !seen["md "+c.Array] {
 			seen["md "+c.Array] = true
 			arrays = append(arrays, c.Array)
+		}
+		if c.Pool != "" && s.Pools[c.Pool] == nil && !seen["zfs "+c.Pool] {
+			seen["zfs "+c.Pool] = true
+			pools = append(pools, c.Pool)
 		}
 		if c.Opened != nil {
 			walk(c.Opened.Content)
@@ -204,9 +216,15 @@ func (s *State) references() (vgs, arrays []string) {
 	for _, a := range s.Arrays {
 		walk(a.Content)
 	}
+	for _, p := range s.Pools {
+		for _, ds := range p.Datasets {
+			walk(ds.Content)
+		}
+	}
 	sort.Strings(vgs)
 	sort.Strings(arrays)
-	return vgs, arrays
+	sort.Strings(pools)
+	return vgs, arrays, pools
 }
 
 // lvmReport is the JSON of vgs and lvs with --units b --nosuffix (numbers are strings).
