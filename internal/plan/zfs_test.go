@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -174,5 +175,43 @@ func TestImportZFS(t *testing.T) {
 	}
 	if p := Make(d, &s, Options{RootMountpoint: "/mnt"}); len(p.Actions)+len(p.Refused) > 0 {
 		t.Errorf("plan of the imported layout is not empty: %+v\n%s", p, js)
+	}
+}
+
+// TestZFSApplyScriptRuns runs the apply script of dataset and property actions in bash
+// with stand-ins for zfs and zpool on PATH that log their arguments and, like the real
+// tools on success, print nothing (not a real ZFS run: no ZFS module here). The tools
+// get exactly the words the plan says.
+func TestZFSApplyScriptRuns(t *testing.T) {
+	d := layoutOf(t, gptLayout(zfsPart), `, "zpool": {"zroot": {"options": {"autotrim": "on"}, "datasets": {`+
+		`"home": {"type": "zfs_fs", "mountpoint": "/home", "options": {"com.sun:auto-snapshot": "true"}}, `+
+		`"srv/my data": {"type": "zfs_fs", "options": {"mountpoint": "legacy"}}}}}`)
+	p := Make(d, zfsState(zfsFS("zroot/home", map[string]string{"mountpoint": "/mnt/home"})), Options{RootMountpoint: "/mnt"})
+	if len(p.Refused) > 0 || len(p.Actions) != 3 {
+		t.Fatalf("plan: %+v", p)
+	}
+	bin := t.TempDir()
+	log := filepath.Join(bin, "log")
+	for _, tool := range []string{"zfs", "zpool"} {
+		script := "#!/bin/sh\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done >>\"$ZFS_LOG\"\necho >>\"$ZFS_LOG\"\n"
+		if err := os.WriteFile(filepath.Join(bin, tool), []byte(strings.Replace(script, "[%s]", tool+"[%s]", 1)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("bash", "-s")
+	cmd.Stdin = strings.NewReader(string(p.Script()))
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "ZFS_LOG="+log)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("apply script: %v\n%s", err, out)
+	}
+	got, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "zpool[set]zpool[autotrim=on]zpool[zroot]\n" +
+		"zfs[set]zfs[-u]zfs[com.sun:auto-snapshot=true]zfs[zroot/home]\n" +
+		"zfs[create]zfs[-up]zfs[zroot/srv/my data]zfs[-o]zfs[mountpoint=legacy]\n"
+	if string(got) != want {
+		t.Errorf("the tools were called with\n%s\nwant\n%s", got, want)
 	}
 }

@@ -152,3 +152,76 @@ func TestZpoolStatusClasses(t *testing.T) {
 		t.Errorf("vdevs\n%s\nwant\n%s", js, want)
 	}
 }
+
+// fakeTool is a shell script that answers the listed argument lists with the fixture
+// files, as the real tool prints them for the fixture pool, and fails on anything else.
+func fakeTool(t *testing.T, dir, name string, answers map[string]string) {
+	t.Helper()
+	fixtures, err := filepath.Abs(filepath.Join("testdata", "zfs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\ncase \"$*\" in\n"
+	for args, file := range answers {
+		script += "'" + args + "') cat '" + filepath.Join(fixtures, file) + "' ;;\n"
+	}
+	script += "*) echo \"" + name + ": no fixture for: $*\" >&2; exit 2 ;;\nesac\n"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProbePoolFakeTools runs the pool's probe commands through sh with stand-ins for
+// zpool, zfs and blkid on PATH that print the fixtures (not a real ZFS run: this machine
+// has no ZFS module). The command lines, their quoting and the tools check work in a
+// real shell, and give the same pool as the recorded probe; without the tools on PATH the
+// pool is unreadable.
+func TestProbePoolFakeTools(t *testing.T) {
+	bin := t.TempDir()
+	fakeTool(t, bin, "zpool", map[string]string{
+		"list -H -o name":                                 "zpool-list-names",
+		"list -Hp -o name,size,health zroot":              "zpool-list",
+		"status -P zroot":                                 "zpool-status",
+		"get -Hp -o name,property,value,source all zroot": "zpool-get",
+	})
+	fakeTool(t, bin, "zfs", map[string]string{
+		"list -Hp -r -t filesystem,volume -o name,type,mountpoint,volsize zroot":  "zfs-list",
+		"get -Hp -r -t filesystem,volume -o name,property,value,source all zroot": "zfs-get",
+	})
+	if err := os.WriteFile(filepath.Join(bin, "blkid"), []byte("#!/bin/sh\n[ \"$*\" = '-p -o export -- /dev/zvol/zroot/vol' ] || exit 4\nprintf 'UUID=5e1c\\nTYPE=ext4\\n'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":/usr/bin:/bin")
+	ctx := context.Background()
+	mounts, err := readMounts(ctx, zfsRunner(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Pool{Name: "zroot"}
+	if err := probePool(ctx, Local{}, p, mounts); err != nil {
+		t.Fatal(err)
+	}
+	var recorded State
+	raw, err := os.ReadFile("../plan/testdata/zfs-probe.json")
+	if err == nil {
+		err = json.Unmarshal(raw, &recorded)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(p)
+	want, _ := json.Marshal(recorded.Pools["zroot"])
+	if string(got) != string(want) {
+		t.Errorf("pool through sh and the stand-in tools:\n%s\nrecorded:\n%s", got, want)
+	}
+
+	shOnly := t.TempDir()
+	if err := os.Symlink("/bin/sh", filepath.Join(shOnly, "sh")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", shOnly)
+	err = probePool(ctx, Local{}, &Pool{Name: "zroot"}, mounts)
+	if err == nil || !strings.Contains(err.Error(), "exit status 127: zpool and zfs are not installed") {
+		t.Errorf("probe without zpool and zfs: %v, want an error saying they are not installed", err)
+	}
+}
