@@ -52,24 +52,8 @@ func (g *gen) createLVMVG(w *writer, u *unit, vg *config.LVMVG) error {
 	for _, key := range lvOrder(vg) {
 		lv := vg.LVs[key]
 		w.comment(u.path.field("lvs").attr(key))
-		flag, size := "-L", lv.Size
-		switch {
-		case lv.LVMType == "thinlv":
-			flag = "-V"
-		case strings.Contains(lv.Size, "%"):
-			flag = "-l"
-			if strings.HasSuffix(size, "%") {
-				size += "FREE"
-			}
-		}
-		var extra sh
-		if lv.LVMType == "thinlv" {
-			extra += "--thinpool=" + Q(lv.Pool) + " "
-		} else if lv.LVMType != "" {
-			extra += "--type=" + Q(lv.LVMType) + " "
-		}
 		w.block("if ! disko_has_lv "+Q(lv.Name)+"; then", "fi", func() {
-			w.linef("lvcreate --yes %s %s -n %s %s%s%s", sh(flag), Q(size), Q(lv.Name), extra, splitThen(lv.ExtraArgs), Q(vg.Name))
+			w.linef("%s", words(LVCreateArgs(vg.Name, lv)))
 		})
 	}
 	for _, key := range lvOrder(vg) {
@@ -84,6 +68,32 @@ func (g *gen) createLVMVG(w *writer, u *unit, vg *config.LVMVG) error {
 		}
 	}
 	return nil
+}
+
+// LVCreateArgs are the words (unquoted) of the lvcreate command that makes lv in the
+// group vgName, as the format script runs it; apply (internal/plan) creates missing LVs
+// with the same command.
+func LVCreateArgs(vgName string, lv *config.LV) []string {
+	flag, size := "-L", lv.Size
+	switch {
+	case lv.LVMType == "thinlv":
+		flag = "-V"
+	case strings.Contains(lv.Size, "%"):
+		flag = "-l"
+		if strings.HasSuffix(size, "%") {
+			size += "FREE"
+		}
+	}
+	args := []string{"lvcreate", "--yes", flag, size, "-n", lv.Name}
+	if lv.LVMType == "thinlv" {
+		args = append(args, "--thinpool="+lv.Pool)
+	} else if lv.LVMType != "" {
+		args = append(args, "--type="+lv.LVMType)
+	}
+	for _, a := range lv.ExtraArgs {
+		args = append(args, strings.Fields(a)...)
+	}
+	return append(args, vgName)
 }
 
 func (g *gen) mountLVMVG(u *unit, vg *config.LVMVG, owners []*hooked) {

@@ -366,12 +366,15 @@ func (pl *planner) missing(w wanted, ad *probe.Disk, free *[]block, creates *[]f
 		pl.refuse(PartNoRoom, w.path, "partition %d (%s) does not fit in the free space of %s", w.number, size, ad.Device)
 		return
 	}
-	fill, what, err := formatScript(w.content, `"$node"`)
+	var fill, what string
+	var err error
 	switch n := w.content.(type) {
 	case *config.LVMPV:
-		fill, what, err = pl.newPV(n, ad, w.number, *free, before)
+		fill, what = pl.newPV(n, ad, w.number, *free, before, w.path+".content")
 	case *config.MDRaid:
 		fill, what, err = pl.newMDMember(n, ad, w.number)
+	default:
+		fill, what, err = formatScript(w.content, `"$node"`)
 	}
 	if err != nil {
 		pl.refuse(ContentNoCreate, w.path+".content", "%v", err)

@@ -1,12 +1,14 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 	"github.com/diskoanywhere/diskoanywhere/internal/probe"
@@ -67,7 +69,7 @@ func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 	case av == nil && len(pl.newMembers[p]) > 0:
 		av = pl.createVG(p, vg.Name)
 	case av == nil:
-		pl.refuse(VGMissing, p, "no volume group %q was found on the probed disks (its physical volumes are missing, in a closed LUKS container, or not in the layout); apply does not create volume groups: use the format script", vg.Name)
+		pl.refuse(VGMissing, p, "no volume group %q was found on the probed disks (its physical volumes are missing, in a closed LUKS container, or not in the layout); apply creates a volume group only on partitions it creates: use the format script", vg.Name)
 		return
 	case av.Unreadable != "":
 		pl.refuse(VGMissing, p, "cannot read the volume group %q: %s", vg.Name, av.Unreadable)
@@ -75,8 +77,10 @@ func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 	default:
 		pl.keep(VGMissing.notRefused())
 	}
-	free := av.Free
 	extent := max(av.ExtentSize, 1)
+	room := &room{free: av.Free, pvs: slices.Clone(av.PVFree)}
+	pl.extendVG(p, av, room)
+	made := map[string]bool{} // the LVs created by this plan so far
 	var creates []func()
 	desired := map[string]bool{}
 	for _, key := range lvOrder(vg) {
@@ -85,7 +89,7 @@ func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 		lp := attr(p+".lvs", key)
 		al := av.LVs[lv.Name]
 		if al == nil {
-			pl.missingLV(lp, vg.Name, lv, av, &free, &creates)
+			pl.missingLV(lp, vg.Name, lv, av, room, made, &creates)
 			continue
 		}
 		if !al.Active {
@@ -104,14 +108,14 @@ func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 		default:
 			grow := roundUp(want, extent) - al.Size
 			script, err := growScript(al.Content, al.DMPath)
-			if err == nil && grow > free {
-				err = fmt.Errorf("it needs %d MiB more, the volume group %s has %d MiB free", grow>>20, vg.Name, free>>20)
+			if err == nil && grow > room.free {
+				err = fmt.Errorf("it needs %d MiB more, the volume group %s has %d MiB free", grow>>20, vg.Name, room.free>>20)
 			}
 			if err != nil {
 				pl.refuse(LVGrowBlocked, lp+".size", "the LV %s/%s cannot grow to %s: %v", vg.Name, lv.Name, lv.Size, err)
 				continue
 			}
-			free -= grow
+			room.take(grow)
 			what := "its content"
 			if al.Content != nil {
 				what = "its " + al.Content.Type
@@ -132,11 +136,57 @@ func (pl *planner) vg(p string, vg *config.LVMVG, s *probe.State) {
 }
 
 // newMember is a PV or md member on a partition this plan creates: its node at apply
-// time and its size.
+// time, its size, and the option path of the partition's content.
 type newMember struct {
 	node  string // a shell word
 	bytes int64
+	path  string
 }
+
+// room is a volume group's free space as the plan uses it up: in all, and on each PV,
+// largest first (a RAID LV's images go on different PVs).
+type room struct {
+	free int64
+	pvs  []int64
+}
+
+// take uses n bytes, from the PVs in order (as LVM's normal allocation does).
+func (r *room) take(n int64) {
+	r.free -= n
+	for i := range r.pvs {
+		t := min(n, r.pvs[i])
+		r.pvs[i] -= t
+		n -= t
+	}
+	r.sort()
+}
+
+// takeImages uses each bytes on each of k different PVs; false, taking nothing, when
+// fewer than k PVs have that much free.
+func (r *room) takeImages(k int, each int64) bool {
+	if k > len(r.pvs) || r.pvs[k-1] < each {
+		return false
+	}
+	for i := range k {
+		r.pvs[i] -= each
+	}
+	r.free -= int64(k) * each
+	r.sort()
+	return true
+}
+
+// add counts a new PV's extents.
+func (r *room) add(bytes int64) {
+	r.free += bytes
+	r.pvs = append(r.pvs, bytes)
+	r.sort()
+}
+
+func (r *room) sort() { slices.SortFunc(r.pvs, func(a, b int64) int { return cmp.Compare(b, a) }) }
+
+// pvExtents is the room a new PV of the given size gives a group with extents of
+// extent bytes.
+func pvExtents(bytes, extent int64) int64 { return max(bytes-pvDataStart, 0) / extent * extent }
 
 // pvExtentSize and pvDataStart are vgcreate's and pvcreate's defaults: 4 MiB extents, the
 // first of them 1 MiB into the PV.
@@ -144,20 +194,18 @@ const pvExtentSize, pvDataStart = 4 << 20, 1 << 20
 
 // addMember records partition number of ad, which the plan creates, as a member of the
 // group or array at path p.
-func (pl *planner) addMember(p string, ad *probe.Disk, number int, bytes int64) {
+func (pl *planner) addMember(p string, ad *probe.Disk, number int, bytes int64, contentPath string) {
 	if pl.newMembers == nil {
 		pl.newMembers = map[string][]newMember{}
 	}
 	node := "\"$(disko_apply_node " + q(ad.Path) + " " + strconv.Itoa(number) + ")\""
-	pl.newMembers[p] = append(pl.newMembers[p], newMember{node: node, bytes: bytes})
+	pl.newMembers[p] = append(pl.newMembers[p], newMember{node: node, bytes: bytes, path: contentPath})
 }
 
 // newPV makes a partition that the plan creates (partition number of ad, taking the
-// free space before minus after) a PV of a volume group that the plan creates too.
-func (pl *planner) newPV(pv *config.LVMPV, ad *probe.Disk, number int, after, before []block) (string, string, error) {
-	if pl.s.VGs[pv.VG] != nil {
-		return "", "", fmt.Errorf("the volume group %q exists; apply does not add physical volumes to it (vgextend): use the format script", pv.VG)
-	}
+// free space before minus after; its content at contentPath) a PV of a volume group:
+// one the plan creates too, or an existing one that it extends (vg then plans both).
+func (pl *planner) newPV(pv *config.LVMPV, ad *probe.Disk, number int, after, before []block, contentPath string) (string, string) {
 	var sectors int64
 	for _, b := range before {
 		sectors += b.end - b.start + 1
@@ -165,8 +213,8 @@ func (pl *planner) newPV(pv *config.LVMPV, ad *probe.Disk, number int, after, be
 	for _, b := range after {
 		sectors -= b.end - b.start + 1
 	}
-	pl.addMember(attr(config.RootPath+".lvm_vg", pv.VG), ad, number, sectors*ad.SectorSize)
-	return "pvcreate --quiet --yes \"$node\" >/dev/null\n", "make it a physical volume of the new volume group " + pv.VG, nil
+	pl.addMember(attr(config.RootPath+".lvm_vg", pv.VG), ad, number, sectors*ad.SectorSize, contentPath)
+	return "pvcreate --quiet --yes \"$node\" >/dev/null\n", "make it a physical volume of the volume group " + pv.VG
 }
 
 // newMDMember makes a partition that the plan creates a member of an md array that the
@@ -175,7 +223,7 @@ func (pl *planner) newMDMember(md *config.MDRaid, ad *probe.Disk, number int) (s
 	if pl.s.Arrays[md.Name] != nil {
 		return "", "", fmt.Errorf("the md array %q exists; apply does not add members to it (mdadm --add would resync it): use the format script", md.Name)
 	}
-	pl.addMember(attr(config.RootPath+".mdadm", md.Name), ad, number, 0)
+	pl.addMember(attr(config.RootPath+".mdadm", md.Name), ad, number, 0, "")
 	return "", "make it a member of the new md array " + md.Name, nil
 }
 
@@ -187,7 +235,8 @@ func (pl *planner) createVG(p, name string) *probe.VG {
 	var nodes []string
 	for _, pv := range pl.newMembers[p] {
 		nodes = append(nodes, pv.node)
-		av.Size += max(pv.bytes-pvDataStart, 0) / pvExtentSize * pvExtentSize
+		av.PVFree = append(av.PVFree, pvExtents(pv.bytes, pvExtentSize))
+		av.Size += pvExtents(pv.bytes, pvExtentSize)
 	}
 	av.Free = av.Size
 	pl.act(VGCreate, p, fmt.Sprintf("create the volume group %s (%d MiB) on %d new physical volumes", name, av.Size>>20, len(nodes)),
@@ -195,52 +244,137 @@ func (pl *planner) createVG(p, name string) *probe.VG {
 	return av
 }
 
-// missingLV plans an LV that the group does not have: created when the group's free
-// space holds it.
-func (pl *planner) missingLV(lp, vgName string, lv *config.LV, av *probe.VG, free *int64, creates *[]func()) {
-	if lv.LVMType != "" {
-		pl.refuse(LVNoRoom, lp+".lvm_type", "apply only creates linear LVs; %s/%s is a %s: use the format script", vgName, lv.Name, lv.LVMType)
-		return
+// extendVG adds the PVs on partitions that the plan creates to the existing group av
+// (vgextend), each an action at the partition's content, and counts their room.
+func (pl *planner) extendVG(p string, av *probe.VG, r *room) {
+	if pl.s.VGs[av.Name] == nil {
+		return // created by this plan: createVG has counted its PVs
 	}
+	for _, pv := range pl.newMembers[p] {
+		bytes := pvExtents(pv.bytes, max(av.ExtentSize, 1))
+		pl.act(VGExtend, pv.path, fmt.Sprintf("add the new physical volume (%d MiB) to the volume group %s", bytes>>20, av.Name),
+			"vgextend --quiet "+q(av.Name)+" "+pv.node+" >/dev/null\n")
+		r.add(bytes)
+	}
+}
+
+// missingLV plans an LV that the group does not have: created, as the format script
+// creates it, when the group has room for it (made are the LVs created before it).
+func (pl *planner) missingLV(lp, vgName string, lv *config.LV, av *probe.VG, r *room, made map[string]bool, creates *[]func()) {
 	extent := max(av.ExtentSize, 1)
-	flag, size := "-L", lv.Size
-	need, ok := lvBytes(lv.Size, extent)
-	if !ok {
-		m := lvPercentRe.FindStringSubmatch(lv.Size)
-		if m == nil {
+	switch lv.LVMType {
+	case "", "thin-pool":
+		need, ok := lvNeed(lv.Size, extent, av.Size, r.free)
+		if !ok {
 			pl.refuse(LVNoRoom, lp+".size", "cannot read the size %q", lv.Size)
 			return
 		}
-		pct, _ := strconv.ParseFloat(m[1], 64)
-		of := *free
-		if m[2] == "VG" {
-			of = av.Size
+		if _, abs := lvBytes(lv.Size, extent); abs && lv.LVMType == "thin-pool" {
+			// Its metadata LV and the group's spare of it, at lvm's defaults (64 KiB
+			// chunks, 64 bytes of metadata each, 2 MiB at least).
+			need += 2 * roundUp(max(need>>10, 2<<20), extent)
 		}
-		flag, need = "-l", roundUp(int64(pct/100*float64(of)), extent)
-		if m[2] == "" {
-			size += "FREE"
+		if need <= 0 || need > r.free {
+			pl.refuse(LVNoRoom, lp+".size", "the LV %s/%s (%s) does not fit in the %d MiB free in the volume group", vgName, lv.Name, lv.Size, r.free>>20)
+			return
 		}
-	} else {
-		need = roundUp(need, extent)
-	}
-	if need <= 0 || need > *free {
-		pl.refuse(LVNoRoom, lp+".size", "the LV %s/%s (%s) does not fit in the %d MiB free in the volume group", vgName, lv.Name, lv.Size, *free>>20)
+		r.take(need)
+	case "thinlv":
+		if pool := av.LVs[lv.Pool]; !made[lv.Pool] && (pool == nil || pool.Segtype != "thin-pool") {
+			pl.refuse(LVNoRoom, lp+".pool", "the thin LV %s/%s needs the thin pool %q, which the volume group does not have and the plan does not create before it (give the pool a lower priority)", vgName, lv.Name, lv.Pool)
+			return
+		}
+	case "raid1":
+		size, ok := lvBytes(lv.Size, extent)
+		if !ok {
+			pl.refuse(LVNoRoom, lp+".size", "apply creates a raid1 LV of an absolute size only, not %q", lv.Size)
+			return
+		}
+		images := mirrors(splitArgs(lv.ExtraArgs)) + 1
+		each := roundUp(size, extent) + extent // the image and its metadata LV
+		if !r.takeImages(images, each) {
+			pl.refuse(LVNoRoom, lp+".size", "the raid1 LV %s/%s (%s) needs %d MiB free on each of %d physical volumes; the volume group's have %s free", vgName, lv.Name, lv.Size, each>>20, images, mibList(r.pvs))
+			return
+		}
+	default:
+		pl.refuse(LVNoRoom, lp+".lvm_type", "apply creates linear, thin-pool, thinlv and raid1 LVs; %s/%s is a %s, whose room depends on stripe defaults that vary between LVM versions: use the format script", vgName, lv.Name, lv.LVMType)
 		return
 	}
-	*free -= need
+	made[lv.Name] = true
 	fill, what, err := formatScript(lv.Content, `"$node"`)
 	if err != nil {
 		pl.refuse(ContentNoCreate, lp+".content", "%v", err)
 		return
 	}
 	desc := fmt.Sprintf("create the LV %s/%s (%s) in its free space", vgName, lv.Name, lv.Size)
+	if lv.LVMType != "" {
+		desc = fmt.Sprintf("create the %s LV %s/%s (%s)", lv.LVMType, vgName, lv.Name, lv.Size)
+	}
 	if what != "" {
 		desc += " and " + what
 	}
-	dev := "/dev/" + vgName + "/" + lv.Name
-	args := append([]string{"lvcreate", "--yes", "--wipesignatures", "y", flag, size, "-n", lv.Name}, splitArgs(lv.ExtraArgs)...)
-	script := words(append(args, vgName)...) + " >/dev/null\n" + waitNode(dev) + fill
+	args := codegen.LVCreateArgs(vgName, lv)
+	if lv.LVMType == "" || lv.LVMType == "raid1" {
+		// Old signatures in the free extents would make the new LV look formatted (thin
+		// LVs read as zeros until written).
+		args = slices.Insert(args, 2, "--wipesignatures", "y")
+	}
+	script := words(args...) + " >/dev/null\n"
+	if lv.LVMType != "thin-pool" { // a thin pool has no device node of its own to use
+		script += waitNode("/dev/"+vgName+"/"+lv.Name) + fill
+	}
 	*creates = append(*creates, func() { pl.act(LVMissing, lp, desc, script) })
+}
+
+// lvNeed is the room an LV of size takes in a group of vgSize bytes with free bytes
+// free: its size, or its percentage of the group or of its free space, in whole
+// extents; false for a size it cannot read.
+func lvNeed(size string, extent, vgSize, free int64) (int64, bool) {
+	if need, ok := lvBytes(size, extent); ok {
+		return roundUp(need, extent), true
+	}
+	m := lvPercentRe.FindStringSubmatch(size)
+	if m == nil {
+		return 0, false
+	}
+	pct, _ := strconv.ParseFloat(m[1], 64)
+	of := free
+	if m[2] == "VG" {
+		of = vgSize
+	}
+	return roundUp(int64(pct/100*float64(of)), extent), true
+}
+
+// mirrors is the -m (--mirrors) count of lvcreate's extra arguments: 1 when not given.
+func mirrors(args []string) int {
+	n := 1
+	for i, a := range args {
+		v, ok := "", false
+		switch {
+		case (a == "-m" || a == "--mirrors") && i+1 < len(args):
+			v, ok = args[i+1], true
+		case strings.HasPrefix(a, "--mirrors="):
+			v, ok = strings.TrimPrefix(a, "--mirrors="), true
+		case strings.HasPrefix(a, "-m") && len(a) > 2:
+			v, ok = a[2:], true
+		}
+		if m, err := strconv.Atoi(v); ok && err == nil && m > 0 {
+			n = m
+		}
+	}
+	return n
+}
+
+// mibList is sizes in MiB, as "a, b, c MiB" ("nothing known" when there are none).
+func mibList(sizes []int64) string {
+	if len(sizes) == 0 {
+		return "nothing known"
+	}
+	var out []string
+	for _, s := range sizes {
+		out = append(out, strconv.FormatInt(s>>20, 10))
+	}
+	return strings.Join(out, ", ") + " MiB"
 }
 
 // array compares an md array with the array its members belong to.

@@ -60,10 +60,11 @@ var (
 	LUKSRemoved       = Row{ID: "luks-removed", Node: "content.type", Desired: "anything but luks", Actual: "crypto_LUKS", Refuse: true}
 	MemberElsewhere   = Row{ID: "member-elsewhere", Node: "lvm_pv.vg, mdraid.name", Desired: "member of group or array N", Actual: "a member of another group or array (or a PV in none)", Refuse: true}
 	VGMissing         = Row{ID: "vg-missing", Node: "lvm_vg.NAME", Desired: "a volume group", Actual: "no probed PV belongs to it (and the plan creates none), or vgs/lvs cannot read it", Refuse: true}
-	VGCreate          = Row{ID: "vg-create", Node: "lvm_vg.NAME", Desired: "a volume group", Actual: "none; the plan creates partitions that are its PVs (lvm_pv on a missing partition, not on a partition of an existing group)", Action: "create-vg"}
+	VGCreate          = Row{ID: "vg-create", Node: "lvm_vg.NAME", Desired: "a volume group", Actual: "none; the plan creates partitions that are its PVs (lvm_pv on a missing partition)", Action: "create-vg"}
+	VGExtend          = Row{ID: "vg-extend", Node: "lvm_pv (on a partition the plan creates)", Desired: "a PV of group N", Actual: "the group N exists and is readable", Action: "extend-vg"}
 	LVSame            = Row{ID: "lv-same", Node: "lvm_vg.lvs.NAME", Desired: "an LV", Actual: "an active LV of that name and size (within one extent; percentages, thin and RAID sizes are not compared)", Action: ""}
-	LVMissing         = Row{ID: "lv-missing", Node: "lvm_vg.lvs.NAME", Desired: "a linear LV (its content: filesystem, swap, btrfs or null)", Actual: "none of that name, and room for it in the group's free space", Action: "create-lv"}
-	LVNoRoom          = Row{ID: "lv-no-room", Node: "lvm_vg.lvs.NAME", Desired: "an LV", Actual: "none of that name, and not enough free space (or a thin or RAID LV)", Refuse: true}
+	LVMissing         = Row{ID: "lv-missing", Node: "lvm_vg.lvs.NAME", Desired: "a linear, thin-pool, thinlv or raid1 LV (its content: filesystem, swap, btrfs or null)", Actual: "none of that name, and room for it: in the group's free space (a thin pool also for its metadata and spare, estimated at lvm's defaults); for raid1, its size plus one extent free on each of mirrors + 1 PVs; for thinlv, its pool in the group or created before it", Action: "create-lv"}
+	LVNoRoom          = Row{ID: "lv-no-room", Node: "lvm_vg.lvs.NAME", Desired: "an LV", Actual: "none of that name, and no room for it as lv-missing says (or a raid1 LV of a percentage size, or an lvm_type apply does not create: mirror, raid0, raid4, raid5, raid6)", Refuse: true}
 	LVInactive        = Row{ID: "lv-inactive", Node: "lvm_vg.lvs.NAME", Desired: "an LV", Actual: "an inactive LV (what it holds cannot be read)", Refuse: true}
 	LVGrow            = Row{ID: "lv-grow", Node: "lvm_vg.lvs.NAME.size", Desired: "larger than the LV", Actual: "enough free space in the group; ext4, xfs, btrfs or no content", Action: "grow-lv"}
 	LVGrowBlocked     = Row{ID: "lv-grow-blocked", Node: "lvm_vg.lvs.NAME.size", Desired: "larger than the LV", Actual: "not enough free space in the group, or content that cannot grow", Refuse: true}
@@ -105,7 +106,7 @@ var Rows = []Row{
 	PartSame, PartMissing, PartMissingSwap, PartNoRoom, PartMoved, PartType, PartGrow, PartGrowBlocked, PartShrink, PartExtra,
 	ContentUntouched, ContentBlank, ContentSame, ContentDiffers, ContentUnreadable, ContentNoCreate,
 	LUKSSame, LUKSClosed, LUKSAdded, LUKSRemoved,
-	MemberElsewhere, VGMissing, VGCreate, LVSame, LVMissing, LVNoRoom, LVInactive, LVGrow, LVGrowBlocked, LVShrink, LVExtra,
+	MemberElsewhere, VGMissing, VGCreate, VGExtend, LVSame, LVMissing, LVNoRoom, LVInactive, LVGrow, LVGrowBlocked, LVShrink, LVExtra,
 	MDMissing, MDCreate, MDInactive, MDLevel, MDSame,
 	ZFSPoolSame, ZFSPoolMissing, ZFSPoolUnreadable, ZFSMemberUnread, DatasetSame, DatasetMissing, DatasetDiffers, DatasetExtra,
 	ZFSPropertySame, ZFSPropertyDiffers, ZFSPropertyFixed, VolumeGrow, VolumeGrowBlocked, VolumeShrink,

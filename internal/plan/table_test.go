@@ -70,6 +70,18 @@ const (
 	mdBoot   = `, "mdadm": {"boot": {"level": 1, "content": {"type": "filesystem", "format": "vfat"}}}`
 )
 
+// More LVs and PVs: a new partition that is a PV of pool, a thin pool tp with a thin LV,
+// and a raid1 LV.
+const (
+	pv2Part  = `, "pv2": {"size": "100M", "content": {"type": "lvm_pv", "vg": "pool"}}`
+	thinPool = `, "tp": {"size": "64M", "lvm_type": "thin-pool"}`
+	thinLV   = `, "thin": {"size": "32M", "lvm_type": "thinlv", "pool": "tp", "content": {"type": "filesystem", "format": "ext4"}}`
+)
+
+func raid1LV(size string) string {
+	return `"r": {"size": "` + size + `", "lvm_type": "raid1", "content": {"type": "filesystem", "format": "ext4"}}`
+}
+
 func vgPool(lvs string) string { return `, "lvm_vg": {"pool": {"lvs": {` + lvs + `}}}` }
 
 func lvRoot(size string) string {
@@ -91,7 +103,7 @@ func lvs(ls ...*probe.LV) map[string]*probe.LV {
 // pvState is a disk whose partition pv is a PV of vg; the group "pool" has 500 MiB free.
 func pvState(vg string, lvs map[string]*probe.LV) *probe.State {
 	s := gpt(part(1, "pv", 1, 100, &probe.Content{Type: "LVM2_member", VG: vg}))
-	s.VGs = map[string]*probe.VG{vg: {Name: vg, Size: 1 << 30, Free: 500 << 20, ExtentSize: 4 << 20, LVs: lvs}}
+	s.VGs = map[string]*probe.VG{vg: {Name: vg, Size: 1 << 30, Free: 500 << 20, ExtentSize: 4 << 20, PVFree: []int64{500 << 20}, LVs: lvs}}
 	return s
 }
 
@@ -160,13 +172,25 @@ var rowCases = []struct {
 	}(), vgPath},
 	{VGCreate, gptLayout(pvPart + `, "pv2": {"size": "100M", "content": {"type": "lvm_pv", "vg": "fresh"}}`), `, "lvm_vg": {"pool": {"lvs": {}}, "fresh": {"lvs": {` + lvRoot("20M") + `}}}`,
 		pvState("pool", nil), "disko.devices.lvm_vg.fresh"},
-	{ContentNoCreate, gptLayout(pvPart + `, "pv2": {"size": "100M", "content": {"type": "lvm_pv", "vg": "pool"}}`), vgPool(""), pvState("pool", nil), "disko.devices.disk.main.content.partitions.pv2.content"},
+	{VGExtend, gptLayout(pvPart + pv2Part), vgPool(""), pvState("pool", nil), "disko.devices.disk.main.content.partitions.pv2.content"},
 	{LVSame, gptLayout(pvPart), vgPool(lvRoot("100M")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), ""},
 	{LVSame, gptLayout(pvPart), vgPool(lvRoot("100%FREE")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), ""},
 	{LVMissing, gptLayout(pvPart), vgPool(lvRoot("100M") + `, "data": {"size": "20M", "content": {"type": "filesystem", "format": "xfs"}}`), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.data"},
 	{LVMissing, gptLayout(pvPart), vgPool(lvRoot("100M") + `, "data": {"size": "100%", "content": {"type": "swap"}}`), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.data"},
 	{LVNoRoom, gptLayout(pvPart), vgPool(lvRoot("100M") + `, "data": {"size": "2G"}`), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.data.size"},
-	{LVNoRoom, gptLayout(pvPart), vgPool(lvRoot("100M") + `, "thin": {"size": "20M", "lvm_type": "thin-pool"}`), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.thin.lvm_type"},
+	{LVMissing, gptLayout(pvPart), vgPool(lvRoot("100M") + thinPool + thinLV), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.tp"},
+	{LVMissing, gptLayout(pvPart), vgPool(lvRoot("100M") + thinPool + thinLV), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.thin"},
+	{LVMissing, gptLayout(pvPart), vgPool(lvRoot("100M") + thinPool + thinLV), pvState("pool", lvs(activeLV("root", 100, fs("ext4")), &probe.LV{Name: "tp", Segtype: "thin-pool", Active: true})), vgPath + ".lvs.thin"},
+	{LVMissing, gptLayout(pvPart), vgPool(raid1LV("20M")), func() *probe.State {
+		s := pvState("pool", nil)
+		s.VGs["pool"].PVFree = []int64{250 << 20, 250 << 20}
+		return s
+	}(), vgPath + ".lvs.r"},
+	{LVMissing, gptLayout(pvPart + pv2Part), vgPool(raid1LV("40M")), pvState("pool", nil), vgPath + ".lvs.r"},
+	{LVNoRoom, gptLayout(pvPart), vgPool(raid1LV("20M")), pvState("pool", nil), vgPath + ".lvs.r.size"},
+	{LVNoRoom, gptLayout(pvPart), vgPool(`"r": {"size": "20M", "lvm_type": "raid5"}`), pvState("pool", nil), vgPath + ".lvs.r.lvm_type"},
+	{LVNoRoom, gptLayout(pvPart), vgPool(`"a": {"size": "20M", "lvm_type": "thinlv", "pool": "zz", "priority": 1}, "zz": {"size": "64M", "lvm_type": "thin-pool", "priority": 2}`), pvState("pool", nil), vgPath + ".lvs.a.pool"},
+	{LVNoRoom, gptLayout(pvPart), vgPool(`"tp": {"size": "496M", "lvm_type": "thin-pool"}`), pvState("pool", nil), vgPath + ".lvs.tp.size"},
 	{LVInactive, gptLayout(pvPart), vgPool(lvRoot("100M")), pvState("pool", lvs(&probe.LV{Name: "root", Size: 100 << 20})), vgPath + ".lvs.root"},
 	{LVGrow, gptLayout(pvPart), vgPool(lvRoot("200M")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.root.size"},
 	{LVGrowBlocked, gptLayout(pvPart), vgPool(lvRoot("900M")), pvState("pool", lvs(activeLV("root", 100, fs("ext4")))), vgPath + ".lvs.root.size"},

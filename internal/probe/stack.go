@@ -3,10 +3,12 @@ package probe
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,11 +29,14 @@ type Opened struct {
 
 // VG is an LVM volume group as vgs and lvs report it; sizes in bytes.
 type VG struct {
-	Name       string         `json:"name"`
-	Size       int64          `json:"size"`
-	Free       int64          `json:"free"`
-	ExtentSize int64          `json:"extentSize"`
-	LVs        map[string]*LV `json:"lvs"`
+	Name       string `json:"name"`
+	Size       int64  `json:"size"`
+	Free       int64  `json:"free"`
+	ExtentSize int64  `json:"extentSize"`
+	// PVFree is the free space on each of the group's PVs, largest first: a RAID LV
+	// needs room for each of its images on a different PV.
+	PVFree []int64        `json:"pvFree,omitempty"`
+	LVs    map[string]*LV `json:"lvs"`
 	// Unreadable says why vgs or lvs could not read the group; nothing else is then known.
 	Unreadable string `json:"unreadable,omitempty"`
 }
@@ -231,6 +236,7 @@ func (s *State) references() (vgs, arrays, pools []string) {
 type lvmReport struct {
 	Report []struct {
 		VG []map[string]string `json:"vg"`
+		PV []map[string]string `json:"pv"`
 		LV []map[string]string `json:"lv"`
 	} `json:"report"`
 }
@@ -247,8 +253,11 @@ func lvmRows(ctx context.Context, r Runner, cmd, kind string) ([]map[string]stri
 	if len(j.Report) != 1 {
 		return nil, fmt.Errorf("%s: %d reports, want 1", strings.Fields(cmd)[0], len(j.Report))
 	}
-	if kind == "vg" {
+	switch kind {
+	case "vg":
 		return j.Report[0].VG, nil
+	case "pv":
+		return j.Report[0].PV, nil
 	}
 	return j.Report[0].LV, nil
 }
@@ -267,6 +276,18 @@ func probeVG(ctx context.Context, r Runner, vg *VG, mounts []fsMount) error {
 			return fmt.Errorf("vgs %s: %s: %w", vg.Name, k, err)
 		}
 	}
+	rows, err = lvmRows(ctx, r, "pvs --reportformat json --units b --nosuffix -o pv_name,pv_free -S "+shell.Quote("vg_name="+vg.Name), "pv")
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		free, err := strconv.ParseInt(row["pv_free"], 10, 64)
+		if err != nil {
+			return fmt.Errorf("pvs %s: pv_free: %w", row["pv_name"], err)
+		}
+		vg.PVFree = append(vg.PVFree, free)
+	}
+	slices.SortFunc(vg.PVFree, func(a, b int64) int { return cmp.Compare(b, a) })
 	rows, err = lvmRows(ctx, r, "lvs --reportformat json --units b --nosuffix -o lv_name,lv_size,lv_path,lv_dm_path,lv_active,segtype,pool_lv -- "+q, "lv")
 	if err != nil {
 		return err
@@ -277,8 +298,8 @@ func probeVG(ctx context.Context, r Runner, vg *VG, mounts []fsMount) error {
 			return fmt.Errorf("lvs %s/%s: lv_size: %w", vg.Name, lv.Name, err)
 		}
 		vg.LVs[lv.Name] = lv
-		if !lv.Active || lv.DMPath == "" {
-			continue
+		if !lv.Active || lv.DMPath == "" || lv.Segtype == "thin-pool" {
+			continue // a thin pool holds thin LVs, not a filesystem
 		}
 		if lv.Content, err = blkid(ctx, r, lv.DMPath, -1, -1); err != nil {
 			return fmt.Errorf("LV %s/%s: %w", vg.Name, lv.Name, err)

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"slices"
 	"testing"
 )
 
@@ -24,6 +25,7 @@ func TestProbeStacks(t *testing.T) {
 		{`n=$(basename "$(readlink -f -- /dev/sdx1)")`, "crypted\n"},
 		{"blkid -p -o export -- /dev/mapper/crypted", "TYPE=LVM2_member\nstatus=0\n"},
 		{"pvs --reportformat json -o pv_name,vg_name -- /dev/mapper/crypted", `{"report": [{"pv": [{"pv_name":"/dev/mapper/crypted", "vg_name":"pool"}]}]}`},
+		{"pvs --reportformat json --units b --nosuffix -o pv_name,pv_free -S vg_name=pool", `{"report": [{"pv": [{"pv_name":"/dev/mapper/crypted", "pv_free":"427819008"}]}]}`},
 		{"vgs --reportformat json", `{"report": [{"vg": [{"vg_name":"pool", "vg_size":"532676608", "vg_free":"427819008", "vg_extent_size":"4194304"}]}]}`},
 		{"lvs --reportformat json", `{"report": [{"lv": [
   {"lv_name":"root", "lv_size":"104857600", "lv_path":"/dev/pool/root", "lv_dm_path":"/dev/mapper/pool-root", "lv_active":"active", "segtype":"linear"},
@@ -44,7 +46,7 @@ func TestProbeStacks(t *testing.T) {
 		t.Fatalf("LUKS: %+v (opened %+v)", luks, luks.Opened)
 	}
 	vg := s.VGs["pool"]
-	if vg == nil || vg.Unreadable != "" || vg.Free != 408<<20 || vg.ExtentSize != 4<<20 || len(vg.LVs) != 2 {
+	if vg == nil || vg.Unreadable != "" || vg.Free != 408<<20 || vg.ExtentSize != 4<<20 || !slices.Equal(vg.PVFree, []int64{408 << 20}) || len(vg.LVs) != 2 {
 		t.Fatalf("VG: %+v", vg)
 	}
 	if root := vg.LVs["root"]; !root.Active || root.Size != 100<<20 || root.Content == nil || root.Content.Type != "ext4" || len(root.Content.Mounts) != 1 {
