@@ -216,18 +216,25 @@ var trailingNumber = regexp.MustCompile(`[0-9]+$`)
 
 // runInput runs a tool with input on its standard input.
 func runInput(ctx context.Context, input, name string, args ...string) error {
+	_, err := outputInput(ctx, input, name, args...)
+	return err
+}
+
+// outputInput runs a tool with input on its standard input and returns its standard output.
+func outputInput(ctx context.Context, input, name string, args ...string) ([]byte, error) {
 	path, err := toolPath(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Stdin = strings.NewReader(input)
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s failed (%v): %s", name, err, stderr.String())
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s failed (%v): %s", name, err, stderr.String())
 	}
-	return nil
+	return out, nil
 }
 
 // copyAt copies src into dst at offset, skipping src's holes so that dst stays sparse.
@@ -292,11 +299,28 @@ func scratchFile(dir string, size int64) (string, error) {
 func buildVolume(ctx context.Context, dir string, img *os.File, r region, v volume, tree string) error {
 	if args, ok := ext4InPlace(v, r, tree); ok {
 		// One write instead of three (scratch file, copy): mke2fs writes at the offset.
-		tool := "mkfs." + v.node.(*config.Filesystem).Format
-		if tree != "" {
-			return runAsRoot(ctx, tool, append(args, img.Name(), strconv.FormatInt(r.size/1024, 10)+"k")...)
+		fs := v.node.(*config.Filesystem)
+		tool := "mkfs." + fs.Format
+		args = append(args, img.Name(), strconv.FormatInt(r.size/1024, 10)+"k")
+		if tree == "" {
+			return run(ctx, tool, args...)
 		}
-		return run(ctx, tool, append(args, img.Name(), strconv.FormatInt(r.size/1024, 10)+"k")...)
+		if !canFillExt4(fs) {
+			return runAsRoot(ctx, tool, args...)
+		}
+		aside, err := os.MkdirTemp(dir, ".data.*.partial")
+		if err != nil {
+			return err
+		}
+		defer removeTree(aside)
+		large, err := hollowLargeFiles(tree, aside)
+		if err != nil {
+			return err
+		}
+		if err := runAsRoot(ctx, tool, args...); err != nil {
+			return err
+		}
+		return fillLargeFiles(ctx, img, r.offset, large)
 	}
 	file, err := scratchFile(dir, r.size)
 	if err != nil {

@@ -133,7 +133,7 @@ var userNamespaces = sync.OnceValue(func() bool {
 // missing.
 var debianPackages = map[string]string{
 	"sfdisk": "fdisk", "parted": "parted", "sgdisk": "gdisk", "qemu-img": "qemu-utils",
-	"mkfs.ext2": "e2fsprogs", "mkfs.ext3": "e2fsprogs", "mkfs.ext4": "e2fsprogs",
+	"mkfs.ext2": "e2fsprogs", "mkfs.ext3": "e2fsprogs", "mkfs.ext4": "e2fsprogs", "debugfs": "e2fsprogs",
 	"mkfs.xfs": "xfsprogs", "mkfs.btrfs": "btrfs-progs", "mkfs.vfat": "dosfstools", "mkfs.fat": "dosfstools",
 	"mkfs.msdos": "dosfstools", "mcopy": "mtools", "mkfs.f2fs": "f2fs-tools", "sload.f2fs": "f2fs-tools",
 	"mkswap": "util-linux", "unshare": "util-linux", "cp": "coreutils",
@@ -187,6 +187,10 @@ func checkTools(disks []*diskPlan, format string, populated map[string]bool) err
 				need["mkfs."+n.Format] = true
 				if populated[v.path] {
 					switch populateMethod(n.Format) {
+					case "-d":
+						if canFillExt4(n) {
+							need["debugfs"] = true
+						}
 					case "mcopy":
 						need["mcopy"] = true
 					case "sload":
