@@ -422,6 +422,9 @@ func stageFiles(dir string, disks []*diskPlan, files []File) (trees stagedTrees,
 		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 			return trees, err
 		}
+		if isSystemStaging(dir, file.Source) && os.Rename(file.Source, target) == nil {
+			continue
+		}
 		// Hard links when the source is on the same filesystem (nothing is copied twice),
 		// else a copy.
 		if run(context.Background(), "cp", "-a", "--link", "-T", "--", file.Source, target) != nil {

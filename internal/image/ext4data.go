@@ -61,6 +61,10 @@ func canFillExt4(fs *config.Filesystem) bool {
 // names debugfs could not be given, stay as they are.
 func hollowLargeFiles(tree, aside string) ([]largeFile, error) {
 	var files []largeFile
+	// What changes, by directory (each is made writable once for all its changes):
+	// first the files moved away, then the other links to them.
+	moves, links := map[string][]hollowed{}, map[string][]hollowed{}
+	var dirs []string
 	placeholders := map[[2]uint64]string{} // (device, inode) of a moved file: its placeholder
 	err := filepath.WalkDir(tree, func(path string, d os.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
@@ -71,34 +75,67 @@ func hollowLargeFiles(tree, aside string) ([]largeFile, error) {
 			return err
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		rel, _ := filepath.Rel(tree, path)
+		dir := filepath.Dir(path)
 		key := [2]uint64{uint64(st.Dev), st.Ino}
 		if first, ok := placeholders[key]; ok {
-			return inDir(filepath.Dir(path), func() error {
-				if err := os.Remove(path); err != nil {
-					return err
-				}
-				return os.Link(first, path)
-			})
-		}
-		if fi.Size() < largeFileBytes || st.Blocks*512 < fi.Size() || !debugfsName(rel) || hasXattrs(path) {
-			return nil
-		}
-		moved := filepath.Join(aside, strconv.Itoa(len(files)))
-		err = inDir(filepath.Dir(path), func() error {
-			if err := os.Rename(path, moved); err != nil {
-				return err
+			links[dir] = append(links[dir], hollowed{path: path, to: first})
+		} else {
+			rel, _ := filepath.Rel(tree, path)
+			if fi.Size() < largeFileBytes || st.Blocks*512 < fi.Size() || !debugfsName(rel) || hasXattrs(path) {
+				return nil
 			}
-			return placeholder(path, fi)
-		})
-		if err != nil {
-			return err
+			moved := filepath.Join(aside, strconv.Itoa(len(files)))
+			moves[dir] = append(moves[dir], hollowed{path: path, to: moved, fi: fi})
+			placeholders[key] = path
+			files = append(files, largeFile{name: "/" + filepath.ToSlash(rel), source: moved, size: fi.Size()})
 		}
-		placeholders[key] = path
-		files = append(files, largeFile{name: "/" + filepath.ToSlash(rel), source: moved, size: fi.Size()})
+		if len(moves[dir])+len(links[dir]) == 1 {
+			dirs = append(dirs, dir)
+		}
 		return nil
 	})
-	return files, err
+	if err != nil {
+		return nil, err
+	}
+	for _, changes := range []map[string][]hollowed{moves, links} {
+		for _, dir := range dirs {
+			if len(changes[dir]) == 0 {
+				continue
+			}
+			err := inDir(dir, func() error {
+				for _, h := range changes[dir] {
+					if err := h.apply(); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return files, nil
+}
+
+// hollowed is a file of the tree that hollowLargeFiles changes: moved to to and replaced
+// by a placeholder like fi, or, when fi is nil, replaced by a link to the placeholder to.
+type hollowed struct {
+	path, to string
+	fi       os.FileInfo
+}
+
+func (h hollowed) apply() error {
+	if h.fi == nil {
+		if err := os.Remove(h.path); err != nil {
+			return err
+		}
+		return os.Link(h.to, h.path)
+	}
+	if err := os.Rename(h.path, h.to); err != nil {
+		return err
+	}
+	return placeholder(h.path, h.fi)
 }
 
 // inDir runs change, which adds or removes entries of dir, with dir writable, then gives

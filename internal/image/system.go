@@ -22,7 +22,7 @@ func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root s
 	if err != nil {
 		return "", err
 	}
-	root, err = os.MkdirTemp(dir, ".system.*.partial")
+	root, err = os.MkdirTemp(dir, systemStaging)
 	if err != nil {
 		return "", err
 	}
@@ -61,6 +61,18 @@ func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root s
 		return "", err
 	}
 	return root, nil
+}
+
+// systemStaging is the name pattern of stageSystem's directories.
+const systemStaging = ".system.*.partial"
+
+// isSystemStaging reports whether source is the nix directory of a tree stageSystem
+// made in dir: the build's own, which stageFiles moves into place instead of copying
+// (for a real closure, a hard link per file).
+func isSystemStaging(dir, source string) bool {
+	parent := filepath.Dir(source)
+	ok, _ := filepath.Match(systemStaging, filepath.Base(parent))
+	return ok && filepath.Base(source) == "nix" && filepath.Dir(parent) == filepath.Clean(dir)
 }
 
 // closureOf returns the store paths of toplevel's closure and their registration (the
