@@ -224,17 +224,37 @@ func fillLargeFiles(ctx context.Context, img *os.File, offset int64, files []lar
 		}
 		fmt.Fprintf(&mark, "extent_close\nex \"%s\"\n", f.name)
 	}
-	if extents, err = debugfsExtents(ctx, device, mark.String(), files, blockSize); err != nil {
+	// The blocks are where they are: their bytes are copied while debugfs marks them
+	// written (it writes only the extent tree and inodes).
+	marked := make(chan error, 1)
+	go func() {
+		marked <- checkWritten(ctx, device, mark.String(), files, blockSize, extents)
+	}()
+	var copyErr error
+	for _, f := range files {
+		if copyErr = copyExtents(img, offset, f, extents[f.name], blockSize); copyErr != nil {
+			copyErr = fmt.Errorf("%s: %w", f.name, copyErr)
+			break
+		}
+	}
+	if err := <-marked; err != nil {
+		return err
+	}
+	return copyErr
+}
+
+// checkWritten runs the debugfs script that marks the extents written, and checks that
+// every file then has the extents it had, none left unwritten.
+func checkWritten(ctx context.Context, device, script string, files []largeFile, blockSize int64, want map[string][]extent) error {
+	got, err := debugfsExtents(ctx, device, script, files, blockSize)
+	if err != nil {
 		return err
 	}
 	for _, f := range files {
-		for _, e := range extents[f.name] {
-			if e.uninit {
-				return fmt.Errorf("debugfs left extent %d+%d of %s unwritten", e.logical, e.length, f.name)
+		for i, e := range got[f.name] {
+			if e.uninit || i >= len(want[f.name]) || want[f.name][i].physical != e.physical || want[f.name][i].length != e.length {
+				return fmt.Errorf("debugfs left extent %d+%d of %s unwritten or moved it", e.logical, e.length, f.name)
 			}
-		}
-		if err := copyExtents(img, offset, f, extents[f.name], blockSize); err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
 	return nil
@@ -302,7 +322,7 @@ func debugfsExtents(ctx context.Context, device, script string, files []largeFil
 			next += e.length
 		}
 		if next*blockSize < f.size || (next-1)*blockSize >= f.size {
-			return nil, fmt.Errorf("debugfs could not give %s its %d bytes of blocks:\n%s", f.name, f.size, tail(out))
+			return nil, fmt.Errorf("debugfs could not give %s blocks for its %d bytes (is the partition large enough for the files put into it?):\n%s", f.name, f.size, tail(out))
 		}
 	}
 	return extents, nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -101,5 +102,32 @@ func TestExt4LargeFiles(t *testing.T) {
 	stat, _ = exec.Command("debugfs", "-R", "stat \"/data/bin/setuid tool\"", root).CombinedOutput()
 	if !regexp.MustCompile(`Mode:  04755`).Match(stat) {
 		t.Errorf("the setuid file lost its mode:\n%s", stat)
+	}
+}
+
+// TestExt4LargeFilesDoNotFit: a large file that does not fit in its filesystem fails the
+// build with its name, and leaves no image behind.
+func TestExt4LargeFilesDoNotFit(t *testing.T) {
+	for _, tool := range []string{"debugfs", "mkfs.ext4", "sfdisk"} {
+		if _, err := toolPath(tool); err != nil {
+			t.Skip(err)
+		}
+	}
+	src := t.TempDir()
+	data := make([]byte, 24<<20)
+	rand.Read(data)
+	if err := os.WriteFile(filepath.Join(src, "big"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	layout := `{"disk":{"main":{"device":"/dev/vda","imageSize":"64M","content":{"type":"gpt","partitions":{
+  "root":{"size":"16M","content":{"type":"filesystem","format":"ext4","mountpoint":"/"}}}}}}}`
+	out := t.TempDir()
+	_, err := Build(context.Background(), load(t, layout), Options{OutDir: out, Files: []File{{Source: src, Dest: "/data"}}})
+	if err == nil || !strings.Contains(err.Error(), "/data/big") {
+		t.Fatalf("the build did not fail naming /data/big: %v", err)
+	}
+	t.Log(err)
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }
