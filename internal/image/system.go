@@ -35,17 +35,16 @@ func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root s
 	if err := os.MkdirAll(store, 0o755); err != nil {
 		return "", err
 	}
-	for _, p := range paths {
-		target := filepath.Join(store, filepath.Base(p))
-		if run(ctx, "cp", "-a", "--link", "-T", "--", p, target) != nil {
-			removeTree(target)
-			if err := run(ctx, "cp", "-a", "--reflink=auto", "-T", "--", p, target); err != nil {
-				return "", err
-			}
-		}
-	}
-	if err := runInput(ctx, string(reg), "nix-store", "--store", "local?root="+root, "--load-db"); err != nil {
+	// The closure is copied while the database is made: they are apart (/nix/store and
+	// /nix/var).
+	copied := make(chan error, 1)
+	go func() { copied <- copyClosure(ctx, store, paths) }()
+	loadErr := runInput(ctx, string(reg), "nix-store", "--store", "local?root="+root, "--load-db")
+	if err := <-copied; err != nil {
 		return "", err
+	}
+	if loadErr != nil {
+		return "", loadErr
 	}
 	// Nix makes a file of reserved space for garbage collection; the installed system
 	// makes its own.
@@ -61,6 +60,21 @@ func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root s
 		return "", err
 	}
 	return root, nil
+}
+
+// copyClosure puts the store paths into store with one cp: hard links when the build
+// machine's store is on the same filesystem (nothing is copied twice), else copies.
+func copyClosure(ctx context.Context, store string, paths []string) error {
+	if run(ctx, "cp", append([]string{"-a", "--link", "-t", store, "--"}, paths...)...) == nil {
+		return nil
+	}
+	if err := removeTree(store); err != nil {
+		return err
+	}
+	if err := os.Mkdir(store, 0o755); err != nil {
+		return err
+	}
+	return run(ctx, "cp", append([]string{"-a", "--reflink=auto", "-t", store, "--"}, paths...)...)
 }
 
 // systemStaging is the name pattern of stageSystem's directories.
