@@ -2,11 +2,9 @@ package codegen
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 
-	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
@@ -87,76 +85,24 @@ func splitWords(list []string) sh {
 	return words(strings.Fields(strings.Join(list, " ")))
 }
 
-// optPath is a Nix option path such as disko.devices.disk.main.content. It names the
-// node a script section belongs to, in comments and in messages. It is a chain of
-// segments that keeps its short form as it grows (see short), so that extending it costs
-// the same at any depth; the whole path is joined only when asked for (String).
-type optPath struct{ *pathSeg }
-
-type pathSeg struct {
-	up    *pathSeg
-	seg   string // ".name", `."my disk"` or "[3]"; the root's whole text
-	run   int    // how many nestedSeg in a row end the path
-	base  string // the short form of the path before that run
-	short string // the short form of the whole path
-}
+// optPath is config.Path, the option path a script section belongs to, with the methods
+// the generator writes it with: the same chain, quoting and short form as the loader's.
+type optPath struct{ config.Path }
 
 // newOptPath is the path whose text is root, such as config.RootPath.
-func newOptPath(root string) optPath { return optPath{&pathSeg{seg: root, short: root}} }
+func newOptPath(root string) optPath { return optPath{config.NewPath(root)} }
 
-// nestedSeg is the segment that repeats in a deep layout (containers nested in each other).
-const nestedSeg = ".content"
-
-// nestedRun is how many nestedSeg in a row the short form writes out before it counts them.
-const nestedRun = 4
-
-func (p optPath) add(seg string) optPath {
-	n := &pathSeg{up: p.pathSeg, seg: seg}
-	switch {
-	case seg != nestedSeg:
-		n.short = p.short() + seg
-	case p.pathSeg != nil && p.run > 0:
-		n.run, n.base = p.run+1, p.base
-	default:
-		n.run, n.base = 1, p.short()
-	}
-	if n.run > nestedRun {
-		n.short = fmt.Sprintf("%s(%s ×%d)", n.base, nestedSeg, n.run)
-	} else if n.run > 0 {
-		n.short = n.base + strings.Repeat(nestedSeg, n.run)
-	}
-	return optPath{n}
-}
-
-// attr appends an attribute name, quoted as Nix would need it ("my disk"). Line breaks
-// are escaped, so a path can never end a shell comment early.
-func (p optPath) attr(name string) optPath { return p.add("." + nixlit.AttrName(name)) }
+// attr appends an attribute name, quoted as Nix would need it ("my disk").
+func (p optPath) attr(name string) optPath { return optPath{p.Attr(name)} }
 
 // field appends a fixed option name written by the generator.
-func (p optPath) field(name string) optPath { return p.add("." + name) }
+func (p optPath) field(name string) optPath { return optPath{p.Field(name)} }
 
 // index appends a list position.
-func (p optPath) index(i int) optPath { return p.add("[" + strconv.Itoa(i) + "]") }
+func (p optPath) index(i int) optPath { return optPath{p.Index(i)} }
 
-// String is the whole path, as the user would write it.
-func (p optPath) String() string {
-	var segs []string
-	for s := p.pathSeg; s != nil; s = s.up {
-		segs = append(segs, s.seg)
-	}
-	slices.Reverse(segs)
-	return strings.Join(segs, "")
-}
-
-// short is the path for a comment or a message: a run of more than nestedRun ".content"
-// is written as "(.content ×N)", so that its length does not grow with the nesting depth
-// (every node of a deep layout has a comment and messages).
-func (p optPath) short() string {
-	if p.pathSeg == nil {
-		return ""
-	}
-	return p.pathSeg.short
-}
+// short is the path's short form for comments and messages (config.Path.Short).
+func (p optPath) short() string { return p.Short() }
 
 // q quotes the path for use as a shell word (it only ever holds escaped characters, but
 // a quoted name such as "a b" still needs quotes), in its short form: scripts pass paths

@@ -83,29 +83,6 @@ func TestOptPathComment(t *testing.T) {
 	}
 }
 
-// TestOptPathShort: comments and messages count long runs of .content, and leave short
-// ones and names that only start with "content" as they are.
-func TestOptPathShort(t *testing.T) {
-	root := newOptPath("disko.devices.disk.main.content.partitions.root")
-	deep := root
-	for range 7 {
-		deep = deep.field("content")
-	}
-	for _, c := range []struct {
-		p    optPath
-		want string
-	}{
-		{root.field("content").field("content"), root.String() + ".content.content"},
-		{deep, root.String() + "(.content ×7)"},
-		{deep.field("contentx").field("content"), root.String() + "(.content ×7).contentx.content"},
-		{deep.field("lvs").attr("a b").field("content"), root.String() + `(.content ×7).lvs."a b".content`},
-	} {
-		if got := c.p.short(); got != c.want {
-			t.Errorf("short(%s) = %s, want %s", c.p, got, c.want)
-		}
-	}
-}
-
 // TestDeepNestingLinear: the scripts of a layout twice as deep are about twice as big
 // (each node's comment and messages name its path in a bounded length).
 func TestDeepNestingLinear(t *testing.T) {

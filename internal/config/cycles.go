@@ -16,7 +16,7 @@ import (
 
 // topDevice is one top-level device and what the cycle check needs of its tree.
 type topDevice struct {
-	path     *optionPath
+	path     Path
 	produced []string            // device paths its tree creates
 	words    []string            // every word of its option strings (hooks excepted)
 	members  []string            // aggregates ("kind.name") that it holds members of
@@ -28,7 +28,7 @@ func (v *validator) cycles() {
 	var all []*topDevice
 	byAggregate := map[string]*topDevice{}
 	add := func(kind, key string, node any) {
-		t := &topDevice{path: rootPath.field(kind).attr(key), deps: map[*topDevice]bool{}}
+		t := &topDevice{path: rootPath.Field(kind).Attr(key), deps: map[*topDevice]bool{}}
 		t.collect(reflect.ValueOf(node))
 		all = append(all, t)
 		byAggregate[kind+"."+key] = t

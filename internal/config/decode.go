@@ -40,7 +40,7 @@ func decodeDevices(data []byte) (*Devices, Problems) {
 
 // decodeValue decodes raw into v; f is the struct field v belongs to (zero for map and
 // list elements), whose tags may change how raw is read.
-func decodeValue(probs *Problems, path *optionPath, raw any, v reflect.Value, f field) {
+func decodeValue(probs *Problems, path Path, raw any, v reflect.Value, f field) {
 	if raw == nil {
 		v.SetZero()
 		return
@@ -80,11 +80,11 @@ func decodeValue(probs *Problems, path *optionPath, raw any, v reflect.Value, f 
 				continue
 			}
 			if obj[key] == nil && !nullable(v.Type().Elem()) {
-				probs.add(path.attr(key), "must not be null (remove the entry instead)")
+				probs.add(path.Attr(key), "must not be null (remove the entry instead)")
 				continue
 			}
 			elem := reflect.New(v.Type().Elem()).Elem()
-			decodeValue(probs, path.attr(key), obj[key], elem, field{})
+			decodeValue(probs, path.Attr(key), obj[key], elem, field{})
 			m.SetMapIndex(reflect.ValueOf(key), elem)
 		}
 		v.Set(m)
@@ -103,13 +103,13 @@ func decodeValue(probs *Problems, path *optionPath, raw any, v reflect.Value, f 
 			if item == nil && !nullable(v.Type().Elem()) {
 				// Keep an empty item in its place, so that later items keep their positions
 				// (and paths); checks below this path are not reported again.
-				probs.add(path.index(i), "must not be null (remove the item instead)")
+				probs.add(path.Index(i), "must not be null (remove the item instead)")
 				if t := v.Type().Elem(); t.Kind() == reflect.Pointer {
 					s.Index(i).Set(reflect.New(t.Elem()))
 				}
 				continue
 			}
-			decodeValue(probs, path.index(i), item, s.Index(i), field{})
+			decodeValue(probs, path.Index(i), item, s.Index(i), field{})
 		}
 		v.Set(s)
 	case reflect.String:
@@ -154,7 +154,7 @@ func nullable(t reflect.Type) bool {
 
 // decodeStruct decodes an attribute set into a struct: unknown keys are problems with a
 // suggestion, absent keys get their tag default, required keys must be present.
-func decodeStruct(probs *Problems, path *optionPath, obj map[string]any, v reflect.Value) {
+func decodeStruct(probs *Problems, path Path, obj map[string]any, v reflect.Value) {
 	fields := jsonFields(v.Type())
 	var unknown []string
 	for key := range obj {
@@ -171,9 +171,9 @@ func decodeStruct(probs *Problems, path *optionPath, obj map[string]any, v refle
 		}
 		for _, key := range unknown {
 			if s := suggest(key, names); s != "" {
-				probs.add(path.attr(key), "unknown option (did you mean %q?)", s)
+				probs.add(path.Attr(key), "unknown option (did you mean %q?)", s)
 			} else {
-				probs.add(path.attr(key), "unknown option (known options here: %s)", strings.Join(names, ", "))
+				probs.add(path.Attr(key), "unknown option (known options here: %s)", strings.Join(names, ", "))
 			}
 		}
 	}
@@ -182,13 +182,13 @@ func decodeStruct(probs *Problems, path *optionPath, obj map[string]any, v refle
 		raw, present := obj[f.name]
 		switch {
 		case present && raw == nil && f.notNull:
-			probs.add(path.field(f.name), "must not be null (null would leave this entry without any effect: remove the entry instead)")
+			probs.add(path.Field(f.name), "must not be null (null would leave this entry without any effect: remove the entry instead)")
 		case present && raw == nil && f.required:
-			probs.add(path.field(f.name), "is required and must not be null")
+			probs.add(path.Field(f.name), "is required and must not be null")
 		case present && raw != nil:
-			decodeValue(probs, path.field(f.name), raw, fv, f)
+			decodeValue(probs, path.Field(f.name), raw, fv, f)
 		case f.required:
-			probs.add(path.field(f.name), "is required")
+			probs.add(path.Field(f.name), "is required")
 		default:
 			// Absent, or null on an option that has a default: the default applies.
 			setTagDefault(fv, f.defaults)
@@ -198,7 +198,7 @@ func decodeStruct(probs *Problems, path *optionPath, obj map[string]any, v refle
 
 // decodeNode decodes a tagged-union slot: the `type` key picks the Go type, which must
 // implement the slot's interface.
-func decodeNode(probs *Problems, path *optionPath, raw any, v reflect.Value) {
+func decodeNode(probs *Problems, path Path, raw any, v reflect.Value) {
 	obj, ok := raw.(map[string]any)
 	if !ok {
 		probs.add(path, "must be an attribute set with a type, not %s", describe(raw))
@@ -207,19 +207,19 @@ func decodeNode(probs *Problems, path *optionPath, raw any, v reflect.Value) {
 	allowed := AllowedTypes(v.Type())
 	kind, ok := obj["type"].(string)
 	if !ok {
-		probs.add(path.attr("type"), "is required here: one of %s", strings.Join(allowed, ", "))
+		probs.add(path.Attr("type"), "is required here: one of %s", strings.Join(allowed, ", "))
 		return
 	}
 	if !slices.Contains(allowed, kind) {
 		if _, known := NodeTypes[kind]; known {
-			probs.add(path.attr("type"), "%q cannot be used here (%s); allowed here: %s", kind, slotReason(v.Type()), strings.Join(allowed, ", "))
+			probs.add(path.Attr("type"), "%q cannot be used here (%s); allowed here: %s", kind, slotReason(v.Type()), strings.Join(allowed, ", "))
 			return
 		}
 		msg := fmt.Sprintf("%q is not a known type; allowed here: %s", kind, strings.Join(allowed, ", "))
 		if s := suggest(kind, allowed); s != "" {
 			msg = fmt.Sprintf("%q is not a known type (did you mean %q?)", kind, s)
 		}
-		probs.add(path.attr("type"), "%s", msg)
+		probs.add(path.Attr("type"), "%s", msg)
 		return
 	}
 	node := reflect.ValueOf(NodeTypes[kind]())
@@ -257,7 +257,7 @@ func slotReason(slot reflect.Type) string {
 }
 
 // decodeZpoolMode reads a mode string or {topology = ...}.
-func decodeZpoolMode(probs *Problems, path *optionPath, raw any, m *ZpoolMode) {
+func decodeZpoolMode(probs *Problems, path Path, raw any, m *ZpoolMode) {
 	switch r := raw.(type) {
 	case string:
 		mode, _ := reflect.TypeFor[ZpoolMode]().FieldByName("Mode")
@@ -354,7 +354,7 @@ func entryValues(entries []string, key string) []string {
 }
 
 // checkEnum reports a value outside the field's declared enum.
-func checkEnum(probs *Problems, path *optionPath, value string, enum []string) bool {
+func checkEnum(probs *Problems, path Path, value string, enum []string) bool {
 	if len(enum) == 0 || slices.Contains(enum, value) {
 		return true
 	}

@@ -26,22 +26,22 @@ type owner struct {
 func applyDefaults(d *Devices, probs *Problems) {
 	for _, key := range slices.Sorted(maps.Keys(d.Disk)) {
 		disk := d.Disk[key]
-		path := rootPath.field("disk").attr(key)
+		path := rootPath.Field("disk").Attr(key)
 		if disk.Name == "" {
 			disk.Name = strings.ReplaceAll(key, "/", "_")
 		}
 		if disk.ImageName == "" {
 			disk.ImageName = disk.Name
 		}
-		defaultContent(probs, path.field("content"), disk.Content, disk.Device, owner{"disk", disk.Name})
+		defaultContent(probs, path.Field("content"), disk.Content, disk.Device, owner{"disk", disk.Name})
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.MDADM)) {
 		md := d.MDADM[key]
 		if md.Name == "" {
 			md.Name = key
 		}
-		md.Device = computedDevice(probs, rootPath.field("mdadm").attr(key).field("device"), md.Device, "/dev/md/"+md.Name)
-		defaultContent(probs, rootPath.field("mdadm").attr(key).field("content"), md.Content, md.Device, owner{"mdadm", md.Name})
+		md.Device = computedDevice(probs, rootPath.Field("mdadm").Attr(key).Field("device"), md.Device, "/dev/md/"+md.Name)
+		defaultContent(probs, rootPath.Field("mdadm").Attr(key).Field("content"), md.Content, md.Device, owner{"mdadm", md.Name})
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.LVMVG)) {
 		vg := d.LVMVG[key]
@@ -56,9 +56,9 @@ func applyDefaults(d *Devices, probs *Problems) {
 			if lv.Priority == nil {
 				lv.Priority = ptr(lvPriority(lv))
 			}
-			lvPath := rootPath.field("lvm_vg").attr(key).field("lvs").attr(lvKey)
-			lv.Device = computedDevice(probs, lvPath.field("device"), lv.Device, "/dev/"+vg.Name+"/"+lv.Name)
-			defaultContent(probs, lvPath.field("content"), lv.Content, lv.Device, owner{"lvm_vg", vg.Name})
+			lvPath := rootPath.Field("lvm_vg").Attr(key).Field("lvs").Attr(lvKey)
+			lv.Device = computedDevice(probs, lvPath.Field("device"), lv.Device, "/dev/"+vg.Name+"/"+lv.Name)
+			defaultContent(probs, lvPath.Field("content"), lv.Content, lv.Device, owner{"lvm_vg", vg.Name})
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(d.Zpool)) {
@@ -67,7 +67,7 @@ func applyDefaults(d *Devices, probs *Problems) {
 			pool.Name = key
 		}
 		for _, dsKey := range slices.Sorted(maps.Keys(pool.Datasets)) {
-			dsPath := rootPath.field("zpool").attr(key).field("datasets").attr(dsKey)
+			dsPath := rootPath.Field("zpool").Attr(key).Field("datasets").Attr(dsKey)
 			switch ds := pool.Datasets[dsKey].(type) {
 			case *ZFSFS:
 				if ds.Name == "" {
@@ -77,8 +77,8 @@ func applyDefaults(d *Devices, probs *Problems) {
 				if ds.Name == "" {
 					ds.Name = dsKey
 				}
-				ds.Device = computedDevice(probs, dsPath.field("device"), ds.Device, "/dev/zvol/"+pool.Name+"/"+ds.Name)
-				defaultContent(probs, dsPath.field("content"), ds.Content, ds.Device, owner{"zfs_volume", ds.Name})
+				ds.Device = computedDevice(probs, dsPath.Field("device"), ds.Device, "/dev/zvol/"+pool.Name+"/"+ds.Name)
+				defaultContent(probs, dsPath.Field("content"), ds.Content, ds.Device, owner{"zfs_volume", ds.Name})
 			}
 		}
 	}
@@ -116,7 +116,7 @@ func applyDefaults(d *Devices, probs *Problems) {
 // computedDevice returns the device path a node must have; disko has no option to set it,
 // so a different value (a layout written for this tool by hand) is a problem rather than
 // silently a second name for the same device.
-func computedDevice(probs *Problems, path *optionPath, set, computed string) string {
+func computedDevice(probs *Problems, path Path, set, computed string) string {
 	if set != "" && set != computed {
 		probs.add(path, "is computed as %q and cannot be set to %q", computed, set)
 	}
@@ -124,7 +124,7 @@ func computedDevice(probs *Problems, path *optionPath, set, computed string) str
 }
 
 // defaultContent fills the computed defaults of a content node that sits on device.
-func defaultContent(probs *Problems, path *optionPath, node Node, device string, own owner) {
+func defaultContent(probs *Problems, path Path, node Node, device string, own owner) {
 	switch n := node.(type) {
 	case *GPT:
 		n.Device = or(n.Device, device)
@@ -141,7 +141,7 @@ func defaultContent(probs *Problems, path *optionPath, node Node, device string,
 			_, settingsKey := n.Settings["keyFile"]
 			n.AskPassword = ptr(n.KeyFile == "" && n.PasswordFile == "" && !settingsKey)
 		}
-		defaultContent(probs, path.field("content"), n.Content, "/dev/mapper/"+n.Name, owner{"luks", n.Name})
+		defaultContent(probs, path.Field("content"), n.Content, "/dev/mapper/"+n.Name, owner{"luks", n.Name})
 	case *Filesystem:
 		n.Device = or(n.Device, device)
 	case *Swap:
@@ -172,7 +172,7 @@ func defaultSwapfiles(files map[string]*Swapfile) {
 }
 
 // defaultGPT numbers the partitions (priority, then name) and names their devices.
-func defaultGPT(probs *Problems, path *optionPath, g *GPT, own owner) {
+func defaultGPT(probs *Problems, path Path, g *GPT, own owner) {
 	for _, key := range slices.Sorted(maps.Keys(g.Partitions)) {
 		p := g.Partitions[key]
 		p.Name = or(p.Name, key)
@@ -214,7 +214,7 @@ func defaultGPT(probs *Problems, path *optionPath, g *GPT, own owner) {
 				p.Device = "/dev/disk/by-partlabel/" + UdevEscape(p.Label)
 			}
 		}
-		defaultContent(probs, path.field("partitions").attr(key).field("content"), p.Content, p.Device, own)
+		defaultContent(probs, path.Field("partitions").Attr(key).Field("content"), p.Content, p.Device, own)
 	}
 }
 
@@ -289,10 +289,10 @@ func UdevEscape(s string) string {
 // defaultTable numbers legacy-table partitions and names their devices in kernel numbering.
 // MBR logical partitions are numbered from 5, whatever their position (disko numbers them
 // by position, which names the wrong device).
-func defaultTable(probs *Problems, path *optionPath, t *Table) {
+func defaultTable(probs *Problems, path Path, t *Table) {
 	numbers := TableNumbers(t)
 	for i, p := range t.Partitions {
-		pPath := path.field("partitions").index(i)
+		pPath := path.Field("partitions").Index(i)
 		if p.Device == "" {
 			dev, err := partitionDevice(t.Device, numbers[i])
 			if err != nil {
@@ -300,7 +300,7 @@ func defaultTable(probs *Problems, path *optionPath, t *Table) {
 			}
 			p.Device = dev
 		}
-		defaultContent(probs, pPath.field("content"), p.Content, p.Device, owner{})
+		defaultContent(probs, pPath.Field("content"), p.Content, p.Device, owner{})
 	}
 }
 

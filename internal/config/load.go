@@ -30,7 +30,7 @@ func Load(data []byte, opts LoadOptions) (*Devices, error) {
 			} else {
 				msg += " (disks: " + strings.Join(slices.Sorted(maps.Keys(d.Disk)), ", ") + ")"
 			}
-			probs.add(rootPath.field("disk"), "%s", msg)
+			probs.add(rootPath.Field("disk"), "%s", msg)
 			continue
 		}
 		disk.Device = opts.DiskDevices[name]

@@ -3,10 +3,7 @@ package config
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
-
-	"github.com/diskoanywhere/diskoanywhere/internal/nixlit"
 )
 
 // RootPath is the option path every problem is reported under, as users write it.
@@ -33,7 +30,7 @@ func (ps Problems) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-func (ps *Problems) add(path *optionPath, format string, args ...any) {
+func (ps *Problems) add(path Path, format string, args ...any) {
 	*ps = append(*ps, Problem{Path: path.String(), Message: fmt.Sprintf(format, args...)})
 }
 
@@ -49,53 +46,6 @@ func (ps Problems) outside(earlier Problems) Problems {
 		}
 	}
 	return out
-}
-
-// optionPath is an option path as a user writes it (disko.devices.disk.main.content),
-// kept as a chain of segments, each pointing at the path it extends, and written out only
-// when a problem is reported at it. Extending a path therefore costs the same at every
-// depth: building each path as a string copied its whole prefix, which made loading a
-// deeply nested layout quadratic in its depth (BenchmarkLoadDeep).
-type optionPath struct {
-	up   *optionPath
-	name string // an option or attribute name, or the root's whole text
-	// quote marks an attribute name from the layout, written quoted when Nix needs it.
-	quote bool
-	pos   int // a list position, when name is "" and quote is false
-}
-
-// rootPath is disko.devices, where every option path starts.
-var rootPath = &optionPath{name: RootPath}
-
-// attr extends the path by an attribute name from the layout.
-func (p *optionPath) attr(name string) *optionPath {
-	return &optionPath{up: p, name: name, quote: true}
-}
-
-// field extends the path by option names written in the code ("content",
-// "mode.topology"), which need no quoting.
-func (p *optionPath) field(names string) *optionPath { return &optionPath{up: p, name: names} }
-
-// index extends the path by a list position.
-func (p *optionPath) index(i int) *optionPath { return &optionPath{up: p, pos: i} }
-
-// String writes the path out, in time linear in its length.
-func (p *optionPath) String() string {
-	var segs []string
-	for q := p; q != nil; q = q.up {
-		switch {
-		case q.up == nil:
-			segs = append(segs, q.name)
-		case q.quote:
-			segs = append(segs, "."+nixlit.AttrName(q.name))
-		case q.name == "":
-			segs = append(segs, "["+strconv.Itoa(q.pos)+"]")
-		default:
-			segs = append(segs, "."+q.name)
-		}
-	}
-	slices.Reverse(segs)
-	return strings.Join(segs, "")
 }
 
 // suggest returns the candidate closest to name, or "" when none is close enough to be a
