@@ -84,7 +84,8 @@ var (
 	MountOptions      = Row{ID: "mount-options-differ", Node: "mountOptions", Desired: "options O at mount point M", Actual: "mounted at M without some of O (aliases such as xfs pquota = prjquota, and options the kernel does not list, count as shown)", Action: "remount"}
 	MountElsewhere    = Row{ID: "mount-same-or-unmounted", Node: "mountpoint, mountOptions", Desired: "any", Actual: "unmounted, or mounted at M with all of the layout's options", Action: ""}
 
-	ZFSPoolSame        = Row{ID: "zfs-pool-same", Node: "zpool.NAME", Desired: "a pool", Actual: "the imported pool its members name (vdevs are not compared; apply never adds, removes or reshapes them)", Action: ""}
+	ZFSPoolSame        = Row{ID: "zfs-pool-same", Node: "zpool.NAME", Desired: "a pool", Actual: "the imported pool its members name, its data vdevs of the layout's mode (a topology is not compared; apply never adds, removes or reshapes vdevs)", Action: ""}
+	ZFSPoolDiffers     = Row{ID: "zfs-pool-differs", Node: "zpool.NAME.mode", Desired: "mode M (a string)", Actual: "data vdevs of another redundancy (zpool status -P)", Refuse: true}
 	ZFSPoolMissing     = Row{ID: "zfs-pool-missing", Node: "zpool.NAME", Desired: "a pool", Actual: "no probed device is a member of it: apply does not create pools (their members would have to be made in this run)", Refuse: true}
 	ZFSPoolUnreadable  = Row{ID: "zfs-pool-unreadable", Node: "zpool.NAME", Desired: "a pool", Actual: "members, but the pool is not imported, or zpool/zfs cannot read it (tools or kernel module missing)", Refuse: true}
 	ZFSMemberUnread    = Row{ID: "zfs-member-unreadable", Node: "content (zfs)", Desired: "a member of pool N", Actual: "a zfs_member whose pool name blkid cannot read", Refuse: true}
@@ -108,7 +109,7 @@ var Rows = []Row{
 	LUKSSame, LUKSClosed, LUKSAdded, LUKSRemoved,
 	MemberElsewhere, VGMissing, VGCreate, VGExtend, LVSame, LVMissing, LVNoRoom, LVInactive, LVGrow, LVGrowBlocked, LVShrink, LVExtra,
 	MDMissing, MDCreate, MDInactive, MDLevel, MDSame,
-	ZFSPoolSame, ZFSPoolMissing, ZFSPoolUnreadable, ZFSMemberUnread, DatasetSame, DatasetMissing, DatasetDiffers, DatasetExtra,
+	ZFSPoolSame, ZFSPoolDiffers, ZFSPoolMissing, ZFSPoolUnreadable, ZFSMemberUnread, DatasetSame, DatasetMissing, DatasetDiffers, DatasetExtra,
 	ZFSPropertySame, ZFSPropertyDiffers, ZFSPropertyFixed, VolumeGrow, VolumeGrowBlocked, VolumeShrink,
 	SubvolSame, SubvolMissing, SubvolExtra, SwapfileMissing, SwapfileSame,
 	MountMoved, MountOptions, MountElsewhere,

@@ -36,7 +36,11 @@ func (pl *planner) zpool(p string, z *config.Zpool, s *probe.State) {
 		pl.refuse(ZFSPoolUnreadable, p, "the ZFS pool %q is not imported, so its datasets cannot be read; import it (zpool import -N %s) and plan again", z.Name, z.Name)
 		return
 	}
-	pl.keep(ZFSPoolSame)
+	if want, got, ok := poolMode(z, ap); ok {
+		pl.keep(ZFSPoolSame)
+	} else {
+		pl.refuse(ZFSPoolDiffers, p+".mode", "the ZFS pool %q is %s, the layout says %s; apply never reshapes a pool (zpool attach, add and remove are left to you)", z.Name, got, want)
+	}
 	for _, k := range slices.Sorted(maps.Keys(z.Options)) {
 		actual, ok := ap.Properties[k]
 		pl.property(attr(p+".options", k), "pool "+z.Name, k, z.Options[k], actual, ok, false, words("zpool", "set", k+"="+z.Options[k], z.Name))
@@ -85,6 +89,31 @@ func (pl *planner) zpool(p string, z *config.Zpool, s *probe.State) {
 	for _, c := range creates {
 		c()
 	}
+}
+
+// poolMode compares the layout's mode string with the redundancy of the pool's data
+// vdevs (a topology, or a pool whose vdevs were not read, is not compared), and describes
+// both for a refusal.
+func poolMode(z *config.Zpool, ap *probe.Pool) (want, got string, same bool) {
+	describe := func(mode string) string {
+		if mode == "" {
+			return "a stripe"
+		}
+		return "a " + mode
+	}
+	wantMode := z.Mode.Mode
+	if wantMode == "raidz" {
+		wantMode = "raidz1"
+	}
+	var modes []string
+	for _, v := range ap.Vdevs {
+		if v.Class == "" && !slices.Contains(modes, describe(v.Mode)) {
+			modes = append(modes, describe(v.Mode))
+		}
+	}
+	got = strings.Join(modes, " and ")
+	same = z.Mode.Topology != nil || len(modes) == 0 || (len(modes) == 1 && modes[0] == describe(wantMode))
+	return describe(wantMode), got, same
 }
 
 // dataset returns the probed dataset of a layout dataset or volume when it is there and

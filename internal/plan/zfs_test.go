@@ -64,6 +64,16 @@ func init() {
 		path    string
 	}{
 		{ZFSPoolSame, gptLayout(zfsPart), zpoolOf(""), zfsState(), ""},
+		{ZFSPoolDiffers, gptLayout(zfsPart), `, "zpool": {"zroot": {"mode": "mirror"}}`, func() *probe.State {
+			s := zfsState()
+			s.Pools["zroot"].Vdevs = []probe.PoolVdev{{Mode: "raidz1", Members: []string{"/dev/sdx1", "/dev/sdy1", "/dev/sdz1"}}, {Class: "log", Members: []string{"/dev/sdw1"}}}
+			return s
+		}(), zpoolPth + ".mode"},
+		{ZFSPoolSame, gptLayout(zfsPart), `, "zpool": {"zroot": {"mode": "raidz"}}`, func() *probe.State {
+			s := zfsState()
+			s.Pools["zroot"].Vdevs = []probe.PoolVdev{{Mode: "raidz1", Members: []string{"/dev/sdx1", "/dev/sdy1", "/dev/sdz1"}}, {Class: "log", Members: []string{"/dev/sdw1"}}}
+			return s
+		}(), ""},
 		{ZFSPoolMissing, gptLayout(zfsPart), zpoolOf(""), gpt(), zpoolPth},
 		{ZFSPoolUnreadable, gptLayout(zfsPart), zpoolOf(""), unimported, zpoolPth},
 		{ZFSPoolUnreadable, gptLayout(zfsPart), zpoolOf(""), noTools, zpoolPth},
