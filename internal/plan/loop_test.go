@@ -3,8 +3,6 @@ package plan
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,35 +87,6 @@ func loadLayout(t *testing.T, js string) *config.Devices {
 		}
 	}
 	return d
-}
-
-// diskBytes is what a refused apply must not change: the first and last MiB of each disk
-// and its partition table as sfdisk dumps it.
-func diskBytes(t *testing.T, devs ...string) string {
-	t.Helper()
-	var b strings.Builder
-	for _, dev := range devs {
-		f, err := os.Open(dev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		size, _ := f.Seek(0, io.SeekEnd)
-		for _, off := range []int64{0, size - 1<<20} {
-			buf := make([]byte, 1<<20)
-			if _, err := f.ReadAt(buf, off); err != nil {
-				t.Fatalf("reading %s at %d: %v", dev, off, err)
-			}
-			sum := sha256.Sum256(buf)
-			fmt.Fprintf(&b, "%s@%d %s\n", dev, off, hex.EncodeToString(sum[:]))
-		}
-		f.Close()
-		dump, err := exec.Command("sfdisk", "--dump", dev).CombinedOutput()
-		if err != nil {
-			t.Fatalf("sfdisk --dump %s: %v\n%s", dev, err, dump)
-		}
-		b.Write(dump)
-	}
-	return b.String()
 }
 
 // v1 is the layout the disks are formatted with: a GPT disk with an ext4 /boot and a
@@ -239,7 +208,7 @@ func TestLoopIncremental(t *testing.T) {
 	// Refusal: the data partition as ext4 instead of xfs, on the unmounted disks.
 	ns.must(t, "bash -s", mustGenerate(t, d2, opts).Unmount)
 	ns.must(t, "swapoff -a 2>/dev/null; :", nil)
-	snapshot := diskBytes(t, a, b)
+	snapshot := testtarget.DiskEdges(t, a) + testtarget.DiskEdges(t, b)
 	d3 := loadLayout(t, bad)
 	p, err = Apply(ctx, ns, d3, opts, io.Discard)
 	if !errors.Is(err, ErrRefused) {
@@ -249,7 +218,7 @@ func TestLoopIncremental(t *testing.T) {
 	if len(p.Refused) != 1 || p.Refused[0].Path != wantPath || len(p.Actions) != 0 {
 		t.Errorf("refusal of a changed format: %+v, want one refusal at %s", p, wantPath)
 	}
-	if after := diskBytes(t, a, b); after != snapshot {
+	if after := testtarget.DiskEdges(t, a) + testtarget.DiskEdges(t, b); after != snapshot {
 		t.Errorf("a refused apply changed the disks:\nbefore:\n%s\nafter:\n%s", snapshot, after)
 	}
 
@@ -393,7 +362,7 @@ func TestLoopGrowAndRefuse(t *testing.T) {
 	}
 	for _, r := range refusals {
 		t.Run(r.name, func(t *testing.T) {
-			snapshot := diskBytes(t, a, b)
+			snapshot := testtarget.DiskEdges(t, a) + testtarget.DiskEdges(t, b)
 			d := loadLayout(t, r.layout)
 			p, err := Apply(ctx, ns, d, opts, io.Discard)
 			if !errors.Is(err, ErrRefused) {
@@ -403,7 +372,7 @@ func TestLoopGrowAndRefuse(t *testing.T) {
 				t.Errorf("no refusal at %s: %+v", r.path, p.Refused)
 			}
 			t.Logf("refused: %+v", p.Refused)
-			if after := diskBytes(t, a, b); after != snapshot {
+			if after := testtarget.DiskEdges(t, a) + testtarget.DiskEdges(t, b); after != snapshot {
 				t.Errorf("a refused apply changed the disks:\nbefore:\n%s\nafter:\n%s", snapshot, after)
 			}
 		})
