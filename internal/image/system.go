@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -39,7 +40,7 @@ func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root s
 	// /nix/var).
 	copied := make(chan error, 1)
 	go func() { copied <- copyClosure(ctx, store, paths) }()
-	loadErr := runInput(ctx, string(reg), "nix-store", "--store", "local?root="+root, "--load-db")
+	loadErr := loadDB(ctx, root, toplevel, paths, reg)
 	if err := <-copied; err != nil {
 		return "", err
 	}
@@ -92,7 +93,8 @@ func isSystemStaging(dir, source string) bool {
 // closureOf returns the store paths of toplevel's closure and their registration (the
 // output of nix-store --dump-db): from closureInfo, a directory made by nixpkgs'
 // closureInfo (store-paths, registration) when given, as in a Nix build where the store's
-// database cannot be read; else from the build machine's Nix database.
+// database cannot be read; else the paths from the build machine's Nix database and no
+// registration (loadDB reads it from there).
 func closureOf(ctx context.Context, toplevel, closureInfo string) ([]string, []byte, error) {
 	if closureInfo != "" {
 		list, err := os.ReadFile(filepath.Join(closureInfo, "store-paths"))
@@ -115,10 +117,49 @@ func closureOf(ctx context.Context, toplevel, closureInfo string) ([]string, []b
 	if err != nil {
 		return nil, nil, fmt.Errorf("--system %s: the closure (pass --closure-info where the Nix database cannot be read): %w", toplevel, err)
 	}
-	paths := strings.Fields(string(out))
-	reg, err := output(ctx, "nix-store", append([]string{"--dump-db"}, paths...)...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--system %s: the registration: %w", toplevel, err)
+	return strings.Fields(string(out)), nil, nil
+}
+
+// loadDB registers the closure in a Nix database under root: from reg when it is not
+// nil, else from the build machine's database, with nix-store --dump-db piped into
+// nix-store --load-db (the two start at once).
+func loadDB(ctx context.Context, root, toplevel string, paths []string, reg []byte) error {
+	load := []string{"--store", "local?root=" + root, "--load-db"}
+	if reg != nil {
+		return runInput(ctx, string(reg), "nix-store", load...)
 	}
-	return paths, reg, nil
+	nixStore, err := toolPath("nix-store")
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	dump := exec.CommandContext(ctx, nixStore, append([]string{"--dump-db"}, paths...)...)
+	loader := exec.CommandContext(ctx, nixStore, load...)
+	var dumpErr, loadErr limitedBuffer
+	dump.Stdout, dump.Stderr = w, &dumpErr
+	loader.Stdin, loader.Stderr = r, &loadErr
+	err = dump.Start()
+	if err == nil {
+		if err = loader.Start(); err != nil {
+			dump.Process.Kill()
+			dump.Wait()
+		}
+	}
+	// The children hold the pipe now: when one ends, the other sees it.
+	r.Close()
+	w.Close()
+	if err != nil {
+		return err
+	}
+	loaded, dumped := loader.Wait(), dump.Wait()
+	if dumped != nil {
+		return fmt.Errorf("--system %s: the registration: nix-store --dump-db failed (%v): %s", toplevel, dumped, dumpErr.String())
+	}
+	if loaded != nil {
+		return fmt.Errorf("nix-store --load-db failed (%v): %s", loaded, loadErr.String())
+	}
+	return nil
 }
