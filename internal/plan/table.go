@@ -52,7 +52,7 @@ var (
 	ContentBlank      = Row{ID: "content-blank", Node: "content", Desired: "filesystem, swap or btrfs", Actual: "no signature", Action: "format"}
 	ContentSame       = Row{ID: "content-same", Node: "content", Desired: "filesystem F, swap, btrfs, or an aggregate member", Actual: "the same signature (F; swap; btrfs; LVM2_member, linux_raid_member, zfs_member, bcachefs); for randomly encrypted swap also none", Action: ""}
 	ContentDiffers    = Row{ID: "content-differs", Node: "content.format / content.type", Desired: "filesystem F (or swap, btrfs, ...)", Actual: "another signature", Refuse: true}
-	ContentUnreadable = Row{ID: "content-unreadable", Node: "content", Desired: "btrfs, luks, lvm_pv or mdraid", Actual: "a btrfs whose subvolumes, or a LUKS, PV or md member whose metadata could not be read", Refuse: true}
+	ContentUnreadable = Row{ID: "content-unreadable", Node: "content", Desired: "btrfs, luks, lvm_pv or mdraid (or any content of a zfs_volume)", Actual: "a btrfs whose subvolumes, or a LUKS, PV or md member whose metadata could not be read; a ZFS volume without a device node", Refuse: true}
 	ContentNoCreate   = Row{ID: "content-no-create", Node: "content", Desired: "luks, lvm_pv, mdraid, zfs or bcachefs", Actual: "no signature", Refuse: true}
 	LUKSSame          = Row{ID: "luks-same", Node: "content (luks)", Desired: "luks", Actual: "crypto_LUKS, open (its inside is compared as luks.content) or with content = null", Action: ""}
 	LUKSClosed        = Row{ID: "luks-closed", Node: "luks.content", Desired: "a content", Actual: "crypto_LUKS, closed (its inside cannot be read without the key)", Refuse: true}

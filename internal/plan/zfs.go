@@ -76,7 +76,10 @@ func (pl *planner) zpool(p string, z *config.Zpool, s *probe.State) {
 				continue
 			}
 			pl.datasetProperties(dp, ".options", ds.Options, ds.Options, ad, altroot)
-			if pl.volsize(dp, full, ds, ad) {
+			switch {
+			case ad.Unreadable != "" && ds.Content != nil:
+				pl.refuse(ContentUnreadable, dp+".content", "cannot read the ZFS volume %s: %s", full, ad.Unreadable)
+			case pl.volsize(dp, full, ds, ad):
 				pl.content(dp+".content", ds.Content, ad.Content, "/dev/zvol/"+full)
 			}
 		}

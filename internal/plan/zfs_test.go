@@ -105,6 +105,11 @@ func init() {
 		{VolumeGrowBlocked, gptLayout(zfsPart), zpoolOf(vol("200M", `{"type": "swap"}`)), zfsState(zvol("zroot/vol", 100, fs("swap"))), zpoolPth + ".datasets.vol.size"},
 		{VolumeShrink, gptLayout(zfsPart), zpoolOf(vol("50M", ext4)), zfsState(zvol("zroot/vol", 100, fs("ext4"))), zpoolPth + ".datasets.vol.size"},
 		{ContentDiffers, gptLayout(zfsPart), zpoolOf(vol("100M", ext4)), zfsState(zvol("zroot/vol", 100, fs("xfs"))), zpoolPth + ".datasets.vol.content.format"},
+		{ContentUnreadable, gptLayout(zfsPart), zpoolOf(vol("100M", ext4)), zfsState(func() *probe.Dataset {
+			v := zvol("zroot/vol", 100, nil)
+			v.Unreadable = "the volume has no device node /dev/zvol/zroot/vol"
+			return v
+		}()), zpoolPth + ".datasets.vol.content"},
 	}...)
 }
 

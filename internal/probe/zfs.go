@@ -62,6 +62,8 @@ type Dataset struct {
 	Mounts []Mount `json:"mounts,omitempty"`
 	// Content is what a volume holds (/dev/zvol/NAME probed whole).
 	Content *Content `json:"content,omitempty"`
+	// Unreadable says why a volume's content could not be read (it has no device node).
+	Unreadable string `json:"unreadable,omitempty"`
 }
 
 // zfsTools fails with a clear message where the zpool and zfs tools are missing, then
@@ -142,6 +144,15 @@ func probePool(ctx context.Context, r Runner, p *Pool, mounts []fsMount) error {
 			continue
 		}
 		dev := "/dev/zvol/" + name
+		// Without a node (volmode=none, or udev has not made it) blkid would report it
+		// blank, which it need not be.
+		if out, err = run(ctx, r, "stat -L -c %F -- "+shell.Quote(dev)+" 2>/dev/null || echo missing"); err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(out)) != "block special file" {
+			ds.Unreadable = "the volume has no device node " + dev + " (volmode=none, or udev has not made it yet)"
+			continue
+		}
 		if ds.Content, err = blkid(ctx, r, dev, -1, -1); err != nil {
 			return fmt.Errorf("ZFS volume %s: %w", name, err)
 		}

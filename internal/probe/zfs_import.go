@@ -76,7 +76,9 @@ func (im *importer) pool(p *Pool) *config.Zpool {
 				v.Options = ensureMap(v.Options)
 				v.Options[k] = val
 			}
-			if n := im.content("ZFS volume "+name, ds.Content); n != nil {
+			if ds.Unreadable != "" {
+				im.note("ZFS volume %s: its content is left out (null: left untouched): %s", name, ds.Unreadable)
+			} else if n := im.content("ZFS volume "+name, ds.Content); n != nil {
 				v.Content = n.(config.PartitionNode)
 			}
 			z.Datasets[rel] = v

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
 
 var update = flag.Bool("update", false, "rewrite ../plan/testdata/zfs-probe.json from the ZFS fixtures")
@@ -57,6 +59,7 @@ func zfsRunner(t *testing.T) fakeRunner {
 		{"zpool get -Hp -o name,property,value,source all zroot", zfsFixture(t, "zpool-get")},
 		{"zfs list -Hp -r -t filesystem,volume -o name,type,mountpoint,volsize zroot", zfsFixture(t, "zfs-list")},
 		{"zfs get -Hp -r -t filesystem,volume -o name,property,value,source all zroot", zfsFixture(t, "zfs-get")},
+		{"stat -L -c %F -- /dev/zvol/zroot/vol", "block special file\n"},
 		{"blkid -p -o export -- /dev/zvol/zroot/vol", "UUID=5e1c\nTYPE=ext4\nstatus=0\n"},
 	}
 }
@@ -125,6 +128,29 @@ func TestProbeZFSMissingTools(t *testing.T) {
 	}
 }
 
+// TestProbeZFSVolumeWithoutNode: a volume without a device node is reported unreadable
+// (not blank), its content is left out of the import with a note.
+func TestProbeZFSVolumeWithoutNode(t *testing.T) {
+	r := zfsRunner(t)
+	for i := range r {
+		if strings.HasPrefix(r[i].prefix, "stat -L") {
+			r[i].out = "missing\n"
+		}
+	}
+	s, err := Probe(context.Background(), r, map[string]string{"main": "/dev/sdx", "second": "/dev/sdy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := s.Pools["zroot"].Datasets["zroot/vol"]
+	if vol.Content != nil || !strings.Contains(vol.Unreadable, "no device node /dev/zvol/zroot/vol") {
+		t.Fatalf("volume without a node: %+v", vol)
+	}
+	d, notes := s.Layout("/mnt")
+	if v := d.Zpool["zroot"].Datasets["vol"].(*config.ZFSVolume); v.Content != nil || len(notes) != 1 || !strings.Contains(notes[0], "zroot/vol") {
+		t.Errorf("volume %+v, notes %q", v, notes)
+	}
+}
+
 // TestZpoolStatusClasses reads the vdev classes of zpool status -P: logs (with its tab),
 // a raidz vdev, cache and spares.
 func TestZpoolStatusClasses(t *testing.T) {
@@ -189,6 +215,9 @@ func TestProbePoolFakeTools(t *testing.T) {
 		"get -Hp -r -t filesystem,volume -o name,property,value,source all zroot": "zfs-get",
 	})
 	if err := os.WriteFile(filepath.Join(bin, "blkid"), []byte("#!/bin/sh\n[ \"$*\" = '-p -o export -- /dev/zvol/zroot/vol' ] || exit 4\nprintf 'UUID=5e1c\\nTYPE=ext4\\n'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "stat"), []byte("#!/bin/sh\n[ \"$*\" = '-L -c %F -- /dev/zvol/zroot/vol' ] || exit 1\necho 'block special file'\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+":/usr/bin:/bin")
