@@ -254,3 +254,27 @@ func TestProbePoolFakeTools(t *testing.T) {
 		t.Errorf("probe without zpool and zfs: %v, want an error saying they are not installed", err)
 	}
 }
+
+// TestPoolMode: a pool of one data vdev (or a stripe of single devices) imports as a mode
+// string, anything else as a topology with its classes.
+func TestPoolMode(t *testing.T) {
+	for _, c := range []struct {
+		vdevs []PoolVdev
+		want  string
+	}{
+		{[]PoolVdev{{Mode: "raidz2", Members: []string{"/a", "/b", "/c", "/d"}}}, `{"Topology":null}`},
+		{[]PoolVdev{{Members: []string{"/a"}}, {Members: []string{"/b"}}}, `{"Topology":null}`},
+		{[]PoolVdev{{Mode: "mirror", Members: []string{"/a", "/b"}}, {Mode: "mirror", Members: []string{"/c", "/d"}}, {Class: "log", Members: []string{"/e"}},
+			{Class: "cache", Members: []string{"/f"}}, {Class: "spare", Members: []string{"/g"}}, {Class: "special", Mode: "mirror", Members: []string{"/h", "/i"}}},
+			`{"Topology":{"type":"topology","vdev":[{"mode":"mirror","members":["/a","/b"]},{"mode":"mirror","members":["/c","/d"]}],"spare":["/g"],"log":[{"mode":"","members":["/e"]}],"special":[{"mode":"mirror","members":["/h","/i"]}],"cache":["/f"]}}`},
+	} {
+		m := poolMode(c.vdevs)
+		js, _ := json.Marshal(struct{ Topology any }{m.Topology})
+		if string(js) != c.want {
+			t.Errorf("%+v: topology %s, want %s", c.vdevs, js, c.want)
+		}
+		if m.Topology == nil && m.Mode != c.vdevs[0].Mode {
+			t.Errorf("%+v: mode %q", c.vdevs, m.Mode)
+		}
+	}
+}
