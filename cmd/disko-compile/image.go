@@ -36,7 +36,7 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
    labels and UUIDs. Layouts with LUKS, LVM, mdadm or btrfs subvolumes are built in a throwaway
    qemu VM instead (Debian's kernel, KVM when it works, else TCG), by the layout's own format
    script; ZFS and bcachefs are refused (not in Debian's kernel).
-   With --system the image boots: the system's closure, its Nix database, its profile and its
+   With --system the image boots (on both paths): the system's closure, its Nix database, its profile and its
    bootloader (systemd-boot onto the ESP, for example) are in it.
 
    Examples:
@@ -47,7 +47,7 @@ func imageCommand(load func(*cli.Context) (*config.Devices, error), stdout, stde
 		Flags: append(layoutFlags(),
 			&cli.StringFlag{Name: "out", Aliases: []string{"o"}, Required: true, Usage: "write the images into `DIR` (created if missing)"},
 			&cli.StringFlag{Name: "format", Value: "raw", Usage: "image format: `raw` or qcow2 (through qemu-img convert)"},
-			&cli.StringFlag{Name: "system", Usage: "copy the closure of NixOS system `TOPLEVEL` into the image, register it in the Nix database, set the system profile and install its bootloader (its switch-to-configuration boot, run in user namespaces over the staged filesystems)"},
+			&cli.StringFlag{Name: "system", Usage: "copy the closure of NixOS system `TOPLEVEL` into the image, register it in the Nix database, set the system profile and install its bootloader (its switch-to-configuration boot, run in user namespaces over the staged filesystems, or in the build VM over the mounted layout)"},
 			&cli.StringFlag{Name: "closure-info", Usage: "with --system: read the closure from `DIR` made by nixpkgs' closureInfo (store-paths, registration) instead of the Nix database, as in a Nix build"},
 			&cli.StringSliceFlag{Name: "size", Usage: "make disk NAME's image `NAME=SIZE` (2G, 512M) instead of its imageSize; repeatable"},
 			&cli.StringSliceFlag{Name: "pre-format-files", Usage: "`SRC DST`: a file the format script reads (a LUKS key file), put at DST in the build VM before the script runs; only layouts built in a VM read it; repeatable"},

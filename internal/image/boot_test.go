@@ -2,16 +2,11 @@ package image
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
-	"github.com/diskoanywhere/diskoanywhere/internal/codegen/nixos"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
@@ -34,39 +29,11 @@ func TestBootableImage(t *testing.T) {
 	t.Setenv("NIX_CONFIG", "substituters =\nexperimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false")
 	ctx, cancel := testvm.ContextT(t)
 	defer cancel()
-	img, err := testvm.Build(ctx, testvm.BuildOptions{Log: testvm.LogT(t)})
-	if err != nil {
-		t.Skipf("the VM rig cannot be built here: %v", err)
-	}
-	clientPub, err := os.ReadFile(img.ClientKeyPath + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nixosJSON, err := nixos.JSON(load(t, exampleLayout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sys, err := testvm.BuildSystem(ctx, testvm.SystemOptions{NixOSConfig: nixosJSON, Hostname: "imaged",
-		AuthorizedKeys: []string{strings.TrimSpace(string(clientPub))}, Log: testvm.LogT(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	// The image carries a host key of its own (--post-format-files), owned by the user
-	// who builds (nobody); the rig checks that the booted system presents it.
+	// who builds (nobody).
 	keys := sharedTempDir(t)
-	hostKey := filepath.Join(keys, "ssh_host_ed25519_key")
-	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "image", "-f", hostKey).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v\n%s", err, out)
-	}
-	pub, err := os.ReadFile(hostKey + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostPub, _, _, _, err := ssh.ParseAuthorizedKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rig := newBootRig(ctx, t, exampleLayout, testvm.SystemOptions{Hostname: "imaged"}, keys)
+	sys, hostKey := rig.sys, rig.hostKey
 	giveToNobody(t, keys)
 	out := sharedTempDir(t)
 	start := time.Now()
@@ -94,9 +61,9 @@ func TestBootableImage(t *testing.T) {
 	}
 
 	vm := testvm.StartT(t, testvm.Options{
-		Image:       img,
+		Image:       rig.img,
 		Boot:        testvm.BootUEFI,
-		HostKey:     hostPub,
+		HostKey:     rig.hostPub,
 		Disks:       []testvm.DiskSpec{{Path: res.Paths[0]}},
 		BootTimeout: 4 * time.Minute,
 	})

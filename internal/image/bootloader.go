@@ -15,6 +15,16 @@ import (
 // bootloader; a toplevel without it is not a NixOS system, and gets no bootloader.
 const switchToConfiguration = "bin/switch-to-configuration"
 
+// hasBootloader reports whether toplevel has a switch-to-configuration, and warns on log
+// when it has not.
+func hasBootloader(toplevel string, log io.Writer) bool {
+	if _, err := os.Stat(filepath.Join(toplevel, switchToConfiguration)); err != nil {
+		fmt.Fprintf(log, "warning: %s has no %s (not a NixOS system): no bootloader is installed\n", toplevel, switchToConfiguration)
+		return false
+	}
+	return true
+}
+
 // installScript runs in new user, mount and PID namespaces: it assembles the installed
 // system's file hierarchy from the staged trees and runs the system's
 // `switch-to-configuration boot` in a chroot of it, as nixos-install does through
@@ -26,7 +36,8 @@ const switchToConfiguration = "bin/switch-to-configuration"
 // program needs: no block device of the build machine is reachable.
 //
 // Arguments: ROOT EMPTY TOPLEVEL, then MOUNTPOINT UPPER WORK for each other volume,
-// parents first.
+// parents first. The build VM of the VM path runs it too, with its root the mounted
+// layout and no overlays (installSystemInVM).
 const installScript = `set -eu
 root=$1 empty=$2 top=$3
 shift 3

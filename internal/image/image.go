@@ -41,7 +41,8 @@ type Options struct {
 	// System is a NixOS system (a toplevel store path) whose closure is copied into the
 	// filesystem mounted at /nix/store, registered in the Nix database, and made the
 	// system profile; its bootloader is then installed by its own
-	// bin/switch-to-configuration boot (see installBootloader).
+	// bin/switch-to-configuration boot (see installBootloader, and installSystemInVM on
+	// the VM path).
 	System string
 	// ClosureInfo is a directory made by nixpkgs' closureInfo for System (store-paths,
 	// registration); without it the closure is read from the Nix database.
@@ -97,11 +98,8 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, err
 	}
-	if len(kernelOnly) > 0 {
-		fmt.Fprintf(log, "building the images in a VM: the layout's format script runs there, because\n  %s\n", strings.Join(kernelOnly, "\n  "))
-		return buildInVM(ctx, disks, opts, log)
-	}
-	files := opts.Files
+	// The staged /nix of --system: closure, Nix database, system profile.
+	var system string
 	if opts.System != "" {
 		fmt.Fprintf(log, "copying the closure of %s\n", opts.System)
 		sys, err := stageSystem(ctx, opts.OutDir, opts.System, opts.ClosureInfo)
@@ -109,7 +107,15 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 			return nil, err
 		}
 		defer removeTree(sys)
-		files = append([]File{{Source: filepath.Join(sys, "nix"), Dest: "/nix"}}, files...)
+		system = filepath.Join(sys, "nix")
+	}
+	if len(kernelOnly) > 0 {
+		fmt.Fprintf(log, "building the images in a VM: the layout's format script runs there, because\n  %s\n", strings.Join(kernelOnly, "\n  "))
+		return buildInVM(ctx, disks, system, opts, log)
+	}
+	files := opts.Files
+	if system != "" {
+		files = append([]File{{Source: system, Dest: "/nix"}}, files...)
 	}
 	trees, err := stageFiles(opts.OutDir, disks, files)
 	if err != nil {
@@ -117,14 +123,10 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	}
 	defer trees.remove()
 	bootable := false
-	if opts.System != "" {
-		if _, err := os.Stat(filepath.Join(opts.System, switchToConfiguration)); err == nil {
-			bootable = true
-			if err := trees.addMounted(opts.OutDir, disks); err != nil {
-				return nil, err
-			}
-		} else {
-			fmt.Fprintf(log, "warning: %s has no %s (not a NixOS system): no bootloader is installed\n", opts.System, switchToConfiguration)
+	if opts.System != "" && hasBootloader(opts.System, log) {
+		bootable = true
+		if err := trees.addMounted(opts.OutDir, disks); err != nil {
+			return nil, err
 		}
 	}
 	populated := map[string]bool{}

@@ -1,13 +1,17 @@
 package image
 
 import (
+	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
@@ -24,12 +28,14 @@ const vmRoot = "/mnt"
 // and this machine's disk tools; KVM when it works, else TCG), the layout is loaded
 // again with its disks on the VM's (/dev/vda, /dev/vdb, ... in disk-name order), and its
 // own format,mount script runs there. opts.PreFiles are in the VM before the script
-// runs (LUKS key files); opts.Files are copied under the mounted root; then the unmount
-// script runs and the VM powers off.
-func buildInVM(ctx context.Context, disks []*diskPlan, opts Options, log io.Writer) (paths []string, err error) {
-	if opts.System != "" {
-		return nil, fmt.Errorf("--system: a layout built in a VM does not take a system yet (only the kernel-free layouts do)")
-	}
+// runs (LUKS key files); opts.Files are copied under the mounted root. With
+// --system (system is then the /nix tree stageSystem made on the build machine, as for
+// the rootless path), as disko's installer does next: the closure, its Nix database and
+// the system profile are copied under the mounted root, and the system's
+// switch-to-configuration boot installs the bootloader in a chroot of it (installScript,
+// over the real mounts).
+// Then the unmount script runs and the VM powers off.
+func buildInVM(ctx context.Context, disks []*diskPlan, system string, opts Options, log io.Writer) (paths []string, err error) {
 	if len(disks) > 26 {
 		return nil, fmt.Errorf("%d disks: the build VM has /dev/vda to /dev/vdz", len(disks))
 	}
@@ -120,6 +126,11 @@ func buildInVM(ctx context.Context, disks []*diskPlan, opts Options, log io.Writ
 			return nil, fmt.Errorf("%s into the image: %w", f.Dest, err)
 		}
 	}
+	if system != "" {
+		if err := installSystemInVM(ctx, vm, system, opts.System, log); err != nil {
+			return nil, err
+		}
+	}
 	if _, _, err := vm.RunScript(ctx, scripts.Unmount); err != nil {
 		return nil, fmt.Errorf("the layout's unmount script in the build VM: %w", err)
 	}
@@ -132,11 +143,77 @@ func buildInVM(ctx context.Context, disks []*diskPlan, opts Options, log io.Writ
 	return publish(ctx, built, opts)
 }
 
-// copyIntoVM copies the file, symlink or directory tree src to dest in the VM, owned by
-// root with src's modes. Each file is one command over the VM's SSH connection: meant
-// for host keys and configuration, not for a system closure.
+// installSystemInVM copies the staged /nix tree (closure, Nix database, system profile)
+// under the build VM's mounted root and, when toplevel is a NixOS system, runs its
+// switch-to-configuration boot in a chroot of that root, in a mount and PID namespace
+// of the VM's own so that nothing it mounts is left for the unmount script.
+func installSystemInVM(ctx context.Context, vm *testvm.VM, staged, toplevel string, log io.Writer) error {
+	if _, _, err := vm.Run(ctx, "mountpoint -q "+vmRoot); err != nil {
+		return fmt.Errorf("--system: the layout has no filesystem mounted at /, where the closure goes")
+	}
+	start := time.Now()
+	if err := copyIntoVM(ctx, vm, staged, path.Join(vmRoot, "nix")); err != nil {
+		return fmt.Errorf("--system %s: the closure into the image: %w", toplevel, err)
+	}
+	fmt.Fprintf(log, "  copied the closure into %s/nix in %.1fs\n", vmRoot, time.Since(start).Seconds())
+	if !hasBootloader(toplevel, log) {
+		return nil
+	}
+	fmt.Fprintln(log, "installing the bootloader (switch-to-configuration boot) in the VM")
+	empty := "/run/image-empty"
+	cmd := fmt.Sprintf("mkdir -p %s && unshare --mount --propagation private --pid --fork --kill-child -- /bin/sh -c %s install-bootloader %s %s %s",
+		empty, shell.Quote(installScript), vmRoot, empty, shell.Quote(toplevel))
+	if err := vm.Exec(ctx, cmd, nil, nil, log); err != nil {
+		return fmt.Errorf("--system %s: switch-to-configuration boot (the bootloader) failed in the build VM: %w", toplevel, err)
+	}
+	return nil
+}
+
+// copyIntoVM copies the file, symlink or directory tree src to dest in the VM as one tar
+// stream over the VM's SSH connection: modes and hard links kept, everything owned by
+// root (as disko's --post-format-files are, and a Nix store is).
 func copyIntoVM(ctx context.Context, vm *testvm.VM, src, dest string) error {
-	return filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+	pr, pw := io.Pipe()
+	written := make(chan error, 1)
+	go func() {
+		err := writeTar(pw, src, path.Base(dest))
+		pw.CloseWithError(err)
+		written <- err
+	}()
+	dir := shell.Quote(path.Dir(dest))
+	_, _, err := vm.RunInput(ctx, fmt.Sprintf("mkdir -p %s && tar -x --numeric-owner -C %s -f -", dir, dir), pr)
+	// The writer may still be blocked on a VM that stopped reading.
+	pr.CloseWithError(io.ErrClosedPipe)
+	if werr := <-written; werr != nil && !errors.Is(werr, io.ErrClosedPipe) {
+		return werr
+	}
+	return err
+}
+
+// writeTar writes src (a file, symlink or directory tree) to w as a tar archive whose
+// names start with name, every entry owned by root. A file linked more than once in
+// src is stored once and hard-linked after.
+func writeTar(w io.Writer, src, name string) error {
+	tw := tar.NewWriter(w)
+	first := map[[2]uint64]string{}
+	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		var link string
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		case !fi.IsDir() && !fi.Mode().IsRegular():
+			return fmt.Errorf("%s: a %s cannot be copied into the build VM", p, fi.Mode().Type())
+		}
+		h, err := tar.FileInfoHeader(fi, link)
 		if err != nil {
 			return err
 		}
@@ -144,24 +221,32 @@ func copyIntoVM(ctx context.Context, vm *testvm.VM, src, dest string) error {
 		if err != nil {
 			return err
 		}
-		target := path.Join(dest, filepath.ToSlash(rel))
-		fi, err := e.Info()
+		h.Name = path.Join(name, filepath.ToSlash(rel))
+		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "root", "root"
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
+			id := [2]uint64{uint64(st.Dev), st.Ino}
+			if target, seen := first[id]; seen {
+				h.Typeflag, h.Linkname, h.Size = tar.TypeLink, target, 0
+			} else {
+				first[id] = h.Name
+			}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg {
+			return nil
+		}
+		f, err := os.Open(p)
 		if err != nil {
 			return err
 		}
-		switch {
-		case fi.IsDir():
-			_, _, err = vm.Run(ctx, fmt.Sprintf("mkdir -p %s && chmod %o %s", shell.Quote(target), fi.Mode().Perm(), shell.Quote(target)))
-		case fi.Mode()&fs.ModeSymlink != 0:
-			var link string
-			if link, err = os.Readlink(p); err == nil {
-				_, _, err = vm.Run(ctx, fmt.Sprintf("mkdir -p %s && ln -sfn %s %s", shell.Quote(path.Dir(target)), shell.Quote(link), shell.Quote(target)))
-			}
-		case fi.Mode().IsRegular():
-			err = vm.CopyIn(ctx, p, target, fi.Mode().Perm())
-		default:
-			err = fmt.Errorf("%s: a %s cannot be copied into the build VM", p, fi.Mode().Type())
-		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
 }
