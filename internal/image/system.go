@@ -36,8 +36,8 @@ func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root s
 	if err := os.MkdirAll(store, 0o755); err != nil {
 		return "", err
 	}
-	// The closure is copied while the database is made: they are apart (/nix/store and
-	// /nix/var).
+	// The closure is copied while the database is made (in /nix/var; in /nix/store
+	// nix-store makes only .links).
 	copied := make(chan error, 1)
 	go func() { copied <- copyClosure(ctx, store, paths) }()
 	loadErr := loadDB(ctx, root, toplevel, paths, reg)
@@ -69,11 +69,11 @@ func copyClosure(ctx context.Context, store string, paths []string) error {
 	if run(ctx, "cp", append([]string{"-a", "--link", "-t", store, "--"}, paths...)...) == nil {
 		return nil
 	}
-	if err := removeTree(store); err != nil {
-		return err
-	}
-	if err := os.Mkdir(store, 0o755); err != nil {
-		return err
+	// Only what cp made goes: nix-store --load-db, running meanwhile, makes store/.links.
+	for _, p := range paths {
+		if err := removeTree(filepath.Join(store, filepath.Base(p))); err != nil {
+			return err
+		}
 	}
 	return run(ctx, "cp", append([]string{"-a", "--reflink=auto", "-t", store, "--"}, paths...)...)
 }
