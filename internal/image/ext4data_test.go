@@ -18,11 +18,7 @@ import (
 // fillLargeFiles), come out of the image with their bytes, modes, times and hard links,
 // next to small files mke2fs wrote itself, and e2fsck finds the filesystem clean.
 func TestExt4LargeFiles(t *testing.T) {
-	for _, tool := range []string{"debugfs", "e2fsck", "mkfs.ext4", "mkfs.vfat", "sfdisk"} {
-		if _, err := toolPath(tool); err != nil {
-			t.Skip(err)
-		}
-	}
+	skipWithout(t, "debugfs", "e2fsck", "mkfs.ext4", "mkfs.vfat", "sfdisk")
 	src := t.TempDir()
 	mtime := time.Unix(1, 0)
 	files := []struct {
@@ -108,11 +104,7 @@ func TestExt4LargeFiles(t *testing.T) {
 // TestExt4LargeFilesDoNotFit: a large file that does not fit in its filesystem fails the
 // build with its name, and leaves no image behind.
 func TestExt4LargeFilesDoNotFit(t *testing.T) {
-	for _, tool := range []string{"debugfs", "mkfs.ext4", "sfdisk"} {
-		if _, err := toolPath(tool); err != nil {
-			t.Skip(err)
-		}
-	}
+	skipWithout(t, "debugfs", "mkfs.ext4", "sfdisk")
 	src := t.TempDir()
 	data := make([]byte, 24<<20)
 	rand.Read(data)
@@ -129,5 +121,15 @@ func TestExt4LargeFilesDoNotFit(t *testing.T) {
 	t.Log(err)
 	if left, _ := os.ReadDir(out); len(left) != 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// skipWithout skips the test when one of the tools is not installed.
+func skipWithout(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := toolPath(tool); err != nil {
+			t.Skip(err)
+		}
 	}
 }
