@@ -221,7 +221,7 @@ func (pl *planner) newPV(pv *config.LVMPV, ad *probe.Disk, number int, after, be
 // plan creates too (its superblock is written by mdadm --create).
 func (pl *planner) newMDMember(md *config.MDRaid, ad *probe.Disk, number int) (string, string, error) {
 	if pl.s.Arrays[md.Name] != nil {
-		return "", "", fmt.Errorf("the md array %q exists; apply does not add members to it (mdadm --add would resync it): use the format script", md.Name)
+		return "", "", fmt.Errorf("the md array %q exists; apply does not add members to it: for raid1 that is mdadm --add then --grow --raid-devices, a full resync onto the new member whose room for the array's data (component size plus the superblock's data offset) the probe does not read yet, and for other levels a reshape that rewrites all data; add it with mdadm yourself, then plan again", md.Name)
 	}
 	pl.addMember(attr(config.RootPath+".mdadm", md.Name), ad, number, 0, "")
 	return "", "make it a member of the new md array " + md.Name, nil

@@ -190,6 +190,14 @@ func TestVMStacked(t *testing.T) {
 	const fresh = `, "fresh": {"lvs": {"v": {"size": "32M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/fresh"}}}}`
 	const members = pv2 + `, "rx": {"size": "40M", "content": {"type": "mdraid", "name": "newmd"}}, "ry": {"size": "40M", "content": {"type": "mdraid", "name": "newmd"}}`
 	const newmd = `, "newmd": {"level": 1, "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/newmd"}}`
+	// Then a new partition that is a second PV of the group fresh (named to be numbered
+	// after rx and ry), whose new raid1 LV
+	// needs both PVs; then a thin pool with a thin LV in the group pool.
+	const zpv = members + `, "zpv": {"size": "64M", "content": {"type": "lvm_pv", "vg": "fresh"}}`
+	const freshRaid = `, "fresh": {"lvs": {"v": {"size": "32M", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/fresh"}},
+	  "r": {"size": "16M", "lvm_type": "raid1", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/r"}}}}`
+	const thin = data + `, "tp": {"size": "64M", "lvm_type": "thin-pool"},
+	  "thin": {"size": "32M", "lvm_type": "thinlv", "pool": "tp", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/thin"}}`
 	for _, step := range []struct {
 		name       string
 		d          *config.Devices
@@ -206,6 +214,15 @@ func TestVMStacked(t *testing.T) {
 			"create-partition disko.devices.disk.main.content.partitions.ry",
 			"create-array disko.devices.mdadm.newmd",
 		}, "findmnt -rno TARGET /mnt/newmd; mdadm --detail --export /dev/md/newmd | grep -E '^MD_(LEVEL|DEVICES)='", "/mnt/newmd MD_LEVEL=raid1 MD_DEVICES=2"},
+		{"new PV in a group and a raid1 LV", stackedLayout(t, "200M", data, zpv, 1, "ext4", freshRaid, newmd), []string{
+			"create-partition disko.devices.disk.main.content.partitions.zpv",
+			"extend-vg disko.devices.disk.main.content.partitions.zpv.content",
+			"create-lv disko.devices.lvm_vg.fresh.lvs.r",
+		}, "lvs --noheadings -o lv_name,segtype fresh/r; vgs --noheadings -o vg_name,pv_count fresh; findmnt -rno TARGET,SOURCE /mnt/r", "r raid1 fresh 2 /mnt/r /dev/mapper/fresh-r"},
+		{"thin pool and thin LV", stackedLayout(t, "200M", thin, zpv, 1, "ext4", freshRaid, newmd), []string{
+			"create-lv disko.devices.lvm_vg.pool.lvs.tp",
+			"create-lv disko.devices.lvm_vg.pool.lvs.thin",
+		}, "lvs --noheadings -o lv_name,segtype,pool_lv pool/thin; findmnt -rno TARGET,SOURCE /mnt/thin", "thin thin tp /mnt/thin /dev/mapper/pool-thin"},
 	} {
 		p, err := Probe(ctx, r, step.d, opts)
 		if err != nil {
