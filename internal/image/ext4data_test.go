@@ -30,7 +30,7 @@ func TestExt4LargeFiles(t *testing.T) {
 		{"exactly-64k", largeFileBytes, 0o644},
 		{"bin/setuid tool", 300 << 10, os.ModeSetuid | 0o755},
 		{"ro/big", 5<<20 + 123, 0o444},
-		{"ro/sub/odd", 70<<10 + 1, 0o600},
+		{"ro/sub/odd 'é#1'", 70<<10 + 1, 0o600},
 	}
 	for _, f := range files {
 		path := filepath.Join(src, f.name)
