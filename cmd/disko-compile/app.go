@@ -360,14 +360,34 @@ func writeFiles(dir string, files map[string][]byte, mode os.FileMode) error {
 		return err
 	}
 	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, mode); err != nil {
-			return err
-		}
-		if err := os.Chmod(filepath.Join(dir, name), mode); err != nil {
+		if err := overwrite(filepath.Join(dir, name), data, mode); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// overwrite makes path hold data, with exactly mode (whatever the umask). An existing
+// file is written over and then cut to length, never truncated to nothing first: ext4
+// (auto_da_alloc) writes a file truncated to zero and rewritten out to disk when it is
+// closed, which made rewriting a layout's six scripts cost about 0.55 ms of CPU and
+// 1-4 ms of waiting instead of 0.2 ms (issue 18 item 1).
+func overwrite(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, mode)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func writeDocs(c *cli.Context, format, out string) error {
