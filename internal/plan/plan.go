@@ -372,7 +372,7 @@ func (pl *planner) missing(w wanted, ad *probe.Disk, free *[]block, creates *[]f
 	case *config.LVMPV:
 		fill, what = pl.newPV(n, ad, w.number, *free, before, w.path+".content")
 	case *config.MDRaid:
-		fill, what, err = pl.newMDMember(n, ad, w.number)
+		fill, what = pl.newMDMember(n, ad, w.number, *free, before, w.path+".content")
 	default:
 		fill, what, err = formatScript(w.content, `"$node"`)
 	}

@@ -206,6 +206,21 @@ func (pl *planner) addMember(p string, ad *probe.Disk, number int, bytes int64, 
 // free space before minus after; its content at contentPath) a PV of a volume group:
 // one the plan creates too, or an existing one that it extends (vg then plans both).
 func (pl *planner) newPV(pv *config.LVMPV, ad *probe.Disk, number int, after, before []block, contentPath string) (string, string) {
+	pl.addMember(attr(config.RootPath+".lvm_vg", pv.VG), ad, number, takenBytes(ad, after, before), contentPath)
+	return "pvcreate --quiet --yes \"$node\" >/dev/null\n", "make it a physical volume of the volume group " + pv.VG
+}
+
+// newMDMember makes a partition that the plan creates a member of an md array: one the
+// plan creates too (its superblock is written by mdadm --create), or an existing one
+// that it adds the partition to (array then plans both).
+func (pl *planner) newMDMember(md *config.MDRaid, ad *probe.Disk, number int, after, before []block, contentPath string) (string, string) {
+	pl.addMember(attr(config.RootPath+".mdadm", md.Name), ad, number, takenBytes(ad, after, before), contentPath)
+	return "", "make it a member of the md array " + md.Name
+}
+
+// takenBytes is the size of the free space of ad before a partition was allocated minus
+// after: the partition's size.
+func takenBytes(ad *probe.Disk, after, before []block) int64 {
 	var sectors int64
 	for _, b := range before {
 		sectors += b.end - b.start + 1
@@ -213,18 +228,7 @@ func (pl *planner) newPV(pv *config.LVMPV, ad *probe.Disk, number int, after, be
 	for _, b := range after {
 		sectors -= b.end - b.start + 1
 	}
-	pl.addMember(attr(config.RootPath+".lvm_vg", pv.VG), ad, number, sectors*ad.SectorSize, contentPath)
-	return "pvcreate --quiet --yes \"$node\" >/dev/null\n", "make it a physical volume of the volume group " + pv.VG
-}
-
-// newMDMember makes a partition that the plan creates a member of an md array that the
-// plan creates too (its superblock is written by mdadm --create).
-func (pl *planner) newMDMember(md *config.MDRaid, ad *probe.Disk, number int) (string, string, error) {
-	if pl.s.Arrays[md.Name] != nil {
-		return "", "", fmt.Errorf("the md array %q exists; apply does not add members to it: for raid1 that is mdadm --add then --grow --raid-devices, a full resync onto the new member whose room for the array's data (component size plus the superblock's data offset) the probe does not read yet, and for other levels a reshape that rewrites all data; add it with mdadm yourself, then plan again", md.Name)
-	}
-	pl.addMember(attr(config.RootPath+".mdadm", md.Name), ad, number, 0, "")
-	return "", "make it a member of the new md array " + md.Name, nil
+	return sectors * ad.SectorSize
 }
 
 // createVG plans the volume group of the PVs the plan creates, and returns it as the
@@ -393,12 +397,46 @@ func (pl *planner) array(p string, md *config.MDADM, s *probe.State) {
 		pl.refuse(MDLevel, p+".level", "the md array %q is %s, the layout says level %d; reshaping is not done by apply", md.Name, a.Level, md.Level)
 	default:
 		pl.keep(MDSame)
+		if len(pl.newMembers[p]) > 0 {
+			pl.addMembers(p, a)
+		}
 		if _, table := md.Content.(*config.GPT); table || (md.Content != nil && a.Content != nil && strings.HasPrefix(a.Content.Type, probe.PartitionTable)) {
 			pl.refuse(MDLevel, p+".content", "partition tables on md arrays are not compared yet; the array %s is left as it is only when its content is null", a.Device)
 			return
 		}
 		pl.content(p+".content", md.Content, a.Content, a.Device)
 	}
+}
+
+// addMembers adds the partitions the plan creates to the existing array a, when that
+// only copies its data onto them: a raid1 that is not degraded, each new partition
+// holding a member's data and superblock.
+func (pl *planner) addMembers(p string, a *probe.Array) {
+	members := pl.newMembers[p]
+	var err error
+	switch {
+	case a.Level != "raid1":
+		err = fmt.Errorf("it is %s: more members would reshape it, rewriting all its data", a.Level)
+	case a.Degraded > 0:
+		err = fmt.Errorf("it is degraded (%d of %d members missing): a new member would rebuild it first; mdadm --add it yourself", a.Degraded, a.Devices)
+	case a.MemberBytes <= 0 || a.Devices <= 0:
+		err = fmt.Errorf("the probe could not read its component size")
+	}
+	var nodes []string
+	for _, m := range members {
+		if err == nil && m.bytes < a.MemberBytes {
+			err = fmt.Errorf("a new partition has %d MiB, a member needs %d MiB (component size plus data offset)", m.bytes>>20, a.MemberBytes>>20)
+		}
+		nodes = append(nodes, m.node)
+	}
+	if err != nil {
+		pl.refuse(MDAddBlocked, p, "cannot add %d new partitions to the md array %s: %v", len(members), a.Name, err)
+		return
+	}
+	devices := a.Devices + len(members)
+	pl.act(MDAdd, p, fmt.Sprintf("add %d new partitions to the md array %s (raid1, %d -> %d members; they resync from the others)", len(members), a.Name, a.Devices, devices),
+		words("mdadm", "--add", "--quiet", a.Device)+" "+strings.Join(nodes, " ")+" >/dev/null\n"+
+			words("mdadm", "--grow", "--quiet", a.Device, "--raid-devices="+strconv.Itoa(devices))+" >/dev/null\n")
 }
 
 // createArray plans an md array whose members are all partitions the plan creates, and

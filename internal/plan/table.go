@@ -71,7 +71,9 @@ var (
 	LVShrink          = Row{ID: "lv-shrink", Node: "lvm_vg.lvs.NAME.size", Desired: "smaller than the LV by more than one extent", Actual: "any", Refuse: true}
 	LVExtra           = Row{ID: "lv-extra", Node: "lvm_vg.lvs", Desired: "no LV of this name", Actual: "an LV", Refuse: true}
 	MDMissing         = Row{ID: "md-missing", Node: "mdadm.NAME", Desired: "an array", Actual: "no probed member belongs to it (and the plan creates none), or mdadm cannot read it", Refuse: true}
-	MDCreate          = Row{ID: "md-create", Node: "mdadm.NAME", Desired: "an array (its content: filesystem, swap, btrfs or null)", Actual: "none; the plan creates partitions that are its members (mdraid on a missing partition, not on a member of an existing array)", Action: "create-array"}
+	MDCreate          = Row{ID: "md-create", Node: "mdadm.NAME", Desired: "an array (its content: filesystem, swap, btrfs or null)", Actual: "none; the plan creates partitions that are its members (mdraid on a missing partition)", Action: "create-array"}
+	MDAdd             = Row{ID: "md-add", Node: "mdadm.NAME", Desired: "more members: mdraid on partitions the plan creates", Actual: "the assembled raid1 array, not degraded; each new partition holds the component size plus the members' data offset", Action: "add-members"}
+	MDAddBlocked      = Row{ID: "md-add-blocked", Node: "mdadm.NAME", Desired: "more members: mdraid on partitions the plan creates", Actual: "an array of another level (more members would reshape it), a degraded one, or a new partition too small", Refuse: true}
 	MDInactive        = Row{ID: "md-inactive", Node: "mdadm.NAME", Desired: "an array", Actual: "members, but the array is not assembled", Refuse: true}
 	MDLevel           = Row{ID: "md-differs", Node: "mdadm.NAME.level, .content", Desired: "level L; a content", Actual: "another level; or a partition table on the array (not compared yet)", Refuse: true}
 	MDSame            = Row{ID: "md-same", Node: "mdadm.NAME", Desired: "an array of level L", Actual: "the assembled array of level L (its content is compared as mdadm.content)", Action: ""}
@@ -108,7 +110,7 @@ var Rows = []Row{
 	ContentUntouched, ContentBlank, ContentSame, ContentDiffers, ContentUnreadable, ContentNoCreate,
 	LUKSSame, LUKSClosed, LUKSAdded, LUKSRemoved,
 	MemberElsewhere, VGMissing, VGCreate, VGExtend, LVSame, LVMissing, LVNoRoom, LVInactive, LVGrow, LVGrowBlocked, LVShrink, LVExtra,
-	MDMissing, MDCreate, MDInactive, MDLevel, MDSame,
+	MDMissing, MDCreate, MDAdd, MDAddBlocked, MDInactive, MDLevel, MDSame,
 	ZFSPoolSame, ZFSPoolDiffers, ZFSPoolMissing, ZFSPoolUnreadable, ZFSMemberUnread, DatasetSame, DatasetMissing, DatasetDiffers, DatasetExtra,
 	ZFSPropertySame, ZFSPropertyDiffers, ZFSPropertyFixed, VolumeGrow, VolumeGrowBlocked, VolumeShrink,
 	SubvolSame, SubvolMissing, SubvolExtra, SwapfileMissing, SwapfileSame,

@@ -82,6 +82,17 @@ func raid1LV(size string) string {
 	return `"r": {"size": "` + size + `", "lvm_type": "raid1", "content": {"type": "filesystem", "format": "ext4"}}`
 }
 
+// md2Part is a second member of the array boot, of the given size.
+func md2Part(size string) string {
+	return `, "md2": {"size": "` + size + `", "content": {"type": "mdraid", "name": "boot"}}`
+}
+
+// bootRaid1 is the array boot assembled as a RAID1 of two 100 MiB members (99 MiB of
+// data each after a 1 MiB offset), with degraded of them missing.
+func bootRaid1(degraded int) *probe.Array {
+	return &probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Devices: 2, Degraded: degraded, MemberBytes: 100 << 20, Content: fs("vfat")}
+}
+
 func vgPool(lvs string) string { return `, "lvm_vg": {"pool": {"lvs": {` + lvs + `}}}` }
 
 func lvRoot(size string) string {
@@ -200,8 +211,10 @@ var rowCases = []struct {
 	{MDMissing, gptLayout(mdPart), mdBoot, gpt(part(1, "md", 1, 100, &probe.Content{Type: "linux_raid_member", Array: "boot"})), "disko.devices.mdadm.boot"},
 	{MDCreate, gptLayout(`"ma": {"size": "100M", "content": {"type": "mdraid", "name": "fresh"}}, "mb": {"size": "100M", "content": {"type": "mdraid", "name": "fresh"}}`),
 		`, "mdadm": {"fresh": {"level": 1, "content": {"type": "filesystem", "format": "ext4"}}}`, gpt(), "disko.devices.mdadm.fresh"},
-	{ContentNoCreate, gptLayout(mdPart + `, "md2": {"size": "100M", "content": {"type": "mdraid", "name": "boot"}}`), mdBoot,
-		mdState(&probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs("vfat")}, "boot"), "disko.devices.disk.main.content.partitions.md2.content"},
+	{MDAdd, gptLayout(mdPart + md2Part("100M")), mdBoot, mdState(bootRaid1(0), "boot"), "disko.devices.mdadm.boot"},
+	{MDAddBlocked, gptLayout(mdPart + md2Part("50M")), mdBoot, mdState(bootRaid1(0), "boot"), "disko.devices.mdadm.boot"},
+	{MDAddBlocked, gptLayout(mdPart + md2Part("100M")), mdBoot, mdState(bootRaid1(1), "boot"), "disko.devices.mdadm.boot"},
+	{MDAddBlocked, gptLayout(mdPart + md2Part("100M")), `, "mdadm": {"boot": {"level": 0}}`, mdState(func() *probe.Array { a := bootRaid1(0); a.Level = "raid0"; return a }(), "boot"), "disko.devices.mdadm.boot"},
 	{MDInactive, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot"}, "boot"), "disko.devices.mdadm.boot"},
 	{MDLevel, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot", Active: true, Level: "raid0", Device: "/dev/md127", Content: fs("vfat")}, "boot"), "disko.devices.mdadm.boot.level"},
 	{MDLevel, gptLayout(mdPart), `, "mdadm": {"boot": {"level": 1, "content": {"type": "gpt", "partitions": {}}}}`,

@@ -198,6 +198,8 @@ func TestVMStacked(t *testing.T) {
 	  "r": {"size": "16M", "lvm_type": "raid1", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/r"}}}}`
 	const thin = data + `, "tp": {"size": "64M", "lvm_type": "thin-pool"},
 	  "thin": {"size": "32M", "lvm_type": "thinlv", "pool": "tp", "content": {"type": "filesystem", "format": "ext4", "mountpoint": "/thin"}}`
+	// Last, a new partition as a third member of the RAID1 newmd.
+	const zz = zpv + `, "zz": {"size": "40M", "content": {"type": "mdraid", "name": "newmd"}}`
 	for _, step := range []struct {
 		name       string
 		d          *config.Devices
@@ -223,6 +225,10 @@ func TestVMStacked(t *testing.T) {
 			"create-lv disko.devices.lvm_vg.pool.lvs.tp",
 			"create-lv disko.devices.lvm_vg.pool.lvs.thin",
 		}, "lvs --noheadings -o lv_name,segtype,pool_lv pool/thin; findmnt -rno TARGET,SOURCE /mnt/thin", "thin thin tp /mnt/thin /dev/mapper/pool-thin"},
+		{"new member of a RAID1", stackedLayout(t, "200M", thin, zz, 1, "ext4", freshRaid, newmd), []string{
+			"create-partition disko.devices.disk.main.content.partitions.zz",
+			"add-members disko.devices.mdadm.newmd",
+		}, "findmnt -rno TARGET /mnt/newmd; mdadm --detail --export /dev/md/newmd | grep -E '^MD_(LEVEL|DEVICES)='", "/mnt/newmd MD_LEVEL=raid1 MD_DEVICES=3"},
 	} {
 		p, err := Probe(ctx, r, step.d, opts)
 		if err != nil {

@@ -60,9 +60,15 @@ type Array struct {
 	Device string `json:"device,omitempty"`
 	Level  string `json:"level,omitempty"` // raid1, raid0, ...
 	// Metadata is the superblock format (1.2, 1.0, ...), as mdadm --detail reports it.
-	Metadata string   `json:"metadata,omitempty"`
-	Active   bool     `json:"active"`
-	Content  *Content `json:"content,omitempty"`
+	Metadata string `json:"metadata,omitempty"`
+	// Devices is the number of member slots (raid devices), Degraded how many of them
+	// have no working member, and MemberBytes the room a new member needs: the
+	// component size plus the largest data offset of the members.
+	Devices     int      `json:"devices,omitempty"`
+	Degraded    int      `json:"degraded,omitempty"`
+	MemberBytes int64    `json:"memberBytes,omitempty"`
+	Active      bool     `json:"active"`
+	Content     *Content `json:"content,omitempty"`
 	// Unreadable says why mdadm --detail could not read the assembled array.
 	Unreadable string `json:"unreadable,omitempty"`
 }
@@ -311,6 +317,31 @@ func probeVG(ctx context.Context, r Runner, vg *VG, mounts []fsMount) error {
 	return nil
 }
 
+// arraySizes reads from sysfs an assembled array's member slots, how many are missing,
+// and the room a member needs (component_size in KiB, each member's offset in sectors).
+func arraySizes(ctx context.Context, r Runner, a *Array) error {
+	// Levels without redundancy (raid0, linear) have no degraded file: 0 stands for it.
+	out, err := run(ctx, r, "d=/sys/class/block/"+shell.Quote(path.Base(a.Device))+"/md; "+
+		`for f in raid_disks degraded component_size; do cat "$d/$f" 2>/dev/null || echo 0; done; cat "$d"/dev-*/offset 2>/dev/null || :`)
+	if err != nil {
+		return fmt.Errorf("reading the sizes of the md array %s: %w", a.Device, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 3 {
+		return fmt.Errorf("reading the sizes of the md array %s: %q", a.Device, out)
+	}
+	v := make([]int64, len(f))
+	for i, s := range f {
+		if v[i], err = strconv.ParseInt(s, 10, 64); err != nil {
+			return fmt.Errorf("reading the sizes of the md array %s: %w", a.Device, err)
+		}
+	}
+	a.Devices, a.Degraded = int(v[0]), int(v[1])
+	offset := slices.Max(append(v[3:], 0))
+	a.MemberBytes = v[2]<<10 + offset<<9
+	return nil
+}
+
 // probeArray reads an md array when it is assembled as /dev/md/NAME.
 func probeArray(ctx context.Context, r Runner, a *Array, mounts []fsMount) error {
 	link := shell.Quote(path.Join("/dev/md", a.Name))
@@ -328,6 +359,9 @@ func probeArray(ctx context.Context, r Runner, a *Array, mounts []fsMount) error
 		return fmt.Errorf("reading the md array %s: %w", dev, err)
 	}
 	a.Level, a.Metadata = exportValue(out, "MD_LEVEL"), exportValue(out, "MD_METADATA")
+	if err := arraySizes(ctx, r, a); err != nil {
+		return err
+	}
 	if a.Content, err = blkid(ctx, r, dev, -1, -1); err != nil {
 		return fmt.Errorf("md array %s: %w", dev, err)
 	}

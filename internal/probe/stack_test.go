@@ -34,6 +34,7 @@ func TestProbeStacks(t *testing.T) {
 		{"mdadm --examine --export /dev/sdx2", "MD_LEVEL=raid1\nMD_DEVICES=2\nMD_NAME=host:arr\nMD_UUID=1:2:3:4\n"},
 		{"if [ -b /dev/md/arr ]", "/dev/md127\n"},
 		{"mdadm --detail --export /dev/md127", "MD_LEVEL=raid1\nMD_DEVICES=2\n"},
+		{"d=/sys/class/block/md127/md; ", "2\n0\n130048\n2048\n2048\n"},
 		{"blkid -p -o export -- /dev/md127", "PTTYPE=gpt\nstatus=0\n"},
 	}
 	s, err := Probe(context.Background(), r, map[string]string{"main": "/dev/sdx"})
@@ -59,7 +60,7 @@ func TestProbeStacks(t *testing.T) {
 		t.Errorf("md member: %+v", parts[1].Content)
 	}
 	a := s.Arrays["arr"]
-	if a == nil || !a.Active || a.Level != "raid1" || a.Device != "/dev/md127" || a.Content == nil || a.Content.Type != PartitionTable+"gpt" {
+	if a == nil || !a.Active || a.Level != "raid1" || a.Device != "/dev/md127" || a.Devices != 2 || a.Degraded != 0 || a.MemberBytes != 128<<20 || a.Content == nil || a.Content.Type != PartitionTable+"gpt" {
 		t.Errorf("array: %+v", a)
 	}
 }
