@@ -1,10 +1,10 @@
 // Package image builds disk images of a layout as an ordinary user: no root, no loop
 // devices, no VM. Each disk becomes a sparse file of the disk's imageSize; its partition
 // table is written into the file by sfdisk (or parted, for the legacy table type). An
-// ext4 filesystem is made by mke2fs in place, at its partition's offset, with the large
-// files' bytes copied straight into their blocks (ext4data.go); any other filesystem is
-// made in a file of its own by its mkfs tool, then copied in at its partition's offset.
-// Tables, partition names, type codes and the mkfs arguments are the
+// ext4 filesystem is made by mke2fs in place where it can, at its partition's offset,
+// with the large files' bytes copied straight into their blocks (ext4data.go); any
+// other filesystem is made in a file of its own by its mkfs tool, then copied in at its
+// partition's offset. Tables, partition names, type codes and the mkfs arguments are the
 // ones the format script uses (taken from internal/codegen), so a NixOS configuration
 // made from the same layout finds the disks.
 //
