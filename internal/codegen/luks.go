@@ -107,7 +107,7 @@ func (g *gen) createLUKS(w *writer, p optPath, n *config.LUKS, dev sh) error {
 			}
 		})
 	}
-	w.block("if ! cryptsetup status "+Q(n.Name)+" >/dev/null 2>&1; then", "fi", func() {
+	w.block("if ! disko_mapped "+Q(n.Name)+"; then", "fi", func() {
 		g.readPassphrase(w, n, k, false)
 		w.linef("cryptsetup open %s %s %s%s --persistent", dev, Q(n.Name), g.openArgs(n), k.args)
 	})
@@ -124,7 +124,7 @@ func (g *gen) mountLUKS(p optPath, n *config.LUKS, ref *devRef, owners []*hooked
 	g.addAction(&action{phase: phaseDev, owners: owners,
 		mount: g.text(func(w *writer) {
 			w.comment(p)
-			w.block("if ! cryptsetup status "+Q(n.Name)+" >/dev/null 2>&1; then", "fi", func() {
+			w.block("if ! disko_mapped "+Q(n.Name)+"; then", "fi", func() {
 				dev := g.resolve(w, ref)
 				g.readPassphrase(w, n, k, false)
 				w.linef("cryptsetup open %s %s %s%s", dev, Q(n.Name), g.openArgs(n), k.args)
@@ -132,7 +132,7 @@ func (g *gen) mountLUKS(p optPath, n *config.LUKS, ref *devRef, owners []*hooked
 		}),
 		unmount: g.text(func(w *writer) {
 			w.comment(p)
-			w.block("if cryptsetup status "+Q(n.Name)+" >/dev/null 2>&1; then", "fi", func() {
+			w.block("if disko_mapped "+Q(n.Name)+"; then", "fi", func() {
 				w.linef("cryptsetup close %s", Q(n.Name))
 			})
 		})})

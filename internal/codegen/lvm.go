@@ -12,7 +12,8 @@ import (
 // created from the members the model names (disko collects them in a temporary
 // directory at run time), then its logical volumes in order of priority, then their
 // contents. One vgs call tells whether the group exists and which volumes it has
-// (disko_vg_lvs), rather than an LVM call per volume. Mounting activates this group only (disko activates every group on the
+// (disko_vg_lvs), rather than an LVM call per volume; none when this run made every
+// member from nothing (disko_vg_new). Mounting activates this group only (disko activates every group on the
 // machine), unmounting deactivates it.
 
 func (g *gen) createLVMPV(w *writer, p optPath, n *config.LVMPV, dev sh) {
@@ -42,11 +43,9 @@ func (g *gen) createLVMVG(w *writer, u *unit, vg *config.LVMVG) error {
 			modules = append(modules, "dm-"+t)
 		}
 	}
-	// Kernels with these built in (or without modules at all) make modprobe fail; lvcreate
-	// then says which device-mapper target is missing.
-	w.linef("modprobe -a -q %s 2>/dev/null || :", words(modules))
+	w.linef("disko_modules %s", words(modules))
 	members := g.memberVars(w, memberKey{"lvm_vg", u.name})
-	w.block("if ! disko_vg_lvs "+Q(vg.Name)+"; then", "fi", func() {
+	w.block("if disko_vg_new "+Q(vg.Name)+" "+sh(strings.Join(members, " "))+" || ! disko_vg_lvs "+Q(vg.Name)+"; then", "fi", func() {
 		w.linef("vgcreate %s %s", Q(vg.Name), sh(strings.Join(members, " ")))
 	})
 	for _, key := range lvOrder(vg) {

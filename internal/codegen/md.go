@@ -12,8 +12,8 @@ import (
 // are all blank; members holding anything else are refused. The "Continue creating
 // array?" answer comes from a here-string, not `echo y |`: under pipefail, an mdadm that
 // exits without reading kills echo with SIGPIPE and fails the format (3 runs in 100 on a
-// busy machine). A new array's device is wiped once, because it can show stale signatures
-// of what its members held before (disko zaps it with sgdisk for the same reason).
+// busy machine). A new array's device is wiped when it shows stale signatures of what its
+// members held before (disko zaps it with sgdisk for the same reason).
 // Mounting assembles the array when it is not running (disko leaves that to udev),
 // unmounting stops it.
 
@@ -32,7 +32,7 @@ func (g *gen) createMDADM(w *writer, u *unit, md *config.MDADM) error {
 	})
 	v := g.newVar()
 	w.linef("disko_dev %s %s", sh(v), Q(md.Device))
-	w.linef(`[ -z "$%s" ] || wipefs --all --quiet "$%s"`, sh(fresh), sh(v))
+	w.linef(`[ -z "$%s" ] || disko_wipe_new "$%s"`, sh(fresh), sh(v))
 	if md.Content == nil {
 		return nil
 	}

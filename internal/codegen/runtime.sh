@@ -29,6 +29,30 @@ disko_udev_known() {
   fi
 }
 
+# disko_sleep: wait 10 ms without starting a process (a `sleep` costs ~0.1 s under
+# emulation, which made every poll ten times longer than asked): read times out on a
+# pipe that nothing writes, opened once per shell.
+disko_sleep_fd=''
+disko_sleep() {
+  [ -n "$disko_sleep_fd" ] || exec {disko_sleep_fd}<> <(:)
+  read -r -t 0.01 -u "$disko_sleep_fd" _ || :
+}
+
+# disko_resolve PATH: sets disko_node to the kernel's node (/dev/NAME) of the block device
+# PATH names (a link such as /dev/md/NAME or /dev/VG/LV), found by comparing PATH with the
+# node of every block device the kernel shows rather than by running readlink (a process
+# start costs ~0.1 s under emulation); readlink -f when no node matches.
+disko_resolve() {
+  local k
+  for k in /sys/class/block/*; do
+    if [ "$1" -ef "/dev/${k##*/}" ]; then
+      disko_node=/dev/${k##*/}
+      return 0
+    fi
+  done
+  disko_node=$(readlink -f -- "$1")
+}
+
 # disko_part_node DISK N: sets disko_node to the kernel's node for partition N of the
 # resolved node DISK, read from sysfs (a partition is a child directory of its disk with a
 # `partition` file); empty when the kernel does not show the partition (yet).
@@ -109,7 +133,7 @@ disko_dev() {
       fi
     elif [ -e "$path" ]; then
       disko_node=$path
-      [ ! -L "$path" ] || disko_node=$(readlink -f -- "$path")
+      [ ! -L "$path" ] || disko_resolve "$path"
       printf -v "$var" '%s' "$disko_node"
       return 0
     elif [ -z "$disko_udev" ]; then
@@ -128,7 +152,7 @@ disko_dev() {
       disko_die "$(printf 'timed out after %ss waiting for %q (udev running: %s); set DISKO_DEVICE_TIMEOUT to wait longer' \
         "$DISKO_DEVICE_TIMEOUT" "$path" "${disko_udev:-no}")"
     fi
-    sleep 0.01
+    disko_sleep
   done
 }
 
@@ -206,6 +230,7 @@ disko_want() {
     unset 'disko_blank[$1]'
     return 0
   fi
+  ! disko_new "$1" || return 0
   disko_blkid "$1"
   if [ -z "$disko_type$disko_pttype$disko_odd" ]; then
     return 0
@@ -220,7 +245,9 @@ disko_want() {
 # them open until disko_unpin. partx adds them from the table on the disk, which works
 # where a re-read does nothing (a kernel without a parser for the table, as on this
 # project's test machines) and where partitions are in use; FRESH (non-empty) first drops
-# what the kernel remembers of an older table, so that udev sees every partition appear.
+# what the kernel remembers of an older table, so that udev sees every partition appear,
+# unless the kernel already shows just the table disko_gpt wrote (disko_written: udev
+# re-read it when sfdisk closed the disk), which saves two partx runs.
 # The open partition makes the kernel refuse to re-read the table (EBUSY): udev re-reads
 # it when a partitioning tool closes the disk, which drops the partitions again on a
 # kernel that cannot parse the table, and races with the commands that follow on any
@@ -228,13 +255,14 @@ disko_want() {
 # (systemd's protocol) would keep udev from touching the partitions at all until the end,
 # and delay every link by its 200 ms retry.
 disko_pins=()
+declare -A disko_written=()
 disko_pin() {
   local disk=$1 fresh=$2 n fd missing deadline retry
   shift 2
   deadline=$((SECONDS + DISKO_DEVICE_TIMEOUT))
   retry=$((SECONDS + 1))
   disko_part_nodes "$disk"
-  if [ -n "$fresh" ] && ((${#disko_nodes[@]})); then
+  if [ -n "$fresh" ] && ((${#disko_nodes[@]})) && ! disko_shows_written; then
     partx -d "$disk" 2>/dev/null || :
     disko_part_nodes "$disk"
   fi
@@ -271,7 +299,20 @@ disko_pin() {
       [ -z "$missing" ] || disko_die "$(printf 'the kernel does not show partition(s)%s of %q after %ss (partx -a failed)' "$missing" "$disk" "$DISKO_DEVICE_TIMEOUT")"
       disko_die "$(printf 'cannot open partition %s of %q (%q) after %ss: %s' "$1" "$disk" "${disko_nodes[$1]}" "$DISKO_DEVICE_TIMEOUT" "$( { exec 3<"${disko_nodes[$1]}"; } 2>&1)")"
     fi
-    sleep 0.01
+    disko_sleep
+  done
+}
+
+# disko_shows_written: the partitions the kernel shows (disko_nodes) are exactly those in
+# disko_written (N -> "START SIZE" in 512-byte units, as sysfs counts).
+disko_shows_written() {
+  local n start size
+  ((${#disko_nodes[@]} == ${#disko_written[@]})) || return 1
+  for n in "${!disko_nodes[@]}"; do
+    [ -n "${disko_written[$n]+x}" ] || return 1
+    read -r start <"/sys/class/block/${disko_nodes[$n]##*/}/start" || return 1
+    read -r size <"/sys/class/block/${disko_nodes[$n]##*/}/size" || return 1
+    [ "$start $size" = "${disko_written[$n]}" ] || return 1
   done
 }
 
@@ -488,8 +529,10 @@ disko_gpt_geometry() {
 disko_gpt_known() {
   local spec n start end align type uuid attrs b64 name line size i
   found=''
-  if disko_pristine "$disk"; then
+  if [ -n "${disko_pristine_known[$disk]+x}" ] || disko_pristine "$disk"; then
     pristine=1
+  elif disko_new "$disk"; then
+    : # a new md array or mapping: blank, though not pristine
   else
     disko_blkid "$disk"
     found=$disko_type$disko_pttype$disko_odd
@@ -540,6 +583,7 @@ disko_gpt() {
   local -a specs=("${@:3}") have_n=() have_name=() have_type=() have_start=() have_size=() new=() script=()
   local -A have=()
   disko_fresh=
+  disko_written=()
   disko_gpt_known
   for spec in "${specs[@]}"; do
     read -r n start end align type uuid attrs b64 name <<<"$spec"
@@ -553,6 +597,7 @@ disko_gpt() {
       disko_die "$(printf 'partition %s of %q (%s) does not fit: start %s, end %s on a disk of %s sectors of %s bytes' "$n" "$disk" "$where" "$start" "$end" "$((disko_last + 1))" "$disko_ss")"
     fi
     line="start=${disko_r% *}, size=$((${disko_r#* } - ${disko_r% *} + 1)), type=$type, name=\"$name\""
+    disko_written[$n]="$((${disko_r% *} * disko_ss / 512)) $(((${disko_r#* } - ${disko_r% *} + 1) * disko_ss / 512))"
     [ "$uuid" = - ] || line+=", uuid=$uuid"
     [ "$attrs" = - ] || line+=", attrs=\"$attrs\""
     new+=("$n")
@@ -590,10 +635,11 @@ disko_table_known() {
   local label=$format have
   [ "$format" = msdos ] && label=dos
   found=''
-  if disko_pristine "$disk"; then
+  if [ -n "${disko_pristine_known[$disk]+x}" ] || disko_pristine "$disk"; then
     pristine=1
     return 0
   fi
+  ! disko_new "$disk" || return 0
   disko_blkid "$disk"
   found=$disko_type$disko_pttype$disko_odd
   [ -n "$found" ] || return 0
@@ -658,19 +704,52 @@ disko_need_tools() {
 
 # disko_check FUNCTION ARG...: run a check as a background job (checks of several disks
 # wait for their devices at the same time); disko_checked collects the outcome.
+disko_check_disks=()
 disko_check() {
   "$@" </dev/null &
   disko_check_pids+=("$!")
+  if [ "$1" = disko_need_disk ]; then disko_check_disks+=("$2"); else disko_check_disks+=(''); fi
 }
 
-# disko_checked: stop, having changed nothing, when any precondition failed.
+# disko_checked: stop, having changed nothing, when any precondition failed. A disk check
+# that holds and found its disk pristine says so by its status (disko_pristine_rc, which no
+# command it runs returns): the disk goes into disko_pristine_known, so that the format
+# neither reads it again nor probes what it builds there (see disko_new).
+disko_pristine_rc=10
+declare -A disko_pristine_known=()
 disko_checked() {
-  local pid
-  for pid in "${disko_check_pids[@]}"; do
-    wait "$pid" || disko_problems=$((disko_problems + 1))
+  local i rc node
+  for i in "${!disko_check_pids[@]}"; do
+    rc=0
+    wait "${disko_check_pids[i]}" || rc=$?
+    if ((rc == disko_pristine_rc)) && [ -n "${disko_check_disks[i]}" ]; then
+      disko_dev_now node "${disko_check_disks[i]}" && disko_pristine_known[$node]=1
+    elif ((rc != 0)); then
+      disko_problems=$((disko_problems + 1))
+    fi
   done
-  disko_check_pids=()
+  disko_check_pids=() disko_check_disks=()
   ((disko_problems == 0)) || disko_die "$disko_problems precondition(s) failed (see above); nothing was written on any disk"
+}
+
+# disko_new DEV: DEV (a kernel node) was made by this run from nothing: a partition of a
+# disk the preflight found pristine (this run wrote its whole table), or a device built
+# only on such devices (an md array, a LUKS mapping, a logical volume, through sysfs
+# slaves). Nothing needs probing there: no older volume group can hold it, and what is
+# built on it is blank (disko_fresh_parts' reasoning; a LUKS mapping shows random bytes,
+# lvcreate wipes signatures, a new md array is wiped once).
+disko_new() {
+  local k=${1##*/} d s found=''
+  ((${#disko_pristine_known[@]})) || return 1
+  for d in "${!disko_pristine_known[@]}"; do
+    [ ! -e "/sys/class/block/${d##*/}/$k/partition" ] || return 0
+  done
+  for s in /sys/class/block/"$k"/slaves/*; do
+    [ -e "$s" ] || return 1
+    disko_new "/dev/${s##*/}" || return 1
+    found=1
+  done
+  [ -n "$found" ]
 }
 
 # disko_mib BYTES [up]: BYTES in MiB for a message (rounded down, or up with "up").
@@ -730,6 +809,7 @@ disko_need_disk() {
     fi
     ;;
   esac
+  [ -z "$pristine" ] || return "$disko_pristine_rc"
 }
 
 # disko_md_members NAME OPTPATH MEMBER...: succeeds when every member is blank (the array
@@ -738,6 +818,12 @@ disko_need_disk() {
 disko_md_members() {
   local name=$1 where=$2 m found blank=0 ours=0
   shift 2
+  for m in "$@"; do
+    disko_new "$m" || break
+    blank=$((blank + 1))
+  done
+  ((blank < $#)) || return 0
+  blank=0
   for m in "$@"; do
     disko_blkid "$m"
     found=$(disko_describe)
@@ -754,6 +840,14 @@ disko_md_members() {
   disko_die "$(printf 'the members of array %q (%s) are partly blank and partly members already: %q' "$name" "$where" "$*")"
 }
 
+# disko_wipe_new DEV: DEV is a device this run just created (an md array) that can show
+# stale signatures of what its members held before: wiped when blkid finds any. Probing
+# first spares wipefs's open for writing, after which udev probes DEV again.
+disko_wipe_new() {
+  disko_blkid "$1"
+  [ -z "$disko_type$disko_pttype$disko_odd" ] || wipefs --all --quiet "$1"
+}
+
 # disko_vg_lvs VG: succeeds when volume group VG exists and sets disko_lvs to the names of
 # its logical volumes, each with a space before and after. One LVM command answers both
 # (each costs ~0.3 s under emulation, where a check per volume added up to seconds).
@@ -763,6 +857,44 @@ disko_vg_lvs() {
   out=$(vgs --noheadings -o lv_name -- "$1" 2>/dev/null) || return 1
   read -r -d '' -a names <<<"$out" || :
   disko_lvs=" ${names[*]} "
+}
+
+# disko_modules MODULE...: load the kernel modules (dm-snapshot, dm-TYPE of an LV type)
+# that are not loaded yet, read from /sys/module (device-mapper's raid types all live in
+# dm-raid): a modprobe costs ~0.3 s under emulation even when it has nothing to do.
+# Kernels with them built in (or without modules at all) make modprobe fail; lvcreate
+# then says which device-mapper target is missing.
+disko_modules() {
+  local m k
+  local -a load=()
+  for m in "$@"; do
+    k=${m//-/_}
+    case $k in dm_raid[0-9]*) k=dm_raid ;; esac
+    [ -d "/sys/module/$k" ] || load+=("$m")
+  done
+  ((${#load[@]} == 0)) || modprobe -a -q "${load[@]}" 2>/dev/null || :
+}
+
+# disko_mapped NAME: a device-mapper device NAME exists (what `cryptsetup status` answers
+# for a container, read from sysfs without starting cryptsetup).
+disko_mapped() {
+  local f name
+  for f in /sys/class/block/dm-*/dm/name; do
+    [ -r "$f" ] || continue
+    read -r name <"$f" || continue
+    [ "$name" != "$1" ] || return 0
+  done
+  return 1
+}
+
+# disko_vg_new VG MEMBER...: every member is new (disko_new), so group VG cannot exist
+# yet and has no volumes; spares the vgs call (~0.8 s under emulation).
+disko_vg_new() {
+  local m
+  disko_lvs=' '
+  for m in "${@:2}"; do
+    disko_new "$m" || return 1
+  done
 }
 
 # disko_has_lv LV: whether the group disko_vg_lvs read last has logical volume LV.
@@ -909,29 +1041,38 @@ disko_need_terminal() {
 # device when a tool that wrote it closes it, which can run before the last write (mkfs
 # on a partition while udev still probes the table), so its database, and the
 # /dev/disk/by-uuid and by-label links made from it, can lack a filesystem that is on the
-# disk until the next event. A change event for exactly the devices this format touched
-# (the disks DEV, their partitions, and what is built on them: md arrays, device-mapper
-# devices, their partitions), waited for, makes udev probe them again now. Without udev
-# there are no records to update.
+# disk until the next event. A change event for the devices this format put a filesystem
+# (or swap) on, waited for, makes udev probe them again now: those are the tops of what
+# the disks DEV hold (the devices with no partitions and nothing built on them, found
+# through sysfs from DEV down through partitions, md arrays and device-mapper devices).
+# The devices in between (partition tables, md members, PVs, LUKS containers) get no
+# event: udev saw them when their tools closed them, and the links the NixOS
+# configuration names come from the tops; triggering them too made udev re-run its
+# md/LVM rules on each (~1 s under emulation). Without udev there are no records to update.
 disko_settle() {
-  local dev k h
+  local dev k h leaf
   local -a todo=() nodes=()
   local -A seen=()
   [ -n "$disko_udev" ] || return 0
   for dev in "$@"; do
-    [ ! -e "$dev" ] || todo+=("$(readlink -f -- "$dev")")
+    [ ! -e "$dev" ] || {
+      disko_resolve "$dev"
+      todo+=("$disko_node")
+    }
   done
   while ((${#todo[@]})); do
     k=${todo[-1]##*/}
     unset 'todo[-1]'
     [ -z "${seen[$k]+x}" ] || continue
     seen[$k]=1
-    [ ! -b "/dev/$k" ] || nodes+=("/dev/$k")
+    leaf=1
     for h in /sys/class/block/"$k"/"$k"*/partition /sys/class/block/"$k"/holders/*; do
       [ -e "$h" ] || continue
       h=${h%/partition}
       todo+=("/dev/${h##*/}")
+      leaf=''
     done
+    [ -z "$leaf" ] || [ ! -b "/dev/$k" ] || nodes+=("/dev/$k")
   done
   ((${#nodes[@]})) || return 0
   udevadm trigger --action=change --settle "${nodes[@]}" ||

@@ -44,7 +44,11 @@ var benchLayouts = []struct {
 // ours/bare (target: at most 1.3) and ours/disko (target: below 1).
 //
 // disko's script needs DISKOANYWHERE_DISKO_SRC (a disko checkout) and NIXPKGS_LIB (the
-// lib directory of nixpkgs); without them the disko column is left out. Run it with
+// lib directory of nixpkgs); without them the disko column is left out. With
+// DISKOANYWHERE_BENCH_TRACE set to a directory, every run is traced (bash -x, each line
+// stamped with $EPOCHREALTIME) and its trace kept there as LAYOUT-SCRIPT-ROUND.log, to
+// find where the time goes (tracing slows the scripts: the figures are then not the
+// ones to report). Run it with
 //
 //	go test ./internal/vmtest -run '^$' -bench FormatSideBySide -benchtime 3x -timeout 60m
 func BenchmarkFormatSideBySide(b *testing.B) {
@@ -56,6 +60,7 @@ func BenchmarkFormatSideBySide(b *testing.B) {
 	if diskoSrc == "" || nixpkgsLib == "" {
 		b.Log("DISKOANYWHERE_DISKO_SRC or NIXPKGS_LIB is not set: disko's own script is not measured")
 	}
+	traceDir := os.Getenv("DISKOANYWHERE_BENCH_TRACE")
 	ctx, cancel := testvm.ContextT(b)
 	defer cancel()
 	img, err := testvm.Build(ctx, testvm.BuildOptions{ExtraPackages: extraPackages})
@@ -125,11 +130,21 @@ func BenchmarkFormatSideBySide(b *testing.B) {
 					if _, _, err := vm.Run(ctx, "bash "+dir+"/destroy.sh --yes-wipe-all-disks >/dev/null 2>&1"); err != nil {
 						b.Fatalf("destroy before %s: %v", s.name, err)
 					}
-					d, err := timeInGuest(ctx, vm, path, dir+"/"+s.name+".sh")
+					d, err := timeInGuest(ctx, vm, path, dir+"/"+s.name+".sh", traceDir != "")
 					if err != nil {
 						b.Fatalf("%s: %v", s.name, err)
 					}
 					times[s.name] = append(times[s.name], d)
+					if traceDir != "" {
+						log, err := vm.ReadFile(ctx, dir+"/last.log")
+						if err != nil {
+							b.Fatal(err)
+						}
+						name := fmt.Sprintf("%s-%s-%d.log", bl.name, s.name, len(times[s.name]))
+						if err := os.WriteFile(filepath.Join(traceDir, name), log, 0o644); err != nil {
+							b.Fatal(err)
+						}
+					}
 				}
 			}
 			if _, _, err := vm.Run(ctx, "bash "+dir+"/destroy.sh --yes-wipe-all-disks >/dev/null 2>&1"); err != nil {
@@ -140,12 +155,18 @@ func BenchmarkFormatSideBySide(b *testing.B) {
 	}
 }
 
-// timeInGuest runs script in the guest with dirs in front of PATH and returns how long
-// it took there (the SSH round trip is not counted).
-func timeInGuest(ctx context.Context, vm *testvm.VM, dirs, script string) (time.Duration, error) {
+// timeInGuest runs script in the guest with dirs in front of PATH (traced with
+// timestamps when trace is set) and returns how long it took there (the SSH round trip
+// is not counted). Its output is left in /root/bench/last.log.
+func timeInGuest(ctx context.Context, vm *testvm.VM, dirs, script string, trace bool) (time.Duration, error) {
+	bash := "bash"
+	if trace {
+		// bash running as root does not take PS4 from the environment.
+		bash = `bash -c 'PS4="+ \$EPOCHREALTIME "; set -x; source "$0"'`
+	}
 	cmd := fmt.Sprintf(`start=$EPOCHREALTIME
-PATH=%s$PATH bash %s >/root/bench/last.log 2>&1 || { tail -n 30 /root/bench/last.log >&2; exit 1; }
-echo "$start $EPOCHREALTIME"`, dirs, script)
+PATH=%s$PATH %s %s >/root/bench/last.log 2>&1 || { tail -n 30 /root/bench/last.log >&2; exit 1; }
+echo "$start $EPOCHREALTIME"`, dirs, bash, script)
 	out, _, err := vm.Run(ctx, cmd) // a failure carries the end of the script's output
 	if err != nil {
 		return 0, err

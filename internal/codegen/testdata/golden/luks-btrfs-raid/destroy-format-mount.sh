@@ -50,7 +50,7 @@ disko_format_1() {
   if disko_want "$dev3" crypto_LUKS disko.devices.disk.disk1.content.partitions.crypt_p1.content; then
     cryptsetup -q luksFormat "$dev3" --key-file /tmp/secret.key
   fi
-  if ! cryptsetup status p1 >/dev/null 2>&1; then
+  if ! disko_mapped p1; then
     cryptsetup open "$dev3" p1 --allow-discards --key-file /tmp/secret.key --persistent
   fi
   # the links to the partitions, made by udev meanwhile
@@ -76,7 +76,7 @@ disko_format_2() {
   if disko_want "$dev2" crypto_LUKS disko.devices.disk.disk2.content.partitions.crypt_p2.content; then
     cryptsetup -q luksFormat "$dev2" --key-file /tmp/secret.key
   fi
-  if ! cryptsetup status p2 >/dev/null 2>&1; then
+  if ! disko_mapped p2; then
     cryptsetup open "$dev2" p2 --allow-discards --key-file /tmp/secret.key --persistent
   fi
   disko_dev dev3 /dev/mapper/p2
@@ -91,6 +91,7 @@ disko_format_2() {
       sv="$top"//root
       btrfs subvolume create "$sv" >/dev/null
       umount "$top"
+      trap 'rmdir "$top" 2>/dev/null || :' EXIT
     )
   else
     (
@@ -103,6 +104,7 @@ disko_format_2() {
         btrfs subvolume create "$sv" >/dev/null
       fi
       umount "$top"
+      trap 'rmdir "$top" 2>/dev/null || :' EXIT
     )
   fi
   # the links to the partitions, made by udev meanwhile
@@ -121,13 +123,13 @@ disko_mount() {
   local dev1 dev2
   disko_udev_known
   # disko.devices.disk.disk1.content.partitions.crypt_p1.content
-  if ! cryptsetup status p1 >/dev/null 2>&1; then
+  if ! disko_mapped p1; then
     disko_dev dev1 /dev/sda
     disko_dev dev2 /dev/disk/by-partlabel/disk-disk1-crypt_p1 "$dev1" 2
     cryptsetup open "$dev2" p1 --allow-discards --key-file /tmp/secret.key
   fi
   # disko.devices.disk.disk2.content.partitions.crypt_p2.content
-  if ! cryptsetup status p2 >/dev/null 2>&1; then
+  if ! disko_mapped p2; then
     disko_dev dev1 /dev/sdb
     disko_dev dev2 /dev/disk/by-partlabel/disk-disk2-crypt_p2 "$dev1" 1
     cryptsetup open "$dev2" p2 --allow-discards --key-file /tmp/secret.key
@@ -146,14 +148,16 @@ disko_mount() {
 }
 
 # (runtime.sh, elided in golden files: disko_log disko_die disko_udev disko_udev_ping
-# disko_udev_known disko_part_node disko_part disko_nodes disko_part_nodes disko_tag_node
-# disko_dev disko_blkid disko_describe disko_probe disko_refuse disko_seen disko_blank
-# disko_want disko_pins disko_pin disko_unpin disko_pristine disko_fresh_parts disko_ss
-# disko_first disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free
+# disko_udev_known disko_sleep_fd disko_sleep disko_resolve disko_part_node disko_part
+# disko_nodes disko_part_nodes disko_tag_node disko_dev disko_dev_now disko_blkid
+# disko_describe disko_probe disko_refuse disko_seen disko_blank disko_want disko_pins
+# disko_written disko_pin disko_shows_written disko_unpin disko_pristine disko_fresh_parts
+# disko_ss disko_first disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free
 # disko_gpt_last_in_free disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align
 # disko_gpt_value disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt
 # disko_table_known disko_problems disko_check_pids disko_problem disko_need_tools
-# disko_check disko_checked disko_mib disko_need_disk disko_mounted disko_devnum
+# disko_check_disks disko_check disko_pristine_rc disko_pristine_known disko_checked
+# disko_new disko_mib disko_need_disk disko_mapped disko_mounted disko_devnum
 # disko_swap_active disko_settle disko_parallel disko_confirm disko_teardown_jq
 # disko_warn_failed disko_teardown disko_destroy_disk)
 disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux

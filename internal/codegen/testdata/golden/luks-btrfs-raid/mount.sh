@@ -7,13 +7,13 @@ disko_mount() {
   local dev1 dev2
   disko_udev_known
   # disko.devices.disk.disk1.content.partitions.crypt_p1.content
-  if ! cryptsetup status p1 >/dev/null 2>&1; then
+  if ! disko_mapped p1; then
     disko_dev dev1 /dev/sda
     disko_dev dev2 /dev/disk/by-partlabel/disk-disk1-crypt_p1 "$dev1" 2
     cryptsetup open "$dev2" p1 --allow-discards --key-file /tmp/secret.key
   fi
   # disko.devices.disk.disk2.content.partitions.crypt_p2.content
-  if ! cryptsetup status p2 >/dev/null 2>&1; then
+  if ! disko_mapped p2; then
     disko_dev dev1 /dev/sdb
     disko_dev dev2 /dev/disk/by-partlabel/disk-disk2-crypt_p2 "$dev1" 1
     cryptsetup open "$dev2" p2 --allow-discards --key-file /tmp/secret.key
@@ -32,9 +32,11 @@ disko_mount() {
 }
 
 # (runtime.sh, elided in golden files: disko_die disko_udev disko_udev_ping
-# disko_udev_known disko_part_node disko_tag_node disko_dev disko_problems disko_check_pids
-# disko_problem disko_need_tools disko_checked disko_mounted)
+# disko_udev_known disko_sleep_fd disko_sleep disko_resolve disko_part_node disko_tag_node
+# disko_dev disko_dev_now disko_problems disko_check_pids disko_problem disko_need_tools
+# disko_check_disks disko_pristine_rc disko_pristine_known disko_checked disko_mapped
+# disko_mounted)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools blkid:util-linux:util-linux cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux mount:mount:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils
+disko_need_tools blkid:util-linux:util-linux cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux mount:mount:util-linux readlink:coreutils:coreutils
 disko_checked
 disko_mount

@@ -40,7 +40,7 @@ disko_format_1() {
       cryptsetup luksAddKey "$dev3" /tmp/additionalSecret.key --key-file /tmp/secret.key
     fi
   fi
-  if ! cryptsetup status crypted >/dev/null 2>&1; then
+  if ! disko_mapped crypted; then
     cryptsetup open "$dev3" crypted --allow-discards --key-file /tmp/secret.key --persistent
   fi
   disko_dev dev4 /dev/mapper/crypted
@@ -67,6 +67,7 @@ disko_format_1() {
         btrfs filesystem mkswapfile --size 20M "$sv"/swapfile >/dev/null
       fi
       umount "$top"
+      trap 'rmdir "$top" 2>/dev/null || :' EXIT
     )
   else
     (
@@ -97,6 +98,7 @@ disko_format_1() {
         btrfs filesystem mkswapfile --size 20M "$sv"/swapfile >/dev/null
       fi
       umount "$top"
+      trap 'rmdir "$top" 2>/dev/null || :' EXIT
     )
   fi
   # the links to the partitions, made by udev meanwhile
@@ -115,7 +117,7 @@ disko_mount() {
   local dev1 dev2
   disko_udev_known
   # disko.devices.disk.main.content.partitions.luks.content
-  if ! cryptsetup status crypted >/dev/null 2>&1; then
+  if ! disko_mapped crypted; then
     disko_dev dev1 /dev/vdb
     disko_dev dev2 /dev/disk/by-partlabel/disk-main-luks "$dev1" 2
     cryptsetup open "$dev2" crypted --allow-discards --key-file /tmp/secret.key
@@ -149,16 +151,19 @@ disko_mount() {
 }
 
 # (runtime.sh, elided in golden files: disko_log disko_die disko_udev disko_udev_ping
-# disko_udev_known disko_part_node disko_part disko_nodes disko_part_nodes disko_tag_node
-# disko_dev disko_blkid disko_describe disko_refuse disko_seen disko_blank disko_want
-# disko_pins disko_pin disko_unpin disko_pristine disko_fresh_parts disko_ss disko_first
-# disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free disko_gpt_last_in_free
-# disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align disko_gpt_value
-# disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt disko_table_known
-# disko_problems disko_check_pids disko_problem disko_need_tools disko_check disko_checked
-# disko_mib disko_need_disk disko_mounted disko_settle disko_parallel)
+# disko_udev_known disko_sleep_fd disko_sleep disko_resolve disko_part_node disko_part
+# disko_nodes disko_part_nodes disko_tag_node disko_dev disko_dev_now disko_blkid
+# disko_describe disko_refuse disko_seen disko_blank disko_want disko_pins disko_written
+# disko_pin disko_shows_written disko_unpin disko_pristine disko_fresh_parts disko_ss
+# disko_first disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free
+# disko_gpt_last_in_free disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align
+# disko_gpt_value disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt
+# disko_table_known disko_problems disko_check_pids disko_problem disko_need_tools
+# disko_check_disks disko_check disko_pristine_rc disko_pristine_known disko_checked
+# disko_new disko_mib disko_need_disk disko_mapped disko_mounted disko_settle
+# disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux jq:jq:jq mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux jq:jq:jq mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

@@ -7,7 +7,7 @@ disko_mount() {
   local dev1 dev2
   disko_udev_known
   # disko.devices.disk.main.content.partitions.luks.content
-  if ! cryptsetup status crypted >/dev/null 2>&1; then
+  if ! disko_mapped crypted; then
     disko_dev dev1 /dev/vdb
     disko_dev dev2 /dev/disk/by-partlabel/disk-main-luks "$dev1" 2
     cryptsetup open "$dev2" crypted --allow-discards --key-file /tmp/secret.key
@@ -41,9 +41,11 @@ disko_mount() {
 }
 
 # (runtime.sh, elided in golden files: disko_die disko_udev disko_udev_ping
-# disko_udev_known disko_part_node disko_tag_node disko_dev disko_problems disko_check_pids
-# disko_problem disko_need_tools disko_checked disko_mounted)
+# disko_udev_known disko_sleep_fd disko_sleep disko_resolve disko_part_node disko_tag_node
+# disko_dev disko_dev_now disko_problems disko_check_pids disko_problem disko_need_tools
+# disko_check_disks disko_pristine_rc disko_pristine_known disko_checked disko_mapped
+# disko_mounted)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools blkid:util-linux:util-linux cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux mount:mount:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils
+disko_need_tools blkid:util-linux:util-linux cryptsetup:cryptsetup-bin:cryptsetup findmnt:util-linux:util-linux mount:mount:util-linux readlink:coreutils:coreutils
 disko_checked
 disko_mount

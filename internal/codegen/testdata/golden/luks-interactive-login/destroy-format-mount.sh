@@ -46,7 +46,7 @@ disko_format_1() {
     [ -n "${dev4+x}" ] || disko_password_file dev4 /tmp/secret.key
     cryptsetup -q luksFormat "$dev3" --key-file <(disko_secret dev4)
   fi
-  if ! cryptsetup status crypted >/dev/null 2>&1; then
+  if ! disko_mapped crypted; then
     [ -n "${dev4+x}" ] || disko_password_file dev4 /tmp/secret.key
     cryptsetup open "$dev3" crypted --allow-discards --key-file <(disko_secret dev4) --persistent
   fi
@@ -71,7 +71,7 @@ disko_mount() {
   local dev1 dev2 dev3
   disko_udev_known
   # disko.devices.disk.main.content.partitions.luks.content
-  if ! cryptsetup status crypted >/dev/null 2>&1; then
+  if ! disko_mapped crypted; then
     disko_dev dev1 /dev/vdb
     disko_dev dev2 /dev/disk/by-partlabel/disk-main-luks "$dev1" 2
     [ -n "${dev3+x}" ] || disko_password_file dev3 /tmp/secret.key
@@ -91,14 +91,16 @@ disko_mount() {
 }
 
 # (runtime.sh, elided in golden files: disko_log disko_die disko_udev disko_udev_ping
-# disko_udev_known disko_part_node disko_part disko_nodes disko_part_nodes disko_tag_node
-# disko_dev disko_blkid disko_describe disko_probe disko_refuse disko_seen disko_blank
-# disko_want disko_pins disko_pin disko_unpin disko_pristine disko_fresh_parts disko_ss
-# disko_first disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free
+# disko_udev_known disko_sleep_fd disko_sleep disko_resolve disko_part_node disko_part
+# disko_nodes disko_part_nodes disko_tag_node disko_dev disko_dev_now disko_blkid
+# disko_describe disko_probe disko_refuse disko_seen disko_blank disko_want disko_pins
+# disko_written disko_pin disko_shows_written disko_unpin disko_pristine disko_fresh_parts
+# disko_ss disko_first disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free
 # disko_gpt_last_in_free disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align
 # disko_gpt_value disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt
 # disko_table_known disko_problems disko_check_pids disko_problem disko_need_tools
-# disko_check disko_checked disko_mib disko_need_disk disko_mounted disko_devnum
+# disko_check_disks disko_check disko_pristine_rc disko_pristine_known disko_checked
+# disko_new disko_mib disko_need_disk disko_mapped disko_mounted disko_devnum
 # disko_swap_active disko_password_file disko_secret disko_settle disko_parallel
 # disko_confirm disko_teardown_jq disko_warn_failed disko_teardown disko_destroy_disk)
 disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cat:coreutils:coreutils cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux

@@ -14,10 +14,11 @@ disko_destroy() {
 }
 
 # (runtime.sh, elided in golden files: disko_log disko_die disko_udev disko_udev_ping
-# disko_udev_known disko_part_node disko_tag_node disko_dev disko_blkid disko_describe
-# disko_probe disko_problems disko_check_pids disko_problem disko_need_tools disko_checked
-# disko_devnum disko_swap_active disko_confirm disko_teardown_jq disko_warn_failed
-# disko_teardown disko_destroy_disk)
+# disko_udev_known disko_sleep_fd disko_sleep disko_resolve disko_part_node disko_tag_node
+# disko_dev disko_dev_now disko_blkid disko_describe disko_probe disko_problems
+# disko_check_pids disko_problem disko_need_tools disko_check_disks disko_pristine_rc
+# disko_pristine_known disko_checked disko_devnum disko_swap_active disko_confirm
+# disko_teardown_jq disko_warn_failed disko_teardown disko_destroy_disk)
 disko_need_tools blkid:util-linux:util-linux dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux umount:mount:util-linux wipefs:util-linux:util-linux
 disko_checked
 disko_destroy "$@"

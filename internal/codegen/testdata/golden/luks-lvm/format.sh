@@ -40,7 +40,7 @@ disko_format_1() {
       cryptsetup luksAddKey "$dev3" /tmp/additionalSecret.key --key-file /tmp/secret.key
     fi
   fi
-  if ! cryptsetup status crypted >/dev/null 2>&1; then
+  if ! disko_mapped crypted; then
     cryptsetup open "$dev3" crypted --allow-discards --key-file /tmp/secret.key --persistent
   fi
   disko_dev dev4 /dev/mapper/crypted
@@ -58,9 +58,9 @@ disko_format_1() {
 disko_format_2() {
   local dev1 dev2 dev3
   # disko.devices.lvm_vg.pool
-  modprobe -a -q dm-snapshot 2>/dev/null || :
+  disko_modules dm-snapshot
   disko_dev dev1 /dev/mapper/crypted
-  if ! disko_vg_lvs pool; then
+  if disko_vg_new pool "$dev1" || ! disko_vg_lvs pool; then
     vgcreate pool "$dev1"
   fi
   # disko.devices.lvm_vg.pool.lvs.home
@@ -95,16 +95,19 @@ disko_format() {
 }
 
 # (runtime.sh, elided in golden files: disko_log disko_die disko_udev disko_udev_ping
-# disko_udev_known disko_part_node disko_part disko_nodes disko_part_nodes disko_tag_node
-# disko_dev disko_blkid disko_describe disko_refuse disko_seen disko_blank disko_want
-# disko_pins disko_pin disko_unpin disko_pristine disko_fresh_parts disko_ss disko_first
-# disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free disko_gpt_last_in_free
-# disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align disko_gpt_value
-# disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt disko_table_known
-# disko_problems disko_check_pids disko_problem disko_need_tools disko_check disko_checked
-# disko_mib disko_need_disk disko_vg_lvs disko_has_lv disko_settle disko_parallel)
+# disko_udev_known disko_sleep_fd disko_sleep disko_resolve disko_part_node disko_part
+# disko_nodes disko_part_nodes disko_tag_node disko_dev disko_dev_now disko_blkid
+# disko_describe disko_refuse disko_seen disko_blank disko_want disko_pins disko_written
+# disko_pin disko_shows_written disko_unpin disko_pristine disko_fresh_parts disko_ss
+# disko_first disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free
+# disko_gpt_last_in_free disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align
+# disko_gpt_value disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt
+# disko_table_known disko_problems disko_check_pids disko_problem disko_need_tools
+# disko_check_disks disko_check disko_pristine_rc disko_pristine_known disko_checked
+# disko_new disko_mib disko_need_disk disko_vg_lvs disko_modules disko_mapped disko_vg_new
+# disko_has_lv disko_settle disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup jq:jq:jq lvcreate:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils tail:coreutils:coreutils vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup jq:jq:jq lvcreate:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux tail:coreutils:coreutils vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

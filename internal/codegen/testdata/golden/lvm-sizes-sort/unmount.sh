@@ -25,9 +25,10 @@ disko_unmount() {
 }
 
 # (runtime.sh, elided in golden files: disko_die disko_udev disko_udev_ping
-# disko_udev_known disko_part_node disko_tag_node disko_dev disko_dev_now disko_problems
-# disko_check_pids disko_problem disko_need_tools disko_checked disko_mounted)
+# disko_udev_known disko_sleep_fd disko_sleep disko_resolve disko_part_node disko_tag_node
+# disko_dev disko_dev_now disko_problems disko_check_pids disko_problem disko_need_tools
+# disko_check_disks disko_pristine_rc disko_pristine_known disko_checked disko_mounted)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools blkid:util-linux:util-linux findmnt:util-linux:util-linux readlink:coreutils:coreutils sleep:coreutils:coreutils umount:mount:util-linux vgchange:lvm2:lvm2 vgs:lvm2:lvm2
+disko_need_tools blkid:util-linux:util-linux findmnt:util-linux:util-linux readlink:coreutils:coreutils umount:mount:util-linux vgchange:lvm2:lvm2 vgs:lvm2:lvm2
 disko_checked
 disko_unmount

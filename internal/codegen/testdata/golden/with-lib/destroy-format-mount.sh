@@ -63,16 +63,18 @@ disko_mount() {
 }
 
 # (runtime.sh, elided in golden files: disko_log disko_die disko_udev disko_udev_ping
-# disko_udev_known disko_part_node disko_part disko_nodes disko_part_nodes disko_tag_node
-# disko_dev disko_blkid disko_describe disko_probe disko_refuse disko_seen disko_blank
-# disko_want disko_pins disko_pin disko_unpin disko_pristine disko_fresh_parts disko_ss
-# disko_first disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free
+# disko_udev_known disko_sleep_fd disko_sleep disko_resolve disko_part_node disko_part
+# disko_nodes disko_part_nodes disko_tag_node disko_dev disko_dev_now disko_blkid
+# disko_describe disko_probe disko_refuse disko_seen disko_blank disko_want disko_pins
+# disko_written disko_pin disko_shows_written disko_unpin disko_pristine disko_fresh_parts
+# disko_ss disko_first disko_last disko_r disko_fresh disko_us disko_ue disko_gpt_free
 # disko_gpt_last_in_free disko_gpt_first_free disko_gpt_first_in_largest disko_gpt_align
 # disko_gpt_value disko_gpt_place disko_gpt_geometry disko_gpt_known disko_gpt
 # disko_table_known disko_problems disko_check_pids disko_problem disko_need_tools
-# disko_check disko_checked disko_mib disko_need_disk disko_mounted disko_devnum
-# disko_swap_active disko_settle disko_parallel disko_confirm disko_teardown_jq
-# disko_warn_failed disko_teardown disko_destroy_disk)
+# disko_check_disks disko_check disko_pristine_rc disko_pristine_known disko_checked
+# disko_new disko_mib disko_need_disk disko_mounted disko_devnum disko_swap_active
+# disko_settle disko_parallel disko_confirm disko_teardown_jq disko_warn_failed
+# disko_teardown disko_destroy_disk)
 disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
 disko_preflight wipe
 disko_checked
