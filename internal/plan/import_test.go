@@ -44,14 +44,7 @@ var importCases = []struct {
 func TestImportStacked(t *testing.T) {
 	for _, c := range importCases {
 		t.Run(c.file, func(t *testing.T) {
-			raw, err := os.ReadFile(filepath.Join("testdata", c.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var s probe.State
-			if err := json.Unmarshal(raw, &s); err != nil {
-				t.Fatal(err)
-			}
+			s := recordedState(t, c.file)
 			layout, notes := s.Layout("/mnt")
 			js, err := json.Marshal(layout)
 			if err != nil {
@@ -79,4 +72,18 @@ func TestImportStacked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recordedState reads a probe result kept in testdata (a guest's or a fixture's).
+func recordedState(t *testing.T, file string) probe.State {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s probe.State
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -148,14 +148,7 @@ func TestZFSScripts(t *testing.T) {
 // properties, root dataset options and datasets goes into the layout, which loads,
 // renders as Nix, and plans empty against the same probe.
 func TestImportZFS(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "zfs-probe.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s probe.State
-	if err := json.Unmarshal(raw, &s); err != nil {
-		t.Fatal(err)
-	}
+	s := recordedState(t, "zfs-probe.json")
 	layout, notes := s.Layout("/mnt")
 	if len(notes) > 0 {
 		t.Errorf("notes: %q", notes)

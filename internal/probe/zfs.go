@@ -171,32 +171,16 @@ func creationDefault(prop, value string) bool {
 
 // eachProperty calls f for every line of zpool get or zfs get -H -o name,property,value,source.
 func eachProperty(out []byte, f func(name, prop, value, source string)) error {
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if sc.Text() == "" {
-			continue
-		}
-		c := strings.Split(sc.Text(), "\t")
-		if len(c) != 4 {
-			return fmt.Errorf("line %q has %d fields, want 4", sc.Text(), len(c))
-		}
+	return eachRow(out, 4, func(c []string) error {
 		f(c[0], c[1], c[2], c[3])
-	}
-	return sc.Err()
+		return nil
+	})
 }
 
 // parseZfsList reads zfs list -Hp -o name,type,mountpoint,volsize.
 func parseZfsList(out []byte) (map[string]*Dataset, error) {
 	datasets := map[string]*Dataset{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if sc.Text() == "" {
-			continue
-		}
-		c := strings.Split(sc.Text(), "\t")
-		if len(c) != 4 {
-			return nil, fmt.Errorf("line %q has %d fields, want 4", sc.Text(), len(c))
-		}
+	err := eachRow(out, 4, func(c []string) error {
 		ds := &Dataset{Name: c[0], Type: c[1]}
 		if c[2] != "-" {
 			ds.Mountpoint = c[2]
@@ -204,13 +188,33 @@ func parseZfsList(out []byte) (map[string]*Dataset, error) {
 		if c[3] != "-" {
 			v, err := strconv.ParseInt(c[3], 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("volsize of %s: %w", c[0], err)
+				return fmt.Errorf("volsize of %s: %w", c[0], err)
 			}
 			ds.Volsize = v
 		}
 		datasets[ds.Name] = ds
+		return nil
+	})
+	return datasets, err
+}
+
+// eachRow calls f with the fields of every non-empty line of a zpool or zfs -H output
+// (tab-separated), which must have exactly n.
+func eachRow(out []byte, n int, f func(fields []string) error) error {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if sc.Text() == "" {
+			continue
+		}
+		c := strings.Split(sc.Text(), "\t")
+		if len(c) != n {
+			return fmt.Errorf("line %q has %d fields, want %d", sc.Text(), len(c), n)
+		}
+		if err := f(c); err != nil {
+			return err
+		}
 	}
-	return datasets, sc.Err()
+	return sc.Err()
 }
 
 // parseZpoolStatus reads the config section of zpool status -P: a tab, two spaces per
