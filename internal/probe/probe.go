@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -336,7 +337,47 @@ func readMounts(ctx context.Context, r Runner) ([]fsMount, error) {
 			j.Filesystems[i].Source = j.Filesystems[i].Source[:k]
 		}
 	}
+	if err := mapperSources(ctx, r, j.Filesystems); err != nil {
+		return nil, err
+	}
 	return j.Filesystems, nil
+}
+
+// mapperSources renames the sources findmnt shows by a device-mapper kernel name
+// (/dev/dm-0) to /dev/mapper/NAME, the node through which the probe reads LUKS
+// containers and LVs: btrfs shows the node udev last scanned it by, which is
+// /dev/dm-N, whatever node it was mounted by.
+func mapperSources(ctx context.Context, r Runner, mounts []fsMount) error {
+	var kernel []string
+	for _, m := range mounts {
+		if n, ok := strings.CutPrefix(m.Source, "/dev/dm-"); ok && n != "" && !slices.Contains(kernel, "dm-"+n) {
+			kernel = append(kernel, "dm-"+n)
+		}
+	}
+	if len(kernel) == 0 {
+		return nil
+	}
+	var cmd strings.Builder
+	for _, k := range kernel {
+		q := shell.Quote(k)
+		fmt.Fprintf(&cmd, "printf '%%s %%s\\n' %s \"$(cat /sys/class/block/%s/dm/name)\"; ", q, q)
+	}
+	out, err := run(ctx, r, cmd.String())
+	if err != nil {
+		return fmt.Errorf("reading the device-mapper names of mounted devices: %w", err)
+	}
+	names := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if k, name, ok := strings.Cut(line, " "); ok && name != "" {
+			names["/dev/"+k] = "/dev/mapper/" + name
+		}
+	}
+	for i := range mounts {
+		if name, ok := names[mounts[i].Source]; ok {
+			mounts[i].Source = name
+		}
+	}
+	return nil
 }
 
 // inside fills what is read through the device node: its mounts, and for btrfs the
