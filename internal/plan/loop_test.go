@@ -243,8 +243,15 @@ func mustGenerate(t *testing.T, d *config.Devices, opts Options) *codegen.Script
 	return s
 }
 
-// importLayout probes the layout's disks and loads the layout import writes for them.
+// importLayout probes the layout's disks and loads the layout import writes for them,
+// refusing it unless its disks are this test's own loop devices.
 func importLayout(t *testing.T, ctx context.Context, r probe.Runner, d *config.Devices, root string) *config.Devices {
+	t.Helper()
+	return loadLayout(t, string(importJSON(t, ctx, r, d, root)))
+}
+
+// importJSON probes the layout's disks and returns the layout import writes for them.
+func importJSON(t *testing.T, ctx context.Context, r probe.Runner, d *config.Devices, root string) []byte {
 	t.Helper()
 	s, err := probe.Probe(ctx, r, Disks(d))
 	if err != nil {
@@ -259,7 +266,7 @@ func importLayout(t *testing.T, ctx context.Context, r probe.Runner, d *config.D
 		t.Fatal(err)
 	}
 	t.Logf("imported (root %s): %s", root, js)
-	return loadLayout(t, string(js))
+	return js
 }
 
 // TestLoopGrowAndRefuse grows an ext4 (offline: e2fsck, resize2fs), an xfs and a btrfs
