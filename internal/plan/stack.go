@@ -400,11 +400,33 @@ func (pl *planner) array(p string, md *config.MDADM, s *probe.State) {
 		if len(pl.newMembers[p]) > 0 {
 			pl.addMembers(p, a)
 		}
-		if _, table := md.Content.(*config.GPT); table || (md.Content != nil && a.Content != nil && strings.HasPrefix(a.Content.Type, probe.PartitionTable)) {
-			pl.refuse(MDLevel, p+".content", "partition tables on md arrays are not compared yet; the array %s is left as it is only when its content is null", a.Device)
-			return
+		g, wantGPT := md.Content.(*config.GPT)
+		hasTable := a.Content != nil && strings.HasPrefix(a.Content.Type, probe.PartitionTable)
+		switch ad := a.Partitioned; {
+		case wantGPT && ad != nil && ad.Table != nil && ad.Table.Label == "gpt":
+			pl.keep(MDTable)
+			pl.gpt(p+".content", g, ad)
+		case wantGPT:
+			pl.refuse(TableDiffers, p+".content.type", "the layout wants a GPT on the md array, but %s holds %s; apply does not write a partition table on an existing array (it would destroy what the array holds)", a.Device, arrayHolds(a))
+		case hasTable && md.Content != nil:
+			pl.refuse(MDLevel, p+".content", "the layout puts %s on the md array, but %s holds a %s", md.Content.Kind(), a.Device, a.Content.Type)
+		default:
+			pl.content(p+".content", md.Content, a.Content, a.Device)
 		}
-		pl.content(p+".content", md.Content, a.Content, a.Device)
+	}
+}
+
+// arrayHolds says what an md array holds, for messages.
+func arrayHolds(a *probe.Array) string {
+	switch {
+	case a.Partitioned != nil && a.Partitioned.Table != nil:
+		return "a " + a.Partitioned.Table.Label + " partition table"
+	case a.Content == nil:
+		return "nothing"
+	case strings.HasPrefix(a.Content.Type, probe.PartitionTable):
+		return "a " + strings.TrimPrefix(a.Content.Type, probe.PartitionTable) + " partition table (its partitions could not be read)"
+	default:
+		return a.Content.Type
 	}
 }
 

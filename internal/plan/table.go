@@ -36,7 +36,7 @@ var (
 	DiskUntouched     = Row{ID: "disk-untouched", Node: "disk", Desired: "content = null", Actual: "anything", Action: ""}
 	DiskBlank         = Row{ID: "disk-blank", Node: "disk", Desired: "a content", Actual: "no partition table and no signature (blank or new disk)", Action: "format-disk"}
 	DiskBlankMember   = Row{ID: "disk-blank-member", Node: "disk", Desired: "a content that joins an mdadm array, LVM group, zpool or bcachefs filesystem", Actual: "blank", Refuse: true}
-	TableDiffers      = Row{ID: "table-differs", Node: "disk.content (gpt, table)", Desired: "a gpt (or table with format F)", Actual: "another table type, or a whole-disk signature", Refuse: true}
+	TableDiffers      = Row{ID: "table-differs", Node: "disk.content (gpt, table), mdadm.NAME.content (gpt)", Desired: "a gpt (or table with format F)", Actual: "another table type, or a whole-disk signature (on an md array: anything but a GPT)", Refuse: true}
 	WholeDiskHasTable = Row{ID: "whole-disk-has-table", Node: "disk.content (filesystem, swap, btrfs, ...)", Desired: "whole-disk content", Actual: "a partition table", Refuse: true}
 	PartSame          = Row{ID: "partition-same", Node: "partition", Desired: "a partition", Actual: "the partition with its label (gpt) or number (table), same number, start and size (within 1 MiB)", Action: ""}
 	PartMissing       = Row{ID: "partition-missing", Node: "partition", Desired: "a partition", Actual: "none with its label or number, and room for it in free space", Action: "create-partition"}
@@ -75,7 +75,8 @@ var (
 	MDAdd             = Row{ID: "md-add", Node: "mdadm.NAME", Desired: "more members: mdraid on partitions the plan creates", Actual: "the assembled raid1 array, not degraded; each new partition holds the component size plus the members' data offset", Action: "add-members"}
 	MDAddBlocked      = Row{ID: "md-add-blocked", Node: "mdadm.NAME", Desired: "more members: mdraid on partitions the plan creates", Actual: "an array of another level (more members would reshape it), a degraded one, or a new partition too small", Refuse: true}
 	MDInactive        = Row{ID: "md-inactive", Node: "mdadm.NAME", Desired: "an array", Actual: "members, but the array is not assembled", Refuse: true}
-	MDLevel           = Row{ID: "md-differs", Node: "mdadm.NAME.level, .content", Desired: "level L; a content", Actual: "another level; or a partition table on the array (not compared yet)", Refuse: true}
+	MDLevel           = Row{ID: "md-differs", Node: "mdadm.NAME.level, .content", Desired: "level L; a content", Actual: "another level; or a partition table where the layout puts other content", Refuse: true}
+	MDTable           = Row{ID: "md-table", Node: "mdadm.NAME.content (gpt)", Desired: "a GPT", Actual: "the assembled array holds a GPT (its partitions are compared as a disk's, by the partition rows)", Action: ""}
 	MDSame            = Row{ID: "md-same", Node: "mdadm.NAME", Desired: "an array of level L", Actual: "the assembled array of level L (its content is compared as mdadm.content)", Action: ""}
 	SubvolSame        = Row{ID: "subvolume-same", Node: "btrfs.subvolumes.NAME", Desired: "a subvolume", Actual: "the subvolume", Action: ""}
 	SubvolMissing     = Row{ID: "subvolume-missing", Node: "btrfs.subvolumes.NAME", Desired: "a subvolume", Actual: "none", Action: "create-subvolume"}
@@ -110,7 +111,7 @@ var Rows = []Row{
 	ContentUntouched, ContentBlank, ContentSame, ContentDiffers, ContentUnreadable, ContentNoCreate,
 	LUKSSame, LUKSClosed, LUKSAdded, LUKSRemoved,
 	MemberElsewhere, VGMissing, VGCreate, VGExtend, LVSame, LVMissing, LVNoRoom, LVInactive, LVGrow, LVGrowBlocked, LVShrink, LVExtra,
-	MDMissing, MDCreate, MDAdd, MDAddBlocked, MDInactive, MDLevel, MDSame,
+	MDMissing, MDCreate, MDAdd, MDAddBlocked, MDInactive, MDLevel, MDTable, MDSame,
 	ZFSPoolSame, ZFSPoolDiffers, ZFSPoolMissing, ZFSPoolUnreadable, ZFSMemberUnread, DatasetSame, DatasetMissing, DatasetDiffers, DatasetExtra,
 	ZFSPropertySame, ZFSPropertyDiffers, ZFSPropertyFixed, VolumeGrow, VolumeGrowBlocked, VolumeShrink,
 	SubvolSame, SubvolMissing, SubvolExtra, SwapfileMissing, SwapfileSame,

@@ -118,6 +118,19 @@ func pvState(vg string, lvs map[string]*probe.LV) *probe.State {
 	return s
 }
 
+// mdGPT is an md array "boot" whose content is a GPT with one 50 MiB ext4 partition.
+const mdGPT = `, "mdadm": {"boot": {"level": 1, "content": {"type": "gpt", "partitions": {"root": {"size": "50M", "content": {"type": "filesystem", "format": "ext4"}}}}}}`
+
+// mdPartitioned is the assembled raid1 "boot" holding a GPT whose one partition, as the
+// format script labels it (mdadm-boot-root), holds c.
+func mdPartitioned(c *probe.Content) *probe.Array {
+	const sectors = 100 * mib
+	p := &probe.Partition{Number: 1, Node: "/dev/md127p1", Start: 1 * mib, Size: 50 * mib, Type: linuxGUID, Name: "mdadm-boot-root", Content: c}
+	return &probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs(probe.PartitionTable + "gpt"),
+		Partitioned: &probe.Disk{Name: "boot", Device: "/dev/md127", Path: "/dev/md127", Size: sectors * 512, SectorSize: 512,
+			Table: &probe.Table{Label: "gpt", FirstLBA: 2048, LastLBA: sectors - 34, Partitions: []*probe.Partition{p}}}}
+}
+
 // mdState is a disk whose partition md is a member of the array named member.
 func mdState(a *probe.Array, member string) *probe.State {
 	s := gpt(part(1, "md", 1, 100, &probe.Content{Type: "linux_raid_member", Array: member}))
@@ -217,8 +230,11 @@ var rowCases = []struct {
 	{MDAddBlocked, gptLayout(mdPart + md2Part("100M")), `, "mdadm": {"boot": {"level": 0}}`, mdState(func() *probe.Array { a := bootRaid1(0); a.Level = "raid0"; return a }(), "boot"), "disko.devices.mdadm.boot"},
 	{MDInactive, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot"}, "boot"), "disko.devices.mdadm.boot"},
 	{MDLevel, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot", Active: true, Level: "raid0", Device: "/dev/md127", Content: fs("vfat")}, "boot"), "disko.devices.mdadm.boot.level"},
-	{MDLevel, gptLayout(mdPart), `, "mdadm": {"boot": {"level": 1, "content": {"type": "gpt", "partitions": {}}}}`,
-		mdState(&probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs(probe.PartitionTable + "gpt")}, "boot"), "disko.devices.mdadm.boot.content"},
+	{MDLevel, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs(probe.PartitionTable + "gpt")}, "boot"), "disko.devices.mdadm.boot.content"},
+	{MDTable, gptLayout(mdPart), mdGPT, mdState(mdPartitioned(&probe.Content{Type: "ext4"}), "boot"), ""},
+	{PartMissing, gptLayout(mdPart), `, "mdadm": {"boot": {"level": 1, "content": {"type": "gpt", "partitions": {"root": {"size": "50M", "content": {"type": "filesystem", "format": "ext4"}}, "srv": {"size": "20M"}}}}}`,
+		mdState(mdPartitioned(&probe.Content{Type: "ext4"}), "boot"), "disko.devices.mdadm.boot.content.partitions.srv"},
+	{TableDiffers, gptLayout(mdPart), mdGPT, mdState(&probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs("vfat")}, "boot"), "disko.devices.mdadm.boot.content.type"},
 	{MDSame, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs("vfat")}, "boot"), ""},
 	{ContentDiffers, gptLayout(mdPart), mdBoot, mdState(&probe.Array{Name: "boot", Active: true, Level: "raid1", Device: "/dev/md127", Content: fs("ext4")}, "boot"), "disko.devices.mdadm.boot.content.format"},
 	{SubvolSame, gptLayout(`"root": {"size": "100M", "content": {"type": "btrfs", "subvolumes": {"/home": {}}}}`), "", gpt(part(1, "root", 1, 100, &probe.Content{Type: "btrfs", Subvolumes: []string{"home"}})), ""},

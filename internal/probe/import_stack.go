@@ -135,8 +135,13 @@ func (im *importer) mdMember(where string, c *Content) config.Node {
 		}
 		im.d.MDADM = ensureMap(im.d.MDADM)
 		im.d.MDADM[a.Name] = md
-		if n := im.content("md array "+a.Name, a.Content); n != nil {
-			md.Content = n.(config.DeviceNode)
+		switch pd := a.Partitioned; {
+		case pd != nil && pd.Table != nil && pd.Table.Label == "gpt":
+			md.Content = im.gpt("mdadm", a.Name, pd)
+		default:
+			if n := im.content("md array "+a.Name, a.Content); n != nil {
+				md.Content = n.(config.DeviceNode)
+			}
 		}
 	}
 	return &config.MDRaid{Type: "mdraid", Name: c.Array}

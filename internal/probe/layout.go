@@ -32,7 +32,7 @@ func (s *State) Layout(rootMountpoint string) (*config.Devices, []string) {
 		im.d.Disk[name] = disk
 		switch {
 		case pd.Table != nil && pd.Table.Label == "gpt":
-			disk.Content = im.gpt(name, pd)
+			disk.Content = im.gpt("disk", name, pd)
 		case pd.Table != nil && pd.Table.Label == "dos":
 			disk.Content = im.mbr(name, pd)
 		case pd.Table != nil:
@@ -59,16 +59,20 @@ func (im *importer) note(format string, args ...any) {
 	im.notes = append(im.notes, fmt.Sprintf(format, args...))
 }
 
-func (im *importer) gpt(disk string, d *Disk) *config.GPT {
+// gpt describes the GPT of d, the disk (kind "disk") or md array (kind "mdadm") called
+// name: a partition labelled as the format script labels it (KIND-NAME-KEY) gets KEY as
+// its attribute name and no label of its own.
+func (im *importer) gpt(kind, name string, d *Disk) *config.GPT {
 	g := &config.GPT{Type: "gpt", EFIGPTPartitionFirst: true, Partitions: map[string]*config.GPTPartition{}}
 	last := lastPartition(d.Table)
+	prefix := kind + "-" + name + "-"
 	for _, p := range d.Table.Partitions {
-		key := strings.TrimPrefix(p.Name, "disk-"+disk+"-")
+		key := strings.TrimPrefix(p.Name, prefix)
 		if key == "" || g.Partitions[key] != nil {
 			key = "part" + strconv.Itoa(p.Number)
 		}
 		gp := &config.GPTPartition{Start: strconv.FormatInt(p.Start, 10) + "s", Priority: ptr(p.Number)}
-		if p.Name != "disk-"+disk+"-"+key {
+		if p.Name != prefix+key {
 			gp.Label = p.Name
 		}
 		gp.Size = sizeOf(p.Size, d.SectorSize)
@@ -80,7 +84,7 @@ func (im *importer) gpt(disk string, d *Disk) *config.GPT {
 		} else {
 			gp.Type = p.Type
 		}
-		if n := im.content(fmt.Sprintf("disk %s partition %d", disk, p.Number), p.Content); n != nil {
+		if n := im.content(fmt.Sprintf("%s %s partition %d", kind, name, p.Number), p.Content); n != nil {
 			gp.Content = n.(config.PartitionNode)
 		}
 		g.Partitions[key] = gp

@@ -69,6 +69,10 @@ type Array struct {
 	MemberBytes int64    `json:"memberBytes,omitempty"`
 	Active      bool     `json:"active"`
 	Content     *Content `json:"content,omitempty"`
+	// Partitioned is the array read as a disk when it holds a partition table (Content
+	// is then "partition table gpt", ...): its table and what each partition holds, so
+	// that a GPT on an array is compared and imported as a disk's is.
+	Partitioned *Disk `json:"partitioned,omitempty"`
 	// Unreadable says why mdadm --detail could not read the assembled array.
 	Unreadable string `json:"unreadable,omitempty"`
 }
@@ -364,6 +368,15 @@ func probeArray(ctx context.Context, r Runner, a *Array, mounts []fsMount) error
 	}
 	if a.Content, err = blkid(ctx, r, dev, -1, -1); err != nil {
 		return fmt.Errorf("md array %s: %w", dev, err)
+	}
+	if a.Content != nil && strings.HasPrefix(a.Content.Type, PartitionTable) {
+		d := &Disk{Name: a.Name, Device: dev}
+		if err := probeDisk(ctx, r, d, mounts); err != nil {
+			a.Content.Unreadable = err.Error()
+			return nil
+		}
+		a.Partitioned = d
+		return nil
 	}
 	if err := inside(ctx, r, a.Content, dev, mounts); err != nil {
 		a.Content.Unreadable = err.Error()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"testing"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
 
 const sfdiskStacked = `{"partitiontable": {"label": "gpt", "id": "F3FD", "device": "/dev/sdx", "unit": "sectors",
@@ -17,7 +19,7 @@ func TestProbeStacks(t *testing.T) {
 	r := fakeRunner{
 		{"findmnt", `{"filesystems": [
   {"target": "/mnt", "source": "/dev/mapper/pool-root", "options": "rw,relatime", "fsroot": "/"},
-  {"target": "/mnt/srv", "source": "/dev/md127", "options": "rw,noatime", "fsroot": "/"}]}`},
+  {"target": "/mnt/srv", "source": "/dev/md127p1", "options": "rw,noatime", "fsroot": "/"}]}`},
 		{"readlink -f -- /dev/sdx", "/dev/sdx\n1073741824\n512\n"},
 		{"if out=$(sfdisk --json -- /dev/sdx", sfdiskStacked},
 		{"if [ -b /dev/sdx1 ]", "TYPE=crypto_LUKS\nstatus=0\n"},
@@ -36,6 +38,9 @@ func TestProbeStacks(t *testing.T) {
 		{"mdadm --detail --export /dev/md127", "MD_LEVEL=raid1\nMD_DEVICES=2\n"},
 		{"d=/sys/class/block/md127/md; ", "2\n0\n130048\n2048\n2048\n"},
 		{"blkid -p -o export -- /dev/md127", "PTTYPE=gpt\nstatus=0\n"},
+		{"readlink -f -- /dev/md127", "/dev/md127\n133169152\n512\n"},
+		{"if out=$(sfdisk --json -- /dev/md127", sfdiskArray},
+		{"if [ -b /dev/md127p1 ]", "TYPE=ext4\nstatus=0\n"},
 	}
 	s, err := Probe(context.Background(), r, map[string]string{"main": "/dev/sdx"})
 	if err != nil {
@@ -61,6 +66,25 @@ func TestProbeStacks(t *testing.T) {
 	}
 	a := s.Arrays["arr"]
 	if a == nil || !a.Active || a.Level != "raid1" || a.Device != "/dev/md127" || a.Devices != 2 || a.Degraded != 0 || a.MemberBytes != 128<<20 || a.Content == nil || a.Content.Type != PartitionTable+"gpt" {
-		t.Errorf("array: %+v", a)
+		t.Fatalf("array: %+v", a)
+	}
+	if a.Content.Unreadable != "" || a.Partitioned == nil || a.Partitioned.Table == nil || len(a.Partitioned.Table.Partitions) != 1 {
+		t.Fatalf("the array's partition table: %+v (%s)", a.Partitioned, a.Content.Unreadable)
+	}
+	if p := a.Partitioned.Table.Partitions[0]; p.Name != "mdadm-arr-srv" || p.Content == nil || p.Content.Type != "ext4" || len(p.Content.Mounts) != 1 || p.Content.Mounts[0].Target != "/mnt/srv" {
+		t.Errorf("the array's partition: %+v (content %+v)", p, p.Content)
+	}
+	layout, _ := s.Layout("/mnt")
+	g, ok := layout.MDADM["arr"].Content.(*config.GPT)
+	if !ok || g.Partitions["srv"] == nil || g.Partitions["srv"].Label != "" {
+		t.Fatalf("import of the array's GPT: %+v", layout.MDADM["arr"].Content)
+	}
+	if fs, ok := g.Partitions["srv"].Content.(*config.Filesystem); !ok || fs.Format != "ext4" || fs.Mountpoint != "/srv" {
+		t.Errorf("import of the array's partition: %+v", g.Partitions["srv"].Content)
 	}
 }
+
+// sfdiskArray is the GPT on the md array of TestProbeStacks, as the format script writes it.
+const sfdiskArray = `{"partitiontable": {"label": "gpt", "id": "A1B2", "device": "/dev/md127", "unit": "sectors",
+ "firstlba": 2048, "lastlba": 260062, "sectorsize": 512, "partitions": [
+  {"node": "/dev/md127p1", "start": 2048, "size": 258015, "type": "0FC63DAF-8483-4772-8E79-3D69D8477DE4", "name": "mdadm-arr-srv"}]}}`
