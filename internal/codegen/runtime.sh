@@ -723,6 +723,7 @@ disko_checked() {
     rc=0
     wait "${disko_check_pids[i]}" || rc=$?
     if ((rc == disko_pristine_rc)) && [ -n "${disko_check_disks[i]}" ]; then
+      # shellcheck disable=SC2034 # read by disko_new and the table writers, which only format scripts include
       disko_dev_now node "${disko_check_disks[i]}" && disko_pristine_known[$node]=1
     elif ((rc != 0)); then
       disko_problems=$((disko_problems + 1))
