@@ -416,17 +416,16 @@ func (pl *planner) array(p string, md *config.MDADM, s *probe.State) {
 	}
 }
 
-// arrayHolds says what an md array holds, for messages.
+// arrayHolds says what an md array holds, for messages: as holds says it of a disk, or
+// that its partition table could not be read.
 func arrayHolds(a *probe.Array) string {
 	switch {
-	case a.Partitioned != nil && a.Partitioned.Table != nil:
-		return "a " + a.Partitioned.Table.Label + " partition table"
-	case a.Content == nil:
-		return "nothing"
-	case strings.HasPrefix(a.Content.Type, probe.PartitionTable):
-		return "a " + strings.TrimPrefix(a.Content.Type, probe.PartitionTable) + " partition table (its partitions could not be read)"
+	case a.Partitioned != nil:
+		return holds(a.Partitioned)
+	case a.Content != nil && strings.HasPrefix(a.Content.Type, probe.PartitionTable):
+		return "a " + strings.TrimPrefix(a.Content.Type, probe.PartitionTable) + " partition table whose partitions could not be read"
 	default:
-		return a.Content.Type
+		return holds(&probe.Disk{Content: a.Content})
 	}
 }
 
