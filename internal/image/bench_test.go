@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/diskoanywhere/diskoanywhere/internal/codegen/nixos"
+	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
 // exampleLayout is disko-compile's built-in example (an ESP and an ext4 root), the layout
@@ -63,11 +68,29 @@ func BenchmarkImageVsDd(b *testing.B) {
 // the host's nix), copied in, registered and made the system profile. It reports the
 // time against dd writing as many bytes as the image holds and against copying the
 // closure's bytes (copyTime), and the peak RSS of the build's process tree (nix-store included),
-// which must not grow with the closure.
+// which must not grow with the closure. The case standin is the demo's: the same layout
+// with the stand-in NixOS system of the end-to-end tests (internal/testvm: kernel,
+// initrd, busybox userland, sshd; 36 MB in 3 store paths), whose switch-to-configuration
+// boot installs systemd-boot onto the ESP.
 //
 //	go test ./internal/image -run '^$' -bench SystemImage -benchtime 3x
 func BenchmarkSystemImage(b *testing.B) {
 	b.Setenv("NIX_CONFIG", "substituters =\nexperimental-features = nix-command flakes\nbuild-users-group =\nsandbox = false")
+	b.Run("standin", func(b *testing.B) {
+		layout, err := config.Load([]byte(exampleLayout), config.LoadOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg, err := nixos.JSON(layout)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sys, err := testvm.BuildSystem(context.Background(), testvm.SystemOptions{NixOSConfig: cfg})
+		if err != nil {
+			b.Skipf("the stand-in system cannot be built here: %v", err)
+		}
+		benchSystem(b, sys.Toplevel)
+	})
 	for _, mib := range []int64{100, 1024} {
 		b.Run(fmt.Sprintf("closure-%dMiB", mib), func(b *testing.B) {
 			expr := filepath.Join(b.TempDir(), "system.nix")
@@ -77,26 +100,33 @@ in derivation { name = "bench-toplevel-%[1]d"; system = builtins.currentSystem; 
 			if err != nil {
 				b.Skipf("nix-build cannot build here: %v", err)
 			}
-			toplevel := strings.TrimSpace(string(out))
-			blob, err := os.ReadFile(filepath.Join(toplevel, "blob"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			var ours, base, copies []time.Duration
-			var rss int64
-			for range b.N {
-				copies = append(copies, copyTime(b, strings.TrimSpace(string(blob))))
-				out := b.TempDir()
-				start := time.Now()
-				rss = max(rss, runJob(b, helperJob{Layout: exampleLayout, Out: out, System: toplevel}))
-				ours = append(ours, time.Since(start))
-				allocated := allocatedBytes(b, filepath.Join(out, "main.raw"))
-				os.RemoveAll(out)
-				base = append(base, ddTime(b, allocated))
-			}
-			reportRatios(b, ours, base, copies, rss)
+			benchSystem(b, strings.TrimSpace(string(out)))
 		})
 	}
+}
+
+// benchSystem builds the example layout's image with toplevel b.N times and reports the
+// ratios against dd and against copying the closure's bytes.
+func benchSystem(b *testing.B, toplevel string) {
+	closure, err := exec.Command("nix-store", "--query", "--requisites", toplevel).Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("system %s, closure of %d store paths", toplevel, len(strings.Fields(string(closure))))
+	var ours, base, copies []time.Duration
+	var rss int64
+	for range b.N {
+		copies = append(copies, copyTime(b, strings.Fields(string(closure))...))
+		out := b.TempDir()
+		start := time.Now()
+		rss = max(rss, runJob(b, helperJob{Layout: exampleLayout, Out: out, System: toplevel}))
+		ours = append(ours, time.Since(start))
+		allocated := allocatedBytes(b, filepath.Join(out, "main.raw"))
+		os.RemoveAll(out)
+		base = append(base, ddTime(b, allocated))
+		b.Logf("image holds %d MiB", allocated>>20)
+	}
+	reportRatios(b, ours, base, copies, rss)
 }
 
 // reportRatios reports the medians of the image builds, dd runs and payload copies, the
@@ -110,9 +140,9 @@ func reportRatios(b *testing.B, ours, dd, copies []time.Duration, rss int64) {
 	b.ReportMetric(float64(rss)/1024, "peak-rss-MiB")
 }
 
-// copyTime is how long it takes to read the bytes of src (a file or a tree) and write
+// copyTime is how long it takes to read the bytes of srcs (files or trees) and write
 // them into one file in 1 MiB blocks, synced once: dd with the payload as its input.
-func copyTime(b *testing.B, src string) time.Duration {
+func copyTime(b *testing.B, srcs ...string) time.Duration {
 	dst, err := os.Create(filepath.Join(b.TempDir(), "copy"))
 	if err != nil {
 		b.Fatal(err)
@@ -121,18 +151,23 @@ func copyTime(b *testing.B, src string) time.Duration {
 	defer dst.Close()
 	buf := make([]byte, 1<<20)
 	start := time.Now()
-	err = filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
+	for _, src := range srcs {
+		err = filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{f}, buf)
 			return err
-		}
-		f, err := os.Open(path)
+		})
 		if err != nil {
-			return err
+			break
 		}
-		defer f.Close()
-		_, err = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{f}, buf)
-		return err
-	})
+	}
 	if err == nil {
 		err = dst.Sync()
 	}
