@@ -38,8 +38,9 @@ func BenchmarkCompileVsEval(b *testing.B) {
 	}
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "disko-compile")
-	// Built as nix/package.nix builds it (its tags and ldflags).
+	// Built as nix/package.nix builds it: its tags and ldflags, and static (without cgo).
 	build := exec.Command(goBin, "build", "-tags", "urfave_cli_no_docs", "-ldflags", "-s -w", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -32,6 +32,7 @@ func TestFlakeStructure(t *testing.T) {
 		PackageArgs  map[string]struct {
 			VendorHashIsPinned bool     `json:"vendorHashIsPinned"`
 			SubPackages        []string `json:"subPackages"`
+			Cgo                int      `json:"cgo"`
 		} `json:"packageArgs"`
 	}
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
@@ -68,6 +69,13 @@ func TestFlakeStructure(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(root(t), sub, "main.go")); err != nil {
 				t.Errorf("packages.x86_64-linux.%s builds %s, which has no main.go: %v", name, sub, err)
 			}
+		}
+	}
+	// Only the commands that resolve users' host names need libc's resolver; the others
+	// ship static (nix/package.nix), as BenchmarkCompileVsEval builds disko-compile.
+	for name, cgo := range map[string]int{"anywhere": 1, "disko-install": 1, "default": 1, "disko": 0, "disko-compile": 0} {
+		if got := s.PackageArgs[name].Cgo; got != cgo {
+			t.Errorf("packages.x86_64-linux.%s has CGO_ENABLED = %d, want %d", name, got, cgo)
 		}
 	}
 	if !slices.Contains(s.Lib, "compile") {

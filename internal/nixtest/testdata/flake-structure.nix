@@ -10,6 +10,7 @@ let
   pkg = p: {
     inherit (p.args) pname subPackages doCheck;
     mainProgram = p.args.meta.mainProgram;
+    cgo = p.args.env.CGO_ENABLED;
     vendorHashIsPinned = p.args.vendorHash == import ../../../nix/vendor-hash.nix;
   };
 in
