@@ -1,21 +1,18 @@
 package image
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
+	"github.com/diskoanywhere/diskoanywhere/internal/tartree"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
@@ -175,8 +172,9 @@ func installSystemInVM(ctx context.Context, vm *testvm.VM, staged, toplevel stri
 func copyIntoVM(ctx context.Context, vm *testvm.VM, src, dest string) error {
 	pr, pw := io.Pipe()
 	written := make(chan error, 1)
+	root := 0
 	go func() {
-		err := writeTar(pw, src, path.Base(dest))
+		err := tartree.Write(pw, src, tartree.Options{Prefix: path.Base(dest), UID: &root, GID: &root})
 		pw.CloseWithError(err)
 		written <- err
 	}()
@@ -188,65 +186,4 @@ func copyIntoVM(ctx context.Context, vm *testvm.VM, src, dest string) error {
 		return werr
 	}
 	return err
-}
-
-// writeTar writes src (a file, symlink or directory tree) to w as a tar archive whose
-// names start with name, every entry owned by root. A file linked more than once in
-// src is stored once and hard-linked after.
-func writeTar(w io.Writer, src, name string) error {
-	tw := tar.NewWriter(w)
-	first := map[[2]uint64]string{}
-	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := e.Info()
-		if err != nil {
-			return err
-		}
-		var link string
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		case !fi.IsDir() && !fi.Mode().IsRegular():
-			return fmt.Errorf("%s: a %s cannot be copied into the build VM", p, fi.Mode().Type())
-		}
-		h, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		h.Name = path.Join(name, filepath.ToSlash(rel))
-		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "root", "root"
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && fi.Mode().IsRegular() && st.Nlink > 1 {
-			id := [2]uint64{uint64(st.Dev), st.Ino}
-			if target, seen := first[id]; seen {
-				h.Typeflag, h.Linkname, h.Size = tar.TypeLink, target, 0
-			} else {
-				first[id] = h.Name
-			}
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if h.Typeflag != tar.TypeReg {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }

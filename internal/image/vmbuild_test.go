@@ -1,11 +1,8 @@
 package image
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,37 +185,4 @@ func newBootRig(ctx context.Context, t *testing.T, layout string, so testvm.Syst
 		t.Fatal(err)
 	}
 	return bootRig{img: img, sys: sys, hostKey: hostKey, hostPub: hostPub}
-}
-
-// TestWriteTar: what copyIntoVM streams into the build VM is the tree under its new
-// name, owned by root, with its modes, symlinks and hard links.
-func TestWriteTar(t *testing.T) {
-	src := t.TempDir()
-	os.MkdirAll(filepath.Join(src, "d"), 0o700)
-	os.WriteFile(filepath.Join(src, "d", "f"), []byte("data"), 0o640)
-	os.Link(filepath.Join(src, "d", "f"), filepath.Join(src, "g"))
-	os.Symlink("d/f", filepath.Join(src, "l"))
-	var buf bytes.Buffer
-	if err := writeTar(&buf, src, "nix"); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	r := tar.NewReader(&buf)
-	for {
-		h, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, fmt.Sprintf("%s %c %o %d:%d %s", h.Name, h.Typeflag, h.Mode&0o7777, h.Uid, h.Gid, h.Linkname))
-	}
-	want := []string{"nix 5 755 0:0 ", "nix/d 5 700 0:0 ", "nix/d/f 0 640 0:0 ", "nix/g 1 640 0:0 nix/d/f", "nix/l 2 777 0:0 d/f"}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("the archive:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	if err := writeTar(io.Discard, "/dev/null", "null"); err == nil {
-		t.Error("a device was archived, want an error")
-	}
 }

@@ -7,15 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
+	"github.com/diskoanywhere/diskoanywhere/internal/tartree"
 )
 
 // unixMode converts an os.FileMode to the octal mode chmod takes. Both Go's
@@ -168,76 +166,13 @@ func (s *Shell) UploadTree(ctx context.Context, localDir, remoteDir string, opts
 // writeTree streams localDir as a tar archive and records the expected
 // result of each entry in want.
 func writeTree(w io.Writer, localDir string, opts TreeOptions, want map[string]treeEntry) error {
-	tw := tar.NewWriter(w)
-	links := map[[2]uint64]string{}
-	err := filepath.WalkDir(localDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(localDir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		name := filepath.ToSlash(rel)
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		var target string
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if target, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		if fi.Mode()&(fs.ModeSocket|fs.ModeNamedPipe) != 0 {
-			return fmt.Errorf("%s: sockets and named pipes cannot be uploaded", p)
-		}
-		hdr, err := tar.FileInfoHeader(fi, target)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		hdr.Name, hdr.Uname, hdr.Gname = name, "", ""
-		hdr.Format = tar.FormatPAX
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
-			if fi.Mode().IsRegular() && st.Nlink > 1 {
-				id := [2]uint64{uint64(st.Dev), st.Ino}
-				if first, ok := links[id]; ok {
-					hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
-				} else {
-					links[id] = name
-				}
-			}
-		}
-		if opts.UID != nil {
-			hdr.Uid = *opts.UID
-		}
-		if opts.GID != nil {
-			hdr.Gid = *opts.GID
-		}
-		hdr.Mode = int64(unixMode(fi.Mode()))
-		if fi.IsDir() {
-			hdr.Name += "/"
-		}
-		want[name] = treeEntry{mode: uint32(hdr.Mode), uid: hdr.Uid, gid: hdr.Gid, symlink: target != ""}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(tw, f)
-			f.Close()
-			return err
-		}
-		return nil
-	})
+	err := tartree.Write(w, localDir, tartree.Options{UID: opts.UID, GID: opts.GID, Added: func(h *tar.Header) {
+		want[strings.TrimSuffix(h.Name, "/")] = treeEntry{mode: uint32(h.Mode), uid: h.Uid, gid: h.Gid, symlink: h.Typeflag == tar.TypeSymlink}
+	}})
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", localDir, err)
 	}
-	return tw.Close()
+	return nil
 }
 
 // verifyTree compares `stat -c '%a %u %g %n'` lines with what was sent.
