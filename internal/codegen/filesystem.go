@@ -6,11 +6,7 @@ import (
 	"strings"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
-	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 )
-
-// fsFormat is what may follow "mkfs." in a tool name.
-var fsFormat = lazyregexp.New(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 
 // blkidType is the TYPE blkid reports for a filesystem made by mkfs.FORMAT.
 func blkidType(format string) string {
@@ -26,7 +22,7 @@ func blkidType(format string) string {
 // filesystem: mkfs.FORMAT on a blank device (disko: `blkid` finds no TYPE), kept when the
 // device already holds that filesystem, refused when it holds anything else.
 func (g *gen) createFilesystem(w *writer, p optPath, n *config.Filesystem, dev sh) error {
-	if !fsFormat.MatchString(n.Format) {
+	if !config.IsFormatName(n.Format) {
 		return fmt.Errorf("%s: %q is not a filesystem type with a mkfs tool (examples: ext4, xfs, vfat)", p.field("format"), n.Format)
 	}
 	w.block(sh("if disko_want "+string(dev)+" ")+Q(blkidType(n.Format))+" "+p.q()+"; then", "fi", func() {

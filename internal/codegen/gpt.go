@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
-	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 )
 
 // Partition tables. A GPT is written with one sfdisk call per disk. disko runs one
@@ -35,31 +34,21 @@ import (
 // run, whose units and percentages sfdisk does not share; its tables are recognised by a
 // disk identifier derived from the layout.
 
-var sgdiskPos = lazyregexp.New(`^([+-]?)([0-9]+)([KMGTPs]?)$`)
-
 // posSpec translates an sgdisk position (start or end) to disko_gpt_value's syntax:
 // "0" for sgdisk's default, else SIGN:VALUE:UNITBYTES (0 unit bytes = sectors).
 func posSpec(s string) (string, error) {
-	m := sgdiskPos.FindStringSubmatch(s)
-	if m == nil {
-		return "", fmt.Errorf("%q is not a position sgdisk understands (examples: 0, 1M, +500M, -10M, 2048s)", s)
-	}
-	v, err := strconv.ParseUint(m[2], 10, 62)
+	p, err := config.ParsePosition(s)
 	if err != nil {
-		return "", fmt.Errorf("%q is too large", s)
+		return "", err
 	}
-	if v == 0 { // sgdisk takes any zero value as "the default"
+	if p.Value == 0 { // sgdisk takes any zero value as "the default"
 		return "0", nil
 	}
-	unit := map[string]uint64{"": 0, "s": 0, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}[m[3]]
-	if unit > 0 && v > (1<<62)/unit {
-		return "", fmt.Errorf("%q is too large", s)
-	}
-	sign := m[1]
+	sign := p.Sign
 	if sign == "" {
 		sign = "="
 	}
-	return fmt.Sprintf("%s:%d:%d", sign, v, unit), nil
+	return fmt.Sprintf("%s:%d:%d", sign, p.Value, p.Unit), nil
 }
 
 // typeGUID is the partition type GUID for an sgdisk code or a GUID.
@@ -68,10 +57,8 @@ func typeGUID(t string) (string, bool) {
 		g, ok := sgdiskTypes[strings.ToUpper(t)]
 		return g, ok
 	}
-	return strings.ToUpper(t), guidRe.MatchString(t)
+	return strings.ToUpper(t), config.IsGUID(t)
 }
-
-var guidRe = lazyregexp.New(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
 
 // sfdiskAttrs is sfdisk's spelling of GPT attribute bits. sfdisk has names for bits 0 to 2
 // and numbers for the type-specific bits 48 to 63; bits 3 to 47 are reserved by UEFI
@@ -164,7 +151,7 @@ func GPTSpecs(p string, n *config.GPT) ([]GPTPartitionSpec, error) {
 		}
 		uuid := ""
 		if part.UUID != "" {
-			if !guidRe.MatchString(part.UUID) {
+			if !config.IsGUID(part.UUID) {
 				return nil, fmt.Errorf("%s: %q is not a GUID", pp.field("uuid"), part.UUID)
 			}
 			uuid = strings.ToUpper(part.UUID)

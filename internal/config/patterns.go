@@ -16,21 +16,21 @@ import (
 // expressions: no flags, so case-insensitive units spell out both cases.
 var patterns = map[string]*lazyregexp.Regexp{
 	// disk.imageSize: what disko passes to qemu-img.
-	"imageSize": lazyregexp.New(`^[0-9]+[KMGTP]?$`),
+	"imageSize": lazyregexp.WithMatcher(`^[0-9]+[KMGTP]?$`, isImageSize),
 	// A GPT partition size, as disko turns it into sgdisk's +SIZE (or -0 for 100%).
-	"gptSize": lazyregexp.New(`^(100%|[0-9]+[KMGTP]?)$`),
+	"gptSize": lazyregexp.WithMatcher(`^(100%|[0-9]+[KMGTP]?)$`, isGPTSize),
 	// What sgdisk reads: whole numbers, a unit letter with an optional B or iB, or sectors
 	// (decimals are refused: sgdisk silently reads +1.5G as one sector).
-	"gptPosition": lazyregexp.New(`^[+-]?[0-9]+([KMGTPkmgtp]([iI]?[bB])?|[sS])?$`),
+	"gptPosition": lazyregexp.WithMatcher(`^[+-]?[0-9]+([KMGTPkmgtp]([iI]?[bB])?|[sS])?$`, isGPTPosition),
 	// What parted reads: a number with a unit (B, s, kB..TB, KiB..TiB, %, cyl, chs).
 	"partedPosition": lazyregexp.New(`^-?[0-9]+(\.[0-9]+)?(%|[sSbB]|[kmgtKMGT]([iI]?[bB])?|[cC][yY][lL]|[cC][hH][sS])?$`),
 	// What lvcreate reads: -L sizes (the first unit letter counts) and -l percentages with
 	// lvm's abbreviations of VG, LV, PVS, FREE and ORIGIN.
-	"lvSize": lazyregexp.New(`^[0-9]+(\.[0-9]+)?([bskmgtpeBSKMGTPE][a-zA-Z]*|%([vV][gG]?|[lL][vV]?|[pP]([vV][sS]?)?|[fF]([rR]([eE][eE]?)?)?|[oO]([rR]([iI]([gG]([iI][nN]?)?)?)?)?)?)?$`),
+	"lvSize": lazyregexp.WithMatcher(`^[0-9]+(\.[0-9]+)?([bskmgtpeBSKMGTPE][a-zA-Z]*|%([vV][gG]?|[lL][vV]?|[pP]([vV][sS]?)?|[fF]([rR]([eE][eE]?)?)?|[oO]([rR]([iI]([gG]([iI][nN]?)?)?)?)?)?)?$`, isLVSize),
 	// What zfs create -V reads: a number with an optional unit and B or iB.
 	"zvolSize": lazyregexp.New(`^[0-9]+(\.[0-9]+)?([bkmgtpezBKMGTPEZ]([iI]?[bB])?)?$`),
 	// A btrfs swap file size (btrfs filesystem mkswapfile --size).
-	"swapfileSize": lazyregexp.New(`^[0-9]+[KMGTP]$`),
+	"swapfileSize": lazyregexp.WithMatcher(`^[0-9]+[KMGTP]$`, isSwapfileSize),
 }
 
 // Pattern returns the regular expression a string option must match, from its `pattern`

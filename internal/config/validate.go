@@ -20,9 +20,9 @@ import (
 
 var (
 	// What may follow "mkfs." in a tool name.
-	fsFormat      = lazyregexp.New(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
-	gptTypeCode   = lazyregexp.New(`^[0-9A-Fa-f]{4}$`)
-	guid          = lazyregexp.New(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`)
+	fsFormat      = lazyregexp.WithMatcher(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`, isFormatName)
+	gptTypeCode   = lazyregexp.WithMatcher(`^[0-9A-Fa-f]{4}$`, isTypeCode)
+	guid          = lazyregexp.WithMatcher(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$`, isGUID)
 	sizeExamples  = "(examples: 500M, 2G, 100%)"
 	deviceExample = "(for example /dev/sda or /dev/disk/by-id/...)"
 )
