@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 	"golang.org/x/sys/unix"
 )
 
@@ -284,8 +284,10 @@ type extent struct {
 }
 
 // extentLine is a leaf line of debugfs' dump_extents: level/depth, entry/entries,
-// logical start - end, physical start - end, length, flags.
-var extentLine = regexp.MustCompile(`^\s*(\d+)/\s*(\d+)\s+\d+/\s*\d+\s+(\d+)\s+-\s+(\d+)\s+(\d+)\s+-\s+(\d+)\s+(\d+)\s*(Uninit)?\s*$`)
+// logical start - end, physical start - end, length, flags. It compiles on first use:
+// every disko-compile run links this package, and compiling it at start-up was part of
+// each compile's time.
+var extentLine = lazyregexp.New(`^\s*(\d+)/\s*(\d+)\s+\d+/\s*\d+\s+(\d+)\s+-\s+(\d+)\s+(\d+)\s+-\s+(\d+)\s+(\d+)\s*(Uninit)?\s*$`)
 
 // debugfsExtents runs the debugfs commands script on device and returns the extents its
 // last ex command of each file printed. debugfs exits 0 also when a command fails, so

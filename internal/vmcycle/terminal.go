@@ -5,29 +5,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/lazyregexp"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
 // prompt is a question a script asks on its terminal, and what to type in answer.
 type prompt struct {
-	re     *regexp.Regexp
+	re     *lazyregexp.Regexp
 	answer string
 }
 
+// The prompts compile on first use: every disko-compile run links this package (for
+// vm-test), and compiling them at start-up was part of each compile's time.
 var (
 	// passphrasePrompt is disko_password's question (read -s -p on stdin), asked twice
 	// when formatting ("... again: ").
-	passphrasePrompt = regexp.MustCompile(`Enter passphrase for [^\n]*: `)
+	passphrasePrompt = lazyregexp.New(`Enter passphrase for [^\n]*: `)
 	// consentPrompt is destroy's question without --yes-wipe-all-disks.
-	consentPrompt = regexp.MustCompile(`Type yes to wipe them, anything else to abort: `)
+	consentPrompt = lazyregexp.New(`Type yes to wipe them, anything else to abort: `)
 )
 
 var ttyScripts atomic.Int64
