@@ -33,7 +33,8 @@ func hasBootloader(toplevel string, log io.Writer) bool {
 // directory is the volume's tree: what the bootloader writes to /boot lands in the ESP's
 // tree, and /boot is a mount point of its own device, as bootctl and
 // switch-to-configuration check. /dev is a tmpfs with only the character devices a
-// program needs: no block device of the build machine is reachable.
+// program needs: no block device of the build machine is reachable. Empty files are
+// made by the shell's own redirection, not touch: a process start costs 1-2 ms.
 //
 // Arguments: ROOT EMPTY TOPLEVEL, then MOUNTPOINT UPPER WORK for each other volume,
 // parents first. The build VM of the VM path runs it too, with its root the mounted
@@ -50,14 +51,14 @@ mkdir -p "$root/dev" "$root/proc" "$root/run" "$root/etc"
 [ -d "$root/tmp" ] || mkdir -m 1777 "$root/tmp"
 mount -t tmpfs -o mode=755 dev "$root/dev"
 for d in null zero full random urandom tty; do
-	touch "$root/dev/$d"
+	: >"$root/dev/$d"
 	mount --bind "/dev/$d" "$root/dev/$d"
 done
 ln -s /proc/self/fd "$root/dev/fd"
 mount -t proc proc "$root/proc"
 mount -t tmpfs -o mode=755 run "$root/run"
 mount -t tmpfs -o mode=1777 tmp "$root/tmp"
-touch "$root/etc/NIXOS"
+: >>"$root/etc/NIXOS"
 ln -s "$top" "$root/run/current-system"
 chroot=$(command -v chroot)
 env="PATH=$top/sw/bin:$top/sw/sbin HOME=/root TMPDIR=/tmp IN_NIXOS_ENTER=1 NIXOS_INSTALL_BOOTLOADER=1 SYSTEMD_RELAX_ESP_CHECKS=1"

@@ -19,46 +19,79 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// buildDisk writes the image of one disk under a temporary name in dir and returns that
-// name (also on failure, when the file was created, so that the caller removes it).
-func buildDisk(ctx context.Context, dir string, disk *diskPlan, trees stagedTrees, log io.Writer) (string, error) {
+// newImage is a disk's image file with its partition table written: its temporary name
+// (set also on failure, once the file exists, so that the caller removes it) and the
+// byte range of each partition, by number.
+type newImage struct {
+	tmp     string
+	regions map[int]region
+	err     error
+}
+
+// newImages creates the image file of each disk under a temporary name in dir and
+// writes its partition table, stopping at the first failure. Build runs it while the
+// bootloader is installed: the tables need nothing staged. It also asks mke2fs its
+// version (mke2fsPrezeroed), which the ext4 volumes need next.
+func newImages(ctx context.Context, dir string, disks []*diskPlan) []newImage {
+	var images []newImage
+	for _, disk := range disks {
+		img := createImage(ctx, dir, disk)
+		images = append(images, img)
+		if img.err != nil {
+			return images
+		}
+	}
+	mke2fsPrezeroed()
+	return images
+}
+
+// createImage creates disk's sparse image file in dir and writes its partition table.
+func createImage(ctx context.Context, dir string, disk *diskPlan) newImage {
 	f, err := os.CreateTemp(dir, "."+disk.imageName+".*.partial")
 	if err != nil {
-		return "", err
+		return newImage{err: err}
 	}
-	tmp := f.Name()
-	defer f.Close()
-	if err := f.Truncate(disk.size); err != nil {
-		return tmp, err
+	img := newImage{tmp: f.Name(), regions: map[int]region{0: {0, disk.size}}}
+	err = f.Truncate(disk.size)
+	if err2 := f.Close(); err == nil {
+		err = err2
 	}
-	regions := map[int]region{0: {0, disk.size}}
+	if err != nil {
+		img.err = err
+		return img
+	}
 	switch n := disk.content.(type) {
 	case *config.GPT:
 		// The regions come from the placement: sfdisk reads a hybrid MBR before the GPT.
-		if regions, err = writeGPT(ctx, tmp, disk, n); err != nil {
-			return tmp, err
-		}
+		img.regions, img.err = writeGPT(ctx, img.tmp, disk, n)
 	case *config.Table:
 		args, id := codegen.TableScript(disk.path, n)
-		if err := run(ctx, "parted", append([]string{"--script", "--", tmp}, args...)...); err != nil {
-			return tmp, fmt.Errorf("%s: the partitions do not fit in an image of %s, or parted refused them (raise imageSize or pass --size %s=SIZE): %w", disk.path, humanSize(disk.size), disk.name, err)
+		if err := run(ctx, "parted", append([]string{"--script", "--", img.tmp}, args...)...); err != nil {
+			img.err = fmt.Errorf("%s: the partitions do not fit in an image of %s, or parted refused them (raise imageSize or pass --size %s=SIZE): %w", disk.path, humanSize(disk.size), disk.name, err)
+			return img
 		}
-		if err := run(ctx, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--disk-id", "--", tmp, id); err != nil {
-			return tmp, err
-		}
-	}
-	if isTable(disk.content) {
-		if regions, err = partitionRegions(ctx, tmp); err != nil {
-			return tmp, err
+		if img.err = run(ctx, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--disk-id", "--", img.tmp, id); img.err == nil {
+			img.regions, img.err = partitionRegions(ctx, img.tmp)
 		}
 	}
-	if err := buildVolumes(ctx, dir, f, regions, disk.volumes, trees, log); err != nil {
-		return tmp, err
+	return img
+}
+
+// fillImage builds the volumes of disk into its image file, whose table is written,
+// and syncs it.
+func fillImage(ctx context.Context, dir string, disk *diskPlan, img newImage, trees stagedTrees, log io.Writer) error {
+	f, err := os.OpenFile(img.tmp, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := buildVolumes(ctx, dir, f, img.regions, disk.volumes, trees, log); err != nil {
+		return err
 	}
 	if err := f.Sync(); err != nil {
-		return tmp, err
+		return err
 	}
-	return tmp, f.Close()
+	return f.Close()
 }
 
 // buildVolumes builds the volumes of one disk at the same time, at most one per CPU: each

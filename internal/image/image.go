@@ -138,12 +138,15 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	if err := checkTools(disks, opts.Format, populated); err != nil {
 		return nil, err
 	}
+	// The image files and their tables are made while the bootloader is installed.
+	tables := make(chan []newImage, 1)
+	go func() { tables <- newImages(ctx, opts.OutDir, disks) }()
+	var bootErr error
 	if bootable {
 		fmt.Fprintln(log, "installing the bootloader (switch-to-configuration boot)")
-		if err := installBootloader(ctx, opts.OutDir, disks, trees, opts.System, log); err != nil {
-			return nil, err
-		}
+		bootErr = installBootloader(ctx, opts.OutDir, disks, trees, opts.System, log)
 	}
+	images := <-tables
 	var built []builtDisk
 	defer func() {
 		if err != nil {
@@ -152,14 +155,22 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 			}
 		}
 	}()
-	for _, disk := range disks {
+	for i, img := range images {
+		if img.tmp != "" {
+			built = append(built, builtDisk{disks[i], img.tmp})
+		}
+	}
+	if bootErr != nil {
+		return nil, bootErr
+	}
+	for i, disk := range disks {
 		for _, h := range disk.skippedHooks {
 			fmt.Fprintf(log, "warning: %s: preCreateHook and postCreateHook are not run (nothing is mounted while an image is built)\n", h)
 		}
 		fmt.Fprintf(log, "building %s.%s (disk %s, %s)\n", disk.imageName, opts.Format, disk.name, humanSize(disk.size))
-		tmp, err := buildDisk(ctx, opts.OutDir, disk, trees, log)
-		if tmp != "" {
-			built = append(built, builtDisk{disk, tmp})
+		err := images[i].err
+		if err == nil {
+			err = fillImage(ctx, opts.OutDir, disk, images[i], trees, log)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("image of disk %s: %w", disk.name, err)
