@@ -136,7 +136,7 @@ var debianPackages = map[string]string{
 	"mkfs.ext2": "e2fsprogs", "mkfs.ext3": "e2fsprogs", "mkfs.ext4": "e2fsprogs", "debugfs": "e2fsprogs",
 	"mkfs.xfs": "xfsprogs", "mkfs.btrfs": "btrfs-progs", "mkfs.vfat": "dosfstools", "mkfs.fat": "dosfstools",
 	"mkfs.msdos": "dosfstools", "mcopy": "mtools", "mkfs.f2fs": "f2fs-tools", "sload.f2fs": "f2fs-tools",
-	"mkswap": "util-linux", "unshare": "util-linux", "cp": "coreutils",
+	"mkswap": "util-linux", "unshare": "util-linux", "cp": "coreutils", "nix": "nix-bin", "nix-store": "nix-bin",
 }
 
 // sbinDirs are searched after PATH.

@@ -1,11 +1,14 @@
 package image
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -40,7 +43,7 @@ func stageSystem(ctx context.Context, dir, toplevel, closureInfo string) (root s
 	// nix-store makes only .links).
 	copied := make(chan error, 1)
 	go func() { copied <- copyClosure(ctx, store, paths) }()
-	loadErr := loadDB(ctx, root, toplevel, paths, reg)
+	loadErr := loadDB(ctx, root, reg)
 	if err := <-copied; err != nil {
 		return "", err
 	}
@@ -90,11 +93,12 @@ func isSystemStaging(dir, source string) bool {
 	return ok && filepath.Base(source) == "nix" && filepath.Dir(parent) == filepath.Clean(dir)
 }
 
-// closureOf returns the store paths of toplevel's closure and their registration (the
-// output of nix-store --dump-db): from closureInfo, a directory made by nixpkgs'
-// closureInfo (store-paths, registration) when given, as in a Nix build where the store's
-// database cannot be read; else the paths from the build machine's Nix database and no
-// registration (loadDB reads it from there).
+// closureOf returns the store paths of toplevel's closure and their registration (what
+// nix-store --dump-db writes, which nix-store --load-db reads): from closureInfo, a
+// directory made by nixpkgs' closureInfo (store-paths, registration) when given, as in a
+// Nix build where the store's database cannot be read; else from the build machine's
+// Nix database, with one nix path-info run (the query of the closure and its dump are
+// one process start, not two).
 func closureOf(ctx context.Context, toplevel, closureInfo string) ([]string, []byte, error) {
 	if closureInfo != "" {
 		list, err := os.ReadFile(filepath.Join(closureInfo, "store-paths"))
@@ -113,53 +117,81 @@ func closureOf(ctx context.Context, toplevel, closureInfo string) ([]string, []b
 		}
 		return nil, nil, fmt.Errorf("--closure-info %s does not hold %s", closureInfo, toplevel)
 	}
-	out, err := output(ctx, "nix-store", "--query", "--requisites", toplevel)
+	nix, err := toolPath("nix")
 	if err != nil {
-		return nil, nil, fmt.Errorf("--system %s: the closure (pass --closure-info where the Nix database cannot be read): %w", toplevel, err)
+		return nil, nil, fmt.Errorf("--system %s: the closure: %w", toplevel, err)
 	}
-	return strings.Fields(string(out)), nil, nil
+	cmd := exec.CommandContext(ctx, nix, "path-info", "--recursive", "--json", toplevel)
+	// path-info is behind nix-command from Nix 2.4 on; an older Nix warns of the
+	// unknown setting and runs.
+	cmd.Env = append(os.Environ(), "NIX_CONFIG="+os.Getenv("NIX_CONFIG")+"\nextra-experimental-features = nix-command")
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("--system %s: the closure (pass --closure-info where the Nix database cannot be read): nix path-info failed (%v): %s", toplevel, err, stderr.String())
+	}
+	paths, reg, err := registration(out)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--system %s: the closure: nix path-info --json: %w", toplevel, err)
+	}
+	return paths, reg, nil
 }
 
-// loadDB registers the closure in a Nix database under root: from reg when it is not
-// nil, else from the build machine's database, with nix-store --dump-db piped into
-// nix-store --load-db (the two start at once).
-func loadDB(ctx context.Context, root, toplevel string, paths []string, reg []byte) error {
-	load := []string{"--store", "local?root=" + root, "--load-db"}
-	if reg != nil {
-		return runInput(ctx, string(reg), "nix-store", load...)
+// pathInfo is what nix path-info --json says of a store path.
+type pathInfo struct {
+	Path       string   `json:"path"`
+	NarHash    string   `json:"narHash"`
+	NarSize    int64    `json:"narSize"`
+	Deriver    string   `json:"deriver"`
+	References []string `json:"references"`
+}
+
+// registration reads nix path-info --json output (a list before Nix 2.19, an object by
+// path since) and writes it as nix-store --dump-db does: path, NAR hash, NAR size,
+// deriver, number of references, references, a line each. --load-db takes the hash in
+// any of Nix's notations.
+func registration(out []byte) ([]string, []byte, error) {
+	var infos []pathInfo
+	if err := json.Unmarshal(out, &infos); err != nil {
+		var byPath map[string]*pathInfo
+		if json.Unmarshal(out, &byPath) != nil {
+			return nil, nil, err
+		}
+		for path, info := range byPath {
+			if info == nil {
+				return nil, nil, fmt.Errorf("%s is not valid", path)
+			}
+			info.Path = path
+			infos = append(infos, *info)
+		}
+		// In path order, as the list was: the database's rows come out the same each run.
+		slices.SortFunc(infos, func(a, b pathInfo) int { return strings.Compare(a.Path, b.Path) })
 	}
-	nixStore, err := toolPath("nix-store")
-	if err != nil {
-		return err
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	dump := exec.CommandContext(ctx, nixStore, append([]string{"--dump-db"}, paths...)...)
-	loader := exec.CommandContext(ctx, nixStore, load...)
-	var dumpErr, loadErr limitedBuffer
-	dump.Stdout, dump.Stderr = w, &dumpErr
-	loader.Stdin, loader.Stderr = r, &loadErr
-	err = dump.Start()
-	if err == nil {
-		if err = loader.Start(); err != nil {
-			dump.Process.Kill()
-			dump.Wait()
+	var paths []string
+	var reg bytes.Buffer
+	for _, info := range infos {
+		if info.NarHash == "" {
+			return nil, nil, fmt.Errorf("%s has no NAR hash", info.Path)
+		}
+		paths = append(paths, storePath(info.Path))
+		fmt.Fprintf(&reg, "%s\n%s\n%d\n%s\n%d\n", storePath(info.Path), info.NarHash, info.NarSize, info.Deriver, len(info.References))
+		for _, r := range info.References {
+			fmt.Fprintln(&reg, storePath(r))
 		}
 	}
-	// The children hold the pipe now: when one ends, the other sees it.
-	r.Close()
-	w.Close()
-	if err != nil {
-		return err
+	return paths, reg.Bytes(), nil
+}
+
+// storePath gives a store path its directory when nix path-info wrote its base name only.
+func storePath(p string) string {
+	if strings.HasPrefix(p, "/") {
+		return p
 	}
-	loaded, dumped := loader.Wait(), dump.Wait()
-	if dumped != nil {
-		return fmt.Errorf("--system %s: the registration: nix-store --dump-db failed (%v): %s", toplevel, dumped, dumpErr.String())
-	}
-	if loaded != nil {
-		return fmt.Errorf("nix-store --load-db failed (%v): %s", loaded, loadErr.String())
-	}
-	return nil
+	return "/nix/store/" + p
+}
+
+// loadDB registers the closure in a Nix database under root (nix-store --load-db of reg).
+func loadDB(ctx context.Context, root string, reg []byte) error {
+	return runInput(ctx, string(reg), "nix-store", "--store", "local?root="+root, "--load-db")
 }

@@ -107,3 +107,24 @@ func checkSystem(t *testing.T, img, toplevel string) {
 		t.Errorf("nix path-info in the image's store: %v\n%s", err, info)
 	}
 }
+
+// TestRegistration: nix path-info's JSON, a list (Nix 2.4-2.18) or an object by path (Nix
+// 2.19 on), becomes nix-store --dump-db's registration of the same paths.
+func TestRegistration(t *testing.T) {
+	const want = "/nix/store/aaa-dep\nsha256-AAAA\n10\n\n0\n" +
+		"/nix/store/bbb-top\nsha256:0bbb\n20\n/nix/store/ccc-top.drv\n2\n/nix/store/aaa-dep\n/nix/store/bbb-top\n"
+	for name, out := range map[string]string{
+		"list": `[{"path":"/nix/store/aaa-dep","narHash":"sha256-AAAA","narSize":10,"references":[]},
+			{"path":"/nix/store/bbb-top","narHash":"sha256:0bbb","narSize":20,"deriver":"/nix/store/ccc-top.drv","references":["/nix/store/aaa-dep","/nix/store/bbb-top"]}]`,
+		"object": `{"/nix/store/bbb-top":{"narHash":"sha256:0bbb","narSize":20,"deriver":"/nix/store/ccc-top.drv","references":["aaa-dep","bbb-top"]},
+			"/nix/store/aaa-dep":{"narHash":"sha256-AAAA","narSize":10,"references":[]}}`,
+	} {
+		paths, reg, err := registration([]byte(out))
+		if err != nil || string(reg) != want || strings.Join(paths, " ") != "/nix/store/aaa-dep /nix/store/bbb-top" {
+			t.Errorf("%s: %v, %v\n%s\nwant\n%s", name, err, paths, reg, want)
+		}
+	}
+	if _, _, err := registration([]byte(`{"/nix/store/aaa-dep":null}`)); err == nil {
+		t.Error("an invalid path (null) was accepted")
+	}
+}
