@@ -328,8 +328,16 @@ func scratchFile(dir string, size int64) (string, error) {
 }
 
 // buildVolume makes the filesystem or swap area of v in a file of its own, filled from
-// tree when that is not "", and copies it into the image at r.
-func buildVolume(ctx context.Context, dir string, img *os.File, r region, v volume, tree string) error {
+// tree when that is not "", and copies it into the image at r. A failure is checked
+// for a full output directory before the scratch files go (withSpaceHint).
+func buildVolume(ctx context.Context, dir string, img *os.File, r region, v volume, tree string) (err error) {
+	var scratch []string
+	defer func() {
+		err = withSpaceHint(dir, err)
+		for _, s := range scratch {
+			removeTree(s)
+		}
+	}()
 	if args, ok := ext4InPlace(v, r, tree); ok {
 		// One write instead of three (scratch file, copy): mke2fs writes at the offset.
 		fs := v.node.(*config.Filesystem)
@@ -345,7 +353,7 @@ func buildVolume(ctx context.Context, dir string, img *os.File, r region, v volu
 		if err != nil {
 			return err
 		}
-		defer removeTree(aside)
+		scratch = append(scratch, aside)
 		large, err := hollowLargeFiles(tree, aside)
 		if err != nil {
 			return err
@@ -359,7 +367,7 @@ func buildVolume(ctx context.Context, dir string, img *os.File, r region, v volu
 	if err != nil {
 		return err
 	}
-	defer os.Remove(file)
+	scratch = append(scratch, file)
 	if err := mkfs(ctx, v, file, tree); err != nil {
 		return err
 	}

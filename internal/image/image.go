@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 )
@@ -100,6 +101,7 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, err
 	}
+	defer func() { err = withSpaceHint(opts.OutDir, err) }()
 	// The staged /nix of --system: closure, Nix database, system profile.
 	var system string
 	if opts.System != "" {
@@ -264,6 +266,36 @@ func output(ctx context.Context, name string, args ...string) ([]byte, error) {
 		return out, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
+}
+
+// fullError is a failure while the output directory was full: the error a tool or a
+// write gave, and the hint that says what to do.
+type fullError struct {
+	err error
+	dir string
+}
+
+func (e *fullError) Error() string {
+	return fmt.Sprintf("%v\nhint: the output directory %s is full: free space there or pass another --out (each image is a sparse file of its disk's size, and its filesystems are built beside it first)", e.err, e.dir)
+}
+
+func (e *fullError) Unwrap() error { return e.err }
+
+// withSpaceHint adds the full-disk hint to err when the output directory dir ran out of
+// space: a write failed with ENOSPC, a tool said so, or (since a tool may not: mkfs.vfat
+// reports only "failed whilst writing") dir has less than 1 MiB free now. Call it before
+// the failed step's scratch files are removed.
+func withSpaceHint(dir string, err error) error {
+	var full *fullError
+	if err == nil || errors.As(err, &full) {
+		return err
+	}
+	var st syscall.Statfs_t
+	if errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "No space left on device") ||
+		(syscall.Statfs(dir, &st) == nil && st.Bavail*uint64(st.Bsize) < 1<<20) {
+		return &fullError{err, dir}
+	}
+	return err
 }
 
 // limitedBuffer keeps the first 4 KiB written to it: enough of a tool's error output.

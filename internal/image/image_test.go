@@ -237,7 +237,7 @@ func TestNothingLeftOnFailure(t *testing.T) {
 		mount := fmt.Sprintf(`mount -t tmpfs -o size=3M tmpfs %q && exec "$@"`, out)
 		prefix := append(asNobody(t), "unshare", "--user", "--map-root-user", "--mount", "--propagation", "private", "sh", "-c", mount, "sh")
 		res := helper(t, prefix, nil, helperJob{Layout: twoDisks("400M"), Out: out})
-		wantFailure(t, res, "No space left on device")
+		wantFailure(t, res, "hint: the output directory "+out+" is full: free space there or pass another --out")
 	})
 }
 
