@@ -30,8 +30,7 @@ type newImage struct {
 
 // newImages creates the image file of each disk under a temporary name in dir and
 // writes its partition table, stopping at the first failure. Build runs it while the
-// bootloader is installed: the tables need nothing staged. It also asks mke2fs its
-// version (mke2fsPrezeroed), which the ext4 volumes need next.
+// bootloader is installed: the tables need nothing staged.
 func newImages(ctx context.Context, dir string, disks []*diskPlan) []newImage {
 	var images []newImage
 	for _, disk := range disks {
@@ -41,7 +40,6 @@ func newImages(ctx context.Context, dir string, disks []*diskPlan) []newImage {
 			return images
 		}
 	}
-	mke2fsPrezeroed()
 	return images
 }
 
@@ -134,11 +132,6 @@ func buildVolumes(ctx context.Context, dir string, img *os.File, regions map[int
 		return first
 	}
 	return ctx.Err()
-}
-
-func isTable(n config.Node) bool {
-	_, ok := n.(*config.Table)
-	return ok
 }
 
 // region is a byte range of a disk image.

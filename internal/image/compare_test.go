@@ -193,7 +193,7 @@ func describe(t *testing.T, file string, disk *diskPlan, fixedUUIDs bool) diskFa
 			regions[p.Number] = region{p.First * 512, (p.Last - p.First + 1) * 512}
 		}
 	}
-	if isTable(disk.content) {
+	if _, ok := disk.content.(*config.Table); ok {
 		out, err := exec.Command("sfdisk", "--json", file).Output()
 		if err != nil {
 			t.Fatalf("sfdisk --json %s: %v", file, err)
