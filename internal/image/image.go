@@ -140,9 +140,14 @@ func Build(ctx context.Context, d *config.Devices, opts Options) (paths []string
 	if err := checkTools(disks, opts.Format, populated); err != nil {
 		return nil, err
 	}
-	// The image files and their tables are made while the bootloader is installed.
+	// The image files and their tables are made, and mke2fs is asked its version (which
+	// the ext4 volumes need next), while the bootloader is installed.
 	tables := make(chan []newImage, 1)
-	go func() { tables <- newImages(ctx, opts.OutDir, disks) }()
+	go func() {
+		images := newImages(ctx, opts.OutDir, disks)
+		mke2fsPrezeroed()
+		tables <- images
+	}()
 	var bootErr error
 	if bootable {
 		fmt.Fprintln(log, "installing the bootloader (switch-to-configuration boot)")
