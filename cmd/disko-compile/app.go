@@ -20,6 +20,7 @@ import (
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/docs"
 	"github.com/diskoanywhere/diskoanywhere/internal/eval"
+	"github.com/diskoanywhere/diskoanywhere/schema"
 )
 
 // exampleLayout is the built-in example that `disko-compile` with no argument runs on: an
@@ -186,11 +187,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 				Usage:        "print the JSON Schema of layouts (committed as schema/disko.schema.json)",
 				OnUsageError: cliargs.OnUsageError,
 				Action: func(c *cli.Context) error {
-					out, err := docs.Schema()
-					if err != nil {
-						return err
-					}
-					_, err = stdout.Write(out)
+					_, err := stdout.Write(schema.JSON)
 					return err
 				},
 			},
