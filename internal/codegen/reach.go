@@ -298,13 +298,16 @@ func (p *program) reach(roots string) (chunks []bool, all, needed []string) {
 	for len(todo) > 0 {
 		s := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
+		first := !reached[s.chunk] // a chunk reached again, under other guards, runs the same programs
 		reached[s.chunk] = true
 		c := &p.chunks[s.chunk]
 		for _, cmd := range c.cmds {
 			if p.funcs[cmd.name] {
 				continue
 			}
-			all = append(all, cmd.name)
+			if first {
+				all = append(all, cmd.name)
+			}
 			if !slices.Contains(s.guards, cmd.name) && !slices.Contains(cmd.guards, cmd.name) {
 				needed = append(needed, cmd.name)
 			}
