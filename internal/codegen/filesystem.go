@@ -75,14 +75,6 @@ func wordsThen(list []string) sh {
 	return words(list) + " "
 }
 
-// thenWords is a space followed by the quoted words, or nothing for an empty list.
-func thenWords(list []string) sh {
-	if len(list) == 0 {
-		return ""
-	}
-	return " " + words(list)
-}
-
 // splitThen is splitWords followed by a space, or nothing.
 func splitThen(list []string) sh {
 	s := splitWords(list)

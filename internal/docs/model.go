@@ -408,12 +408,3 @@ func jsonName(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 	return name
 }
-
-// allOptions lists every option of the model once per type, hooks included, for checks.
-func (m *model) allOptions() []*optionDoc {
-	out := slices.Clone(m.hooks)
-	for _, td := range m.types {
-		out = append(out, td.options...)
-	}
-	return out
-}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -292,10 +291,4 @@ func (r *run) inputs(a *artifacts) map[string]string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-// statExists reports whether a local path exists.
-func statExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -208,10 +208,6 @@ func canonical(key string) (string, sshOption, bool) {
 // help texts.
 func SupportedSSHOptions() []string { return optionNames(honoured) }
 
-// IgnoredSSHOptions lists the OpenSSH options that have no effect here and
-// are accepted with a warning, for help texts.
-func IgnoredSSHOptions() []string { return optionNames(ignored) }
-
 // RefusedSSHOptions lists the OpenSSH options that are an error, for help
 // texts.
 func RefusedSSHOptions() []string { return optionNames(refused) }

@@ -202,14 +202,6 @@ func (tt *Target) Destination() string {
 	return fmt.Sprintf("%s@%s:%d", tt.User, tt.Host, tt.Port)
 }
 
-// HostSideAddr is the host's own address on the namespace link.
-func (tt *Target) HostSideAddr() string {
-	if tt.Netns == "" {
-		return "127.0.0.1"
-	}
-	return fmt.Sprintf("10.233.%d.1", tt.subnet)
-}
-
 // SilentAddr is an address on the target's network that nothing answers:
 // connections to it hang until a deadline (in loopback mode it is a
 // TEST-NET address that fails at once).
