@@ -411,43 +411,6 @@ func head(b []byte) string {
 	return string(b)
 }
 
-// Missing returns the tools from names that the target lacks.
-func (f *Facts) Missing(names ...string) []string {
-	var m []string
-	for _, n := range names {
-		if f.Tools[n] == "" {
-			m = append(m, n)
-		}
-	}
-	return m
-}
-
 // IPv6Only reports a target that can reach the IPv6 internet but not the
 // IPv4 one (nixos-anywhere then rewrites GitHub URLs to an IPv6 proxy).
 func (f *Facts) IPv6Only() bool { return f.IPv6Route && !f.IPv4Route }
-
-// KexecProblems lists the reasons a kexec into an installer would fail or
-// is unwise here, each with a hint; empty means go ahead.
-func (f *Facts) KexecProblems() []string {
-	var p []string
-	if f.Kernel != "Linux" {
-		p = append(p, fmt.Sprintf("the target runs %s, not Linux", f.Kernel))
-	}
-	if f.Container != "" {
-		p = append(p, fmt.Sprintf("the target is a %s container, which cannot kexec; boot a NixOS installer image instead", f.Container))
-	}
-	if !f.Kexec.Supported {
-		p = append(p, "the kernel has no kexec support (/sys/kernel/kexec_loaded is missing); boot a NixOS installer image instead")
-	}
-	if f.Kexec.Lockdown != "" && f.Kexec.Lockdown != "none" {
-		p = append(p, fmt.Sprintf("kernel lockdown is %q: kexec needs a signed kernel (disable Secure Boot or use an installer image)", f.Kexec.Lockdown))
-	}
-	if f.Arch != "x86_64" && f.Arch != "aarch64" {
-		p = append(p, fmt.Sprintf("no default kexec image for %s; pass --kexec with an image for this architecture", f.Arch))
-	}
-	const minMem = 1 << 30
-	if f.MemTotal > 0 && f.MemTotal < minMem {
-		p = append(p, fmt.Sprintf("only %d MiB of RAM; the kexec installer needs at least 1 GiB (swap does not count)", f.MemTotal>>20))
-	}
-	return p
-}
