@@ -4,45 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 )
 
-// Poll intervals of the wait loops.
-const (
-	waitGonePoll = 500 * time.Millisecond
-	waitGoneDial = 2 * time.Second
-	waitUpPoll   = time.Second
-)
-
-// WaitGone waits until addr (host:port) stops accepting TCP connections, as
-// a machine does while it reboots or kexecs. Its error names the address and
-// says that it is still answering.
-func WaitGone(ctx context.Context, addr string) error {
-	start := time.Now()
-	for {
-		d := net.Dialer{Timeout: waitGoneDial}
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			// A dial cut short by the caller's deadline proves nothing.
-			AwaitDeadline(ctx)
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("waiting for %s to go down: %w (it still accepted connections after %s)",
-				addr, ctx.Err(), time.Since(start).Round(time.Second))
-		}
-		if err != nil {
-			return nil
-		}
-		conn.Close()
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s to go down: %w (it still accepted connections after %s)",
-				addr, ctx.Err(), time.Since(start).Round(time.Second))
-		case <-time.After(waitGonePoll):
-		}
-	}
-}
+// waitUpPoll is how often WaitUp tries again.
+const waitUpPoll = time.Second
 
 // AwaitDeadline waits until ctx reports an error when its deadline has
 // passed: an operation cut short by the deadline can fail a moment before
