@@ -76,13 +76,6 @@ func Make(d *config.Devices, s *probe.State, opts Options) *Plan {
 	return pl.p
 }
 
-// rowsOf is Make that also returns every row decided, for the decision table's tests.
-func rowsOf(d *config.Devices, s *probe.State, opts Options) (*Plan, []string) {
-	pl := &planner{p: &Plan{Actions: []Action{}, Refused: []Refusal{}}, opts: opts}
-	pl.plan(d, s)
-	return pl.p, pl.rows
-}
-
 func (pl *planner) keep(r Row) { pl.rows = append(pl.rows, r.ID) }
 
 func (pl *planner) act(r Row, path, desc, script string) {

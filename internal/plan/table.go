@@ -1,10 +1,5 @@
 package plan
 
-import (
-	"fmt"
-	"strings"
-)
-
 // Row is one line of the decision table: for a node of the layout (desired) and what the
 // probe found for it (actual), what the plan does. Every decision the planner makes
 // names its row, docs/incremental.md is rendered from Rows, and every row has a test.
@@ -17,17 +12,6 @@ type Row struct {
 	// when the row changes nothing or refuses.
 	Action string
 	Refuse bool // the row refuses: nothing is applied while any refusal stands
-}
-
-// Outcome is the row's last column as the docs show it.
-func (r Row) Outcome() string {
-	switch {
-	case r.Refuse:
-		return "refuse"
-	case r.Action != "":
-		return "action `" + r.Action + "`"
-	}
-	return "nothing to do"
 }
 
 // The rows, in the order the planner asks its questions.
@@ -116,14 +100,4 @@ var Rows = []Row{
 	ZFSPropertySame, ZFSPropertyDiffers, ZFSPropertyFixed, VolumeGrow, VolumeGrowBlocked, VolumeShrink,
 	SubvolSame, SubvolMissing, SubvolExtra, SwapfileMissing, SwapfileSame,
 	MountMoved, MountOptions, MountElsewhere,
-}
-
-// Markdown renders the decision table as docs/incremental.md shows it.
-func Markdown() string {
-	var b strings.Builder
-	b.WriteString("| row | layout node | layout says | disk holds | plan |\n|---|---|---|---|---|\n")
-	for _, r := range Rows {
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", r.ID, r.Node, r.Desired, r.Actual, r.Outcome())
-	}
-	return b.String()
 }

@@ -311,7 +311,7 @@ func TestDocsTable(t *testing.T) {
 	if i < 0 || j < i {
 		t.Fatalf("%s has no %q ... %q section", file, begin, end)
 	}
-	want := doc[:i+len(begin)] + Markdown() + doc[j:]
+	want := doc[:i+len(begin)] + markdown() + doc[j:]
 	if *update {
 		if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
@@ -337,4 +337,32 @@ func TestRandomSwapBlank(t *testing.T) {
 	if len(p.Refused) != 1 || p.Refused[0].Row != ContentDiffers.ID {
 		t.Errorf("randomly encrypted swap over ext4 must be refused: %+v", p)
 	}
+}
+
+// rowsOf is Make that also returns every row decided, for the decision table's tests.
+func rowsOf(d *config.Devices, s *probe.State, opts Options) (*Plan, []string) {
+	pl := &planner{p: &Plan{Actions: []Action{}, Refused: []Refusal{}}, opts: opts}
+	pl.plan(d, s)
+	return pl.p, pl.rows
+}
+
+// outcome is the row's last column as the docs show it.
+func outcome(r Row) string {
+	switch {
+	case r.Refuse:
+		return "refuse"
+	case r.Action != "":
+		return "action `" + r.Action + "`"
+	}
+	return "nothing to do"
+}
+
+// markdown renders the decision table as docs/incremental.md shows it.
+func markdown() string {
+	var b strings.Builder
+	b.WriteString("| row | layout node | layout says | disk holds | plan |\n|---|---|---|---|---|\n")
+	for _, r := range Rows {
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", r.ID, r.Node, r.Desired, r.Actual, outcome(r))
+	}
+	return b.String()
 }
