@@ -6,7 +6,6 @@ import (
 	"html"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -378,32 +377,8 @@ func TestExamplesEvaluate(t *testing.T) {
 	}
 }
 
-func TestWriteDir(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "out")
-	for _, format := range Formats {
-		paths, err := WriteDir(dir, format)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(paths) != 1 || filepath.Base(paths[0]) != FileName(format) {
-			t.Fatalf("%s: wrote %v, want one %s", format, paths, FileName(format))
-		}
-		got, err := os.ReadFile(paths[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != render(t, format) {
-			t.Errorf("%s: WriteDir wrote something else than Render", format)
-		}
-	}
-	md, err := Markdown()
-	if err != nil || string(md) != render(t, FormatMarkdown) {
-		t.Errorf("Markdown() differs from the markdown format (%v)", err)
-	}
-	page, err := HTML()
-	if err != nil || string(page) != render(t, FormatHTML) {
-		t.Errorf("HTML() differs from the html format (%v)", err)
-	}
+// TestRenderUnknownFormat: an unknown format fails and names the known ones.
+func TestRenderUnknownFormat(t *testing.T) {
 	if _, err := Render("pdf"); err == nil || !strings.Contains(err.Error(), "markdown") {
 		t.Errorf("an unknown format should fail and name the known ones, got %v", err)
 	}

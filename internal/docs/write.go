@@ -1,12 +1,6 @@
 package docs
 
-import (
-	"fmt"
-	"maps"
-	"os"
-	"path/filepath"
-	"slices"
-)
+import "fmt"
 
 // The formats of the options reference, as `disko-compile docs --format` names them.
 const (
@@ -16,12 +10,6 @@ const (
 
 // Formats lists the formats Render accepts.
 var Formats = []string{FormatMarkdown, FormatHTML}
-
-// Markdown returns the options reference as GitHub-flavoured Markdown (docs/options.md).
-func Markdown() ([]byte, error) { return renderFormat(FormatMarkdown) }
-
-// HTML returns the options reference as one self-contained HTML page (docs/options.html).
-func HTML() ([]byte, error) { return renderFormat(FormatHTML) }
 
 // Render returns the options reference in one of Formats, as the files of a docs
 // directory keyed by name (one file, FileName(format), for both formats today).
@@ -57,25 +45,4 @@ func FileName(format string) string {
 		return "options.html"
 	}
 	return "options.md"
-}
-
-// WriteDir renders the reference in format and writes its files into dir (created if
-// needed); it returns the paths written. `disko-compile docs --out DIR` does the same.
-func WriteDir(dir, format string) ([]string, error) {
-	files, err := Render(format)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("docs: creating %s: %w", dir, err)
-	}
-	var paths []string
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, files[name], 0o644); err != nil {
-			return nil, fmt.Errorf("docs: writing %s: %w", path, err)
-		}
-		paths = append(paths, path)
-	}
-	return paths, nil
 }
