@@ -469,12 +469,13 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 	downTimeout := min(kexecDownTimeout, r.o.kexecTimeout())
 	down, cancel := context.WithTimeout(ctx, downTimeout)
 	defer cancel()
-	seen, _, err := waitRestart(down, r.target, r.o.SSH, oldKey, oldBoot, newWatch(s))
+	seen, newKey, err := waitRestart(down, r.target, r.o.SSH, oldKey, oldBoot, newWatch(s))
 	switch {
 	case err == nil && seen == restartNewBoot:
 		s.Detail("the target already answers as a new boot", nil)
 	case err == nil && seen == restartOtherKey:
-		err = fmt.Errorf("the target answers with another host key")
+		// The installer came up before a try found the old system gone.
+		err = errors.New(hostKeyChanged(newKey, oldKey))
 	}
 	if err := s.Done(err); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -557,9 +558,15 @@ func (r *run) awaitInstaller(ctx context.Context) error {
 func kexecKeyError(err error, old ssh.PublicKey) error {
 	var hke *remote.HostKeyError
 	if errors.As(err, &hke) {
-		return fmt.Errorf("after the kexec the target presents host key %s, but before it presented %s: "+
-			"the installer did not carry the host keys over (a kexec tarball whose run does not copy /etc/ssh/ssh_host_*), "+
-			"or another machine answers at this address; refusing to continue: %w", fingerprint(hke.Key), fingerprint(old), err)
+		return fmt.Errorf("%s: %w", hostKeyChanged(hke.Key, old), err)
 	}
 	return err
+}
+
+// hostKeyChanged says that the target presents another host key after the kexec,
+// whether the wait for the old system to go down or the wait for the installer met it.
+func hostKeyChanged(key, old ssh.PublicKey) string {
+	return fmt.Sprintf("after the kexec the target presents host key %s, but before it presented %s: "+
+		"the installer did not carry the host keys over (a kexec tarball whose run does not copy /etc/ssh/ssh_host_*), "+
+		"or another machine answers at this address; refusing to continue", fingerprint(key), fingerprint(old))
 }
