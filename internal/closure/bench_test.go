@@ -61,11 +61,7 @@ func BenchmarkCopyClosure(b *testing.B) {
 	size := nixcmd.Size(infos)
 
 	tt := testtarget.Start(b, testtarget.Options{Loopback: true})
-	c, err := remote.Dial(ctx, remote.Target{User: "root", Host: tt.Host, Port: tt.Port}, remote.Options{
-		UserConfigFile: "none", SystemConfigFile: "none", Home: b.TempDir(),
-		IdentityFiles: []string{tt.ClientKeyFile},
-		SSHOptions:    []string{"UserKnownHostsFile=" + tt.WriteKnownHosts("known_hosts"), "GlobalKnownHostsFile=/dev/null"},
-	})
+	c, err := remote.Dial(ctx, remote.Target{User: "root", Host: tt.Host, Port: tt.Port}, tt.ClientOptions(b.TempDir()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -113,11 +113,7 @@ func dialTarget(t *testing.T, tt *testtarget.Target) *remote.Client {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := remote.Dial(ctx, tg, remote.Options{
-		UserConfigFile: "none", SystemConfigFile: "none", Home: t.TempDir(),
-		IdentityFiles: []string{tt.ClientKeyFile},
-		SSHOptions:    []string{"UserKnownHostsFile=" + tt.WriteKnownHosts("known_hosts")},
-	})
+	c, err := remote.Dial(ctx, tg, tt.ClientOptions(t.TempDir()))
 	if err != nil {
 		t.Fatalf("Dial = %v", err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/diskoanywhere/diskoanywhere/internal/codegen"
 	"github.com/diskoanywhere/diskoanywhere/internal/config"
 	"github.com/diskoanywhere/diskoanywhere/internal/plan"
-	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 	"github.com/diskoanywhere/diskoanywhere/internal/testtarget"
 )
 
@@ -66,9 +65,7 @@ func TestDiskoModePlanApply(t *testing.T) {
 	options := func(mode string) *Options {
 		return &Options{
 			Target: tt.Destination(),
-			SSH: remote.Options{UserConfigFile: "none", SystemConfigFile: "none", Home: local,
-				IdentityFiles: []string{tt.ClientKeyFile},
-				SSHOptions:    []string{"UserKnownHostsFile=" + tt.WriteKnownHosts("known_hosts"), "GlobalKnownHostsFile=/dev/null"}},
+			SSH:    tt.ClientOptions(local),
 			Phases: []Phase{PhaseDisko}, DiskoMode: mode, MountPoint: mnt, StateFile: filepath.Join(local, "state.json"),
 		}
 	}

@@ -19,13 +19,7 @@ import (
 // run ended with only "the target answers with another host key".
 func TestWaitRestartOtherKey(t *testing.T) {
 	tt := testtarget.Start(t, testtarget.Options{})
-	o := remote.Options{
-		UserConfigFile:   "none",
-		SystemConfigFile: "none",
-		Home:             t.TempDir(),
-		IdentityFiles:    []string{tt.ClientKeyFile},
-		SSHOptions:       []string{"UserKnownHostsFile=" + tt.WriteKnownHosts("known_hosts"), "GlobalKnownHostsFile=/dev/null"},
-	}
+	o := tt.ClientOptions(t.TempDir())
 	target, err := remote.ParseTarget(tt.Destination())
 	if err != nil {
 		t.Fatal(err)

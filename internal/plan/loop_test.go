@@ -405,11 +405,7 @@ func TestLoopOverSSH(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := remote.Dial(ctx, tg, remote.Options{
-		UserConfigFile: "none", SystemConfigFile: "none", Home: t.TempDir(),
-		IdentityFiles: []string{tt.ClientKeyFile},
-		SSHOptions:    []string{"UserKnownHostsFile=" + tt.WriteKnownHosts("known_hosts")},
-	})
+	c, err := remote.Dial(ctx, tg, tt.ClientOptions(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

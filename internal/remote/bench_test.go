@@ -24,11 +24,7 @@ import (
 
 func benchTarget(b *testing.B) (*testtarget.Target, remote.Options) {
 	tt := testtarget.Start(b, testtarget.Options{})
-	return tt, remote.Options{
-		UserConfigFile: "none", SystemConfigFile: "none", Home: b.TempDir(),
-		IdentityFiles: []string{tt.ClientKeyFile},
-		SSHOptions:    []string{"UserKnownHostsFile=" + tt.WriteKnownHosts("known_hosts")},
-	}
+	return tt, tt.ClientOptions(b.TempDir())
 }
 
 // openssh runs the OpenSSH client against tt, or returns false when the

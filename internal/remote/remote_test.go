@@ -31,16 +31,7 @@ import (
 // its host keys; no ssh_config, agent or home files of the machine leak in.
 func options(t *testing.T, tt *testtarget.Target) remote.Options {
 	t.Helper()
-	return remote.Options{
-		UserConfigFile:   "none",
-		SystemConfigFile: "none",
-		Home:             t.TempDir(),
-		IdentityFiles:    []string{tt.ClientKeyFile},
-		SSHOptions: []string{
-			"UserKnownHostsFile=" + tt.WriteKnownHosts("known_hosts"),
-			"GlobalKnownHostsFile=/dev/null",
-		},
-	}
+	return tt.ClientOptions(t.TempDir())
 }
 
 func target(t *testing.T, s string) remote.Target {

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 	"golang.org/x/sys/unix"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 	"github.com/diskoanywhere/diskoanywhere/internal/shell"
 )
 
@@ -280,6 +281,19 @@ func (tt *Target) WriteKnownHosts(name string, keys ...ssh.PublicKey) string {
 		tt.t.Fatalf("testtarget: %v", err)
 	}
 	return p
+}
+
+// ClientOptions reach this target with its client key, trusting exactly its
+// host keys (a known_hosts file in the target's directory); no ssh_config or
+// known_hosts file of the machine is read. home stands for the client's home.
+func (tt *Target) ClientOptions(home string) remote.Options {
+	return remote.Options{
+		UserConfigFile:   "none",
+		SystemConfigFile: "none",
+		Home:             home,
+		IdentityFiles:    []string{tt.ClientKeyFile},
+		SSHOptions:       []string{"UserKnownHostsFile=" + tt.WriteKnownHosts("known_hosts"), "GlobalKnownHostsFile=/dev/null"},
+	}
 }
 
 // writeStandins writes the recording script and a PATH directory of
