@@ -16,7 +16,8 @@ import (
 // then carries only the runtime chunks it reaches, and its programs are read from the
 // chunks without parsing the runtime again on every compile: the runtime's chunks are
 // computed ahead (runtime_index.go, which TestRuntimeIndex keeps in step with runtime.sh),
-// and only the layout's own code is parsed when a layout is compiled.
+// and only the layout's own code is read when a layout is compiled: scanned
+// (layoutscan.go), or parsed when it holds shell that the scan does not read.
 
 // indexRuntime cuts runtime.sh into its chunks, as runtime_index.go records them.
 // A compile takes them from runtime_index.go, computed ahead; parsing the runtime
