@@ -3,6 +3,7 @@ package codegen
 import (
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // The layout's own code is what the emitters write: functions of simple commands joined
@@ -19,6 +20,9 @@ import (
 // scanLayout returns the chunks of the layout's code, or false when the code holds
 // something the scan does not read.
 func scanLayout(code string) ([]chunk, bool) {
+	if !utf8.ValidString(code) {
+		return nil, false // the parse refuses it, with the error Generate returns
+	}
 	s := layoutScanner{src: code, seen: map[string]bool{}}
 	var chunks []chunk
 	var raw [][]string // each chunk's words, before layoutKeep

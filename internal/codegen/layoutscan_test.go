@@ -105,6 +105,7 @@ func TestScanLayout(t *testing.T) {
 	values := []string{
 		"a b", "it's", `"q"`, "$x", "#x", "-x", "disko_die", "disko_mount", "PATH", "a;b|c&&d", "a&b",
 		"x=1", "a[0]=1", "{a}", `\`, "fi", "!", "a\nb", "2>&1", "`x`", "$(x)", "trap", "command -v x", "",
+		"\x85", // not UTF-8: the parse refuses the code, so the scan must not read it
 	}
 	sites := len(stringSites(base()))
 	var scanned, fellBack atomic.Int64
@@ -131,6 +132,32 @@ func TestScanLayout(t *testing.T) {
 	if scanned.Load() == 0 {
 		t.Error("no variant of the rich layout was scanned: the comparison tested nothing")
 	}
+}
+
+// FuzzScanLayout sets one string of the rich layout to any value and checks that the
+// scan and the parse agree (its seeds run with the tests; `go test -fuzz FuzzScanLayout
+// ./internal/codegen` searches further: 160,000 values in five minutes found only a
+// string that is not UTF-8, which the scan now leaves to the parse).
+func FuzzScanLayout(f *testing.F) {
+	layoutJSON := strings.Replace(richLayout, "BPW", "/tmp/bpw", 1)
+	base := func(t testing.TB) *config.Devices {
+		d, err := config.Load([]byte(layoutJSON), config.LoadOptions{})
+		if err != nil {
+			t.Fatalf("the rich layout does not load: %v", err)
+		}
+		return d
+	}
+	sites := len(stringSites(base(f)))
+	for _, v := range []string{"a b", "$(x)", "fi", "disko_die", "x=1", "'", `"`, `\`, "\x85"} {
+		f.Add(uint16(3), v)
+		f.Add(uint16(100), v)
+	}
+	f.Fuzz(func(t *testing.T, site uint16, value string) {
+		d := base(t)
+		s := stringSites(d)[int(site)%sites]
+		s.set(value)
+		checkScan(t, fmt.Sprintf("%s = %q", s.where, value), d, Options{})
+	})
 }
 
 // hasHooks reports whether any node of the layout has a hook (its code reaches the
