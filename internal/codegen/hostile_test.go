@@ -194,6 +194,7 @@ type stringSite struct {
 	where string // Go path, for messages
 	split bool   // a list disko word-splits (toString)
 	hook  bool   // shell code by definition
+	value string // what it holds (a struct field's string; empty for the other sites)
 	set   func(string)
 }
 
@@ -213,7 +214,7 @@ func stringSites(d *config.Devices) []stringSite {
 		switch v.Kind() {
 		case reflect.String:
 			if v.CanSet() {
-				sites = append(sites, stringSite{where: where, split: split, hook: hook, set: v.SetString})
+				sites = append(sites, stringSite{where: where, split: split, hook: hook, value: v.String(), set: v.SetString})
 			}
 		case reflect.Pointer:
 			if !v.IsNil() {

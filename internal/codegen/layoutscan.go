@@ -68,7 +68,9 @@ func scanLayout(code string) ([]chunk, bool) {
 	return chunks, true
 }
 
-// layoutScanner reads the layout's code; words and seen collect the current chunk's words.
+// layoutScanner reads the layout's code. words collects the current chunk's words; seen
+// holds them, and the chunk's commands as "c NAME" (a name holds no space), so that each
+// is added once, as chunksOf's seen does.
 type layoutScanner struct {
 	src   string
 	pos   int
@@ -105,8 +107,7 @@ func isShellName(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !(b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || i > 0 && b >= '0' && b <= '9') {
+		if !isNameByte(s[i], i == 0) {
 			return false
 		}
 	}
@@ -277,7 +278,8 @@ func (s *layoutScanner) commands(c *chunk, toks []scanToken, top bool) bool {
 			continue
 		}
 		first = false
-		if t.plain && !slices.Contains(bashBuiltins, t.text) && !slices.ContainsFunc(c.cmds, func(g guarded) bool { return g.name == t.text }) {
+		if t.plain && !slices.Contains(bashBuiltins, t.text) && !s.seen["c "+t.text] {
+			s.seen["c "+t.text] = true
 			c.cmds = append(c.cmds, guarded{name: t.text})
 		}
 	}

@@ -163,33 +163,5 @@ func FuzzScanLayout(f *testing.F) {
 // hasHooks reports whether any node of the layout has a hook (its code reaches the
 // script inside a subshell, which the scan does not read).
 func hasHooks(d *config.Devices) bool {
-	found := false
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		switch v.Kind() {
-		case reflect.Pointer, reflect.Interface:
-			if !v.IsNil() {
-				walk(v.Elem())
-			}
-		case reflect.Slice:
-			for i := range v.Len() {
-				walk(v.Index(i))
-			}
-		case reflect.Map:
-			for _, k := range v.MapKeys() {
-				walk(v.MapIndex(k))
-			}
-		case reflect.Struct:
-			if v.Type() == reflect.TypeFor[config.Hooks]() && !v.IsZero() {
-				found = true
-			}
-			for i := range v.NumField() {
-				if v.Type().Field(i).IsExported() {
-					walk(v.Field(i))
-				}
-			}
-		}
-	}
-	walk(reflect.ValueOf(d))
-	return found
+	return slices.ContainsFunc(stringSites(d), func(s stringSite) bool { return s.hook && s.value != "" })
 }

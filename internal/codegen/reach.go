@@ -195,12 +195,10 @@ func shellWords(text string) iter.Seq[string] {
 			if i < len(text) {
 				b = text[i]
 			}
-			letter := b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
-			digit := b >= '0' && b <= '9'
 			switch {
-			case start < 0 && letter:
+			case start < 0 && isNameByte(b, true):
 				start = i
-			case start >= 0 && !letter && !digit:
+			case start >= 0 && !isNameByte(b, false):
 				if !yield(text[start:i]) {
 					return
 				}
@@ -208,6 +206,12 @@ func shellWords(text string) iter.Seq[string] {
 			}
 		}
 	}
+}
+
+// isNameByte reports whether b may stand in a shell name ([A-Za-z_][A-Za-z0-9_]*), as
+// its first byte or a later one.
+func isNameByte(b byte, first bool) bool {
+	return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || !first && b >= '0' && b <= '9'
 }
 
 // program is one script's code as chunks: the runtime's, then the layout's own.
