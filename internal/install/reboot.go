@@ -97,13 +97,20 @@ func (r *run) awaitNewSystem(ctx context.Context, cfg *remote.Config, expected s
 	} else {
 		for {
 			key, err = waitHostKey(up, cfg.Addr(), expected, w)
-			if err != nil || r.hostKey == nil || !bytes.Equal(key.Marshal(), r.hostKey.Marshal()) || !sameBoot(up, r.target, r.o.SSH, key, r.bootID) {
+			if err != nil || r.hostKey == nil || !bytes.Equal(key.Marshal(), r.hostKey.Marshal()) {
 				// A key other than the installer's is a machine other than the
 				// installer, whatever its boot id says.
 				break
 			}
-			// The installer, still going down.
-			w.got("the installer still answers (same boot id)", nil)
+			check := checkBoot(up, r.target, r.o.SSH, key, r.bootID)
+			if check == bootOther {
+				break
+			}
+			if check == bootSame {
+				w.got("the installer still answers (same boot id)", nil)
+			} else {
+				w.got("the host key answers, the login broke off (a system going down or coming up)", nil)
+			}
 			if err = pause(up, 2*time.Second); err != nil {
 				break
 			}

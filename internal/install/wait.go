@@ -104,25 +104,50 @@ func plural(n int, one, more string) string {
 	return more
 }
 
-// sameBoot reports whether the target still runs the boot bootID, logging
-// in with key pinned; false when it cannot tell (no login, no boot id).
-// A machine told to reboot or kexec answers for a moment while it goes
-// down, and a dropped probe in between looks like "down": only a new boot
-// id proves the restart.
-func sameBoot(ctx context.Context, t remote.Target, o remote.Options, key ssh.PublicKey, bootID string) bool {
+// bootCheck is what logging in to a target that presents the old system's
+// host key tells of its boot.
+type bootCheck int
+
+const (
+	bootSame   bootCheck = iota // it still runs the old boot
+	bootOther                   // another boot, or it shows nothing of its boot (no login for us, no boot id to read)
+	bootUnsure                  // the connection failed or broke off: a system going down or coming up
+)
+
+// checkBoot logs in with key pinned and compares the target's boot id with
+// bootID. A machine told to reboot or kexec answers for a moment while it
+// goes down, and a dropped probe in between looks like "down": only a new
+// boot id proves the restart, and a login that breaks off proves nothing
+// (in CI a rebooting installer answered a host key probe, then reset the
+// login, and was taken for the new system). A target that refuses the
+// login, or lets it in but cannot show a boot id, answers as a whole
+// system and is taken as another boot: that login is all there is to try.
+func checkBoot(ctx context.Context, t remote.Target, o remote.Options, key ssh.PublicKey, bootID string) bootCheck {
 	if bootID == "" || key == nil {
-		return false
+		return bootOther
 	}
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	o.ExpectHostKey = key
 	c, err := remote.Dial(dctx, t, o)
 	if err != nil {
-		return false
+		if k := remote.FailureKind(err); k == remote.FailAuth || k == remote.FailHostKey {
+			return bootOther
+		}
+		return bootUnsure
 	}
 	defer c.Close()
 	boot, err := bootIDOf(ctx, c.User())
-	return err == nil && boot == bootID
+	var exit *remote.ExitError
+	switch {
+	case errors.As(err, &exit) && exit.Signal == "":
+		return bootOther // it ran the command and has no boot id to show
+	case err != nil:
+		return bootUnsure
+	case boot == bootID:
+		return bootSame
+	}
+	return bootOther
 }
 
 // bootIDTimeout bounds reading the boot id once logged in, wherever it is

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,5 +44,105 @@ func TestWaitRestartOtherKey(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("%q lacks %q", msg, want)
 		}
+	}
+}
+
+// TestAwaitNewSystemWaitsOutABrokenLogin: a rebooting installer whose host key the new
+// system keeps (--copy-host-keys) may answer a host key probe and then break off the
+// login that reads its boot id, as it goes down. In CI the wait took such a login for
+// the new system, and the check of the new system then could not log in. Here a proxy
+// in front of a real sshd passes the first connection (the probe), resets every
+// connection for the next 3 s, then passes them again: the wait ends only after
+// that, when a login shows a boot id other than the installer's.
+func TestAwaitNewSystemWaitsOutABrokenLogin(t *testing.T) {
+	tt := testtarget.Start(t, testtarget.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	const flux = 3 * time.Second
+	var resets atomic.Int32
+	go func() {
+		var first time.Time
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if first.IsZero() {
+				first = time.Now()
+			} else if time.Since(first) < flux {
+				resets.Add(1)
+				c.(*net.TCPConn).SetLinger(0) // a reset, as from a system going down
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", tt.Addr())
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go io.Copy(s, c)
+				io.Copy(c, s)
+			}()
+		}
+	}()
+	o := tt.ClientOptions(t.TempDir())
+	target, err := remote.ParseTarget(tt.User + "@" + l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := remote.Resolve(target, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := tt.HostKeys[0]
+	r := &run{o: &Options{RebootTimeout: 30 * time.Second, SSH: o}, rep: NewReporter(io.Discard, nil),
+		target: target, hostKey: key, bootID: "the installer's boot id"}
+	start := time.Now()
+	got, err := r.awaitNewSystem(context.Background(), cfg, key)
+	if err != nil {
+		t.Fatalf("awaitNewSystem: %v", err)
+	}
+	if waited := time.Since(start); waited < flux || resets.Load() == 0 {
+		t.Errorf("the wait ended after %s with %d connections reset: it took a broken login for the new system", waited.Round(time.Millisecond), resets.Load())
+	}
+	if !bytes.Equal(got.Marshal(), key.Marshal()) {
+		t.Errorf("the new system's key is %s, want %s", fingerprint(got), fingerprint(key))
+	}
+}
+
+// TestAwaitNewSystemLoginRefused: a new system that keeps the installer's host key but
+// lets this client in with none of its keys answers as a whole system: the wait takes
+// it as the new system at once instead of waiting out --reboot-timeout for a boot id.
+func TestAwaitNewSystemLoginRefused(t *testing.T) {
+	tt := testtarget.Start(t, testtarget.Options{})
+	o := tt.ClientOptions(t.TempDir())
+	o.IdentityFiles = []string{filepath.Join(t.TempDir(), "stranger")}
+	if _, _, err := loadOrMakeKey(o.IdentityFiles[0]); err != nil { // a key the target does not know
+		t.Fatal(err)
+	}
+	target, err := remote.ParseTarget(tt.Destination())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := remote.Resolve(target, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := checkBoot(context.Background(), target, o, tt.HostKeys[0], "the installer's boot id"); got != bootOther {
+		t.Fatalf("checkBoot with a refused login = %v, want bootOther", got)
+	}
+	r := &run{o: &Options{RebootTimeout: 30 * time.Second, SSH: o}, rep: NewReporter(io.Discard, nil),
+		target: target, hostKey: tt.HostKeys[0], bootID: "the installer's boot id"}
+	start := time.Now()
+	if _, err := r.awaitNewSystem(context.Background(), cfg, tt.HostKeys[0]); err != nil {
+		t.Fatalf("awaitNewSystem: %v", err)
+	}
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Errorf("the wait took %s for a system that refuses the login", waited.Round(time.Millisecond))
 	}
 }
