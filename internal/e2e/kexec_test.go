@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/diskoanywhere/diskoanywhere/internal/testtarget"
 	"github.com/diskoanywhere/diskoanywhere/internal/testvm"
 )
 
@@ -138,16 +139,10 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 			if err != nil {
 				return
 			}
-			u, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
 			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
+			p.conns = append(p.conns, c)
 			p.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
-			go func() { io.Copy(c, u); c.Close() }()
+			go testtarget.Relay(c, target)
 		}
 	}()
 	return p

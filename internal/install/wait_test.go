@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/diskoanywhere/diskoanywhere/internal/remote"
 	"github.com/diskoanywhere/diskoanywhere/internal/testtarget"
 )
@@ -78,36 +80,15 @@ func TestAwaitNewSystemWaitsOutABrokenLogin(t *testing.T) {
 				c.Close()
 				continue
 			}
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", tt.Addr())
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go io.Copy(s, c)
-				io.Copy(c, s)
-			}()
+			go testtarget.Relay(c, tt.Addr())
 		}
 	}()
-	o := tt.ClientOptions(t.TempDir())
-	target, err := remote.ParseTarget(tt.User + "@" + l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := remote.Resolve(target, o)
-	if err != nil {
-		t.Fatal(err)
-	}
 	key := tt.HostKeys[0]
-	r := &run{o: &Options{RebootTimeout: 30 * time.Second, SSH: o}, rep: NewReporter(io.Discard, nil),
-		target: target, hostKey: key, bootID: "the installer's boot id"}
-	start := time.Now()
-	got, err := r.awaitNewSystem(context.Background(), cfg, key)
+	got, waited, err := awaitReboot(t, tt.User+"@"+l.Addr().String(), tt.ClientOptions(t.TempDir()), key)
 	if err != nil {
 		t.Fatalf("awaitNewSystem: %v", err)
 	}
-	if waited := time.Since(start); waited < flux || resets.Load() == 0 {
+	if waited < flux || resets.Load() == 0 {
 		t.Errorf("the wait ended after %s with %d connections reset: it took a broken login for the new system", waited.Round(time.Millisecond), resets.Load())
 	}
 	if !bytes.Equal(got.Marshal(), key.Marshal()) {
@@ -129,20 +110,38 @@ func TestAwaitNewSystemLoginRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := checkBoot(context.Background(), target, o, tt.HostKeys[0], installerBootID); got != bootOther {
+		t.Fatalf("checkBoot with a refused login = %v, want bootOther", got)
+	}
+	_, waited, err := awaitReboot(t, tt.Destination(), o, tt.HostKeys[0])
+	if err != nil {
+		t.Fatalf("awaitNewSystem: %v", err)
+	}
+	if waited > 10*time.Second {
+		t.Errorf("the wait took %s for a system that refuses the login", waited.Round(time.Millisecond))
+	}
+}
+
+// installerBootID is the boot id the reboot phase remembers from the installer: a
+// real target never shows it, so any login that reads a boot id shows another.
+const installerBootID = "the installer's boot id"
+
+// awaitReboot runs the reboot phase's wait for the new system on dest, as after an
+// installer with host key installerKey was told to reboot (with --copy-host-keys, so
+// the new system presents that key too), and says how long the wait took.
+func awaitReboot(t *testing.T, dest string, o remote.Options, installerKey ssh.PublicKey) (ssh.PublicKey, time.Duration, error) {
+	t.Helper()
+	target, err := remote.ParseTarget(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := remote.Resolve(target, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := checkBoot(context.Background(), target, o, tt.HostKeys[0], "the installer's boot id"); got != bootOther {
-		t.Fatalf("checkBoot with a refused login = %v, want bootOther", got)
-	}
 	r := &run{o: &Options{RebootTimeout: 30 * time.Second, SSH: o}, rep: NewReporter(io.Discard, nil),
-		target: target, hostKey: tt.HostKeys[0], bootID: "the installer's boot id"}
+		target: target, hostKey: installerKey, bootID: installerBootID}
 	start := time.Now()
-	if _, err := r.awaitNewSystem(context.Background(), cfg, tt.HostKeys[0]); err != nil {
-		t.Fatalf("awaitNewSystem: %v", err)
-	}
-	if waited := time.Since(start); waited > 10*time.Second {
-		t.Errorf("the wait took %s for a system that refuses the login", waited.Round(time.Millisecond))
-	}
+	key, err := r.awaitNewSystem(context.Background(), cfg, installerKey)
+	return key, time.Since(start), err
 }

@@ -2,7 +2,6 @@ package remote_test
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -109,16 +108,7 @@ func forward(l net.Listener, addr string) {
 		if err != nil {
 			return
 		}
-		go func() {
-			defer in.Close()
-			out, err := net.Dial("tcp", addr)
-			if err != nil {
-				return
-			}
-			defer out.Close()
-			go io.Copy(out, in)
-			io.Copy(in, out)
-		}()
+		go testtarget.Relay(in, addr)
 	}
 }
 

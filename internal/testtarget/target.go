@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -816,4 +817,20 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Relay passes bytes both ways between c and a new connection to addr, as the network
+// between a client and a target does, until either side closes; then it closes both.
+// Tests run it behind their own listener to delay, reset or cut connections.
+func Relay(c net.Conn, addr string) {
+	defer c.Close()
+	u, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer u.Close()
+	ended := make(chan struct{}, 2)
+	go func() { io.Copy(u, c); ended <- struct{}{} }()
+	go func() { io.Copy(c, u); ended <- struct{}{} }()
+	<-ended
 }
