@@ -649,15 +649,14 @@ rec {
   # nixos-anywhere copies to an installer in RAM.
 
   # What every layout's scripts run: the shared runtime waits on udev
-  # (udevadm), reads partition tables as JSON (sfdisk | jq) and checks that a
-  # disk is blank (cmp). The rest is disko's base set, kept for hooks.
+  # (udevadm) and reads partition tables as JSON (sfdisk | jq). The rest is
+  # disko's base set, kept for hooks.
   # internal/nixtest's TestToolsCoverScripts checks these lists against the
   # commands of the generated scripts.
   baseTools = [
     "bash"
     "coreutils"
     "util-linux"
-    "diffutils"
     "jq"
     "gnugrep"
     "gnused"

@@ -328,17 +328,20 @@ disko_unpin() {
 # disko_pristine DISK: the first and the last MiB of DISK are all zeros (a new disk, or
 # one the destroy script wiped). Then blkid could find nothing on the whole disk (every
 # signature it looks for lies there: superblocks near the start, md and ZFS labels and
-# the backup GPT near the end), and no partition table was ever there, so no partition
-# of an older layout can have left data where new partitions go. Two reads are quicker
-# than blkid's probe; checked before the table is written. Only options that GNU and
-# busybox share are used (an installer may have busybox alone); tail seeks to the end in
-# both, where busybox's cmp would read the whole disk up to a skip offset.
+# the backup GPT near the end), and no partition table was ever there (wipefs leaves a
+# table's entries), so no partition of an older layout can have left data where new
+# partitions go: the format probes neither the disk nor what it builds there. Checked
+# before the table is written. Both ends are read into one command substitution, which
+# drops NUL bytes (bash's warning about them goes to /dev/null, the readers' errors to
+# stderr): what is left before the closing mark is every byte that was not zero. Two
+# processes and no byte-by-byte compare (busybox's cmp takes about 55 ms a MiB under
+# qemu's TCG); head and tail take -c in GNU and busybox alike, and tail seeks to the end.
 disko_pristine() {
-  local k=${1##*/} bytes mib=1048576
+  local k=${1##*/} bytes mib=1048576 left
   read -r bytes <"/sys/class/block/$k/size"
   bytes=$((bytes * 512 < mib ? bytes * 512 : mib))
-  cmp -s -n "$bytes" "$1" /dev/zero &&
-    tail -c "$bytes" "$1" | cmp -s -n "$bytes" - /dev/zero
+  { left=$(head -c "$bytes" -- "$1" 2>&3 && tail -c "$bytes" -- "$1" 2>&3 && echo .) || return 1; } 3>&2 2>/dev/null
+  [ "$left" = . ]
 }
 
 # disko_fresh_parts DISK PRISTINE N...: partitions N of DISK were just created. Unless the

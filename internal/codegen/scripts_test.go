@@ -156,7 +156,7 @@ func TestTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"sfdisk", "partx", "blkid", "mkfs.ext4", "mkfs.xfs", "mount", "umount", "findmnt", "lsblk", "jq", "wipefs", "udevadm", "cmp", "tail", "sleep"} {
+	for _, want := range []string{"sfdisk", "partx", "blkid", "mkfs.ext4", "mkfs.xfs", "mount", "umount", "findmnt", "lsblk", "jq", "wipefs", "udevadm", "head", "tail", "sleep"} {
 		if !slices.Contains(s.Tools, want) {
 			t.Errorf("Tools lacks %s: %v", want, s.Tools)
 		}
@@ -191,7 +191,7 @@ func TestToolsOfReachable(t *testing.T) {
 		has    []string
 		hasNot []string
 	}{
-		{"format", format, []string{"mkfs.ext4", "mkfs.xfs", "sfdisk", "jq", "cmp", "tail", "udevadm"}, []string{"parted", "zpool", "lvremove", "cryptsetup", "mdadm", "dd", "mkfs.vfat"}},
+		{"format", format, []string{"mkfs.ext4", "mkfs.xfs", "sfdisk", "jq", "head", "tail", "udevadm"}, []string{"parted", "zpool", "lvremove", "cryptsetup", "mdadm", "dd", "mkfs.vfat"}},
 		{"destroy", destroy, []string{"lsblk", "jq", "dd", "swapoff", "zpool", "vgchange", "lvremove", "cryptsetup", "mdadm", "wipefs"}, []string{"mkfs.ext4", "sfdisk", "parted"}},
 	} {
 		for _, want := range c.has {

@@ -118,7 +118,7 @@ disko_format() {
 # disko_check_disks disko_check disko_pristine_rc disko_pristine_known disko_checked
 # disko_new disko_mib disko_need_disk disko_mapped disko_settle disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup jq:jq:jq mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux btrfs:btrfs-progs:btrfs-progs cryptsetup:cryptsetup-bin:cryptsetup head:coreutils:coreutils jq:jq:jq mkfs.btrfs:btrfs-progs:btrfs-progs mkfs.vfat:dosfstools:dosfstools mktemp:: mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils rmdir:: sfdisk:fdisk:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

@@ -107,7 +107,7 @@ disko_format() {
 # disko_new disko_mib disko_need_disk disko_vg_lvs disko_modules disko_mapped disko_vg_new
 # disko_has_lv disko_settle disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils cryptsetup:cryptsetup-bin:cryptsetup jq:jq:jq lvcreate:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux tail:coreutils:coreutils vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cryptsetup:cryptsetup-bin:cryptsetup head:coreutils:coreutils jq:jq:jq lvcreate:lvm2:lvm2 mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools modprobe:: partx:util-linux:util-linux pvcreate:lvm2:lvm2 readlink:coreutils:coreutils sfdisk:fdisk:util-linux tail:coreutils:coreutils vgcreate:lvm2:lvm2 vgs:lvm2:lvm2 wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

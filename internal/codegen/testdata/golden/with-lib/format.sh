@@ -53,7 +53,7 @@ disko_format() {
 # disko_check_disks disko_check disko_pristine_rc disko_pristine_known disko_checked
 # disko_new disko_mib disko_need_disk disko_settle disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils jq:jq:jq mkfs.ext4:e2fsprogs:e2fsprogs partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux tail:coreutils:coreutils wipefs:util-linux:util-linux
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux head:coreutils:coreutils jq:jq:jq mkfs.ext4:e2fsprogs:e2fsprogs partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux tail:coreutils:coreutils wipefs:util-linux:util-linux
 disko_preflight keep
 disko_checked
 disko_format

@@ -98,7 +98,7 @@ disko_format() {
 # disko_new disko_mib disko_need_disk disko_zfs_members disko_link disko_settle
 # disko_parallel)
 [ "$#" -eq 0 ] || disko_die "this script takes no arguments"
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils jq:jq:jq mkfs.vfat:dosfstools:dosfstools mkswap:util-linux:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux tail:coreutils:coreutils wipefs:util-linux:util-linux zfs:zfsutils-linux:zfs zpool:zfsutils-linux:zfs
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux head:coreutils:coreutils jq:jq:jq mkfs.vfat:dosfstools:dosfstools mkswap:util-linux:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux tail:coreutils:coreutils wipefs:util-linux:util-linux zfs:zfsutils-linux:zfs zpool:zfsutils-linux:zfs
 disko_preflight keep
 disko_checked
 disko_format

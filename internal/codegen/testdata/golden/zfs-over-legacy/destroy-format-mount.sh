@@ -135,7 +135,7 @@ disko_mount() {
 # disko_new disko_mib disko_need_disk disko_zfs_members disko_link disko_mounted
 # disko_devnum disko_swap_active disko_settle disko_parallel disko_confirm
 # disko_teardown_jq disko_warn_failed disko_teardown disko_destroy_disk)
-disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux cmp:diffutils:diffutils dd:coreutils:coreutils findmnt:util-linux:util-linux jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux zfs:zfsutils-linux:zfs zpool:zfsutils-linux:zfs
+disko_need_tools base64:coreutils:coreutils blkid:util-linux:util-linux dd:coreutils:coreutils findmnt:util-linux:util-linux head:coreutils:coreutils jq:jq:jq lsblk:util-linux:util-linux mkfs.ext4:e2fsprogs:e2fsprogs mkfs.vfat:dosfstools:dosfstools mount:mount:util-linux partx:util-linux:util-linux readlink:coreutils:coreutils sfdisk:fdisk:util-linux sleep:coreutils:coreutils stat:coreutils:coreutils swapoff:mount:util-linux tail:coreutils:coreutils umount:mount:util-linux wipefs:util-linux:util-linux zfs:zfsutils-linux:zfs zpool:zfsutils-linux:zfs
 disko_preflight wipe
 disko_checked
 disko_destroy "$@"
