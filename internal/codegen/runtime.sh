@@ -334,8 +334,9 @@ disko_unpin() {
 # before the table is written. Both ends are read into one command substitution, which
 # drops NUL bytes (bash's warning about them goes to /dev/null, the readers' errors to
 # stderr): what is left before the closing mark is every byte that was not zero. Two
-# processes and no byte-by-byte compare (busybox's cmp takes about 55 ms a MiB under
-# qemu's TCG); head and tail take -c in GNU and busybox alike, and tail seeks to the end.
+# programs besides the substitution's subshell, and no byte-by-byte compare (busybox's
+# cmp takes about 55 ms a MiB under qemu's TCG); head and tail take -c in GNU and
+# busybox alike, and tail seeks to the end.
 disko_pristine() {
   local k=${1##*/} bytes mib=1048576 left
   read -r bytes <"/sys/class/block/$k/size"
