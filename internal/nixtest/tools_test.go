@@ -16,10 +16,9 @@ import (
 // scripts run. It is the one place where the Go scripts and nix/lib.nix's package lists
 // meet, so it is written out by hand rather than derived from either side.
 var toolPackage = map[string]string{
-	"base64": "coreutils", "cat": "coreutils", "dd": "coreutils", "dirname": "coreutils", "head": "coreutils",
-	"mkdir": "coreutils", "mktemp": "coreutils", "readlink": "coreutils", "rmdir": "coreutils",
-	"sleep": "coreutils", "stat": "coreutils", "tail": "coreutils",
-	"cmp":   "diffutils",
+	"base64": "coreutils", "cat": "coreutils", "dd": "coreutils", "dirname": "coreutils",
+	"head": "coreutils", "mkdir": "coreutils", "mktemp": "coreutils", "readlink": "coreutils",
+	"rmdir": "coreutils", "sleep": "coreutils", "stat": "coreutils", "tail": "coreutils",
 	"jq":    "jq",
 	"blkid": "util-linux", "findmnt": "util-linux", "lsblk": "util-linux", "mkswap": "util-linux",
 	"mount": "util-linux", "partx": "util-linux", "sfdisk": "util-linux", "swapoff": "util-linux",
